@@ -1,0 +1,5 @@
+"""`python -m chatmock` entry point."""
+
+from chatmock.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,33 @@
+"""The long-lived objects one server process shares between requests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from chatmock.auth.tokens import CredentialStore, home_dir
+from chatmock.config import Settings
+from chatmock.models import Catalog
+from chatmock.session import SessionIds
+from chatmock.upstream.client import HTTPClient
+from chatmock.upstream.codex import CodexBackend, installation_id
+
+
+@dataclass(slots=True)
+class App:
+    settings: Settings
+    catalog: Catalog
+    http: HTTPClient
+    backend: CodexBackend
+    sessions: SessionIds
+
+
+def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
+    env = os.environ if env is None else env
+    http = HTTPClient(connect_timeout=settings.upstream_connect_timeout,
+                      read_timeout=settings.upstream_read_timeout,
+                      pool_size=settings.upstream_pool_size)
+    backend = CodexBackend(settings.upstream_url, http, CredentialStore(env),
+                           installation_id(home_dir(env)))
+    return App(settings, Catalog(), http, backend, SessionIds())

@@ -1,0 +1,98 @@
+"""`chatmock` command line: `serve` (more commands arrive with their issues)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Sequence
+
+import trio
+
+from chatmock import __version__, logs
+from chatmock.app import App, build_app
+from chatmock.config import Settings, add_serve_arguments, build_settings
+from chatmock.errors import ConfigError
+from chatmock.http1 import Limits
+from chatmock.router import Router
+from chatmock.routes import PREFIX_ROUTES, ROUTES
+from chatmock.server import serve
+
+log = logging.getLogger("chatmock")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="chatmock", description="ChatGPT account → "
+                                     "OpenAI, Anthropic and Ollama APIs on localhost.")
+    parser.add_argument("--version", action="version", version=f"chatmock {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve_parser = commands.add_parser("serve", help="run the local API server")
+    add_serve_arguments(serve_parser)
+    args = parser.parse_args(argv)
+    try:
+        settings = build_settings(vars(args), os.environ)
+    except ConfigError as exc:
+        print(f"chatmock: {exc}", file=sys.stderr)
+        return 2
+    logs.setup(settings.verbose or settings.debug, (settings.access_token,))
+    try:
+        trio.run(run_server, settings)
+    except OSError as exc:
+        print(f"chatmock: cannot listen on {settings.host}:{settings.port}: {exc}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def limits_of(settings: Settings) -> Limits:
+    return Limits(max_header_bytes=settings.max_header_bytes,
+                  max_body_bytes=settings.max_body_bytes,
+                  header_timeout=settings.header_timeout, idle_timeout=settings.idle_timeout,
+                  write_timeout=settings.write_timeout)
+
+
+async def run_server(settings: Settings) -> None:
+    """Serve until SIGINT/SIGTERM, drain, return. A second signal stops at once."""
+    shutdown = trio.Event()
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        app = build_app(settings)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_watch_signals, signals, shutdown, nursery.cancel_scope)
+            port = await nursery.start(_serve, app, settings, shutdown, nursery.cancel_scope)
+            log.info("chatmock %s listening on http://%s:%d (upstream %s)", __version__,
+                     settings.host, port, settings.upstream_url)
+            nursery.start_soon(_report_credentials, app)
+        await app.http.aclose()
+
+
+async def _serve(app: App, settings: Settings, shutdown: trio.Event, helpers: trio.CancelScope,
+                 task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run the server; when it has drained, stop the helper tasks beside it."""
+    await serve(Router(app, ROUTES, PREFIX_ROUTES), host=settings.host, port=settings.port,
+                limits=limits_of(settings), max_connections=settings.max_connections,
+                shutdown=shutdown, shutdown_timeout=settings.shutdown_timeout,
+                task_status=task_status)
+    helpers.cancel()
+
+
+async def _watch_signals(signals: AsyncIterator[int], shutdown: trio.Event,
+                         everything: trio.CancelScope) -> None:
+    async for signum in signals:
+        if shutdown.is_set():
+            log.warning("second signal: stopping now")
+            everything.cancel()
+            return
+        log.info("%s received: draining (up to the shutdown timeout)",
+                 signal.Signals(signum).name)
+        shutdown.set()
+
+
+async def _report_credentials(app: App) -> None:
+    credentials = app.backend.credentials.current()
+    if credentials is None or not credentials.usable:
+        log.warning("no ChatGPT credentials found: API calls will answer 401 until you run "
+                    "`chatmock login`")
+    else:
+        log.info("using credentials from %s", credentials.path)

@@ -1,0 +1,333 @@
+"""Chat Completions request → Codex Responses payload.
+
+Mapping (spec: translation.md §1.4, §1.5, §2.1), with these choices where the
+references differ or fall short:
+
+* leading `system` messages become `instructions`; a `system` message later
+  in the conversation becomes a `developer` message in place, so its
+  position is kept; `developer` messages stay `developer` (the Codex CLI
+  sends its own prompt that way);
+* an assistant message's text comes before its tool calls, as the model
+  produced them;
+* `tool_choice: "required"` is forwarded, and both the Chat form
+  `{"type":"function","function":{"name":…}}` and the Responses form are
+  accepted; `parallel_tool_calls` keeps OpenAI's default (true);
+* `response_format` becomes `text.format` (structured output);
+* what cannot be expressed upstream (audio parts, `n` > 1, unknown roles or
+  tool types) is refused with a 400 naming the field, never dropped silently;
+  sampling fields the backend rejects (`temperature`, `max_tokens`, …) are
+  dropped, as every OpenAI-compatible backend without them does.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from chatmock.config import Settings
+from chatmock.dialects.common import (
+    REASONING_INCLUDE,
+    ExtraTools,
+    extra_tools,
+    image_url,
+    reasoning_param,
+    service_tier,
+)
+from chatmock.errors import ClientError
+from chatmock.models import Catalog, Resolved
+
+Item = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A validated chat request, ready to go upstream."""
+
+    payload: dict[str, Any]
+    model: str
+    stream: bool
+    include_usage: bool
+    extra: ExtraTools
+    client_tools: list[Item]
+
+
+def parse_chat_request(body: Any, catalog: Catalog, settings: Settings) -> ChatRequest:
+    if not isinstance(body, dict):
+        raise ClientError("Request body must be a JSON object")
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise ClientError("model must be a string", code="invalid_model")
+    resolved = catalog.resolve(model, settings.debug_model)
+    instructions, items = convert_messages(_messages_of(body))
+    if body.get("n") not in (None, 1):
+        raise ClientError("n > 1 is not supported", code="unsupported_parameter")
+    tools = convert_tools(body.get("tools"))
+    tool_choice = convert_tool_choice(body.get("tool_choice"))
+    extra = extra_tools(body, settings, tool_choice)
+    reasoning = as_object(body.get("reasoning"))
+    payload: dict[str, Any] = {"model": resolved.slug}
+    if instructions:
+        payload["instructions"] = instructions
+    payload.update({
+        "input": items,
+        "tools": tools + extra.tools,
+        "tool_choice": extra.tool_choice or tool_choice,
+        "parallel_tool_calls": _bool(body.get("parallel_tool_calls"), True),
+        "store": False,
+        "stream": True,
+        "include": [REASONING_INCLUDE],
+        "reasoning": reasoning_param(resolved, catalog, settings,
+                                     reasoning.get("effort") or body.get("reasoning_effort"),
+                                     reasoning.get("summary")),
+    })
+    _add_optional(payload, body, resolved, catalog, settings)
+    options = body.get("stream_options")
+    include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    return ChatRequest(payload, model or resolved.slug, bool(body.get("stream")),
+                       include_usage, extra, tools)
+
+
+def _add_optional(payload: dict[str, Any], body: dict[str, Any], resolved: Resolved,
+                  catalog: Catalog, settings: Settings) -> None:
+    tier = service_tier(body, resolved, catalog, settings)
+    if tier:
+        payload["service_tier"] = tier
+    text = text_format(body.get("response_format"))
+    verbosity = body.get("verbosity")
+    if isinstance(verbosity, str):
+        text["verbosity"] = verbosity
+    if text:
+        payload["text"] = text
+
+
+def _messages_of(body: dict[str, Any]) -> list[Any]:
+    messages = body.get("messages")
+    if messages is None:
+        for key in ("prompt", "input"):
+            if isinstance(body.get(key), str):
+                return [{"role": "user", "content": body[key]}]
+    if not isinstance(messages, list) or not messages:
+        raise ClientError("Request must include messages: [] with at least one message",
+                          code="invalid_messages")
+    return messages
+
+
+def as_object(value: Any) -> dict[str, Any]:
+    """`value` if it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+def _bool(value: Any, default: bool) -> bool:
+    return value if isinstance(value, bool) else default
+
+
+# -- messages -------------------------------------------------------------------
+
+
+def convert_messages(messages: list[Any]) -> tuple[str, list[Item]]:
+    """(instructions, input items) of a Chat `messages` list."""
+    instructions: list[str] = []
+    items: list[Item] = []
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise ClientError(f"messages[{index}] must be an object", code="invalid_messages")
+        role = message.get("role")
+        where = f"messages[{index}]"
+        if role == "system" and not items:
+            instructions.extend(_texts(message.get("content"), where))
+        elif role in ("system", "developer", "user"):
+            upstream_role = "user" if role == "user" else "developer"
+            _append_message(items, upstream_role, _user_parts(message.get("content"), where))
+        elif role == "assistant":
+            items.extend(_assistant_items(message, where))
+        elif role == "tool":
+            items.append(_tool_output(message, where))
+        else:
+            raise ClientError(f"{where}.role {role!r} is not supported "
+                              "(use system, developer, user, assistant or tool)",
+                              code="invalid_messages")
+    return "\n\n".join(t for t in instructions if t), items
+
+
+def _append_message(items: list[Item], role: str, parts: list[Item]) -> None:
+    if parts:
+        items.append({"type": "message", "role": role, "content": parts})
+
+
+def _texts(content: Any, where: str) -> list[str]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [content]
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if isinstance(part, dict) and part.get("type") in ("text", "input_text"):
+                texts.append(str(part.get("text") or ""))
+            else:
+                raise ClientError(f"{where}.content may only hold text parts here",
+                                  code="invalid_messages")
+        return texts
+    raise ClientError(f"{where}.content must be a string or a list of parts",
+                      code="invalid_messages")
+
+
+def _user_parts(content: Any, where: str) -> list[Item]:
+    if content is None or isinstance(content, str):
+        return [{"type": "input_text", "text": content}] if content else []
+    if not isinstance(content, list):
+        raise ClientError(f"{where}.content must be a string or a list of parts",
+                          code="invalid_messages")
+    parts = []
+    for number, part in enumerate(content):
+        converted = _user_part(part, f"{where}.content[{number}]")
+        if converted is not None:
+            parts.append(converted)
+    return parts
+
+
+def _user_part(part: Any, where: str) -> Item | None:
+    if not isinstance(part, dict):
+        raise ClientError(f"{where} must be an object", code="invalid_messages")
+    kind = part.get("type")
+    if kind in ("text", "input_text"):
+        text = part.get("text")
+        if not isinstance(text, str):
+            raise ClientError(f"{where}.text must be a string", code="invalid_messages")
+        return {"type": "input_text", "text": text} if text else None
+    if kind in ("image_url", "input_image"):
+        url = part.get("image_url")
+        if isinstance(url, dict):
+            url = url.get("url")
+        if not isinstance(url, str) or not url:
+            raise ClientError(f"{where}.image_url.url must be a string", code="invalid_messages")
+        return {"type": "input_image", "image_url": image_url(url)}
+    if kind == "file":
+        file = as_object(part.get("file"))
+        converted: Item = {key: file[key] for key in ("file_data", "file_id", "filename")
+                           if key in file}
+        if not converted:
+            raise ClientError(f"{where}.file needs file_data or file_id", code="invalid_messages")
+        return {"type": "input_file", **converted}
+    raise ClientError(f"{where}: content parts of type {kind!r} are not supported",
+                      code="invalid_messages")
+
+
+def _assistant_items(message: dict[str, Any], where: str) -> list[Item]:
+    items: list[Item] = []
+    texts = [t for t in _assistant_texts(message.get("content"), where) if t]
+    if texts:
+        items.append({"type": "message", "role": "assistant",
+                      "content": [{"type": "output_text", "text": t} for t in texts]})
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        raise ClientError(f"{where}.tool_calls must be a list", code="invalid_messages")
+    for number, call in enumerate(calls):
+        items.append(_function_call(call, f"{where}.tool_calls[{number}]"))
+    return items
+
+
+def _assistant_texts(content: Any, where: str) -> list[str]:
+    if isinstance(content, list):
+        return [str(part.get("text") or part.get("refusal") or "") for part in content
+                if isinstance(part, dict) and part.get("type") in ("text", "output_text",
+                                                                   "refusal")]
+    return _texts(content, where)
+
+
+def _function_call(call: Any, where: str) -> Item:
+    if not isinstance(call, dict) or call.get("type", "function") != "function":
+        raise ClientError(f"{where} must be a function tool call", code="invalid_messages")
+    function = as_object(call.get("function"))
+    call_id = call.get("id") or call.get("call_id")
+    name = function.get("name")
+    if not isinstance(call_id, str) or not call_id:
+        raise ClientError(f"{where}.id is required", code="invalid_messages")
+    if not isinstance(name, str) or not name:
+        raise ClientError(f"{where}.function.name is required", code="invalid_messages")
+    arguments = function.get("arguments")
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments if arguments is not None else {})
+    return {"type": "function_call", "call_id": call_id, "name": name, "arguments": arguments}
+
+
+def _tool_output(message: dict[str, Any], where: str) -> Item:
+    call_id = message.get("tool_call_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise ClientError(f"{where}.tool_call_id is required", code="invalid_messages")
+    content = message.get("content")
+    if isinstance(content, list):
+        output = "\n".join(str(part.get("text") or "") for part in content
+                           if isinstance(part, dict))
+    else:
+        output = content if isinstance(content, str) else json.dumps(content)
+    return {"type": "function_call_output", "call_id": call_id, "output": output}
+
+
+# -- tools ------------------------------------------------------------------------
+
+
+def convert_tools(tools: Any) -> list[Item]:
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise ClientError("tools must be a list", code="invalid_tools")
+    return [_tool(tool, f"tools[{number}]") for number, tool in enumerate(tools)]
+
+
+def _tool(tool: Any, where: str) -> Item:
+    if not isinstance(tool, dict):
+        raise ClientError(f"{where} must be an object", code="invalid_tools")
+    kind = tool.get("type", "function")
+    if kind in ("web_search", "web_search_preview"):
+        return tool
+    if kind != "function":
+        raise ClientError(f"{where}: tools of type {kind!r} are not supported",
+                          code="invalid_tools")
+    function = as_object(tool.get("function")) or tool
+    name = function.get("name")
+    if not isinstance(name, str) or not name:
+        raise ClientError(f"{where}.function.name is required", code="invalid_tools")
+    parameters = function.get("parameters")
+    return {"type": "function", "name": name, "description": function.get("description") or "",
+            "strict": function.get("strict") is True,
+            "parameters": parameters if isinstance(parameters, dict)
+            else {"type": "object", "properties": {}}}
+
+
+def convert_tool_choice(choice: Any) -> Any:
+    if choice is None:
+        return "auto"
+    if choice in ("auto", "none", "required"):
+        return choice
+    if isinstance(choice, dict):
+        kind = choice.get("type")
+        function = choice.get("function")
+        if kind == "function" and isinstance(function, dict) and function.get("name"):
+            return {"type": "function", "name": function["name"]}
+        if kind == "function" and choice.get("name"):
+            return {"type": "function", "name": choice["name"]}
+        if kind in ("auto", "none", "required"):
+            return kind
+    raise ClientError(f"tool_choice {json.dumps(choice)} is not supported", code="invalid_tools")
+
+
+def text_format(response_format: Any) -> dict[str, Any]:
+    """Chat `response_format` → Responses `text` (structured output)."""
+    if not isinstance(response_format, dict) or response_format.get("type") in (None, "text"):
+        return {}
+    kind = response_format.get("type")
+    if kind == "json_object":
+        return {"format": {"type": "json_object"}}
+    spec = as_object(response_format.get("json_schema"))
+    if kind == "json_schema" and spec:
+        converted = {"type": "json_schema", "name": spec.get("name") or "response",
+                     "schema": spec.get("schema") or {}}
+        if "strict" in spec:
+            converted["strict"] = bool(spec["strict"])
+        if spec.get("description"):
+            converted["description"] = spec["description"]
+        return {"format": converted}
+    raise ClientError("response_format must be text, json_object or json_schema",
+                      code="invalid_response_format")

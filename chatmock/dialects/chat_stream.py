@@ -1,0 +1,298 @@
+"""Codex Responses events → Chat Completions, streamed (SSE chunks) or whole.
+
+Streaming chunk bytes are assembled from a per-stream prefix, the delta's
+JSON and a fixed suffix; text, reasoning and argument deltas are copied in
+still escaped (see `chatmock.jsonbytes`), so a delta costs a few byte
+concatenations and no JSON work.
+
+Stream contract kept here: the first chunk carries `role: "assistant"`;
+tool calls get a stable `index` in order of appearance, their name in the
+first chunk and their arguments as the backend streams them; exactly one
+`finish_reason` ends the choice (`tool_calls` if any call was made, `length`
+for an incomplete response, else `stop`); the optional usage chunk has
+`choices: []`; failures become `data: {"error": …}` followed by `[DONE]`.
+
+Reasoning reaches the client per `--reasoning-compat` (spec §1.3):
+`think-tags` wraps it in `<think>…</think>` inside `content` (reasoning that
+arrives after visible text is dropped, as a closed block is never reopened),
+`o3` sends `delta.reasoning.content[].text`, `legacy` sends
+`reasoning_summary` and `reasoning` strings.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from chatmock import jsonbytes
+from chatmock.dialects.upstream import UpstreamTranslator, map_usage
+
+DONE_LINE = b"data: [DONE]\n\n"
+_NEWLINE = b"\\n"
+
+
+def fallback_id(prefix: str = "chatcmpl") -> str:
+    return f"{prefix}-{secrets.token_hex(12)}"
+
+
+def error_chunk(message: str, code: str, error_type: str = "api_error") -> bytes:
+    return b"data: " + jsonbytes.dumps({"error": {"message": message, "type": error_type,
+                                                  "param": None, "code": code}}) + b"\n\n"
+
+
+class ReasoningFormat:
+    """Where reasoning text goes in a chat delta or message, per compat mode."""
+
+    def __init__(self, compat: str) -> None:
+        self.compat = compat
+
+    def delta(self, raw: bytes, summary: bool) -> bytes:
+        """Delta JSON for reasoning in `o3` / `legacy` modes."""
+        if self.compat == "o3":
+            return b'{"reasoning":{"content":[{"type":"text","text":"' + raw + b'"}]}}'
+        if summary:
+            return b'{"reasoning_summary":"' + raw + b'","reasoning":"' + raw + b'"}'
+        return b'{"reasoning":"' + raw + b'"}'
+
+
+class ChatStreamTranslator(UpstreamTranslator):
+    """Streaming Chat Completions; see the module docstring."""
+
+    def __init__(self, *, model: str, created: int, compat: str, include_usage: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.created = created
+        self.include_usage = include_usage
+        self.reasoning = ReasoningFormat(compat)
+        self.think_tags = compat == "think-tags"
+        self._head = b""
+        self._prefix = b""
+        self._think = "closed" if not self.think_tags else "unopened"
+        self._summary_started = False
+        self._paragraph_pending = False
+        self._tool_index: dict[str, int] = {}
+        self._streamed_arguments: set[str] = set()
+        self._saw_tool_call = False
+
+    # -- chunk assembly -------------------------------------------------------
+
+    def _open(self, response_id: str) -> None:
+        self._head = (b'data: {"id":' + jsonbytes.quote(response_id)
+                      + b',"object":"chat.completion.chunk","created":%d,"model":' % self.created
+                      + jsonbytes.quote(self.model))
+        self._prefix = self._head + b',"choices":[{"index":0,"delta":'
+        self.out.append(self._prefix + b'{"role":"assistant","content":""},'
+                        b'"finish_reason":null}]}\n\n')
+
+    def _chunk(self, delta: bytes) -> None:
+        if not self._prefix:
+            self._open(fallback_id())
+        self.out.append(self._prefix + delta + b',"finish_reason":null}]}\n\n')
+
+    def _content(self, raw: bytes) -> None:
+        self._chunk(b'{"content":"' + raw + b'"}')
+
+    def _close_think(self) -> bytes:
+        if self._think == "open":
+            self._think = "closed"
+            return b"</think>"
+        self._think = "closed"
+        return b""
+
+    # -- hooks ----------------------------------------------------------------
+
+    def on_created(self, response: dict[str, Any]) -> None:
+        if not self._prefix:
+            self._open(str(response.get("id") or fallback_id()))
+
+    def on_text(self, raw: bytes) -> None:
+        self._content(self._close_think() + raw)
+
+    def on_summary_part(self) -> None:
+        if self._summary_started:
+            self._paragraph_pending = True
+        self._summary_started = True
+
+    def on_reasoning(self, raw: bytes, summary: bool) -> None:
+        if summary and self._paragraph_pending:
+            self._paragraph_pending = False
+            if self.reasoning.compat != "legacy":
+                raw = _NEWLINE + raw
+        if not self.think_tags:
+            self._chunk(self.reasoning.delta(raw, summary))
+        elif self._think == "unopened":
+            self._think = "open"
+            self._content(b"<think>" + raw)
+        elif self._think == "open":
+            self._content(raw)
+
+    def on_item_added(self, item: dict[str, Any]) -> None:
+        if item.get("type") == "function_call":
+            self._start_call(item, arguments="")
+
+    def on_arguments(self, item_id: bytes, raw: bytes) -> None:
+        key = item_id.decode()
+        index = self._tool_index.get(key)
+        if index is None:
+            return
+        self._streamed_arguments.add(key)
+        self._chunk(b'{"tool_calls":[{"index":%d,"function":{"arguments":"' % index
+                    + raw + b'"}}]}')
+
+    def on_item_done(self, item: dict[str, Any]) -> None:
+        if item.get("type") != "function_call":
+            return
+        key = str(item.get("id") or item.get("call_id") or "")
+        arguments = _arguments_of(item)
+        if key not in self._tool_index:
+            self._start_call(item, arguments)
+        elif key not in self._streamed_arguments and arguments:
+            index = self._tool_index[key]
+            self._chunk(b'{"tool_calls":[{"index":%d,"function":{"arguments":' % index
+                        + jsonbytes.quote(arguments) + b"}}]}")
+
+    def _start_call(self, item: dict[str, Any], arguments: str) -> None:
+        key = str(item.get("id") or item.get("call_id") or "")
+        index = self._tool_index.setdefault(key, len(self._tool_index))
+        self._saw_tool_call = True
+        close = self._close_think()
+        if close:
+            self._content(close)
+        call = {"index": index, "id": item.get("call_id") or key, "type": "function",
+                "function": {"name": item.get("name") or "", "arguments": arguments}}
+        self._chunk(b'{"tool_calls":[' + jsonbytes.dumps(call) + b"]}")
+
+    def on_completed(self, response: dict[str, Any], incomplete: bool) -> None:
+        close = self._close_think()
+        if close:
+            self._content(close)
+        if not self._prefix:
+            self._open(str(response.get("id") or fallback_id()))
+        reason = finish_reason(response, incomplete, self._saw_tool_call)
+        self.out.append(self._prefix + b'{},"finish_reason":"' + reason.encode() + b'"}]}\n\n')
+        usage = map_usage(response.get("usage"))
+        if self.include_usage and usage is not None:
+            self.out.append(self._head + b',"choices":[],"usage":' + jsonbytes.dumps(usage)
+                            + b"}\n\n")
+        self.out.append(DONE_LINE)
+
+    def on_failed(self, message: str, code: str) -> None:
+        self.out.append(error_chunk(message, code))
+        self.out.append(DONE_LINE)
+
+
+def finish_reason(response: dict[str, Any], incomplete: bool, saw_tool_call: bool) -> str:
+    if incomplete:
+        details = response.get("incomplete_details")
+        why = details.get("reason") if isinstance(details, dict) else None
+        return "content_filter" if why == "content_filter" else "length"
+    return "tool_calls" if saw_tool_call else "stop"
+
+
+def _arguments_of(item: dict[str, Any]) -> str:
+    for key in ("arguments", "parameters", "input"):
+        value = item.get(key)
+        if isinstance(value, str):
+            return value
+        if isinstance(value, dict):
+            return json.dumps(value)
+    return ""
+
+
+class ResponseCollector(UpstreamTranslator):
+    """Collects a whole answer (text, reasoning, tool calls, usage) for non-stream replies.
+
+    Text and reasoning stay escaped while collecting and are decoded once at
+    the end; the dialect renders the result.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.response_id = ""
+        self._text: list[bytes] = []
+        self._summary: list[bytes] = []
+        self._full_reasoning: list[bytes] = []
+        self._summary_started = False
+        self.tool_calls: list[dict[str, Any]] = []
+        self.response: dict[str, Any] = {}
+        self.incomplete = False
+        self.error: tuple[str, str] | None = None
+
+    def on_created(self, response: dict[str, Any]) -> None:
+        self.response_id = str(response.get("id") or "")
+
+    def on_text(self, raw: bytes) -> None:
+        self._text.append(raw)
+
+    def on_summary_part(self) -> None:
+        if self._summary_started:
+            self._summary.append(_NEWLINE)
+        self._summary_started = True
+
+    def on_reasoning(self, raw: bytes, summary: bool) -> None:
+        (self._summary if summary else self._full_reasoning).append(raw)
+
+    def on_item_done(self, item: dict[str, Any]) -> None:
+        if item.get("type") == "function_call":
+            self.tool_calls.append({"id": item.get("call_id") or item.get("id") or "",
+                                    "name": item.get("name") or "",
+                                    "arguments": _arguments_of(item)})
+
+    def on_completed(self, response: dict[str, Any], incomplete: bool) -> None:
+        self.response = response
+        self.incomplete = incomplete
+        self.response_id = str(response.get("id") or self.response_id)
+
+    def on_failed(self, message: str, code: str) -> None:
+        self.error = (message, code)
+
+    @property
+    def text(self) -> str:
+        return jsonbytes.decode_string(b"".join(self._text))
+
+    @property
+    def summary(self) -> str:
+        return jsonbytes.decode_string(b"".join(self._summary))
+
+    @property
+    def full_reasoning(self) -> str:
+        return jsonbytes.decode_string(b"".join(self._full_reasoning))
+
+
+def chat_completion(collected: ResponseCollector, *, model: str, created: int,
+                    compat: str) -> dict[str, Any]:
+    """The non-stream Chat Completions object of a collected answer."""
+    message: dict[str, Any] = {"role": "assistant", "content": collected.text or None}
+    if collected.tool_calls:
+        message["tool_calls"] = [
+            {"id": call["id"], "type": "function",
+             "function": {"name": call["name"], "arguments": call["arguments"]}}
+            for call in collected.tool_calls]
+    _apply_reasoning(message, collected.summary, collected.full_reasoning, compat)
+    result: dict[str, Any] = {
+        "id": collected.response_id or fallback_id(), "object": "chat.completion",
+        "created": created, "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": None,
+                     "finish_reason": finish_reason(collected.response, collected.incomplete,
+                                                    bool(collected.tool_calls))}]}
+    usage = map_usage(collected.response.get("usage"))
+    if usage is not None:
+        result["usage"] = usage
+    return result
+
+
+def _apply_reasoning(message: dict[str, Any], summary: str, full: str, compat: str) -> None:
+    if not (summary or full):
+        return
+    if compat == "think-tags":
+        combined = "\n\n".join(part for part in (summary, full) if part)
+        message["content"] = f"<think>{combined}</think>" + (message["content"] or "")
+    elif compat == "o3":
+        combined = "\n\n".join(part for part in (summary, full) if part)
+        message["reasoning"] = {"content": [{"type": "text", "text": combined}]}
+    else:
+        if summary:
+            message["reasoning_summary"] = summary
+        if full:
+            message["reasoning"] = full

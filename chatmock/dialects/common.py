@@ -1,0 +1,136 @@
+"""Request-side building blocks shared by every dialect.
+
+Reasoning parameters, fast mode (`service_tier`), the web-search extension
+fields and image URLs follow `shared/spec/translation.md` §1; each function
+takes plain values and returns plain values so that dialects compose them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from chatmock.config import EFFORTS, SUMMARIES, Settings
+from chatmock.errors import ClientError
+from chatmock.models import Catalog, Resolved
+
+WEB_SEARCH_TYPES = frozenset({"web_search", "web_search_preview"})
+MAX_RESPONSES_TOOLS_BYTES = 32768
+REASONING_INCLUDE = "reasoning.encrypted_content"
+
+
+def reasoning_param(resolved: Resolved, catalog: Catalog, settings: Settings,
+                    effort: Any = None, summary: Any = None) -> dict[str, str]:
+    """`{"effort": E, "summary": S}` with per-model validation and server defaults.
+
+    `effort` is the request's explicit choice (body field), which wins over a
+    model-name suffix; an effort the model does not allow falls back to the
+    server default, then to `medium`.
+    """
+    allowed = catalog.allowed_efforts(resolved.slug)
+    chosen = "medium"
+    for candidate in (effort, resolved.effort, settings.reasoning_effort):
+        if isinstance(candidate, str) and candidate.lower() in allowed:
+            chosen = candidate.lower()
+            break
+    param = {"effort": chosen}
+    wanted = summary.lower() if isinstance(summary, str) else None
+    final = wanted if wanted in SUMMARIES else settings.reasoning_summary
+    if final != "none":
+        param["summary"] = final
+    return param
+
+
+def lowest_effort(resolved: Resolved, catalog: Catalog) -> str:
+    allowed = catalog.allowed_efforts(resolved.slug)
+    return next(effort for effort in EFFORTS if effort in allowed)
+
+
+def service_tier(body: dict[str, Any], resolved: Resolved, catalog: Catalog,
+                 settings: Settings) -> str | None:
+    """Fast mode: `fast_mode` > `service_tier` > `--fast-mode` (spec: upstream.md §7)."""
+    explicit = True
+    fast = _truthy(body.get("fast_mode"))
+    if fast is True:
+        tier: str | None = "priority"
+    elif fast is False:
+        return None
+    elif isinstance(body.get("service_tier"), str) and body["service_tier"].strip():
+        tier = body["service_tier"].strip().lower()
+    elif settings.fast_mode:
+        tier, explicit = "priority", False
+    else:
+        return None
+    if tier == "priority" and not catalog.supports_priority(resolved.slug):
+        if explicit:
+            raise ClientError(f"Fast mode is not supported for model '{resolved.slug}'. Use a "
+                              "supported GPT-5 priority-processing model or disable fast mode "
+                              "for this request.")
+        return None
+    return tier
+
+
+def _truthy(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in ("1", "true", "yes", "on"):
+            return True
+        if word in ("0", "false", "no", "off"):
+            return False
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ExtraTools:
+    """Web-search tools chatmock adds on top of the client's own."""
+
+    tools: list[dict[str, Any]]
+    tool_choice: str | None
+
+
+def extra_tools(body: dict[str, Any], settings: Settings, tool_choice: Any) -> ExtraTools:
+    """`responses_tools` / `responses_tool_choice` / `--enable-web-search` (spec §1.6)."""
+    requested = body.get("responses_tools")
+    tools: list[dict[str, Any]] = []
+    if requested is not None:
+        if not isinstance(requested, list):
+            raise ClientError("responses_tools must be a list", code="RESPONSES_TOOL_UNSUPPORTED")
+        for tool in requested:
+            if not isinstance(tool, dict):
+                continue
+            if tool.get("type") not in WEB_SEARCH_TYPES:
+                raise ClientError("Only web_search/web_search_preview are supported in "
+                                  "responses_tools", code="RESPONSES_TOOL_UNSUPPORTED")
+            tools.append(tool)
+        if len(json.dumps(tools)) > MAX_RESPONSES_TOOLS_BYTES:
+            raise ClientError("responses_tools too large", code="RESPONSES_TOOLS_TOO_LARGE")
+    choice = body.get("responses_tool_choice")
+    choice = choice if choice in ("auto", "none") else None
+    if not tools and settings.enable_web_search and (choice or tool_choice) != "none":
+        tools = [{"type": "web_search"}]
+    return ExtraTools(tools, choice)
+
+
+def image_url(url: str) -> str:
+    """Normalise a data URL's base64 (URL-quoted, base64url, unpadded) when needed."""
+    if not url.startswith("data:"):
+        return url
+    head, comma, data = url.partition(",")
+    if not comma or ";base64" not in head:
+        return url
+    if not any(c in data for c in "%-_\r\n ") and len(data) % 4 == 0:
+        return url
+    cleaned = unquote(data).replace("\r", "").replace("\n", "").replace(" ", "")
+    cleaned = cleaned.replace("-", "+").replace("_", "/")
+    cleaned += "=" * (-len(cleaned) % 4)
+    try:
+        base64.b64decode(cleaned, validate=True)
+    except (binascii.Error, ValueError):
+        return url
+    return f"{head},{cleaned}"

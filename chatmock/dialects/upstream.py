@@ -1,0 +1,204 @@
+"""The Codex Responses event stream, as seen by every dialect's translator.
+
+`UpstreamTranslator` is a sans-I/O state machine: `feed(bytes)` takes what one
+network read brought, `finish()` marks the end of the body, and both return
+the bytes to write to the client (all of them in one piece, so one upstream
+read becomes one client write). It decodes SSE, classifies each event by its
+type and calls one `on_*` hook; subclasses render a dialect.
+
+States and moves (anything else is ignored, never an error, because the
+backend adds event types over time):
+
+    STREAMING --response.completed / .incomplete--> DONE (success hooks)
+    STREAMING --response.failed / error----------> DONE (on_failed)
+    STREAMING --end of body----------------------> DONE (on_failed: cut short)
+    DONE      --any event------------------------> DONE (dropped)
+
+The frequent events (text, reasoning and argument deltas) are handled on the
+raw bytes: the `delta` string is located and handed over still escaped, ready
+to be copied into outgoing JSON. Only rare, structural events (created,
+item added/done, terminal) are parsed with `json.loads`.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Callable
+from typing import Any
+
+from chatmock import jsonbytes
+from chatmock.sse import SSEDecoder, SSEEvent
+
+TRUNCATED_MESSAGE = "the backend's stream ended before the response was complete"
+
+
+class State(enum.Enum):
+    STREAMING = "streaming"
+    DONE = "done"
+
+
+def raw_field(data: bytes, quoted_key: bytes) -> bytes | None:
+    """Escaped string member of an event, parsing the JSON only when the fast path can't."""
+    raw = jsonbytes.raw_string(data, quoted_key)
+    if raw is not None:
+        return raw
+    try:
+        value = json.loads(data).get(quoted_key[1:-1].decode())
+    except (ValueError, AttributeError):
+        return None
+    return jsonbytes.escape(value) if isinstance(value, str) else None
+
+
+def load(data: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def error_of(event: dict[str, Any]) -> tuple[str, str]:
+    """(message, code) of a `response.failed` or `error` event."""
+    response = event.get("response")
+    error = response.get("error") if isinstance(response, dict) else None
+    if not isinstance(error, dict):
+        error = event.get("error") if isinstance(event.get("error"), dict) else event
+    found: dict[str, Any] = error if isinstance(error, dict) else {}
+    message = found.get("message")
+    code = found.get("code") or found.get("type")
+    return (message if isinstance(message, str) and message else "the backend failed the response",
+            code if isinstance(code, str) else "upstream_error")
+
+
+def map_usage(usage: Any) -> dict[str, Any] | None:
+    """Responses usage → Chat Completions usage (with the detail objects)."""
+    if not isinstance(usage, dict):
+        return None
+    prompt = int(usage.get("input_tokens") or 0)
+    completion = int(usage.get("output_tokens") or 0)
+    mapped: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                              "total_tokens": int(usage.get("total_tokens") or prompt + completion)}
+    cached = (usage.get("input_tokens_details") or {}).get("cached_tokens")
+    if cached is not None:
+        mapped["prompt_tokens_details"] = {"cached_tokens": int(cached)}
+    reasoning = (usage.get("output_tokens_details") or {}).get("reasoning_tokens")
+    if reasoning is not None:
+        mapped["completion_tokens_details"] = {"reasoning_tokens": int(reasoning)}
+    return mapped
+
+
+Handler = Callable[["UpstreamTranslator", bytes], None]
+
+
+class UpstreamTranslator:
+    """Base of every dialect translator; see the module docstring."""
+
+    def __init__(self) -> None:
+        self.state = State.STREAMING
+        self.out: list[bytes] = []
+        self._decoder = SSEDecoder()
+
+    # -- driving ----------------------------------------------------------------
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Bytes of one upstream read in, bytes for the client out."""
+        for event in self._decoder.feed(chunk):
+            self._dispatch(event)
+        return self._drain()
+
+    def finish(self) -> bytes:
+        """The upstream body ended; close the client stream one way or the other."""
+        for event in self._decoder.finish():
+            self._dispatch(event)
+        if self.state is State.STREAMING:
+            self.fail(TRUNCATED_MESSAGE, "upstream_truncated")
+        return self._drain()
+
+    def abort(self, message: str, code: str = "upstream_error") -> bytes:
+        """The upstream broke (timeout, network); report it in-band if still open."""
+        if self.state is State.STREAMING:
+            self.fail(message, code)
+        return self._drain()
+
+    def fail(self, message: str, code: str) -> None:
+        self.state = State.DONE
+        self.on_failed(message, code)
+
+    def _drain(self) -> bytes:
+        out = self.out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        return data
+
+    def _dispatch(self, event: SSEEvent) -> None:
+        if self.state is State.DONE:
+            return
+        kind = event.event or raw_field(event.data, b'"type"') or b""
+        handler = _HANDLERS.get(kind)
+        if handler is not None:
+            handler(self, event.data)
+
+    # -- hooks for subclasses (defaults ignore) ---------------------------------
+
+    def on_created(self, response: dict[str, Any]) -> None: ...
+    def on_item_added(self, item: dict[str, Any]) -> None: ...
+    def on_item_done(self, item: dict[str, Any]) -> None: ...
+    def on_text(self, raw: bytes) -> None: ...
+    def on_summary_part(self) -> None: ...
+    def on_reasoning(self, raw: bytes, summary: bool) -> None: ...
+    def on_arguments(self, item_id: bytes, raw: bytes) -> None: ...
+    def on_completed(self, response: dict[str, Any], incomplete: bool) -> None: ...
+    def on_failed(self, message: str, code: str) -> None: ...
+
+    # -- event handlers ---------------------------------------------------------
+
+    def _handle_created(self, data: bytes) -> None:
+        response = load(data).get("response")
+        self.on_created(response if isinstance(response, dict) else {})
+
+    def _handle_item(self, data: bytes, done: bool) -> None:
+        item = load(data).get("item")
+        if isinstance(item, dict):
+            (self.on_item_done if done else self.on_item_added)(item)
+
+    def _handle_text(self, data: bytes) -> None:
+        raw = raw_field(data, b'"delta"')
+        if raw:
+            self.on_text(raw)
+
+    def _handle_reasoning(self, data: bytes, summary: bool) -> None:
+        raw = raw_field(data, b'"delta"')
+        if raw:
+            self.on_reasoning(raw, summary)
+
+    def _handle_arguments(self, data: bytes) -> None:
+        raw = raw_field(data, b'"delta"')
+        if raw:
+            self.on_arguments(raw_field(data, b'"item_id"') or b"", raw)
+
+    def _handle_terminal(self, data: bytes, incomplete: bool) -> None:
+        self.state = State.DONE
+        response = load(data).get("response")
+        self.on_completed(response if isinstance(response, dict) else {}, incomplete)
+
+    def _handle_failed(self, data: bytes) -> None:
+        self.fail(*error_of(load(data)))
+
+
+_HANDLERS: dict[bytes, Handler] = {
+    b"response.created": UpstreamTranslator._handle_created,
+    b"response.output_item.added": lambda t, d: t._handle_item(d, done=False),
+    b"response.output_item.done": lambda t, d: t._handle_item(d, done=True),
+    b"response.output_text.delta": UpstreamTranslator._handle_text,
+    b"response.reasoning_summary_part.added": lambda t, d: t.on_summary_part(),
+    b"response.reasoning_summary_text.delta": lambda t, d: t._handle_reasoning(d, summary=True),
+    b"response.reasoning_text.delta": lambda t, d: t._handle_reasoning(d, summary=False),
+    b"response.function_call_arguments.delta": UpstreamTranslator._handle_arguments,
+    b"response.completed": lambda t, d: t._handle_terminal(d, incomplete=False),
+    b"response.incomplete": lambda t, d: t._handle_terminal(d, incomplete=True),
+    b"response.failed": UpstreamTranslator._handle_failed,
+    b"error": UpstreamTranslator._handle_failed,
+}

@@ -1,0 +1,89 @@
+"""What a route sees of one HTTP exchange, whatever the HTTP version.
+
+Routes receive a `Request` and a `Responder`. The protocol adapters
+(`http1`, later `http2`) implement both, so routes and translators never know
+which wire format carries them. A route answers either in one go
+(`respond`) or as a stream (`start`, `send`..., `end`); every `send` is one
+write to the client, awaited, which is how back-pressure reaches the upstream
+reader: nothing is read from the backend until the client took the last piece.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from chatmock import jsonbytes
+from chatmock.errors import ChatmockError
+
+HeaderList = Sequence[tuple[bytes, bytes]]
+JSON_HEADERS: tuple[tuple[bytes, bytes], ...] = ((b"content-type", b"application/json"),)
+
+
+class ClientGone(ChatmockError):
+    """The client closed the connection or stopped reading; abandon the exchange."""
+
+
+class BodyReader(Protocol):
+    async def read_body(self, limit: int) -> bytes:
+        """The whole request body; raises ClientError(413) beyond `limit` bytes."""
+        ...
+
+
+class Request:
+    """Method, target, headers (lower-case names) and a lazily read body."""
+
+    __slots__ = ("_body", "_reader", "body_limit", "client", "headers", "method", "path", "query")
+
+    def __init__(self, method: str, path: str, query: str, headers: dict[bytes, bytes],
+                 reader: BodyReader, body_limit: int, client: str = "") -> None:
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.client = client
+        self.body_limit = body_limit
+        self._reader = reader
+        self._body: bytes | None = None
+
+    def header(self, name: bytes) -> str:
+        """A header's value as text ('' when absent)."""
+        return self.headers.get(name, b"").decode("latin-1")
+
+    async def body(self) -> bytes:
+        if self._body is None:
+            self._body = await self._reader.read_body(self.body_limit)
+        return self._body
+
+
+class Responder(Protocol):
+    """The answering half of an exchange."""
+
+    extra_headers: list[tuple[bytes, bytes]]
+    status: int
+
+    @property
+    def started(self) -> bool:
+        """True once a status line was committed (errors can no longer change it)."""
+        ...
+
+    async def respond(self, status: int, headers: HeaderList, body: bytes) -> None:
+        """Send a complete response with a Content-Length, in one write."""
+        ...
+
+    async def start(self, status: int, headers: HeaderList) -> None:
+        """Begin a streamed response; the head leaves with the first `send`."""
+        ...
+
+    async def send(self, data: bytes) -> None:
+        """Write one piece of the body; raises ClientGone if the client left."""
+        ...
+
+    async def end(self, data: bytes = b"") -> None:
+        """Write the last piece (may be empty) and finish the response."""
+        ...
+
+
+async def send_json(out: Responder, status: int, value: Any,
+                    headers: HeaderList = ()) -> None:
+    await out.respond(status, [*JSON_HEADERS, *headers], jsonbytes.dumps(value))

@@ -1,0 +1,312 @@
+"""HTTP/1.1 on h11: one connection, many exchanges, each handed to the app.
+
+The loop per connection is: wait (idle timeout, cancelled by a drain) for the
+first bytes of a request, read the rest of the head within the header
+timeout, run the app with a `Request` whose body is read only when the route
+asks for it, then make the connection reusable: an unread body is read and
+discarded (clients retry on the same connection at once after an early
+error), a refused or malformed one closes the connection instead.
+
+Writes are awaited one by one under the write timeout; a client that stops
+reading stalls its own exchange and nothing else. A streamed response's head
+is held back and leaves together with the first body piece, so that a
+translated upstream read costs exactly one `send_all`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from email.utils import formatdate
+from http import HTTPStatus
+
+import h11
+import trio
+
+from chatmock import jsonbytes
+from chatmock.errors import ClientError
+from chatmock.exchange import ClientGone, HeaderList, Request, Responder
+from chatmock.lifecycle import Lifecycle
+
+RECEIVE_SIZE = 65536
+CLOSE_LINGER_SECONDS = 1.0
+
+App = Callable[[Request, Responder], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_header_bytes: int = 64 * 1024
+    max_body_bytes: int = 64 * 1024 * 1024
+    header_timeout: float = 30.0
+    idle_timeout: float = 75.0
+    write_timeout: float = 120.0
+
+
+class _TooSlow(Exception):
+    pass
+
+
+_date_cache: tuple[int, bytes] = (0, b"")
+_reasons: dict[int, bytes] = {}
+
+
+def http_date() -> bytes:
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, formatdate(now, usegmt=True).encode())
+    return _date_cache[1]
+
+
+def reason(status: int) -> bytes:
+    phrase = _reasons.get(status)
+    if phrase is None:
+        try:
+            phrase = HTTPStatus(status).phrase.encode()
+        except ValueError:
+            phrase = b""
+        _reasons[status] = phrase
+    return phrase
+
+
+class H1Connection:
+    """Serves every exchange of one HTTP/1.1 connection."""
+
+    def __init__(self, stream: trio.abc.Stream, app: App, limits: Limits,
+                 lifecycle: Lifecycle, client: str = "") -> None:
+        self.stream = stream
+        self.app = app
+        self.limits = limits
+        self.lifecycle = lifecycle
+        self.client = client
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
+        self.must_close = False
+        self.declared_length = 0
+
+    async def serve(self) -> None:
+        try:
+            while await self._serve_one():
+                pass
+        except ClientGone:
+            pass
+        finally:
+            await trio.aclose_forcefully(self.stream)
+
+    async def _serve_one(self) -> bool:
+        head = await self._read_request_head()
+        if head is None:
+            return False
+        out = H1Responder(self, head_only=head.method == b"HEAD")
+        target = head.target.decode("latin-1")
+        path, _, query = target.partition("?")
+        headers: dict[bytes, bytes] = {}
+        for name, value in head.headers:
+            headers[name] = headers[name] + b", " + value if name in headers else value
+        self.declared_length = int(headers.get(b"content-length", b"0"))
+        request = Request(head.method.decode("latin-1"), path, query, headers, self,
+                          self.limits.max_body_bytes, self.client)
+        await self.app(request, out)
+        if not out.finished:
+            if out.started:
+                return False
+            await out.respond(500, [(b"content-type", b"application/json")],
+                              _error_body("the route produced no response"))
+        return await self._prepare_next_cycle()
+
+    async def _prepare_next_cycle(self) -> bool:
+        if self.must_close or self.lifecycle.draining or self.conn.our_state is h11.MUST_CLOSE:
+            await self._close_gracefully()
+            return False
+        if self.conn.their_state is h11.SEND_BODY and not await self._discard_body():
+            await self._close_gracefully()
+            return False
+        if self.conn.their_state is not h11.DONE or self.conn.our_state is not h11.DONE:
+            return False
+        self.conn.start_next_cycle()
+        return True
+
+    async def _read_request_head(self) -> h11.Request | None:
+        try:
+            event = self.conn.next_event()
+            if event is h11.NEED_DATA:
+                if not await self._receive_idle():
+                    return None
+                with trio.move_on_after(self.limits.header_timeout) as deadline:
+                    event = await self._next_event(self.limits.header_timeout)
+                if deadline.cancelled_caught:
+                    await self._answer_and_close(408, "request head not received in time")
+                    return None
+        except h11.RemoteProtocolError as exc:
+            await self._answer_and_close(exc.error_status_hint, str(exc) or "malformed request")
+            return None
+        except _TooSlow:
+            await self._answer_and_close(408, "request head not received in time")
+            return None
+        return event if isinstance(event, h11.Request) else None
+
+    async def _receive_idle(self) -> bool:
+        """Wait for the next request's first bytes; False on idle timeout or drain."""
+        scope = self.lifecycle.idle()
+        self.lifecycle.enter_idle(scope)
+        try:
+            with scope:
+                scope.deadline = trio.current_time() + self.limits.idle_timeout
+                data = await self._receive()
+                self.conn.receive_data(data)
+                return True
+            return False
+        finally:
+            self.lifecycle.leave_idle(scope)
+
+    async def _receive(self) -> bytes:
+        try:
+            return bytes(await self.stream.receive_some(RECEIVE_SIZE))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return b""
+
+    async def _next_event(self, per_read_timeout: float) -> h11.Event:
+        while True:
+            event = self.conn.next_event()
+            if event is not h11.NEED_DATA and event is not h11.PAUSED:
+                return event  # type: ignore[return-value]
+            with trio.move_on_after(per_read_timeout) as scope:
+                data = await self._receive()
+            if scope.cancelled_caught:
+                raise _TooSlow
+            self.conn.receive_data(data)
+
+    async def read_body(self, limit: int) -> bytes:
+        """BodyReader for the current request (see `Request.body`)."""
+        if self.declared_length > limit:
+            self.must_close = True
+            raise ClientError(f"request body exceeds the limit of {limit} bytes", status=413)
+        if self.conn.client_is_waiting_for_100_continue:
+            await self.write(self.conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            event = await self._body_event()
+            if isinstance(event, h11.Data):
+                size += len(event.data)
+                if size > limit:
+                    self.must_close = True
+                    raise ClientError(f"request body exceeds the limit of {limit} bytes",
+                                      status=413)
+                parts.append(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                return b"".join(parts)
+            else:
+                raise ClientGone("connection closed before the request body was complete")
+
+    async def _body_event(self) -> h11.Event:
+        try:
+            return await self._next_event(self.limits.header_timeout)
+        except h11.RemoteProtocolError as exc:
+            self.must_close = True
+            raise ClientError(f"malformed request body: {exc}") from None
+        except _TooSlow:
+            self.must_close = True
+            raise ClientError("request body not received in time", status=408) from None
+
+    async def _discard_body(self) -> bool:
+        try:
+            await self.read_body(self.limits.max_body_bytes)
+        except (ClientError, ClientGone):
+            return False
+        return self.conn.their_state is h11.DONE
+
+    async def write(self, data: bytes) -> None:
+        try:
+            with trio.fail_after(self.limits.write_timeout):
+                await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError) as exc:
+            self.must_close = True
+            raise ClientGone(str(exc)) from exc
+
+    async def _answer_and_close(self, status: int, message: str) -> None:
+        if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            body = _error_body(message)
+            head = h11.Response(status_code=status, reason=reason(status), headers=[
+                (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)),
+                (b"connection", b"close"), (b"date", http_date())])
+            try:
+                await self.write(self.conn.send(head) + self.conn.send(h11.Data(data=body))
+                                 + self.conn.send(h11.EndOfMessage()))
+            except (ClientGone, h11.LocalProtocolError):
+                return
+        await self._close_gracefully()
+
+    async def _close_gracefully(self) -> None:
+        """Half-close, then read what the client still sends, so it sees our answer (no RST)."""
+        stream = self.stream
+        with trio.move_on_after(CLOSE_LINGER_SECONDS):
+            try:
+                if isinstance(stream, trio.SocketStream):
+                    await stream.send_eof()
+                while await stream.receive_some(RECEIVE_SIZE):
+                    pass
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                pass
+
+
+def _error_body(message: str) -> bytes:
+    return jsonbytes.dumps({"error": {"message": message, "type": "invalid_request_error"}})
+
+
+class H1Responder:
+    """Responder for one exchange on an `H1Connection`."""
+
+    __slots__ = ("_c", "_head", "_head_only", "extra_headers", "finished", "started", "status")
+
+    def __init__(self, connection: H1Connection, *, head_only: bool = False) -> None:
+        self._c = connection
+        self._head = b""
+        self._head_only = head_only
+        self.extra_headers: list[tuple[bytes, bytes]] = []
+        self.started = False
+        self.finished = False
+        self.status = 0
+
+    def _response_head(self, status: int, headers: HeaderList, length: int | None) -> bytes:
+        if self.started:
+            raise RuntimeError("response already started")
+        self.started = True
+        self.status = status
+        all_headers = [*headers, *self.extra_headers, (b"date", http_date())]
+        if length is not None:
+            all_headers.append((b"content-length", b"%d" % length))
+        if self._c.lifecycle.draining:
+            all_headers.append((b"connection", b"close"))
+        event = h11.Response(status_code=status, reason=reason(status), headers=all_headers)
+        return self._c.conn.send(event)
+
+    async def respond(self, status: int, headers: HeaderList, body: bytes) -> None:
+        conn = self._c.conn
+        out = self._response_head(status, headers, len(body))
+        if body and not self._head_only:
+            out += conn.send(h11.Data(data=body))
+        out += conn.send(h11.EndOfMessage())
+        self.finished = True
+        await self._c.write(out)
+
+    async def start(self, status: int, headers: HeaderList) -> None:
+        self._head = self._response_head(status, headers, None)
+
+    async def send(self, data: bytes) -> None:
+        out = self._c.conn.send(h11.Data(data=data)) if data and not self._head_only else b""
+        if self._head:
+            out, self._head = self._head + out, b""
+        if out:
+            await self._c.write(out)
+
+    async def end(self, data: bytes = b"") -> None:
+        conn = self._c.conn
+        out = self._head
+        self._head = b""
+        if data and not self._head_only:
+            out += conn.send(h11.Data(data=data))
+        out += conn.send(h11.EndOfMessage())
+        self.finished = True
+        await self._c.write(out)

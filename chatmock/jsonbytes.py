@@ -1,0 +1,97 @@
+"""Find JSON string values in raw bytes without decoding the document.
+
+The hot path of every translator is "take the `delta` string of this event
+and put it into that chunk". A JSON string's escaped form is valid inside any
+other JSON string, so the bytes between the quotes can be copied as they are:
+no `json.loads`, no `json.dumps`, no UTF-8 round trip.
+
+Why a plain substring search is sound here: in valid JSON a `"` byte inside a
+string is always escaped, so the pattern `"key"` followed by `:` can only be a
+member name. It is a member of the *top-level* object exactly when no `{`
+precedes it (after the opening brace): nesting needs a `{`, and a `{` inside
+an earlier string only makes us give up, never answer wrongly. Every function
+returns None when the fast path does not apply; callers then parse the
+document normally.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+_QUOTE = 34  # ord('"')
+_BACKSLASH = 92  # ord("\\")
+_WHITESPACE = b" \t\r\n"
+
+
+def raw_string(doc: bytes, quoted_key: bytes) -> bytes | None:
+    """Escaped content of the top-level string member named by `quoted_key` (b'"name"')."""
+    start = _value_start(doc, quoted_key)
+    if start < 0 or doc[start] != _QUOTE:
+        return None
+    return _string_body(doc, start + 1)
+
+
+def _value_start(doc: bytes, quoted_key: bytes) -> int:
+    """Index of the first byte of the member's value, or -1."""
+    at = doc.find(quoted_key)
+    while at >= 0:
+        if doc.find(b"{", 1, at) >= 0:
+            return -1
+        after = at + len(quoted_key)
+        if doc[after:after + 1] == b":":
+            after += 1
+        else:
+            after = _skip_whitespace(doc, after)
+            if doc[after:after + 1] != b":":
+                at = doc.find(quoted_key, after)
+                continue
+            after += 1
+        if doc[after:after + 1] in (b" ", b"\t", b"\r", b"\n"):
+            after = _skip_whitespace(doc, after)
+        return after if after < len(doc) else -1
+    return -1
+
+
+def _skip_whitespace(doc: bytes, pos: int) -> int:
+    while pos < len(doc) and doc[pos] in _WHITESPACE:
+        pos += 1
+    return pos
+
+
+def _string_body(doc: bytes, start: int) -> bytes | None:
+    end = doc.find(b'"', start)
+    while end >= 0:
+        back = end - 1
+        while back >= start and doc[back] == _BACKSLASH:
+            back -= 1
+        if (end - 1 - back) % 2 == 0:
+            body = doc[start:end]
+            # Raw line breaks are invalid JSON and would break SSE/NDJSON framing.
+            return None if b"\n" in body or b"\r" in body else body
+        end = doc.find(b'"', end + 1)
+    return None
+
+
+def decode_string(raw: bytes) -> str:
+    """Turn escaped string content (as `raw_string` returns it) into text."""
+    if _BACKSLASH not in raw:
+        return raw.decode("utf-8", "replace")
+    value = json.loads(b'"' + raw + b'"')
+    assert isinstance(value, str)
+    return value
+
+
+def quote(text: str) -> bytes:
+    """A JSON string literal, quotes included, with non-ASCII kept as UTF-8."""
+    return json.dumps(text, ensure_ascii=False).encode()
+
+
+def escape(text: str) -> bytes:
+    """The escaped content of a JSON string, without the quotes."""
+    return quote(text)[1:-1]
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON bytes (no spaces), non-ASCII as UTF-8."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()

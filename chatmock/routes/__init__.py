@@ -1,0 +1,17 @@
+"""The routing table: every path chatmock answers, and the function behind it."""
+
+from __future__ import annotations
+
+from chatmock.router import Route
+from chatmock.routes import common, openai
+
+ROUTES: dict[str, dict[str, Route]] = {
+    "/": {"GET": common.health},
+    "/health": {"GET": common.health},
+    "/v1/chat/completions": {"POST": openai.chat_completions},
+    "/v1/models": {"GET": openai.list_models},
+}
+
+PREFIX_ROUTES: dict[str, dict[str, Route]] = {
+    "/v1/models/": {"GET": openai.get_model},
+}

@@ -1,0 +1,103 @@
+"""The only module that accepts sockets: listeners, connection tasks, shutdown.
+
+`serve` binds, reports the bound port through `task_status`, accepts until
+`shutdown` is set, then drains: listeners close, idle keep-alive connections
+are dropped, in-flight exchanges get `shutdown_timeout` seconds to finish and
+are cancelled after that. Protocol choice happens per connection in
+`_handle`; today every connection speaks HTTP/1.1, and HTTP/2 (h2c preface or
+ALPN) will branch there without routes noticing.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import resource
+import socket
+
+import trio
+
+from chatmock.http1 import App, H1Connection, Limits
+from chatmock.lifecycle import Lifecycle
+
+log = logging.getLogger("chatmock.server")
+
+_ACCEPT_BACKOFF = (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS)
+
+
+def raise_open_file_limit() -> int:
+    """Lift the soft open-file limit to the hard one; thousands of streams need it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            return soft
+        return hard
+    return soft
+
+
+async def serve(app: App, *, host: str, port: int, limits: Limits, max_connections: int,
+                shutdown: trio.Event, shutdown_timeout: float,
+                task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve `app` until `shutdown` is set; returns after the drain."""
+    raise_open_file_limit()
+    listeners = await trio.open_tcp_listeners(port, host=host, backlog=4096)
+    lifecycle = Lifecycle()
+    slots = trio.CapacityLimiter(max_connections)
+    async with trio.open_nursery() as connections:
+        async with trio.open_nursery() as acceptors:
+            for listener in listeners:
+                acceptors.start_soon(_accept_loop, listener, connections, app, limits,
+                                     lifecycle, slots)
+            task_status.started(listeners[0].socket.getsockname()[1])
+            await shutdown.wait()
+            acceptors.cancel_scope.cancel()
+        for listener in listeners:
+            await listener.aclose()
+        lifecycle.begin_drain()
+        with trio.move_on_after(shutdown_timeout):
+            await lifecycle.wait_idle()
+        connections.cancel_scope.cancel()
+
+
+async def _accept_loop(listener: trio.SocketListener, nursery: trio.Nursery, app: App,
+                       limits: Limits, lifecycle: Lifecycle, slots: trio.CapacityLimiter) -> None:
+    while True:
+        token = object()
+        await slots.acquire_on_behalf_of(token)
+        try:
+            stream = await listener.accept()
+        except OSError as exc:
+            slots.release_on_behalf_of(token)
+            if exc.errno not in _ACCEPT_BACKOFF:
+                raise
+            log.warning("accept failed (%s); backing off", errno.errorcode.get(exc.errno or 0))
+            await trio.sleep(0.1)
+            continue
+        except BaseException:
+            slots.release_on_behalf_of(token)
+            raise
+        nursery.start_soon(_handle, stream, app, limits, lifecycle, slots, token)
+
+
+async def _handle(stream: trio.SocketStream, app: App, limits: Limits, lifecycle: Lifecycle,
+                  slots: trio.CapacityLimiter, token: object) -> None:
+    lifecycle.connection_opened()
+    try:
+        await H1Connection(stream, app, limits, lifecycle, _peer(stream)).serve()
+    except Exception:
+        log.exception("connection task failed")
+    finally:
+        lifecycle.connection_closed()
+        slots.release_on_behalf_of(token)
+
+
+def _peer(stream: trio.SocketStream) -> str:
+    try:
+        address = stream.socket.getpeername()
+    except OSError:
+        return ""
+    if stream.socket.family == socket.AF_INET6:
+        return f"[{address[0]}]:{address[1]}"
+    return f"{address[0]}:{address[1]}"

@@ -1,0 +1,67 @@
+"""Session ids: one value sent as the `session-id` header and as `prompt_cache_key`.
+
+A client may name its session (`X-Session-Id` or `session_id` header).
+Otherwise the conversation is fingerprinted by its instructions and first
+user message, so every turn of one conversation lands on the same backend
+cache. Fingerprints map to random ids through a bounded, oldest-first map.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+_HEADERS = (b"x-session-id", b"session_id", b"session-id")
+
+
+class SessionIds:
+    def __init__(self, capacity: int = 10_000) -> None:
+        self.capacity = capacity
+        self._ids: OrderedDict[str, str] = OrderedDict()
+
+    def for_request(self, headers: Mapping[bytes, bytes], instructions: str | None,
+                    input_items: Sequence[Any]) -> str:
+        for name in _HEADERS:
+            value = headers.get(name, b"").strip()
+            if value:
+                return value.decode("latin-1")
+        key = fingerprint(instructions, input_items)
+        found = self._ids.get(key)
+        if found is None:
+            found = str(uuid.uuid4())
+            self._ids[key] = found
+            if len(self._ids) > self.capacity:
+                self._ids.popitem(last=False)
+        return found
+
+
+def fingerprint(instructions: str | None, input_items: Sequence[Any]) -> str:
+    canonical: dict[str, Any] = {}
+    if instructions and instructions.strip():
+        canonical["instructions"] = instructions.strip()
+    first = _first_user_message(input_items)
+    if first is not None:
+        canonical["first_user_message"] = first
+    blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _first_user_message(items: Sequence[Any]) -> dict[str, Any] | None:
+    for item in items:
+        if not isinstance(item, dict) or item.get("role") != "user":
+            continue
+        parts = []
+        for part in item.get("content") or ():
+            if not isinstance(part, dict):
+                continue
+            if part.get("type") == "input_text" and part.get("text"):
+                parts.append({"type": "input_text", "text": part["text"]})
+            elif part.get("type") == "input_image" and part.get("image_url"):
+                parts.append({"type": "input_image", "image_url": part["image_url"]})
+        if parts:
+            return {"type": "message", "role": "user", "content": parts}
+    return None

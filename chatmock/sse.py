@@ -1,0 +1,133 @@
+"""Incremental Server-Sent Events decoder over bytes.
+
+Theory (WHATWG "event stream interpretation", restricted to what a client of
+a one-shot stream needs):
+
+* Lines end in CRLF, LF or CR. A CR at the very end of a chunk may be the
+  first half of a CRLF split across two reads, so we remember it and drop a
+  leading LF of the next chunk.
+* A blank line dispatches the event collected so far. Lines starting with
+  ":" are comments. `field: value` loses one space after the colon; a line
+  without a colon is a field with an empty value.
+* `data` lines accumulate, joined by LF; `event` sets the type; `id` and
+  `retry` only matter for reconnection, which a proxy never does.
+* An event without any data line is not dispatched.
+
+Input is normalised to LF once per chunk (only when it holds a CR at all),
+after which event boundaries are found with `bytes.find(b"\\n\\n")`, resuming
+the search where the previous one stopped so that an event spread over many
+reads costs linear time. The decoder never imposes a small line limit (large
+`encrypted_content` blobs and final `response.completed` objects are normal);
+`max_event_bytes` only guards memory against a runaway peer.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from chatmock.errors import ChatmockError
+
+_BOM = b"\xef\xbb\xbf"
+_COLON = 58  # ord(":")
+
+
+class SSEError(ChatmockError):
+    """The stream broke the decoder's limits."""
+
+
+class SSEEvent(NamedTuple):
+    event: bytes
+    data: bytes
+
+
+class SSEDecoder:
+    """Feed bytes as they arrive; get back the events they complete."""
+
+    def __init__(self, max_event_bytes: int = 256 * 1024 * 1024) -> None:
+        self._buf = bytearray()
+        self._scan = 0
+        self._pending_cr = False
+        self._started = False
+        self._max = max_event_bytes
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """Decode `chunk`; returns the events completed by it, in order."""
+        if not chunk:
+            return []
+        chunk = self._normalise(chunk)
+        if self._buf:
+            self._buf += chunk
+            data: bytes | bytearray = self._buf
+        else:
+            data = chunk
+        events: list[SSEEvent] = []
+        pos = 0
+        find = data.find
+        while (end := find(b"\n\n", max(pos, self._scan))) >= 0:
+            event = _parse_block(bytes(data[pos:end]))
+            if event is not None:
+                events.append(event)
+            pos = end + 2
+            self._scan = 0
+        self._keep_tail(data, pos)
+        return events
+
+    def finish(self) -> list[SSEEvent]:
+        """End of stream: dispatch the last event if its lines were complete."""
+        data = bytes(self._buf)
+        self._buf.clear()
+        self._scan = 0
+        last_newline = data.rfind(b"\n")
+        if last_newline < 0:
+            return []
+        event = _parse_block(data[:last_newline])
+        return [] if event is None else [event]
+
+    def _normalise(self, chunk: bytes) -> bytes:
+        if not self._started:
+            self._started = True
+            if chunk.startswith(_BOM):
+                chunk = chunk[len(_BOM):]
+        if self._pending_cr:
+            self._pending_cr = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        if b"\r" in chunk:
+            self._pending_cr = chunk.endswith(b"\r")
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        return chunk
+
+    def _keep_tail(self, data: bytes | bytearray, pos: int) -> None:
+        if data is self._buf:
+            del self._buf[:pos]
+        elif pos < len(data):
+            self._buf = bytearray(data[pos:])
+        # The last byte may be an LF whose partner arrives with the next chunk.
+        self._scan = max(0, len(self._buf) - 1)
+        if len(self._buf) > self._max:
+            raise SSEError(f"an SSE event exceeded {self._max} bytes")
+
+
+def _parse_block(block: bytes) -> SSEEvent | None:
+    event = b""
+    data: list[bytes] = []
+    for line in block.split(b"\n"):
+        if not line or line[0] == _COLON:
+            continue
+        name, colon, value = line.partition(b":")
+        if colon and value[:1] == b" ":
+            value = value[1:]
+        if name == b"data":
+            data.append(value)
+        elif name == b"event":
+            event = value
+    if not data:
+        return None
+    return SSEEvent(event, data[0] if len(data) == 1 else b"\n".join(data))
+
+
+def encode_event(data: bytes, event: bytes = b"") -> bytes:
+    """Frame one event; `data` must not contain newlines (compact JSON never does)."""
+    if event:
+        return b"event: " + event + b"\ndata: " + data + b"\n\n"
+    return b"data: " + data + b"\n\n"

@@ -1,0 +1,1 @@
+"""Test doubles: fake upstream backends for tests and benchmarks."""

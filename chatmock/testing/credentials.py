@@ -1,0 +1,42 @@
+"""Fake ChatGPT credentials for tests and the bench: JWTs with the claims chatmock reads."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from chatmock.auth.tokens import AUTH_CLAIM
+
+TEST_ACCOUNT_ID = "7c0e2f0a-1111-2222-3333-444455556666"
+
+
+def make_jwt(claims: dict[str, Any]) -> str:
+    """An HS256 token signed with a throwaway key (chatmock never checks signatures)."""
+    return jwt.encode(claims, "fake-signing-key-for-tests-only-0123456789", algorithm="HS256")
+
+
+def fake_tokens(account_id: str = TEST_ACCOUNT_ID, email: str = "user@example.com",
+                plan: str = "plus", expires_in: float = 3600.0) -> dict[str, str]:
+    exp = int(time.time() + expires_in)
+    auth = {"chatgpt_account_id": account_id, "chatgpt_plan_type": plan}
+    return {
+        "id_token": make_jwt({"email": email, "exp": exp, AUTH_CLAIM: auth}),
+        "access_token": make_jwt({"exp": exp, AUTH_CLAIM: auth}),
+        "refresh_token": "rt_fake_refresh_token",
+        "account_id": account_id,
+    }
+
+
+def write_auth_file(home: Path, **kwargs: Any) -> Path:
+    """Write `<home>/auth.json` in the Codex CLI layout; returns its path."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "auth.json"
+    document = {"OPENAI_API_KEY": None, "tokens": fake_tokens(**kwargs),
+                "last_refresh": "2026-11-21T00:00:00.000000Z"}
+    path.write_text(json.dumps(document, indent=2))
+    path.chmod(0o600)
+    return path

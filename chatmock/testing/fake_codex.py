@@ -1,0 +1,332 @@
+"""Sans-I/O fake of the ChatGPT Codex backend, for tests and benchmarks.
+
+``FakeCodex.handle`` takes one parsed HTTP request and returns a ``FakeReply``;
+an HTTP server (``chatmock.testing.fake_upstream``) does the socket work.
+
+Requests go through the same checks as on the real backend
+(``fake_rules``: credentials, ``stream``/``store``, unsupported parameters,
+models, efforts, input items); valid ones get a Responses API event stream
+whose shape is chosen by ``fake:`` directives in the last user message
+(``fake_events``).  Every reply carries the ``x-codex-*`` rate-limit headers
+and an ``x-request-id``.
+
+Routes: ``POST /backend-api/codex/responses``, ``GET /backend-api/codex/models``,
+``GET``/``DELETE /__fake__/requests`` (recorded /responses requests) and
+``GET /health``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+from chatmock.testing.fake_events import (
+    JSON,
+    DirectiveError,
+    ResponseSeed,
+    Scenario,
+    dump_json,
+    parse_scenario,
+    plan_items,
+    sse_chunks,
+    tool_result_scenario,
+)
+from chatmock.testing.fake_rules import (
+    INVALID_JSON,
+    MODEL_EFFORTS,
+    Rejected,
+    bad_request,
+    item_type,
+    load_json,
+    reject,
+    validate_payload,
+)
+
+RESPONSES_PATH = "/backend-api/codex/responses"
+MODELS_PATH = "/backend-api/codex/models"
+RECORDS_PATH = "/__fake__/requests"
+HEALTH_PATH = "/health"
+MODELS_ETAG = b'W/"fake-models-1"'
+
+LISTED_MODELS: tuple[tuple[str, str, str, bool], ...] = (
+    ("gpt-5.5", "GPT-5.5", "list", False),
+    ("gpt-5.4", "GPT-5.4", "list", True),
+    ("gpt-5.4-mini", "GPT-5.4 Mini", "list", False),
+    ("gpt-5.6-sol", "GPT-5.6 Sol", "list", True),
+    ("gpt-5.3-codex", "GPT-5.3 Codex", "list", False),
+    ("gpt-5.2", "GPT-5.2", "list", True),
+    ("gpt-5.1-codex-max", "GPT-5.1 Codex Max", "list", False),
+    ("gpt-5.1-codex-mini", "GPT-5.1 Codex Mini", "hide", False),
+)
+"""(slug, display name, visibility, priority tier) served by GET /models."""
+
+
+@dataclass(frozen=True, slots=True)
+class FakeReply:
+    """One HTTP response.
+
+    ``chunks``, when set, is a lazy iterator of ``(seconds to sleep before
+    writing, bytes to write)`` for a streamed body and ``body`` is unused.
+    ``cut`` asks the server to drop the connection after the last chunk
+    without ending the chunked body.
+    """
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes = b""
+    chunks: Iterator[tuple[float, bytes]] | None = None
+    cut: bool = False
+
+
+def _openai_error(message: str, code: str | None = None) -> JSON:
+    return {"error": {"message": message, "type": "invalid_request_error", "code": code}}
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    method: str
+    path: str
+    headers: Mapping[bytes, bytes]
+    body: bytes
+
+
+_Handler = Callable[[_Request], FakeReply]
+_Header = tuple[bytes, bytes]
+
+
+class FakeCodex:
+    """The fake backend's state: recorded requests, id and usage counters.
+
+    Ids come from one counter, so a sequence of requests always produces the
+    same ids.  Not thread-safe; meant for one event loop.
+    """
+
+    def __init__(self, *, record_limit: int = 200) -> None:
+        self._records: deque[JSON] = deque(maxlen=record_limit)
+        self._ids = itertools.count(1)
+        self._request_ids = itertools.count(1)
+        self._streams = 0
+        self._routes: dict[str, dict[str, _Handler]] = {
+            RESPONSES_PATH: {"POST": self._responses},
+            MODELS_PATH: {"GET": self._models},
+            RECORDS_PATH: {"GET": self._list_records, "DELETE": self._clear_records},
+            HEALTH_PATH: {"GET": lambda _: self._json(200, {"status": "ok"})},
+        }
+
+    @property
+    def requests(self) -> list[JSON]:
+        """The recorded /responses requests, oldest first."""
+        return list(self._records)
+
+    def handle(
+        self, method: str, target: str, headers: Mapping[bytes, bytes], body: bytes
+    ) -> FakeReply:
+        """Answer one request; ``target`` is the raw path plus optional query."""
+        path = target.partition("?")[0]
+        methods = self._routes.get(path)
+        if methods is None:
+            return self._json(404, {"detail": "Not Found"})
+        handler = methods.get(method.upper())
+        if handler is None:
+            allow = (b"allow", ", ".join(methods).encode())
+            return self._json(405, {"detail": "Method Not Allowed"}, allow)
+        return handler(_Request(method.upper(), path, headers, body))
+
+    def _next_id(self) -> int:
+        return next(self._ids)
+
+    def _headers(self, content_type: bytes, *extra: _Header) -> list[_Header]:
+        request_id = f"00000000-0000-4000-8000-{next(self._request_ids):012x}"
+        return [
+            (b"content-type", content_type),
+            *extra,
+            (b"x-request-id", request_id.encode()),
+            *rate_limit_headers(self._streams),
+        ]
+
+    def _json(self, status: int, value: object, *extra: tuple[bytes, bytes]) -> FakeReply:
+        return FakeReply(status, self._headers(b"application/json", *extra), dump_json(value))
+
+    def _error(self, exc: Rejected) -> FakeReply:
+        (_, content_type), *extra = exc.headers
+        return FakeReply(exc.status, self._headers(content_type, *extra), exc.body)
+
+    def _responses(self, request: _Request) -> FakeReply:
+        payload = load_json(request.body)
+        self._record(request, payload)
+        try:
+            check_auth(request.headers)
+            validate_payload(payload)
+            scenario = select_scenario(payload["input"])
+            if scenario.error is not None:
+                raise error_reply(scenario.error)
+        except Rejected as exc:
+            return self._error(exc)
+        return self._stream(payload, scenario, len(request.body))
+
+    def _stream(self, payload: JSON, scenario: Scenario, body_size: int) -> FakeReply:
+        seed = ResponseSeed(
+            response_id=f"resp_{self._next_id():016x}",
+            created_at=int(time.time()),
+            model=payload["model"],
+            input_tokens=max(1, body_size // 4),
+            echo=_echo(payload),
+            items=plan_items(scenario, self._next_id),
+        )
+        headers = self._headers(b"text/event-stream")
+        self._streams += 1
+        cut = scenario.ending == "cut"
+        return FakeReply(200, headers, chunks=sse_chunks(scenario, seed), cut=cut)
+
+    def _record(self, request: _Request, payload: object) -> None:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers.items()}
+        body = None if payload is INVALID_JSON else payload
+        self._records.append({"path": request.path, "headers": headers, "body": body})
+
+    def _list_records(self, _: _Request) -> FakeReply:
+        return self._json(200, list(self._records))
+
+    def _clear_records(self, _: _Request) -> FakeReply:
+        self._records.clear()
+        return FakeReply(204, self._headers(b"application/json"))
+
+    def _models(self, request: _Request) -> FakeReply:
+        try:
+            check_bearer(request.headers)
+        except Rejected as exc:
+            return self._error(exc)
+        etag = (b"etag", MODELS_ETAG)
+        if request.headers.get(b"if-none-match") == MODELS_ETAG:
+            return FakeReply(304, self._headers(b"application/json", etag))
+        return self._json(200, {"models": [_model_entry(*m) for m in LISTED_MODELS]}, etag)
+
+
+def rate_limit_headers(streams: int) -> list[tuple[bytes, bytes]]:
+    """``x-codex-*`` usage headers; used-percent creeps up with each stream."""
+    primary = min(100.0, 12.0 + 0.5 * streams)
+    secondary = min(100.0, 4.0 + 0.1 * streams)
+    values = (
+        ("primary", round(primary, 1), 300, 7200),
+        ("secondary", round(secondary, 1), 10080, 345600),
+    )
+    headers: list[tuple[bytes, bytes]] = []
+    for window, used, minutes, reset in values:
+        prefix = f"x-codex-{window}-"
+        headers += [
+            (f"{prefix}used-percent".encode(), str(used).encode()),
+            (f"{prefix}window-minutes".encode(), str(minutes).encode()),
+            (f"{prefix}reset-after-seconds".encode(), str(reset).encode()),
+        ]
+    return headers
+
+
+def _model_entry(slug: str, display: str, visibility: str, priority_tier: bool) -> JSON:
+    levels = [
+        {"effort": e, "description": f"{e.capitalize()} reasoning effort"}
+        for e in MODEL_EFFORTS[slug]
+    ]
+    return {
+        "slug": slug,
+        "display_name": display,
+        "description": f"{display} (fake catalog)",
+        "default_reasoning_level": "medium",
+        "supported_reasoning_levels": levels,
+        "visibility": visibility,
+        "supported_in_api": True,
+        "priority": [m[0] for m in LISTED_MODELS].index(slug) + 1,
+        "service_tiers": [{"id": "priority"}] if priority_tier else [],
+    }
+
+
+def _echo(payload: JSON) -> JSON:
+    """Request fields that the response object repeats."""
+    reasoning = payload.get("reasoning") or {}
+    effort, summary = reasoning.get("effort") or "medium", reasoning.get("summary")
+    return {
+        "instructions": payload.get("instructions"),
+        "parallel_tool_calls": payload.get("parallel_tool_calls", True),
+        "prompt_cache_key": payload.get("prompt_cache_key"),
+        "reasoning": {"effort": effort, "summary": summary},
+        "service_tier": payload.get("service_tier", "auto"),
+        "store": False,
+        "tool_choice": payload.get("tool_choice", "auto"),
+        "tools": payload.get("tools", []),
+    }
+
+
+# --- authentication ------------------------------------------------------------------
+
+
+def check_bearer(headers: Mapping[bytes, bytes]) -> None:
+    scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+    if scheme.lower() != b"bearer" or not token.strip():
+        message = "Missing bearer or basic authentication in header"
+        raise reject(401, _openai_error(message))
+
+
+def check_auth(headers: Mapping[bytes, bytes]) -> None:
+    check_bearer(headers)
+    if not headers.get(b"chatgpt-account-id", b"").strip():
+        raise reject(401, _openai_error("Missing chatgpt-account-id header"))
+
+
+# --- scenario selection ---------------------------------------------------------------
+
+
+def select_scenario(items: list[JSON]) -> Scenario:
+    """A tool result answers the tool; otherwise the last user message decides."""
+    last = items[-1] if items else {}
+    if last.get("type") in ("function_call_output", "custom_tool_call_output"):
+        return tool_result_scenario(last["call_id"], last["output"])
+    try:
+        return parse_scenario(last_user_text(items))
+    except DirectiveError as exc:
+        raise bad_request(f"Invalid fake directive: {exc}") from None
+
+
+def last_user_text(items: list[JSON]) -> str:
+    for item in reversed(items):
+        if item_type(item) == "message" and item.get("role") == "user":
+            content = item["content"]
+            if isinstance(content, str):
+                return content
+            texts = (p["text"] for p in content if p.get("type") == "input_text")
+            return "\n".join(texts)
+    return ""
+
+
+def error_reply(status: int) -> Rejected:
+    """The error chosen by ``fake:error=<status>``."""
+    if status == 400:
+        return reject(400, {"detail": "Bad request from fake"})
+    if status == 401:
+        message = "Your authentication token has expired. Please try signing in again."
+        return reject(401, _openai_error(message, "token_expired"))
+    if status == 403:
+        return Rejected(403, _CLOUDFLARE_PAGE, b"text/html; charset=UTF-8", _CLOUDFLARE_HEADERS)
+    if status == 429:
+        return reject(429, _USAGE_LIMIT, (b"retry-after", b"120"))
+    if status in (500, 502, 503):
+        error = {"message": "Upstream overloaded (fake)", "type": "server_error"}
+        return reject(status, {"error": error})
+    return reject(status, {"detail": f"Fake error {status}"})
+
+
+_USAGE_LIMIT: JSON = {
+    "error": {
+        "type": "usage_limit_reached",
+        "message": "The usage limit has been reached",
+        "plan_type": "plus",
+        "resets_in_seconds": 120,
+    }
+}
+_CLOUDFLARE_HEADERS = ((b"server", b"cloudflare"), (b"cf-ray", b"8f00fake00000000-SJC"))
+_CLOUDFLARE_PAGE = (
+    b'<!DOCTYPE html><html lang="en-US"><head><title>Just a moment...</title>'
+    b'<meta http-equiv="Content-Type" content="text/html; charset=UTF-8"></head>'
+    b'<body><div class="main-wrapper" role="main"><h1>chatgpt.com</h1>'
+    b"<p>Enable JavaScript and cookies to continue</p></div></body></html>"
+)

@@ -1,0 +1,209 @@
+"""A small HTTP/1.1 client on h11 with a keep-alive pool per origin.
+
+`HTTPClient.request` is an async context manager yielding the response once
+its head has arrived; the body is pulled by the caller (`chunks`, one item
+per network read, or `read_all`), so nothing is read from the backend faster
+than the caller forwards it. On exit a connection whose response was read to
+the end goes back to the pool; anything else is closed.
+
+A pooled connection may have been closed by the server while it sat idle. If
+a request on a reused connection fails before a single response byte came
+back, it is sent once more on a fresh connection: the server cannot have
+acted on a request it never read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import h11
+import trio
+
+from chatmock.errors import UpstreamError
+from chatmock.upstream.transport import Origin, open_stream, split_url
+
+RECEIVE_SIZE = 65536
+MAX_IDLE_SECONDS = 50.0
+
+
+class _Stale(Exception):
+    """The connection died before the response began; safe to retry elsewhere."""
+
+
+class _Connection:
+    __slots__ = ("h11", "idle_since", "origin", "stream")
+
+    def __init__(self, stream: trio.abc.Stream, origin: Origin) -> None:
+        self.stream = stream
+        self.origin = origin
+        self.h11 = h11.Connection(h11.CLIENT)
+        self.idle_since = 0.0
+
+    def reusable(self) -> bool:
+        return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+
+
+class UpstreamResponse:
+    """Status, headers and a pull-based body of one upstream response."""
+
+    def __init__(self, connection: _Connection, head: h11.Response, read_timeout: float) -> None:
+        self._c = connection
+        self.status: int = head.status_code
+        self.headers: list[tuple[bytes, bytes]] = list(head.headers)
+        self._read_timeout = read_timeout
+        self.complete = False
+
+    def header(self, name: bytes) -> str:
+        for key, value in self.headers:
+            if key == name:
+                return value.decode("latin-1")
+        return ""
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Body bytes, one item per network read; ends early if the peer cut the body."""
+        conn = self._c.h11
+        while not self.complete:
+            parts: list[bytes] = []
+            try:
+                event = conn.next_event()
+                while event is not h11.NEED_DATA:
+                    if isinstance(event, h11.Data):
+                        parts.append(event.data)
+                    elif isinstance(event, h11.EndOfMessage):
+                        self.complete = True
+                        break
+                    else:
+                        return
+                    event = conn.next_event()
+            except h11.RemoteProtocolError:
+                # The body was cut: hand over what arrived; the caller sees the
+                # stream end without its terminal event and reports that.
+                if parts:
+                    yield b"".join(parts)
+                return
+            if parts:
+                yield parts[0] if len(parts) == 1 else b"".join(parts)
+            if not self.complete:
+                conn.receive_data(await _receive(self._c, self._read_timeout))
+
+    async def read_all(self, limit: int = 16 * 1024 * 1024) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in self.chunks():
+            size += len(chunk)
+            if size > limit:
+                raise UpstreamError(f"backend answer larger than {limit} bytes")
+            parts.append(chunk)
+        return b"".join(parts)
+
+
+async def _receive(connection: _Connection, seconds: float) -> bytes:
+    """One read, bounded by the idle-read timeout."""
+    try:
+        with trio.fail_after(seconds):
+            return bytes(await connection.stream.receive_some(RECEIVE_SIZE))
+    except trio.TooSlowError:
+        raise UpstreamError(f"the backend sent nothing for {seconds:g} s", status=504) from None
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        return b""
+
+
+class HTTPClient:
+    """Keep-alive HTTP/1.1 client; one instance per process."""
+
+    def __init__(self, *, connect_timeout: float = 15.0, read_timeout: float = 300.0,
+                 pool_size: int = 256) -> None:
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.pool_size = pool_size
+        self._idle: dict[Origin, list[_Connection]] = {}
+
+    @asynccontextmanager
+    async def request(self, method: str, url: str, headers: Sequence[tuple[bytes, bytes]],
+                      body: bytes = b"") -> AsyncIterator[UpstreamResponse]:
+        origin, target = split_url(url)
+        all_headers = [(b"host", origin.authority.encode()), *headers]
+        if body or method in ("POST", "PUT", "PATCH"):
+            all_headers.append((b"content-length", b"%d" % len(body)))
+        request = h11.Request(method=method, target=target, headers=all_headers)
+        connection, reused = await self._checkout(origin)
+        try:
+            response = await self._exchange(connection, request, body)
+        except _Stale:
+            await trio.aclose_forcefully(connection.stream)
+            if not reused:
+                raise UpstreamError(f"{origin.authority} closed the connection "
+                                    "without answering") from None
+            connection = await self._connect(origin)
+            try:
+                response = await self._exchange(connection, request, body)
+            except _Stale:
+                await trio.aclose_forcefully(connection.stream)
+                raise UpstreamError(f"{origin.authority} closed the connection "
+                                    "without answering") from None
+        try:
+            yield response
+        finally:
+            await self._release(connection)
+
+    async def _exchange(self, connection: _Connection, request: h11.Request,
+                        body: bytes) -> UpstreamResponse:
+        conn = connection.h11
+        try:
+            data = conn.send(request)
+            if body:
+                data += conn.send(h11.Data(data=body))
+            data += conn.send(h11.EndOfMessage())
+            await connection.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise _Stale from exc
+        head = await self._read_head(connection)
+        return UpstreamResponse(connection, head, self.read_timeout)
+
+    async def _read_head(self, connection: _Connection) -> h11.Response:
+        conn = connection.h11
+        received = False
+        try:
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    data = await _receive(connection, self.read_timeout)
+                    if not data and not received:
+                        raise _Stale
+                    received = True
+                    conn.receive_data(data)
+                elif isinstance(event, h11.Response):
+                    return event
+                elif not isinstance(event, h11.InformationalResponse):
+                    raise UpstreamError("the backend closed the connection without an answer")
+        except h11.RemoteProtocolError as exc:
+            raise UpstreamError(f"malformed answer from the backend: {exc}") from None
+
+    async def _checkout(self, origin: Origin) -> tuple[_Connection, bool]:
+        idle = self._idle.get(origin)
+        now = trio.current_time()
+        while idle:
+            connection = idle.pop()
+            if now - connection.idle_since < MAX_IDLE_SECONDS:
+                return connection, True
+            await trio.aclose_forcefully(connection.stream)
+        return await self._connect(origin), False
+
+    async def _connect(self, origin: Origin) -> _Connection:
+        return _Connection(await open_stream(origin, self.connect_timeout), origin)
+
+    async def _release(self, connection: _Connection) -> None:
+        idle = self._idle.setdefault(connection.origin, [])
+        if connection.reusable() and len(idle) < self.pool_size:
+            connection.h11.start_next_cycle()
+            connection.idle_since = trio.current_time()
+            idle.append(connection)
+        else:
+            await trio.aclose_forcefully(connection.stream)
+
+    async def aclose(self) -> None:
+        for idle in self._idle.values():
+            for connection in idle:
+                await trio.aclose_forcefully(connection.stream)
+        self._idle.clear()

@@ -1,0 +1,201 @@
+"""Talking to the Codex backend: headers, credentials, and its errors.
+
+`CodexBackend.responses` opens one `POST {base}/responses` stream. Before the
+body is handed to a translator, an error status is turned into an
+`UpstreamError` carrying the backend's own message (found wherever its body
+keeps it, spec: upstream.md §12.1) and a status the client can act on: 429
+keeps its `Retry-After`, a rejected ChatGPT token says how to sign in again.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from chatmock import __version__, jsonbytes
+from chatmock.auth.tokens import CredentialStore
+from chatmock.errors import ClientError, UpstreamError
+from chatmock.upstream.client import HTTPClient, UpstreamResponse
+
+CODEX_CLIENT_VERSION = "0.169.0"
+ORIGINATOR = "codex_cli_rs"
+NOT_SIGNED_IN = ("Missing ChatGPT credentials: no usable auth.json was found. "
+                 "Run `chatmock login` first.")
+_REQUEST_ID_HEADERS = (b"x-request-id", b"x-openai-request-id", b"x-oai-request-id",
+                       b"openai-request-id", b"request-id", b"cf-ray")
+MAX_ERROR_BODY = 1024 * 1024
+
+
+def user_agent() -> str:
+    system = {"Darwin": "Mac OS"}.get(platform.system(), platform.system() or "unknown")
+    return (f"{ORIGINATOR}/{CODEX_CLIENT_VERSION} ({system} {platform.release()}; "
+            f"{platform.machine() or 'unknown'}) chatmock/{__version__}")
+
+
+def installation_id(home: Path) -> str:
+    """The stable per-install UUID in `<home>/installation_id`, created on first use."""
+    path = home / "installation_id"
+    try:
+        return str(uuid.UUID(path.read_text().strip()))
+    except (OSError, ValueError):
+        pass
+    value = str(uuid.uuid4())
+    try:
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.write_text(value)
+    except OSError:
+        pass
+    return value
+
+
+class CodexBackend:
+    def __init__(self, base_url: str, http: HTTPClient, credentials: CredentialStore,
+                 install_id: str) -> None:
+        self.responses_url = base_url.rstrip("/") + "/responses"
+        self.http = http
+        self.credentials = credentials
+        self.install_id = install_id
+        self._fixed_headers = [
+            (b"content-type", b"application/json"),
+            (b"accept", b"text/event-stream"),
+            (b"openai-beta", b"responses=experimental"),
+            (b"originator", ORIGINATOR.encode()),
+            (b"user-agent", user_agent().encode()),
+            (b"x-codex-installation-id", install_id.encode()),
+        ]
+
+    def _headers(self, session_id: str) -> list[tuple[bytes, bytes]]:
+        credentials = self.credentials.current()
+        if credentials is None or not credentials.usable:
+            raise ClientError(NOT_SIGNED_IN, status=401, error_type="authentication_error",
+                              code="not_signed_in")
+        return [(b"authorization", b"Bearer " + credentials.access_token.encode()),
+                (b"chatgpt-account-id", credentials.account_id.encode()),
+                (b"session-id", session_id.encode("latin-1", "replace")),
+                *self._fixed_headers]
+
+    def finish_payload(self, payload: dict[str, Any], session_id: str) -> None:
+        """Fields every Codex request carries: cache key and installation metadata."""
+        payload.setdefault("prompt_cache_key", session_id)
+        metadata = payload.setdefault("client_metadata", {})
+        if isinstance(metadata, dict):
+            metadata.setdefault("x-codex-installation-id", self.install_id)
+
+    @asynccontextmanager
+    async def responses(self, payload: dict[str, Any],
+                        session_id: str) -> AsyncIterator[UpstreamResponse]:
+        """An open SSE response of status 200, or an UpstreamError."""
+        headers = self._headers(session_id)
+        self.finish_payload(payload, session_id)
+        async with self.http.request("POST", self.responses_url, headers,
+                                     jsonbytes.dumps(payload)) as response:
+            if response.status >= 400:
+                body = await response.read_all(MAX_ERROR_BODY)
+                raise upstream_error(response.status, response.headers, body)
+            yield response
+
+
+def upstream_error(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> UpstreamError:
+    """The UpstreamError a failed backend answer becomes."""
+    document = _json_or_none(body)
+    message = extract_message(document) or _text_excerpt(body) or "no error details given"
+    request_id = _request_id(headers)
+    if request_id:
+        message += f" (request id {request_id})"
+    code = _error_code(document)
+    if status == 401:
+        return UpstreamError(f"ChatGPT rejected chatmock's credentials: {message}. "
+                             "Run `chatmock login` to sign in again.", status=401,
+                             error_type="authentication_error", code=code)
+    if status == 429:
+        retry = retry_after(document, headers)
+        extra = ((b"retry-after", b"%d" % retry),) if retry is not None else ()
+        return UpstreamError(message, status=429, error_type="rate_limit_error",
+                             code=code or "rate_limit_exceeded", headers=extra)
+    if status < 500:
+        kind = "permission_error" if status == 403 else "invalid_request_error"
+        return UpstreamError(message, status=status, error_type=kind, code=code)
+    return UpstreamError(message, status=status if status < 600 else 502,
+                         error_type="api_error", code=code)
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def extract_message(document: Any) -> str:
+    """The human message of an error body, wherever the backend put it."""
+    if not isinstance(document, dict):
+        return ""
+    keys = ("message", "detail", "error_description", "title", "reason")
+    error = document.get("error")
+    candidates: list[Any] = []
+    if isinstance(error, dict):
+        candidates.append(error.get("message"))
+    candidates += [document.get(key) for key in keys]
+    if isinstance(error, dict):
+        candidates += [error.get(key) for key in keys]
+    candidates.append(error)
+    errors = document.get("errors")
+    if isinstance(errors, list):
+        candidates += [entry.get("message") if isinstance(entry, dict) else entry
+                       for entry in errors]
+    for candidate in candidates:
+        if isinstance(candidate, str) and candidate.strip():
+            return candidate.strip()
+        if isinstance(candidate, list) and candidate and isinstance(candidate[0], dict):
+            # FastAPI-style validation details: [{"msg": ...}, ...]
+            message = candidate[0].get("msg")
+            if isinstance(message, str):
+                return message
+    return ""
+
+
+def _error_code(document: Any) -> str | None:
+    if isinstance(document, dict) and isinstance(document.get("error"), dict):
+        error = document["error"]
+        for key in ("code", "type"):
+            if isinstance(error.get(key), str):
+                return str(error[key])
+    return None
+
+
+def _text_excerpt(body: bytes) -> str:
+    text = body.decode("utf-8", "replace").strip()
+    if text.lstrip().startswith("<"):
+        return "the backend answered with an HTML page (blocked or down?)"
+    return text[:280]
+
+
+def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
+    found = dict(headers)
+    for name in _REQUEST_ID_HEADERS:
+        if found.get(name):
+            return found[name].decode("latin-1")
+    return ""
+
+
+def retry_after(document: Any, headers: list[tuple[bytes, bytes]]) -> int | None:
+    """Seconds until a usage limit resets, from the body, else from the headers."""
+    error = document.get("error") if isinstance(document, dict) else None
+    if isinstance(error, dict):
+        if isinstance(error.get("resets_in_seconds"), int | float):
+            return max(0, int(error["resets_in_seconds"]))
+        if isinstance(error.get("resets_at"), int | float):
+            return max(0, int(error["resets_at"] - time.time()))
+    found: Mapping[bytes, bytes] = dict(headers)
+    for name in (b"retry-after", b"x-codex-primary-reset-after-seconds"):
+        try:
+            return max(0, int(float(found[name])))
+        except (KeyError, ValueError):
+            continue
+    return None

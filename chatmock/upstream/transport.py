@@ -1,0 +1,72 @@
+"""Opening byte streams to an origin: TCP, and TLS over it for https.
+
+The TLS context is built once per process: loading the system trust store
+costs milliseconds, far too much to pay per request. Foreign exceptions
+(OSError, ssl errors, trio's) become `UpstreamError` here, once, so the client
+above deals with one error type.
+"""
+
+from __future__ import annotations
+
+import ssl
+from functools import cache
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+import trio
+
+from chatmock.errors import UpstreamError
+
+
+class Origin(NamedTuple):
+    scheme: str
+    host: str
+    port: int
+
+    @property
+    def authority(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        return self.host if self.port == default else f"{self.host}:{self.port}"
+
+
+def split_url(url: str) -> tuple[Origin, str]:
+    """(origin, request target) of an absolute http(s) URL."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    port = parts.port or (443 if scheme == "https" else 80)
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    return Origin(scheme, parts.hostname, port), target
+
+
+@cache
+def tls_context() -> ssl.SSLContext:
+    """Process-wide client TLS context with the system trust store."""
+    context = ssl.create_default_context()
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+async def open_stream(origin: Origin, connect_timeout: float) -> trio.abc.Stream:
+    """A connected (and, for https, handshaken) stream to `origin`."""
+    try:
+        with trio.fail_after(connect_timeout):
+            tcp = await trio.open_tcp_stream(origin.host, origin.port)
+            if origin.scheme != "https":
+                return tcp
+            tls = trio.SSLStream(tcp, tls_context(), server_hostname=origin.host,
+                                 https_compatible=True)
+            try:
+                await tls.do_handshake()
+            except BaseException:
+                await trio.aclose_forcefully(tcp)
+                raise
+            return tls
+    except trio.TooSlowError:
+        raise UpstreamError(f"connecting to {origin.authority} timed out after "
+                            f"{connect_timeout:g} s", status=504) from None
+    except (OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
+        raise UpstreamError(f"cannot connect to {origin.authority}: {exc}") from None
