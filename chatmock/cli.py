@@ -18,7 +18,7 @@ from chatmock.errors import ConfigError
 from chatmock.http1 import Limits
 from chatmock.router import Router
 from chatmock.routes import PREFIX_ROUTES, ROUTES
-from chatmock.server import serve
+from chatmock.server import open_listeners, serve
 
 log = logging.getLogger("chatmock")
 
@@ -57,23 +57,25 @@ async def run_server(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM, drain, return. A second signal stops at once."""
     shutdown = trio.Event()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        listeners = await open_listeners(settings.host, settings.port)
         app = build_app(settings)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_signals, signals, shutdown, nursery.cancel_scope)
-            port = await nursery.start(_serve, app, settings, shutdown, nursery.cancel_scope)
+            port = await nursery.start(_serve, app, settings, listeners, shutdown,
+                                       nursery.cancel_scope)
             log.info("chatmock %s listening on http://%s:%d (upstream %s)", __version__,
                      settings.host, port, settings.upstream_url)
             nursery.start_soon(_report_credentials, app)
         await app.http.aclose()
 
 
-async def _serve(app: App, settings: Settings, shutdown: trio.Event, helpers: trio.CancelScope,
+async def _serve(app: App, settings: Settings, listeners: list[trio.SocketListener],
+                 shutdown: trio.Event, helpers: trio.CancelScope,
                  task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Run the server; when it has drained, stop the helper tasks beside it."""
-    await serve(Router(app, ROUTES, PREFIX_ROUTES), host=settings.host, port=settings.port,
-                limits=limits_of(settings), max_connections=settings.max_connections,
-                shutdown=shutdown, shutdown_timeout=settings.shutdown_timeout,
-                task_status=task_status)
+    await serve(Router(app, ROUTES, PREFIX_ROUTES), listeners, limits=limits_of(settings),
+                max_connections=settings.max_connections, shutdown=shutdown,
+                shutdown_timeout=settings.shutdown_timeout, task_status=task_status)
     helpers.cancel()
 
 

@@ -144,7 +144,14 @@ class H1Connection:
         except _TooSlow:
             await self._answer_and_close(408, "request head not received in time")
             return None
-        return event if isinstance(event, h11.Request) else None
+        if not isinstance(event, h11.Request):
+            return None
+        size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
+        if size > self.limits.max_header_bytes:
+            # h11 bounds only heads that arrive in pieces; one that came whole lands here.
+            await self._answer_and_close(431, "request head too large")
+            return None
+        return event
 
     async def _receive_idle(self) -> bool:
         """Wait for the next request's first bytes; False on idle timeout or drain."""

@@ -38,6 +38,10 @@ def _value_start(doc: bytes, quoted_key: bytes) -> int:
     while at >= 0:
         if doc.find(b"{", 1, at) >= 0:
             return -1
+        if doc[at - 1:at] == b"\\":
+            # An escaped quote: these bytes sit inside a string (a key like `x"name`).
+            at = doc.find(quoted_key, at + 1)
+            continue
         after = at + len(quoted_key)
         if doc[after:after + 1] == b":":
             after += 1
@@ -84,7 +88,7 @@ def decode_string(raw: bytes) -> str:
 
 def quote(text: str) -> bytes:
     """A JSON string literal, quotes included, with non-ASCII kept as UTF-8."""
-    return json.dumps(text, ensure_ascii=False).encode()
+    return _utf8(json.dumps(text, ensure_ascii=False), text)
 
 
 def escape(text: str) -> bytes:
@@ -94,4 +98,12 @@ def escape(text: str) -> bytes:
 
 def dumps(value: Any) -> bytes:
     """Compact JSON bytes (no spaces), non-ASCII as UTF-8."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    return _utf8(json.dumps(value, ensure_ascii=False, separators=(",", ":")), value)
+
+
+def _utf8(text: str, value: Any) -> bytes:
+    """UTF-8 of serialised JSON; lone surrogates (valid in JSON text) fall back to escapes."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":")).encode()

@@ -1,6 +1,6 @@
 """The only module that accepts sockets: listeners, connection tasks, shutdown.
 
-`serve` binds, reports the bound port through `task_status`, accepts until
+`open_listeners` binds; `serve` reports the bound port through `task_status`, accepts until
 `shutdown` is set, then drains: listeners close, idle keep-alive connections
 are dropped, in-flight exchanges get `shutdown_timeout` seconds to finish and
 are cancelled after that. Protocol choice happens per connection in
@@ -37,28 +37,42 @@ def raise_open_file_limit() -> int:
     return soft
 
 
-async def serve(app: App, *, host: str, port: int, limits: Limits, max_connections: int,
-                shutdown: trio.Event, shutdown_timeout: float,
-                task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-    """Serve `app` until `shutdown` is set; returns after the drain."""
+async def open_listeners(host: str, port: int) -> list[trio.SocketListener]:
+    """Bind (raises OSError, e.g. address in use); done apart from `serve` so that
+    the caller sees a bind failure as itself, not inside a nursery's group."""
     raise_open_file_limit()
-    listeners = await trio.open_tcp_listeners(port, host=host, backlog=4096)
+    return await trio.open_tcp_listeners(port, host=host, backlog=4096)
+
+
+async def serve(app: App, listeners: list[trio.SocketListener], *, limits: Limits,
+                max_connections: int, shutdown: trio.Event, shutdown_timeout: float,
+                task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve `app` on `listeners` until `shutdown` is set; returns after the drain.
+
+    Reports the first listener's port through `task_status`."""
     lifecycle = Lifecycle()
     slots = trio.CapacityLimiter(max_connections)
-    async with trio.open_nursery() as connections:
-        async with trio.open_nursery() as acceptors:
-            for listener in listeners:
-                acceptors.start_soon(_accept_loop, listener, connections, app, limits,
-                                     lifecycle, slots)
-            task_status.started(listeners[0].socket.getsockname()[1])
-            await shutdown.wait()
-            acceptors.cancel_scope.cancel()
-        for listener in listeners:
-            await listener.aclose()
-        lifecycle.begin_drain()
-        with trio.move_on_after(shutdown_timeout):
-            await lifecycle.wait_idle()
-        connections.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as connections:
+            async with trio.open_nursery() as acceptors:
+                for listener in listeners:
+                    acceptors.start_soon(_accept_loop, listener, connections, app, limits,
+                                         lifecycle, slots)
+                task_status.started(listeners[0].socket.getsockname()[1])
+                await shutdown.wait()
+                acceptors.cancel_scope.cancel()
+            await _close(listeners)
+            lifecycle.begin_drain()
+            with trio.move_on_after(shutdown_timeout):
+                await lifecycle.wait_idle()
+            connections.cancel_scope.cancel()
+    finally:
+        await _close(listeners)
+
+
+async def _close(listeners: list[trio.SocketListener]) -> None:
+    for listener in listeners:
+        await trio.aclose_forcefully(listener)
 
 
 async def _accept_loop(listener: trio.SocketListener, nursery: trio.Nursery, app: App,

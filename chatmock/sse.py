@@ -48,6 +48,7 @@ class SSEDecoder:
         self._scan = 0
         self._pending_cr = False
         self._started = False
+        self._head = b""
         self._max = max_event_bytes
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
@@ -85,7 +86,13 @@ class SSEDecoder:
 
     def _normalise(self, chunk: bytes) -> bytes:
         if not self._started:
+            # The BOM itself may arrive split over the first reads: hold a prefix of it back.
+            chunk = self._head + chunk
+            if len(chunk) < len(_BOM) and _BOM.startswith(chunk):
+                self._head = chunk
+                return b""
             self._started = True
+            self._head = b""
             if chunk.startswith(_BOM):
                 chunk = chunk[len(_BOM):]
         if self._pending_cr:

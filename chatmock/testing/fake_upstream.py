@@ -19,7 +19,7 @@ import trio
 
 from chatmock.exchange import Request, Responder
 from chatmock.http1 import Limits
-from chatmock.server import serve
+from chatmock.server import open_listeners, serve
 from chatmock.testing.fake_codex import FakeCodex
 
 
@@ -51,7 +51,8 @@ async def run(host: str, port: int, shutdown: trio.Event | None = None,
               task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     stop = shutdown if shutdown is not None else trio.Event()
     limits = Limits(idle_timeout=300.0, write_timeout=600.0)
-    await serve(FakeUpstreamApp(), host=host, port=port, limits=limits, max_connections=100_000,
+    listeners = await open_listeners(host, port)
+    await serve(FakeUpstreamApp(), listeners, limits=limits, max_connections=100_000,
                 shutdown=stop, shutdown_timeout=1.0, task_status=task_status)
 
 

@@ -127,25 +127,29 @@ class HTTPClient:
         if body or method in ("POST", "PUT", "PATCH"):
             all_headers.append((b"content-length", b"%d" % len(body)))
         request = h11.Request(method=method, target=target, headers=all_headers)
-        connection, reused = await self._checkout(origin)
-        try:
-            response = await self._exchange(connection, request, body)
-        except _Stale:
-            await trio.aclose_forcefully(connection.stream)
-            if not reused:
-                raise UpstreamError(f"{origin.authority} closed the connection "
-                                    "without answering") from None
-            connection = await self._connect(origin)
-            try:
-                response = await self._exchange(connection, request, body)
-            except _Stale:
-                await trio.aclose_forcefully(connection.stream)
-                raise UpstreamError(f"{origin.authority} closed the connection "
-                                    "without answering") from None
+        connection, response = await self._open(origin, request, body)
         try:
             yield response
         finally:
             await self._release(connection)
+
+    async def _open(self, origin: Origin, request: h11.Request,
+                    body: bytes) -> tuple[_Connection, UpstreamResponse]:
+        """Send on a pooled connection, or on a fresh one if the pooled one was stale."""
+        connection, reused = await self._checkout(origin)
+        for attempt in (1, 2):
+            try:
+                return connection, await self._exchange(connection, request, body)
+            except _Stale:
+                await trio.aclose_forcefully(connection.stream)
+                if not reused or attempt == 2:
+                    raise UpstreamError(f"{origin.authority} closed the connection "
+                                        "without answering") from None
+            except BaseException:
+                await trio.aclose_forcefully(connection.stream)
+                raise
+            connection, reused = await self._connect(origin), False
+        raise AssertionError("unreachable")
 
     async def _exchange(self, connection: _Connection, request: h11.Request,
                         body: bytes) -> UpstreamResponse:

@@ -1,0 +1,113 @@
+"""Real processes for acceptance tests: the fake Codex backend and `chatmock serve`.
+
+Both are started with `--port 0`; the bound port is read from the process's
+own announcement, so tests never race for ports. Processes are stopped with
+SIGTERM at the end and their logs are kept in the test's temp dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatmock.testing.credentials import write_auth_file
+
+STARTUP_SECONDS = 20.0
+_LISTENING = re.compile(rb"listening on http://[^:]+:(\d+)")
+
+
+@dataclass
+class Process:
+    popen: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self, timeout: float = 10.0) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            return self.popen.wait()
+
+
+def _wait_for_port(popen: subprocess.Popen[bytes], log: Path) -> int:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        found = _LISTENING.search(log.read_bytes())
+        if found:
+            return int(found.group(1))
+        if popen.poll() is not None:
+            break
+        time.sleep(0.02)
+    popen.kill()
+    raise RuntimeError(f"process did not start; log:\n{log.read_text()}")
+
+
+def spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> Process:
+    with log.open("wb") as sink:
+        popen = subprocess.Popen([sys.executable, *args], stdout=sink, stderr=subprocess.STDOUT,
+                                 env=env, stdin=subprocess.DEVNULL)
+    return Process(popen, _wait_for_port(popen, log), log)
+
+
+def start_chatmock(tmp: Path, upstream: Process | None, *flags: str,
+                   credentials: bool = True) -> Process:
+    home = tmp / "home"
+    if credentials:
+        write_auth_file(home)
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("CHATGPT_LOCAL_", "CODEX_"))}
+    env.update(CHATGPT_LOCAL_HOME=str(home), HOME=str(tmp))
+    upstream_url = f"{upstream.url}/backend-api/codex" if upstream else "http://127.0.0.1:9/x"
+    return spawn(["-m", "chatmock", "serve", "--port", "0", "--upstream-url", upstream_url,
+                  *flags], tmp / "chatmock.log", env)
+
+
+@pytest.fixture(scope="session")
+def fake_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+    tmp = tmp_path_factory.mktemp("fake")
+    process = spawn(["-m", "chatmock.testing.fake_upstream", "--port", "0"], tmp / "fake.log")
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def chatmock_server(tmp_path_factory: pytest.TempPathFactory,
+                    fake_upstream: Process) -> Iterator[Process]:
+    process = start_chatmock(tmp_path_factory.mktemp("chatmock"), fake_upstream)
+    yield process
+    process.stop()
+
+
+def recorded_requests(fake: Process) -> list[dict[str, Any]]:
+    """What the fake backend received, oldest first."""
+    with urllib.request.urlopen(f"{fake.url}/__fake__/requests") as reply:
+        result: list[dict[str, Any]] = json.load(reply)
+    return result
+
+
+def last_upstream_body(fake: Process, marker: str) -> dict[str, Any]:
+    """The newest recorded upstream body whose JSON text contains `marker`."""
+    for record in reversed(recorded_requests(fake)):
+        if marker in json.dumps(record.get("body")):
+            body: dict[str, Any] = record["body"]
+            return body
+    raise AssertionError(f"no upstream request contained {marker!r}")

@@ -1,0 +1,71 @@
+"""A minimal h11 client for driving chatmock's server over in-memory or TCP streams."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import h11
+import trio
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[bytes, bytes]
+    body: bytes
+    chunks: list[bytes] = field(default_factory=list)
+
+
+class RawClient:
+    """Sends requests with h11 on one stream; keeps the connection across requests."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self.stream = stream
+        self.conn = h11.Connection(h11.CLIENT)
+
+    async def send_head(self, method: str, target: str, headers: list[tuple[str, str]]) -> None:
+        hdrs = [("host", "test"), *headers]
+        await self.stream.send_all(self.conn.send(h11.Request(method=method, target=target,
+                                                              headers=hdrs)))
+
+    async def send_body(self, data: bytes, *, end: bool = True) -> None:
+        out = self.conn.send(h11.Data(data=data)) if data else b""
+        if end:
+            out += self.conn.send(h11.EndOfMessage())
+        await self.stream.send_all(out)
+
+    async def request(self, method: str, target: str, body: bytes = b"",
+                      headers: list[tuple[str, str]] | None = None) -> Reply:
+        hdrs = list(headers or [])
+        if body and not any(k.lower() in ("content-length", "transfer-encoding") for k, _ in hdrs):
+            hdrs.append(("content-length", str(len(body))))
+        await self.send_head(method, target, hdrs)
+        await self.send_body(body)
+        return await self.read_reply()
+
+    async def read_reply(self) -> Reply:
+        head = await self._next(h11.Response)
+        assert isinstance(head, h11.Response)
+        chunks: list[bytes] = []
+        while True:
+            event = await self._next()
+            if isinstance(event, h11.Data):
+                chunks.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                break
+        if self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE:
+            self.conn.start_next_cycle()
+        return Reply(head.status_code, dict(head.headers), b"".join(chunks), chunks)
+
+    async def _next(self, wanted: type | None = None) -> object:
+        while True:
+            event = self.conn.next_event()
+            if event is h11.NEED_DATA:
+                self.conn.receive_data(await self.stream.receive_some(65536))
+                continue
+            if wanted is None or isinstance(event, wanted):
+                return event
+
+    async def at_eof(self) -> bool:
+        """True if the server closed the connection (reads b'')."""
+        return await self.stream.receive_some(65536) == b""

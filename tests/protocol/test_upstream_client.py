@@ -1,0 +1,113 @@
+"""The pooled upstream client against the fake backend served in-process over TCP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+import trio
+
+from chatmock.errors import UpstreamError
+from chatmock.exchange import Request, Responder
+from chatmock.http1 import Limits
+from chatmock.server import open_listeners, serve
+from chatmock.testing.fake_upstream import FakeUpstreamApp
+from chatmock.upstream.client import HTTPClient
+
+HEADERS = [(b"authorization", b"Bearer x"), (b"chatgpt-account-id", b"acc"),
+           (b"content-type", b"application/json")]
+
+
+def body(text: str) -> bytes:
+    return json.dumps({"model": "gpt-5.4", "stream": True, "store": False, "input": [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}]
+    }).encode()
+
+
+class Counting:
+    """Wraps an app and counts the connections that reached it."""
+
+    def __init__(self, app: FakeUpstreamApp) -> None:
+        self.app = app
+        self.clients: set[str] = set()
+
+    async def __call__(self, request: Request, out: Responder) -> None:
+        self.clients.add(request.client)
+        await self.app(request, out)
+
+
+async def start(nursery: trio.Nursery, app: object, limits: Limits | None = None) -> str:
+    listeners = await open_listeners("127.0.0.1", 0)
+    port = await nursery.start(lambda task_status: serve(
+        app, listeners, limits=limits or Limits(), max_connections=100,  # type: ignore[arg-type]
+        shutdown=trio.Event(), shutdown_timeout=0.1, task_status=task_status))
+    return f"http://127.0.0.1:{port}/backend-api/codex/responses"
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[HTTPClient]:
+    pooled = HTTPClient(connect_timeout=2, read_timeout=2)
+    yield pooled
+    await pooled.aclose()
+
+
+async def test_connections_are_reused(nursery: trio.Nursery, client: HTTPClient) -> None:
+    counting = Counting(FakeUpstreamApp())
+    url = await start(nursery, counting)
+    for _ in range(5):
+        async with client.request("POST", url, HEADERS, body("hi")) as response:
+            assert response.status == 200
+            assert b"response.completed" in await response.read_all()
+    assert len(counting.clients) == 1
+
+
+async def test_stale_pooled_connection_is_retried(nursery: trio.Nursery, client: HTTPClient,
+                                                  autojump_clock: trio.abc.Clock) -> None:
+    counting = Counting(FakeUpstreamApp())
+    url = await start(nursery, counting, Limits(idle_timeout=1))
+    async with client.request("POST", url, HEADERS, body("hi")) as response:
+        await response.read_all()
+    await trio.sleep(5)  # the server drops the idle connection meanwhile
+    async with client.request("POST", url, HEADERS, body("again")) as response:
+        assert response.status == 200
+        assert b"again" in await response.read_all()
+    assert len(counting.clients) == 2
+
+
+async def test_cut_body_ends_the_chunks_early(nursery: trio.Nursery, client: HTTPClient) -> None:
+    url = await start(nursery, FakeUpstreamApp())
+    async with client.request("POST", url, HEADERS, body("x fake:cut")) as response:
+        data = await response.read_all()
+        assert not response.complete
+    assert b"response.output_text.delta" in data
+    assert b"response.completed" not in data
+
+
+async def test_silent_backend_hits_the_read_timeout(nursery: trio.Nursery, client: HTTPClient,
+                                                    autojump_clock: trio.abc.Clock) -> None:
+    url = await start(nursery, FakeUpstreamApp())
+    with pytest.raises(UpstreamError) as caught:
+        async with client.request("POST", url, HEADERS, body("x fake:first_delay_ms=10000")):
+            pass
+    assert caught.value.status == 504
+
+
+async def test_backend_silent_mid_body_hits_the_read_timeout(
+        nursery: trio.Nursery, client: HTTPClient, autojump_clock: trio.abc.Clock) -> None:
+    url = await start(nursery, FakeUpstreamApp())
+    async with client.request("POST", url, HEADERS, body("x fake:delay_ms=10000")) as response:
+        with pytest.raises(UpstreamError) as caught:
+            await response.read_all()
+    assert caught.value.status == 504
+
+
+async def test_unreachable_backend_is_a_502(client: HTTPClient) -> None:
+    listener = trio.socket.socket()
+    await listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()
+    with pytest.raises(UpstreamError) as caught:
+        async with client.request("POST", f"http://127.0.0.1:{port}/x", HEADERS, b"{}"):
+            pass
+    assert caught.value.status == 502
