@@ -29,5 +29,7 @@ def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
                       read_timeout=settings.upstream_read_timeout,
                       pool_size=settings.upstream_pool_size)
     backend = CodexBackend(settings.upstream_url, http, CredentialStore(env),
-                           installation_id(home_dir(env)))
+                           installation_id(home_dir(env)),
+                           log_bodies=settings.verbose or settings.debug,
+                           log_events=settings.verbose_obfuscation or settings.debug)
     return App(settings, Catalog(), http, backend, SessionIds())

@@ -36,7 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"chatmock: {exc}", file=sys.stderr)
         return 2
-    logs.setup(settings.verbose or settings.debug, (settings.access_token,))
+    logs.setup(settings.verbose or settings.verbose_obfuscation or settings.debug,
+               (settings.access_token,))
     try:
         trio.run(run_server, settings)
     except OSError as exc:

@@ -81,7 +81,10 @@ def decode_string(raw: bytes) -> str:
     """Turn escaped string content (as `raw_string` returns it) into text."""
     if _BACKSLASH not in raw:
         return raw.decode("utf-8", "replace")
-    value = json.loads(b'"' + raw + b'"')
+    try:
+        value = json.loads(b'"' + raw + b'"')
+    except ValueError:  # the backend's JSON was malformed after all: keep what is readable
+        return raw.decode("utf-8", "replace")
     assert isinstance(value, str)
     return value
 

@@ -132,7 +132,7 @@ class ChatStreamTranslator(UpstreamTranslator):
             self._start_call(item, arguments="")
 
     def on_arguments(self, item_id: bytes, raw: bytes) -> None:
-        key = item_id.decode()
+        key = jsonbytes.decode_string(item_id)
         index = self._tool_index.get(key)
         if index is None:
             return

@@ -75,17 +75,26 @@ def map_usage(usage: Any) -> dict[str, Any] | None:
     """Responses usage → Chat Completions usage (with the detail objects)."""
     if not isinstance(usage, dict):
         return None
-    prompt = int(usage.get("input_tokens") or 0)
-    completion = int(usage.get("output_tokens") or 0)
+    prompt = _count(usage, "input_tokens") or 0
+    completion = _count(usage, "output_tokens") or 0
     mapped: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
-                              "total_tokens": int(usage.get("total_tokens") or prompt + completion)}
-    cached = (usage.get("input_tokens_details") or {}).get("cached_tokens")
+                              "total_tokens": _count(usage, "total_tokens") or prompt + completion}
+    cached = _count(usage.get("input_tokens_details"), "cached_tokens")
     if cached is not None:
-        mapped["prompt_tokens_details"] = {"cached_tokens": int(cached)}
-    reasoning = (usage.get("output_tokens_details") or {}).get("reasoning_tokens")
+        mapped["prompt_tokens_details"] = {"cached_tokens": cached}
+    reasoning = _count(usage.get("output_tokens_details"), "reasoning_tokens")
     if reasoning is not None:
-        mapped["completion_tokens_details"] = {"reasoning_tokens": int(reasoning)}
+        mapped["completion_tokens_details"] = {"reasoning_tokens": reasoning}
     return mapped
+
+
+def _count(parent: Any, key: str) -> int | None:
+    """A token count, or None when it is missing or not a number (never an exception)."""
+    value = parent.get(key) if isinstance(parent, dict) else None
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 Handler = Callable[["UpstreamTranslator", bytes], None]

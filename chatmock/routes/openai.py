@@ -40,7 +40,7 @@ def parse_json(body: bytes) -> Any:
 
 async def chat_completions(app: App, request: Request, out: Responder) -> None:
     body = parse_json(await request.body())
-    if app.settings.verbose:
+    if app.settings.verbose or app.settings.debug:
         log.debug("chat request: %s", redact(json.dumps(body)[:20000]))
     chat = parse_chat_request(body, app.catalog, app.settings)
     session = app.sessions.for_request(request.headers, chat.payload.get("instructions"),

@@ -14,7 +14,7 @@ acted on a request it never read.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import h11
@@ -53,6 +53,7 @@ class UpstreamResponse:
         self.headers: list[tuple[bytes, bytes]] = list(head.headers)
         self._read_timeout = read_timeout
         self.complete = False
+        self.trace: Callable[[bytes], None] | None = None
 
     def header(self, name: bytes) -> str:
         for key, value in self.headers:
@@ -83,7 +84,10 @@ class UpstreamResponse:
                     yield b"".join(parts)
                 return
             if parts:
-                yield parts[0] if len(parts) == 1 else b"".join(parts)
+                data = parts[0] if len(parts) == 1 else b"".join(parts)
+                if self.trace is not None:
+                    self.trace(data)
+                yield data
             if not self.complete:
                 conn.receive_data(await _receive(self._c, self._read_timeout))
 

@@ -10,6 +10,7 @@ keeps its `Retry-After`, a rejected ChatGPT token says how to sign in again.
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import time
 import uuid
@@ -22,6 +23,8 @@ from chatmock import __version__, jsonbytes
 from chatmock.auth.tokens import CredentialStore
 from chatmock.errors import ClientError, UpstreamError
 from chatmock.upstream.client import HTTPClient, UpstreamResponse
+
+log = logging.getLogger("chatmock.upstream")
 
 CODEX_CLIENT_VERSION = "0.169.0"
 ORIGINATOR = "codex_cli_rs"
@@ -56,8 +59,10 @@ def installation_id(home: Path) -> str:
 
 class CodexBackend:
     def __init__(self, base_url: str, http: HTTPClient, credentials: CredentialStore,
-                 install_id: str) -> None:
+                 install_id: str, *, log_bodies: bool = False, log_events: bool = False) -> None:
         self.responses_url = base_url.rstrip("/") + "/responses"
+        self.log_bodies = log_bodies
+        self.log_events = log_events
         self.http = http
         self.credentials = credentials
         self.install_id = install_id
@@ -93,12 +98,23 @@ class CodexBackend:
         """An open SSE response of status 200, or an UpstreamError."""
         headers = self._headers(session_id)
         self.finish_payload(payload, session_id)
-        async with self.http.request("POST", self.responses_url, headers,
-                                     jsonbytes.dumps(payload)) as response:
+        body = jsonbytes.dumps(payload)
+        if self.log_bodies:
+            log.debug("upstream request: %s", body[:20000].decode("utf-8", "replace"))
+        async with self.http.request("POST", self.responses_url, headers, body) as response:
             if response.status >= 400:
-                body = await response.read_all(MAX_ERROR_BODY)
-                raise upstream_error(response.status, response.headers, body)
+                error_body = await response.read_all(MAX_ERROR_BODY)
+                if self.log_bodies:
+                    log.debug("upstream %d: %s", response.status,
+                              error_body[:4000].decode("utf-8", "replace"))
+                raise upstream_error(response.status, response.headers, error_body)
+            if self.log_events:
+                response.trace = _log_events
             yield response
+
+
+def _log_events(data: bytes) -> None:
+    log.debug("upstream events: %s", data.decode("utf-8", "replace"))
 
 
 def upstream_error(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> UpstreamError:

@@ -32,8 +32,9 @@ def client_for(server: Process) -> openai.OpenAI:
 
 
 @pytest.fixture(scope="module")
-def client(chatmock_server: Process) -> openai.OpenAI:
-    return client_for(chatmock_server)
+def client(chatmock_server: Process) -> Iterator[openai.OpenAI]:
+    with client_for(chatmock_server) as shared:
+        yield shared
 
 
 def user(text: str) -> list[Any]:
@@ -184,7 +185,11 @@ def legacy_server(tmp_path_factory: pytest.TempPathFactory,
 
 
 def test_o3_reasoning(o3_server: Process) -> None:
-    client = client_for(o3_server)
+    with client_for(o3_server) as client:
+        check_o3(client)
+
+
+def check_o3(client: openai.OpenAI) -> None:
     reply = client.chat.completions.create(model="gpt-5.4", messages=user("x fake:reasoning"))
     message = reply.choices[0].message
     assert message.content == "Hello! You said: x"
@@ -198,7 +203,11 @@ def test_o3_reasoning(o3_server: Process) -> None:
 
 
 def test_legacy_reasoning(legacy_server: Process) -> None:
-    client = client_for(legacy_server)
+    with client_for(legacy_server) as client:
+        check_legacy(client)
+
+
+def check_legacy(client: openai.OpenAI) -> None:
     reply = client.chat.completions.create(model="gpt-5.4", messages=user("x fake:reasoning"))
     extra = reply.choices[0].message.model_extra or {}
     assert "thought" in extra["reasoning_summary"]
@@ -272,8 +281,8 @@ def test_incomplete_answer_finishes_with_length(client: openai.OpenAI) -> None:
 def test_no_credentials_is_401(tmp_path: Path, fake_upstream: Process) -> None:
     server = start_chatmock(tmp_path, fake_upstream, credentials=False)
     try:
-        with pytest.raises(openai.AuthenticationError) as caught:
-            client_for(server).chat.completions.create(model="gpt-5.4", messages=user("hi"))
+        with client_for(server) as client, pytest.raises(openai.AuthenticationError) as caught:
+            client.chat.completions.create(model="gpt-5.4", messages=user("hi"))
         assert "chatmock login" in caught.value.message
     finally:
         assert server.stop() == 0

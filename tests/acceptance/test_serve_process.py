@@ -2,29 +2,38 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import openai
+import pytest
 
 from .conftest import Process, start_chatmock
 
 
-def slow_stream(server: Process, deltas: int, delay_ms: int) -> openai.Stream:  # type: ignore[type-arg]
-    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0, timeout=30)
-    return client.chat.completions.create(
+@pytest.fixture
+def client() -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(api_key="x", max_retries=0, timeout=30) as shared:
+        yield shared
+
+
+def slow_stream(client: openai.OpenAI, server: Process, deltas: int,
+                delay_ms: int) -> openai.Stream:  # type: ignore[type-arg]
+    return client.with_options(base_url=f"{server.url}/v1").chat.completions.create(
         model="gpt-5.4", stream=True,
         messages=[{"role": "user", "content": f"x fake:deltas={deltas} fake:delay_ms={delay_ms}"}])
 
 
-def test_sigterm_lets_an_open_stream_finish_then_exits_0(tmp_path: Path,
+def test_sigterm_lets_an_open_stream_finish_then_exits_0(tmp_path: Path, client: openai.OpenAI,
                                                         fake_upstream: Process) -> None:
     server = start_chatmock(tmp_path, fake_upstream, "--shutdown-timeout", "20")
-    stream = slow_stream(server, deltas=12, delay_ms=100)
+    stream = slow_stream(client, server, deltas=12, delay_ms=100)
     chunks = iter(stream)
     first = next(chunks)
     assert first.choices[0].delta.role == "assistant"
@@ -39,10 +48,10 @@ def test_sigterm_lets_an_open_stream_finish_then_exits_0(tmp_path: Path,
     assert server.popen.wait(10) == 0
 
 
-def test_drain_deadline_cuts_streams_that_outlive_it(tmp_path: Path,
+def test_drain_deadline_cuts_streams_that_outlive_it(tmp_path: Path, client: openai.OpenAI,
                                                      fake_upstream: Process) -> None:
     server = start_chatmock(tmp_path, fake_upstream, "--shutdown-timeout", "0.5")
-    chunks = iter(slow_stream(server, deltas=100, delay_ms=200))
+    chunks = iter(slow_stream(client, server, deltas=100, delay_ms=200))
     next(chunks)
     started = time.monotonic()
     server.popen.send_signal(signal.SIGTERM)
@@ -50,9 +59,10 @@ def test_drain_deadline_cuts_streams_that_outlive_it(tmp_path: Path,
     assert time.monotonic() - started < 5
 
 
-def test_second_signal_stops_at_once(tmp_path: Path, fake_upstream: Process) -> None:
+def test_second_signal_stops_at_once(tmp_path: Path, client: openai.OpenAI,
+                                     fake_upstream: Process) -> None:
     server = start_chatmock(tmp_path, fake_upstream, "--shutdown-timeout", "60")
-    chunks = iter(slow_stream(server, deltas=100, delay_ms=200))
+    chunks = iter(slow_stream(client, server, deltas=100, delay_ms=200))
     next(chunks)
     server.popen.send_signal(signal.SIGINT)
     time.sleep(0.3)
@@ -77,3 +87,24 @@ def test_port_in_use_is_reported(tmp_path: Path, chatmock_server: Process) -> No
                             timeout=30)
     assert result.returncode == 1
     assert "cannot listen" in result.stderr
+
+
+def test_verbose_logs_carry_no_secrets(tmp_path: Path, fake_upstream: Process) -> None:
+    token = "local-access-token-1234567890"
+    server = start_chatmock(tmp_path, fake_upstream, "--verbose", "--verbose-obfuscation",
+                            "--access-token", token)
+    secret_text = f"my key is {token} sk-abcdef123456"
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=token, max_retries=0) as client:
+        reply = client.chat.completions.create(
+            model="gpt-5.4", messages=[{"role": "user", "content": secret_text}])
+    assert reply.choices[0].message.content
+    intruder = openai.OpenAI(base_url=f"{server.url}/v1", api_key="wrong", max_retries=0)
+    with intruder, pytest.raises(openai.AuthenticationError):
+        intruder.models.list()
+    assert server.stop() == 0
+    log = server.log.read_text()
+    access_token = json.loads((tmp_path / "home" / "auth.json").read_text())["tokens"]
+    assert "upstream request" in log and "upstream events" in log
+    assert token not in log
+    assert "sk-abcdef123456" not in log
+    assert access_token["access_token"] not in log and "eyJ" not in log
