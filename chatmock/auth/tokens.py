@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,10 +60,10 @@ class Credentials:
     """The tokens of one auth.json and what they say."""
 
     path: Path
-    access_token: str
+    access_token: str = field(repr=False)
     account_id: str
-    id_token: str = ""
-    refresh_token: str = ""
+    id_token: str = field(default="", repr=False)
+    refresh_token: str = field(default="", repr=False)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -108,20 +109,33 @@ def read_auth_file(env: Mapping[str, str]) -> Credentials | None:
 
 
 class CredentialStore:
-    """Hands out current credentials, re-reading auth.json only when it changed."""
+    """Hands out current credentials, re-reading auth.json only when it changed.
 
-    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+    Every candidate path is checked, not just the cached file, since a new login
+    may write an auth.json earlier in the search order; the check itself (a few
+    `stat` calls) runs at most once per `recheck_seconds`, not per request.
+    """
+
+    def __init__(self, env: Mapping[str, str] | None = None,
+                 recheck_seconds: float = 1.0) -> None:
         self._env = dict(os.environ if env is None else env)
         self._cached: Credentials | None = None
-        self._stamp: tuple[int, int] | None = None
+        self._stamps: list[tuple[int, int] | None] = []
+        self._recheck = recheck_seconds
+        self._checked_at = -recheck_seconds
 
     def current(self) -> Credentials | None:
+        now = time.monotonic()
         cached = self._cached
-        if cached is not None and self._stamp == _stamp(cached.path):
+        if cached is not None and now - self._checked_at < self._recheck:
+            return cached
+        self._checked_at = now
+        stamps = [_stamp(path) for path in auth_search_paths(self._env)]
+        if cached is not None and stamps == self._stamps:
             return cached
         found = read_auth_file(self._env)
         self._cached = found
-        self._stamp = _stamp(found.path) if found else None
+        self._stamps = stamps
         return found
 
 

@@ -64,7 +64,7 @@ def parse_chat_request(body: Any, catalog: Catalog, settings: Settings) -> ChatR
         raise ClientError("n > 1 is not supported", code="unsupported_parameter")
     tools = convert_tools(body.get("tools"))
     tool_choice = convert_tool_choice(body.get("tool_choice"))
-    extra = extra_tools(body, settings, tool_choice)
+    extra = extra_tools(body, settings, tool_choice, tools)
     reasoning = as_object(body.get("reasoning"))
     payload: dict[str, Any] = {"model": resolved.slug}
     if instructions:
@@ -78,7 +78,7 @@ def parse_chat_request(body: Any, catalog: Catalog, settings: Settings) -> ChatR
         "stream": True,
         "include": [REASONING_INCLUDE],
         "reasoning": reasoning_param(resolved, catalog, settings,
-                                     reasoning.get("effort") or body.get("reasoning_effort"),
+                                     (reasoning.get("effort"), body.get("reasoning_effort")),
                                      reasoning.get("summary")),
     })
     _add_optional(payload, body, resolved, catalog, settings)
@@ -229,11 +229,16 @@ def _assistant_items(message: dict[str, Any], where: str) -> list[Item]:
 
 
 def _assistant_texts(content: Any, where: str) -> list[str]:
-    if isinstance(content, list):
-        return [str(part.get("text") or part.get("refusal") or "") for part in content
-                if isinstance(part, dict) and part.get("type") in ("text", "output_text",
-                                                                   "refusal")]
-    return _texts(content, where)
+    if not isinstance(content, list):
+        return _texts(content, where)
+    texts = []
+    for number, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind not in ("text", "output_text", "refusal"):
+            raise ClientError(f"{where}.content[{number}]: assistant content parts must be "
+                              "text or refusal", code="invalid_messages")
+        texts.append(str(part.get("text") or part.get("refusal") or ""))
+    return texts
 
 
 def _function_call(call: Any, where: str) -> Item:
@@ -260,6 +265,8 @@ def _tool_output(message: dict[str, Any], where: str) -> Item:
     if isinstance(content, list):
         output = "\n".join(str(part.get("text") or "") for part in content
                            if isinstance(part, dict))
+    elif content is None:
+        output = ""
     else:
         output = content if isinstance(content, str) else json.dumps(content)
     return {"type": "function_call_output", "call_id": call_id, "output": output}

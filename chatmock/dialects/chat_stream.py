@@ -13,10 +13,15 @@ for an incomplete response, else `stop`); the optional usage chunk has
 `choices: []`; failures become `data: {"error": …}` followed by `[DONE]`.
 
 Reasoning reaches the client per `--reasoning-compat` (spec §1.3):
-`think-tags` wraps it in `<think>…</think>` inside `content` (reasoning that
-arrives after visible text is dropped, as a closed block is never reopened),
-`o3` sends `delta.reasoning.content[].text`, `legacy` sends
-`reasoning_summary` and `reasoning` strings.
+`think-tags` wraps it in `<think>…</think>` inside `content` (the block is
+closed by the first visible text or tool call and never reopened, so later
+reasoning is dropped), `o3` sends `delta.reasoning.content[].text`, `legacy`
+sends `reasoning_summary` and `reasoning` strings.
+
+The text of several message items (a `commentary` preamble, then the final
+answer) is joined by a blank line. Server-side web searches are not reported
+as tool calls: the client did not define such a tool and could not answer it;
+their results are already part of the answer's text.
 """
 
 from __future__ import annotations
@@ -74,6 +79,8 @@ class ChatStreamTranslator(UpstreamTranslator):
         self._tool_index: dict[str, int] = {}
         self._streamed_arguments: set[str] = set()
         self._saw_tool_call = False
+        self._text_sent = False
+        self._separator_due = False
 
     # -- chunk assembly -------------------------------------------------------
 
@@ -107,6 +114,10 @@ class ChatStreamTranslator(UpstreamTranslator):
             self._open(str(response.get("id") or fallback_id()))
 
     def on_text(self, raw: bytes) -> None:
+        if self._separator_due:
+            self._separator_due = False
+            raw = _NEWLINE + _NEWLINE + raw
+        self._text_sent = True
         self._content(self._close_think() + raw)
 
     def on_summary_part(self) -> None:
@@ -128,8 +139,11 @@ class ChatStreamTranslator(UpstreamTranslator):
             self._content(raw)
 
     def on_item_added(self, item: dict[str, Any]) -> None:
-        if item.get("type") == "function_call":
+        kind = item.get("type")
+        if kind == "function_call":
             self._start_call(item, arguments="")
+        elif kind == "message" and self._text_sent:
+            self._separator_due = True
 
     def on_arguments(self, item_id: bytes, raw: bytes) -> None:
         key = jsonbytes.decode_string(item_id)
@@ -214,6 +228,7 @@ class ResponseCollector(UpstreamTranslator):
         self._summary: list[bytes] = []
         self._full_reasoning: list[bytes] = []
         self._summary_started = False
+        self._separator_due = False
         self.tool_calls: list[dict[str, Any]] = []
         self.response: dict[str, Any] = {}
         self.incomplete = False
@@ -222,7 +237,14 @@ class ResponseCollector(UpstreamTranslator):
     def on_created(self, response: dict[str, Any]) -> None:
         self.response_id = str(response.get("id") or "")
 
+    def on_item_added(self, item: dict[str, Any]) -> None:
+        if item.get("type") == "message" and self._text:
+            self._separator_due = True
+
     def on_text(self, raw: bytes) -> None:
+        if self._separator_due:
+            self._separator_due = False
+            self._text.append(_NEWLINE + _NEWLINE)
         self._text.append(raw)
 
     def on_summary_part(self) -> None:

@@ -24,16 +24,16 @@ REASONING_INCLUDE = "reasoning.encrypted_content"
 
 
 def reasoning_param(resolved: Resolved, catalog: Catalog, settings: Settings,
-                    effort: Any = None, summary: Any = None) -> dict[str, str]:
+                    efforts: tuple[Any, ...] = (), summary: Any = None) -> dict[str, str]:
     """`{"effort": E, "summary": S}` with per-model validation and server defaults.
 
-    `effort` is the request's explicit choice (body field), which wins over a
-    model-name suffix; an effort the model does not allow falls back to the
-    server default, then to `medium`.
+    `efforts` are the request's explicit choices in priority order (body
+    fields); the first one the model allows wins, then a model-name suffix,
+    then the server default, then `medium`.
     """
     allowed = catalog.allowed_efforts(resolved.slug)
     chosen = "medium"
-    for candidate in (effort, resolved.effort, settings.reasoning_effort):
+    for candidate in (*efforts, resolved.effort, settings.reasoning_effort):
         if isinstance(candidate, str) and candidate.lower() in allowed:
             chosen = candidate.lower()
             break
@@ -94,8 +94,11 @@ class ExtraTools:
     tool_choice: str | None
 
 
-def extra_tools(body: dict[str, Any], settings: Settings, tool_choice: Any) -> ExtraTools:
-    """`responses_tools` / `responses_tool_choice` / `--enable-web-search` (spec §1.6)."""
+def extra_tools(body: dict[str, Any], settings: Settings, tool_choice: Any,
+                client_tools: list[dict[str, Any]]) -> ExtraTools:
+    """`responses_tools` / `responses_tool_choice` / `--enable-web-search` (spec §1.6).
+
+    The default web search is not added when the client brought its own."""
     requested = body.get("responses_tools")
     tools: list[dict[str, Any]] = []
     if requested is not None:
@@ -112,7 +115,9 @@ def extra_tools(body: dict[str, Any], settings: Settings, tool_choice: Any) -> E
             raise ClientError("responses_tools too large", code="RESPONSES_TOOLS_TOO_LARGE")
     choice = body.get("responses_tool_choice")
     choice = choice if choice in ("auto", "none") else None
-    if not tools and settings.enable_web_search and (choice or tool_choice) != "none":
+    has_own = any(tool.get("type") in WEB_SEARCH_TYPES for tool in client_tools)
+    if not tools and not has_own and settings.enable_web_search and \
+            (choice or tool_choice) != "none":
         tools = [{"type": "web_search"}]
     return ExtraTools(tools, choice)
 

@@ -203,15 +203,18 @@ def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
 def retry_after(document: Any, headers: list[tuple[bytes, bytes]]) -> int | None:
     """Seconds until a usage limit resets, from the body, else from the headers."""
     error = document.get("error") if isinstance(document, dict) else None
-    if isinstance(error, dict):
-        if isinstance(error.get("resets_in_seconds"), int | float):
-            return max(0, int(error["resets_in_seconds"]))
-        if isinstance(error.get("resets_at"), int | float):
-            return max(0, int(error["resets_at"] - time.time()))
+    try:
+        if isinstance(error, dict):
+            if isinstance(error.get("resets_in_seconds"), int | float):
+                return max(0, int(error["resets_in_seconds"]))
+            if isinstance(error.get("resets_at"), int | float):
+                return max(0, int(error["resets_at"] - time.time()))
+    except (OverflowError, ValueError):  # Infinity / NaN are accepted by json.loads
+        pass
     found: Mapping[bytes, bytes] = dict(headers)
     for name in (b"retry-after", b"x-codex-primary-reset-after-seconds"):
         try:
             return max(0, int(float(found[name])))
-        except (KeyError, ValueError):
+        except (KeyError, ValueError, OverflowError):
             continue
     return None
