@@ -24,8 +24,25 @@ _BACKSLASH = 92  # ord("\\")
 _WHITESPACE = b" \t\r\n"
 
 
+_compact_patterns: dict[bytes, bytes] = {}
+
+
 def raw_string(doc: bytes, quoted_key: bytes) -> bytes | None:
     """Escaped content of the top-level string member named by `quoted_key` (b'"name"')."""
+    # Fast path for compact JSON (`"key":"value"` with no escaped quote in the value).
+    pattern = _compact_patterns.get(quoted_key)
+    if pattern is None:
+        pattern = _compact_patterns[quoted_key] = quoted_key + b':"'
+    at = doc.find(pattern)
+    if at > 0 and doc[at - 1] != _BACKSLASH and doc.find(b"{", 1, at) < 0:
+        begin = at + len(pattern)
+        end = doc.find(b'"', begin)
+        if end > begin and doc[end - 1] != _BACKSLASH:
+            body = doc[begin:end]
+            if b"\n" not in body and b"\r" not in body:
+                return body
+        elif end == begin:
+            return b""
     start = _value_start(doc, quoted_key)
     if start < 0 or doc[start] != _QUOTE:
         return None

@@ -116,6 +116,18 @@ class SSEDecoder:
 
 
 def _parse_block(block: bytes) -> SSEEvent | None:
+    # Fast paths for the two shapes backends send: `event: X\ndata: Y` and `data: Y`.
+    if block.startswith(b"event: "):
+        newline = block.find(b"\n")
+        if (newline > 0 and block.startswith(b"data: ", newline + 1)
+                and block.find(b"\n", newline + 1) < 0):
+            return SSEEvent(block[7:newline], block[newline + 7:])
+    elif block.startswith(b"data: ") and b"\n" not in block:
+        return SSEEvent(b"", block[6:])
+    return _parse_lines(block)
+
+
+def _parse_lines(block: bytes) -> SSEEvent | None:
     event = b""
     data: list[bytes] = []
     for line in block.split(b"\n"):
