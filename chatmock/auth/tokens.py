@@ -120,19 +120,19 @@ class CredentialStore:
                  recheck_seconds: float = 1.0) -> None:
         self._env = dict(os.environ if env is None else env)
         self._cached: Credentials | None = None
-        self._stamps: list[tuple[int, int] | None] = []
+        self._stamps: list[tuple[int, int] | None] | None = None
         self._recheck = recheck_seconds
         self._checked_at = -recheck_seconds
 
     def current(self) -> Credentials | None:
+        """The credentials (None when signed out), from a cache checked once per interval."""
         now = time.monotonic()
-        cached = self._cached
-        if cached is not None and now - self._checked_at < self._recheck:
-            return cached
+        if now - self._checked_at < self._recheck:
+            return self._cached
         self._checked_at = now
         stamps = [_stamp(path) for path in auth_search_paths(self._env)]
-        if cached is not None and stamps == self._stamps:
-            return cached
+        if stamps == self._stamps:
+            return self._cached
         found = read_auth_file(self._env)
         self._cached = found
         self._stamps = stamps

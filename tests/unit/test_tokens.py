@@ -199,3 +199,14 @@ def test_credentials_repr_hides_the_tokens(home: Path) -> None:
     assert found is not None
     assert found.access_token not in repr(found)
     assert found.refresh_token not in repr(found)
+
+
+def test_a_signed_out_store_does_not_read_files_on_every_call(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = CredentialStore({}, recheck_seconds=3600)
+    assert store.current() is None
+    reads: list[Path] = []
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self) or b"{}")
+    for _ in range(10):
+        assert store.current() is None
+    assert reads == []
