@@ -34,6 +34,7 @@ from chatmock import jsonbytes
 from chatmock.dialects.upstream import UpstreamTranslator, map_usage
 
 DONE_LINE = b"data: [DONE]\n\n"
+KEEP_ALIVE = b": keep-alive\n\n"  # an SSE comment: every client skips it
 _NEWLINE = b"\\n"
 
 
@@ -81,6 +82,9 @@ class ChatStreamTranslator(UpstreamTranslator):
         self._saw_tool_call = False
         self._text_sent = False
         self._separator_due = False
+
+    def heartbeat(self) -> bytes:
+        return KEEP_ALIVE
 
     # -- chunk assembly -------------------------------------------------------
 

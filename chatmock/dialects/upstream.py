@@ -130,6 +130,10 @@ class UpstreamTranslator:
             self.fail(message, code)
         return self._drain()
 
+    def heartbeat(self) -> bytes:
+        """Bytes that keep the client stream alive while the backend is silent (none by default)."""
+        return b""
+
     def fail(self, message: str, code: str) -> None:
         self.state = State.DONE
         self.on_failed(message, code)

@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
 import trio
@@ -26,6 +26,9 @@ log = logging.getLogger("chatmock.openai")
 SSE_HEADERS = ((b"content-type", b"text/event-stream; charset=utf-8"),
                (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"))
 DRAIN_AFTER_DONE_SECONDS = 1.0
+# While the backend is silent (long reasoning), write a keep-alive this often: it
+# keeps proxies from timing out and reveals a client that has gone away.
+HEARTBEAT_SECONDS = 15.0
 
 
 def parse_json(body: bytes) -> Any:
@@ -68,14 +71,18 @@ async def relay(upstream: UpstreamResponse, translator: UpstreamTranslator, out:
     """Pull a read, translate it, write it, repeat: the client's pace sets the backend's."""
     await out.start(200, headers)
     try:
-        async for chunk in upstream.chunks():
-            data = translator.feed(chunk)
-            if translator.state is State.DONE:
-                await out.end(data)
-                await _drain(upstream)
-                return
-            if data:
-                await out.send(data)
+        async with aclosing(upstream.chunks(HEARTBEAT_SECONDS)) as chunks:
+            async for chunk in chunks:
+                if not chunk:
+                    await out.send(translator.heartbeat())
+                    continue
+                data = translator.feed(chunk)
+                if translator.state is State.DONE:
+                    await out.end(data)
+                    await _drain(upstream)
+                    return
+                if data:
+                    await out.send(data)
         tail = translator.finish()
     except UpstreamError as exc:
         tail = translator.abort(exc.message)
@@ -83,20 +90,24 @@ async def relay(upstream: UpstreamResponse, translator: UpstreamTranslator, out:
 
 
 async def collect(upstream: UpstreamResponse, collector: UpstreamTranslator) -> None:
-    async for chunk in upstream.chunks():
-        collector.feed(chunk)
-        if collector.state is State.DONE:
-            await _drain(upstream)
-            return
-    collector.finish()
+    async with aclosing(upstream.chunks()) as chunks:
+        async for chunk in chunks:
+            collector.feed(chunk)
+            if collector.state is State.DONE:
+                break
+    if collector.state is State.DONE:
+        await _drain(upstream)
+    else:
+        collector.finish()
 
 
 async def _drain(upstream: UpstreamResponse) -> None:
     """Read the few bytes after the terminal event so the connection can be pooled."""
     with trio.move_on_after(DRAIN_AFTER_DONE_SECONDS):
         try:
-            async for _ in upstream.chunks():
-                pass
+            async with aclosing(upstream.chunks()) as chunks:
+                async for _ in chunks:
+                    pass
         except UpstreamError:
             pass
 

@@ -14,8 +14,8 @@ acted on a request it never read.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from contextlib import aclosing, asynccontextmanager
 
 import h11
 import trio
@@ -53,6 +53,7 @@ class UpstreamResponse:
         self.headers: list[tuple[bytes, bytes]] = list(head.headers)
         self._read_timeout = read_timeout
         self.complete = False
+        self._silent = 0.0
         self.trace: Callable[[bytes], None] | None = None
 
     def header(self, name: bytes) -> str:
@@ -61,8 +62,14 @@ class UpstreamResponse:
                 return value.decode("latin-1")
         return ""
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """Body bytes, one item per network read; ends early if the peer cut the body."""
+    async def chunks(self, heartbeat: float | None = None) -> AsyncGenerator[bytes, None]:
+        """Body bytes, one item per network read; ends early if the peer cut the body.
+
+        With `heartbeat`, an empty item is yielded whenever the backend has been
+        silent that long (the read timeout still applies to the whole silence),
+        so a streaming route can write something and find out whether its
+        client is still there.
+        """
         conn = self._c.h11
         while not self.complete:
             parts: list[bytes] = []
@@ -89,20 +96,44 @@ class UpstreamResponse:
                     self.trace(data)
                 yield data
             if not self.complete:
-                conn.receive_data(await _receive(self._c, self._read_timeout))
+                received = await self._receive(heartbeat)
+                if received is None:
+                    yield b""
+                else:
+                    conn.receive_data(received)
+
+    async def _receive(self, heartbeat: float | None) -> bytes | None:
+        """One read; None when `heartbeat` seconds passed first. Raises after read_timeout."""
+        wait = self._read_timeout - self._silent
+        if heartbeat is not None:
+            wait = min(wait, heartbeat)
+        with trio.move_on_after(wait) as scope:
+            try:
+                data = bytes(await self._c.stream.receive_some(RECEIVE_SIZE))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+        if not scope.cancelled_caught:
+            self._silent = 0.0
+            return data
+        self._silent += wait
+        if self._silent >= self._read_timeout:
+            raise UpstreamError(f"the backend sent nothing for {self._read_timeout:g} s",
+                                status=504)
+        return None
 
     async def read_all(self, limit: int = 16 * 1024 * 1024) -> bytes:
         parts: list[bytes] = []
         size = 0
-        async for chunk in self.chunks():
-            size += len(chunk)
-            if size > limit:
-                raise UpstreamError(f"backend answer larger than {limit} bytes")
-            parts.append(chunk)
+        async with aclosing(self.chunks()) as chunks:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise UpstreamError(f"backend answer larger than {limit} bytes")
+                parts.append(chunk)
         return b"".join(parts)
 
 
-async def _receive(connection: _Connection, seconds: float) -> bytes:
+async def _read_some(connection: _Connection, seconds: float) -> bytes:
     """One read, bounded by the idle-read timeout."""
     try:
         with trio.fail_after(seconds):
@@ -176,7 +207,7 @@ class HTTPClient:
             while True:
                 event = conn.next_event()
                 if event is h11.NEED_DATA:
-                    data = await _receive(connection, self.read_timeout)
+                    data = await _read_some(connection, self.read_timeout)
                     if not data and not received:
                         raise _Stale
                     received = True
