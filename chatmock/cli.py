@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -47,6 +48,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def tune_gc() -> None:
+    """Keep the collector off the start-up objects and run young collections less often.
+
+    Everything alive once the app is built (modules, tables, the catalog) lives as
+    long as the process: `gc.freeze` moves it out of the collector's scans, which
+    otherwise grow with every open stream. A larger first threshold means fewer
+    young collections on the per-delta garbage. Measured with 5,000 held streams:
+    server CPU per 1,000 deltas 214 → 135 ms (see bench/RESULTS.md).
+    """
+    gc.collect()
+    gc.freeze()
+    young, middle, old = gc.get_threshold()
+    gc.set_threshold(young * 10, middle, old)
+
+
 def limits_of(settings: Settings) -> Limits:
     return Limits(max_header_bytes=settings.max_header_bytes,
                   max_body_bytes=settings.max_body_bytes,
@@ -60,6 +76,7 @@ async def run_server(settings: Settings) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         listeners = await open_listeners(settings.host, settings.port)
         app = build_app(settings)
+        tune_gc()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_signals, signals, shutdown, nursery.cancel_scope)
             port = await nursery.start(_serve, app, settings, listeners, shutdown,
