@@ -59,11 +59,12 @@ async def chat_completions(app: App, request: Request, out: Responder) -> None:
     collector = ResponseCollector()
     async with open_chat_upstream(app, chat, session) as upstream:
         await collect(upstream, collector)
-    if collector.error is not None:
-        message, code = collector.error
-        raise UpstreamError(message, status=502, code=code)
-    await send_json(out, 200, chat_completion(collector, model=chat.model, created=created,
-                                              compat=app.settings.reasoning_compat))
+        if collector.error is not None:
+            message, code = collector.error
+            raise UpstreamError(message, status=502, code=code)
+        await send_json(out, 200, chat_completion(collector, model=chat.model, created=created,
+                                                  compat=app.settings.reasoning_compat))
+        await _drain(upstream)
 
 
 async def relay(upstream: UpstreamResponse, translator: UpstreamTranslator, out: Responder,
@@ -90,15 +91,14 @@ async def relay(upstream: UpstreamResponse, translator: UpstreamTranslator, out:
 
 
 async def collect(upstream: UpstreamResponse, collector: UpstreamTranslator) -> None:
+    """Feed the body to `collector` up to its terminal event (the caller drains the rest
+    after answering, so that the connection's last read is off the critical path)."""
     async with aclosing(upstream.chunks()) as chunks:
         async for chunk in chunks:
             collector.feed(chunk)
             if collector.state is State.DONE:
-                break
-    if collector.state is State.DONE:
-        await _drain(upstream)
-    else:
-        collector.finish()
+                return
+    collector.finish()
 
 
 async def _drain(upstream: UpstreamResponse) -> None:
