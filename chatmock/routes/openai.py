@@ -6,41 +6,23 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import aclosing, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
-
-import trio
 
 from chatmock.app import App
 from chatmock.dialects.chat import ChatRequest, parse_chat_request
 from chatmock.dialects.chat_stream import ChatStreamTranslator, ResponseCollector, chat_completion
-from chatmock.dialects.upstream import State, UpstreamTranslator
 from chatmock.errors import ClientError, UpstreamError
 from chatmock.exchange import Request, Responder, send_json
 from chatmock.logs import redact
 from chatmock.models import CREATED
+from chatmock.routes.relay import collect, drain, parse_json, relay
 from chatmock.upstream.client import UpstreamResponse
 
 log = logging.getLogger("chatmock.openai")
 
 SSE_HEADERS = ((b"content-type", b"text/event-stream; charset=utf-8"),
                (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"))
-DRAIN_AFTER_DONE_SECONDS = 1.0
-# While the backend is silent (long reasoning), write a keep-alive this often: it
-# keeps proxies from timing out and reveals a client that has gone away.
-HEARTBEAT_SECONDS = 15.0
-
-
-def parse_json(body: bytes) -> Any:
-    """A request's JSON body; raw control characters inside strings are tolerated."""
-    if not body.strip():
-        raise ClientError("Request body is empty; expected a JSON object")
-    try:
-        return json.loads(body, strict=False)
-    except ValueError as exc:
-        raise ClientError(f"Invalid JSON body: {exc}", code="invalid_json") from None
-
-
 async def chat_completions(app: App, request: Request, out: Responder) -> None:
     body = parse_json(await request.body())
     if app.settings.verbose or app.settings.debug:
@@ -64,52 +46,7 @@ async def chat_completions(app: App, request: Request, out: Responder) -> None:
             raise UpstreamError(message, status=502, code=code)
         await send_json(out, 200, chat_completion(collector, model=chat.model, created=created,
                                                   compat=app.settings.reasoning_compat))
-        await _drain(upstream)
-
-
-async def relay(upstream: UpstreamResponse, translator: UpstreamTranslator, out: Responder,
-                headers: tuple[tuple[bytes, bytes], ...]) -> None:
-    """Pull a read, translate it, write it, repeat: the client's pace sets the backend's."""
-    await out.start(200, headers)
-    try:
-        async with aclosing(upstream.chunks(HEARTBEAT_SECONDS)) as chunks:
-            async for chunk in chunks:
-                if not chunk:
-                    await out.send(translator.heartbeat())
-                    continue
-                data = translator.feed(chunk)
-                if translator.state is State.DONE:
-                    await out.end(data)
-                    await _drain(upstream)
-                    return
-                if data:
-                    await out.send(data)
-        tail = translator.finish()
-    except UpstreamError as exc:
-        tail = translator.abort(exc.message)
-    await out.end(tail)
-
-
-async def collect(upstream: UpstreamResponse, collector: UpstreamTranslator) -> None:
-    """Feed the body to `collector` up to its terminal event (the caller drains the rest
-    after answering, so that the connection's last read is off the critical path)."""
-    async with aclosing(upstream.chunks()) as chunks:
-        async for chunk in chunks:
-            collector.feed(chunk)
-            if collector.state is State.DONE:
-                return
-    collector.finish()
-
-
-async def _drain(upstream: UpstreamResponse) -> None:
-    """Read the few bytes after the terminal event so the connection can be pooled."""
-    with trio.move_on_after(DRAIN_AFTER_DONE_SECONDS):
-        try:
-            async with aclosing(upstream.chunks()) as chunks:
-                async for _ in chunks:
-                    pass
-        except UpstreamError:
-            pass
+        await drain(upstream)
 
 
 @asynccontextmanager

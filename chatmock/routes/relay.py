@@ -1,0 +1,81 @@
+"""Dialect-neutral plumbing between a backend stream and a client.
+
+`relay` streams: it pulls one upstream read, translates it, writes it, and
+only then reads again, so the client's pace sets the backend's and nothing
+piles up in between. `collect` feeds a whole answer to a collector for a
+non-streamed reply. Both stop at the translator's terminal event; `drain`
+then reads the little that is left so the backend connection can be pooled.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import aclosing
+from typing import Any
+
+import trio
+
+from chatmock.dialects.upstream import State, UpstreamTranslator
+from chatmock.errors import ClientError, UpstreamError
+from chatmock.exchange import Responder
+from chatmock.upstream.client import UpstreamResponse
+
+DRAIN_AFTER_DONE_SECONDS = 1.0
+# While the backend is silent (long reasoning), write a keep-alive this often: it
+# keeps proxies from timing out and reveals a client that has gone away.
+HEARTBEAT_SECONDS = 15.0
+
+
+def parse_json(body: bytes) -> Any:
+    """A request's JSON body; raw control characters inside strings are tolerated."""
+    if not body.strip():
+        raise ClientError("Request body is empty; expected a JSON object")
+    try:
+        return json.loads(body, strict=False)
+    except ValueError as exc:
+        raise ClientError(f"Invalid JSON body: {exc}", code="invalid_json") from None
+
+
+async def relay(upstream: UpstreamResponse, translator: UpstreamTranslator, out: Responder,
+                headers: tuple[tuple[bytes, bytes], ...]) -> None:
+    """Pull a read, translate it, write it, repeat: the client's pace sets the backend's."""
+    await out.start(200, headers)
+    try:
+        async with aclosing(upstream.chunks(HEARTBEAT_SECONDS)) as chunks:
+            async for chunk in chunks:
+                if not chunk:
+                    await out.send(translator.heartbeat())
+                    continue
+                data = translator.feed(chunk)
+                if translator.state is State.DONE:
+                    await out.end(data)
+                    await drain(upstream)
+                    return
+                if data:
+                    await out.send(data)
+        tail = translator.finish()
+    except UpstreamError as exc:
+        tail = translator.abort(exc.message)
+    await out.end(tail)
+
+
+async def collect(upstream: UpstreamResponse, collector: UpstreamTranslator) -> None:
+    """Feed the body to `collector` up to its terminal event (the caller drains the rest
+    after answering, so that the connection's last read is off the critical path)."""
+    async with aclosing(upstream.chunks()) as chunks:
+        async for chunk in chunks:
+            collector.feed(chunk)
+            if collector.state is State.DONE:
+                return
+    collector.finish()
+
+
+async def drain(upstream: UpstreamResponse) -> None:
+    """Read the few bytes after the terminal event so the connection can be pooled."""
+    with trio.move_on_after(DRAIN_AFTER_DONE_SECONDS):
+        try:
+            async with aclosing(upstream.chunks()) as chunks:
+                async for _ in chunks:
+                    pass
+        except UpstreamError:
+            pass
