@@ -51,6 +51,11 @@ class SSEDecoder:
         self._head = b""
         self._max = max_event_bytes
 
+    @property
+    def buffered(self) -> bool:
+        """True while part of an event waits for more bytes."""
+        return bool(self._buf)
+
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Decode `chunk`; returns the events completed by it, in order."""
         if not chunk:

@@ -38,11 +38,13 @@ class State(enum.Enum):
     DONE = "done"
 
 
-def raw_field(data: bytes, quoted_key: bytes) -> bytes | None:
-    """Escaped string member of an event, parsing the JSON only when the fast path can't."""
-    raw = jsonbytes.raw_string(data, quoted_key)
-    if raw is not None:
-        return raw
+def raw_field(data: bytes, quoted_key: bytes, copy_raw: bool = True) -> bytes | None:
+    """Escaped string member of an event, parsing the JSON only when the fast path can't
+    (or must not: `copy_raw` False when the bytes were not checked safe to copy)."""
+    if copy_raw:
+        raw = jsonbytes.raw_string(data, quoted_key)
+        if raw is not None:
+            return raw
     try:
         value = json.loads(data).get(quoted_key[1:-1].decode())
     except (ValueError, AttributeError):
@@ -107,17 +109,23 @@ class UpstreamTranslator:
         self.state = State.STREAMING
         self.out: list[bytes] = []
         self._decoder = SSEDecoder()
+        self._copy_raw = True
 
     # -- driving ----------------------------------------------------------------
 
     def feed(self, chunk: bytes) -> bytes:
         """Bytes of one upstream read in, bytes for the client out."""
+        # Bytes may be copied raw only if every byte of the events they complete was
+        # checked: an unsafe tail left in the decoder keeps the careful path on.
+        safe = jsonbytes.safe_to_copy(chunk)
+        self._copy_raw = safe and (self._copy_raw or not self._decoder.buffered)
         for event in self._decoder.feed(chunk):
             self._dispatch(event)
         return self._drain()
 
     def finish(self) -> bytes:
         """The upstream body ended; close the client stream one way or the other."""
+        self._copy_raw = False  # the tail's bytes were never checked as a whole
         for event in self._decoder.finish():
             self._dispatch(event)
         if self.state is State.STREAMING:
@@ -178,19 +186,19 @@ class UpstreamTranslator:
             (self.on_item_done if done else self.on_item_added)(item)
 
     def _handle_text(self, data: bytes) -> None:
-        raw = raw_field(data, b'"delta"')
+        raw = raw_field(data, b'"delta"', self._copy_raw)
         if raw:
             self.on_text(raw)
 
     def _handle_reasoning(self, data: bytes, summary: bool) -> None:
-        raw = raw_field(data, b'"delta"')
+        raw = raw_field(data, b'"delta"', self._copy_raw)
         if raw:
             self.on_reasoning(raw, summary)
 
     def _handle_arguments(self, data: bytes) -> None:
-        raw = raw_field(data, b'"delta"')
+        raw = raw_field(data, b'"delta"', self._copy_raw)
         if raw:
-            self.on_arguments(raw_field(data, b'"item_id"') or b"", raw)
+            self.on_arguments(raw_field(data, b'"item_id"', self._copy_raw) or b"", raw)
 
     def _handle_terminal(self, data: bytes, incomplete: bool) -> None:
         self.state = State.DONE
