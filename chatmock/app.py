@@ -6,7 +6,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from chatmock.auth.tokens import CredentialStore, home_dir
+from chatmock.auth.oauth import OAuthClient
+from chatmock.auth.store import CredentialStore
+from chatmock.auth.tokens import home_dir
 from chatmock.config import Settings
 from chatmock.models import Catalog
 from chatmock.session import SessionIds
@@ -28,7 +30,8 @@ def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
     http = HTTPClient(connect_timeout=settings.upstream_connect_timeout,
                       read_timeout=settings.upstream_read_timeout,
                       pool_size=settings.upstream_pool_size)
-    backend = CodexBackend(settings.upstream_url, http, CredentialStore(env),
+    oauth = OAuthClient(settings.issuer, settings.client_id, http)
+    backend = CodexBackend(settings.upstream_url, http, CredentialStore(env, oauth=oauth),
                            installation_id(home_dir(env)),
                            log_bodies=settings.verbose or settings.debug,
                            log_events=settings.verbose_obfuscation or settings.debug)

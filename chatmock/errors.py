@@ -8,6 +8,8 @@ client's own error shape; nothing below the routes formats error bodies.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ChatmockError(Exception):
     """Root of chatmock's own exceptions."""
@@ -54,3 +56,31 @@ class UpstreamError(ApiError):
 
 class ConfigError(ChatmockError):
     """Settings that cannot work; reported at start-up, never mid-request."""
+
+
+def extract_message(document: Any) -> str:
+    """The human message of an error body, wherever the backend put it."""
+    if not isinstance(document, dict):
+        return ""
+    keys = ("message", "detail", "error_description", "title", "reason")
+    error = document.get("error")
+    candidates: list[Any] = []
+    if isinstance(error, dict):
+        candidates.append(error.get("message"))
+    candidates += [document.get(key) for key in keys]
+    if isinstance(error, dict):
+        candidates += [error.get(key) for key in keys]
+    candidates.append(error)
+    errors = document.get("errors")
+    if isinstance(errors, list):
+        candidates += [entry.get("message") if isinstance(entry, dict) else entry
+                       for entry in errors]
+    for candidate in candidates:
+        if isinstance(candidate, str) and candidate.strip():
+            return candidate.strip()
+        if isinstance(candidate, list) and candidate and isinstance(candidate[0], dict):
+            # FastAPI-style validation details: [{"msg": ...}, ...]
+            message = candidate[0].get("msg")
+            if isinstance(message, str):
+                return message
+    return ""

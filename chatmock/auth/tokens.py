@@ -17,14 +17,15 @@ is imported on first use so that it does not slow the server's start.
 from __future__ import annotations
 
 import json
-import os
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 AUTH_CLAIM = "https://api.openai.com/auth"
+REFRESH_MARGIN_SECONDS = 300.0
+STALE_AFTER_SECONDS = 55 * 60.0
 
 
 def home_dir(env: Mapping[str, str]) -> Path:
@@ -65,10 +66,25 @@ class Credentials:
     id_token: str = field(default="", repr=False)
     refresh_token: str = field(default="", repr=False)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    expires_at: float | None = None
+    last_refresh: float | None = None
 
     @property
     def usable(self) -> bool:
         return bool(self.access_token and self.account_id)
+
+    def refresh_due(self, now: float) -> bool:
+        """auth.md §6.1: expiring within the margin, or old when the expiry is unknown."""
+        if not self.refresh_token:
+            return False
+        if not self.access_token:
+            return True
+        if self.expires_at is not None:
+            return self.expires_at <= now + REFRESH_MARGIN_SECONDS
+        return self.last_refresh is not None and now - self.last_refresh >= STALE_AFTER_SECONDS
+
+    def expired(self, now: float) -> bool:
+        return not self.access_token or (self.expires_at is not None and self.expires_at <= now)
 
 
 def parse_auth(path: Path, document: Any) -> Credentials | None:
@@ -83,10 +99,40 @@ def parse_auth(path: Path, document: Any) -> Credentials | None:
         value = tokens.get(key)
         return value if isinstance(value, str) else ""
 
-    id_token = text("id_token")
+    id_token, access_token = text("id_token"), text("access_token")
     account_id = text("account_id") or account_id_from(id_token)
-    return Credentials(path, text("access_token"), account_id, id_token,
-                       text("refresh_token"), document)
+    expiry = decode_claims(access_token).get("exp")
+    return Credentials(path, access_token, account_id, id_token, text("refresh_token"), document,
+                       float(expiry) if isinstance(expiry, int | float) else None,
+                       _timestamp(document.get("last_refresh")))
+
+
+def _timestamp(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def merge_tokens(document: Mapping[str, Any], id_token: str, access_token: str,
+                 refresh_token: str, now: datetime | None = None) -> dict[str, Any]:
+    """`document` with new tokens, keeping every key it had (e.g. OPENAI_API_KEY)."""
+    merged = dict(document)
+    merged.setdefault("OPENAI_API_KEY", None)
+    tokens = dict(merged.get("tokens") or {})
+    old_refresh = tokens.get("refresh_token")
+    tokens.update(id_token=id_token, access_token=access_token,
+                  refresh_token=refresh_token or old_refresh or "",
+                  account_id=account_id_from(id_token) or tokens.get("account_id") or "")
+    merged["tokens"] = tokens
+    stamp = (now or datetime.now(UTC)).astimezone(UTC)
+    merged["last_refresh"] = stamp.isoformat().replace("+00:00", "Z")
+    return merged
 
 
 def account_id_from(id_token: str) -> str:
@@ -95,51 +141,52 @@ def account_id_from(id_token: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def read_auth_file(env: Mapping[str, str]) -> Credentials | None:
-    """The first auth.json of the search order that exists and parses."""
+def find_auth(env: Mapping[str, str]) -> tuple[Credentials | None, list[str]]:
+    """The first auth.json of the search order that exists and parses, and the
+    problems of any candidate that exists but does not (each naming its file)."""
+    problems: list[str] = []
     for path in auth_search_paths(env):
         try:
-            document = json.loads(path.read_bytes())
-        except (OSError, ValueError):
+            raw = path.read_bytes()
+        except FileNotFoundError:
             continue
-        credentials = parse_auth(path, document)
+        except OSError as exc:
+            problems.append(f"{path} cannot be read ({exc.strerror})")
+            continue
+        credentials, problem = _parse_file(path, raw)
         if credentials is not None:
-            return credentials
-    return None
+            return credentials, problems
+        problems.append(problem)
+    return None, problems
 
 
-class CredentialStore:
-    """Hands out current credentials, re-reading auth.json only when it changed.
-
-    Every candidate path is checked, not just the cached file, since a new login
-    may write an auth.json earlier in the search order; the check itself (a few
-    `stat` calls) runs at most once per `recheck_seconds`, not per request.
-    """
-
-    def __init__(self, env: Mapping[str, str] | None = None,
-                 recheck_seconds: float = 1.0) -> None:
-        self._env = dict(os.environ if env is None else env)
-        self._cached: Credentials | None = None
-        self._stamps: list[tuple[int, int] | None] | None = None
-        self._recheck = recheck_seconds
-        self._checked_at = -recheck_seconds
-
-    def current(self) -> Credentials | None:
-        """The credentials (None when signed out), from a cache checked once per interval."""
-        now = time.monotonic()
-        if now - self._checked_at < self._recheck:
-            return self._cached
-        self._checked_at = now
-        stamps = [_stamp(path) for path in auth_search_paths(self._env)]
-        if stamps == self._stamps:
-            return self._cached
-        found = read_auth_file(self._env)
-        self._cached = found
-        self._stamps = stamps
-        return found
+def _parse_file(path: Path, raw: bytes) -> tuple[Credentials | None, str]:
+    try:
+        document = json.loads(raw)
+    except ValueError as exc:
+        return None, f"{path} is not valid JSON ({exc})"
+    credentials = parse_auth(path, document)
+    if credentials is None:
+        return None, f"{path} holds no tokens (expected a \"tokens\" object)"
+    if not credentials.access_token and not credentials.refresh_token:
+        return None, f"{path} holds neither an access token nor a refresh token"
+    return credentials, ""
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
+def read_auth_file(env: Mapping[str, str]) -> Credentials | None:
+    """The first auth.json of the search order that exists and parses."""
+    return find_auth(env)[0]
+
+
+def read_credentials(path: Path) -> Credentials | None:
+    """Credentials of one given file (None if missing or unusable)."""
+    try:
+        return _parse_file(path, path.read_bytes())[0]
+    except OSError:
+        return None
+
+
+def file_stamp(path: Path) -> tuple[int, int] | None:
     try:
         info = path.stat()
     except OSError:

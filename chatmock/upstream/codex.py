@@ -14,22 +14,21 @@ import logging
 import platform
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from chatmock import __version__, jsonbytes
-from chatmock.auth.tokens import CredentialStore
-from chatmock.errors import ClientError, UpstreamError
+from chatmock.auth.store import CredentialStore
+from chatmock.auth.tokens import Credentials
+from chatmock.errors import UpstreamError, extract_message
 from chatmock.upstream.client import HTTPClient, UpstreamResponse
 
 log = logging.getLogger("chatmock.upstream")
 
 CODEX_CLIENT_VERSION = "0.169.0"
 ORIGINATOR = "codex_cli_rs"
-NOT_SIGNED_IN = ("Missing ChatGPT credentials: no usable auth.json was found. "
-                 "Run `chatmock login` first.")
 _REQUEST_ID_HEADERS = (b"x-request-id", b"x-openai-request-id", b"x-oai-request-id",
                        b"openai-request-id", b"request-id", b"cf-ray")
 MAX_ERROR_BODY = 1024 * 1024
@@ -63,6 +62,8 @@ class CodexBackend:
         self.responses_url = base_url.rstrip("/") + "/responses"
         self.log_bodies = log_bodies
         self.log_events = log_events
+        # Called with the headers of every backend answer (rate-limit recording).
+        self.on_headers: Callable[[list[tuple[bytes, bytes]]], None] | None = None
         self.http = http
         self.credentials = credentials
         self.install_id = install_id
@@ -75,11 +76,7 @@ class CodexBackend:
             (b"x-codex-installation-id", install_id.encode()),
         ]
 
-    def _headers(self, session_id: str) -> list[tuple[bytes, bytes]]:
-        credentials = self.credentials.current()
-        if credentials is None or not credentials.usable:
-            raise ClientError(NOT_SIGNED_IN, status=401, error_type="authentication_error",
-                              code="not_signed_in")
+    def _headers(self, credentials: Credentials, session_id: str) -> list[tuple[bytes, bytes]]:
         return [(b"authorization", b"Bearer " + credentials.access_token.encode()),
                 (b"chatgpt-account-id", credentials.account_id.encode()),
                 (b"session-id", session_id.encode("latin-1", "replace")),
@@ -95,23 +92,35 @@ class CodexBackend:
     @asynccontextmanager
     async def responses(self, payload: dict[str, Any],
                         session_id: str) -> AsyncIterator[UpstreamResponse]:
-        """An open SSE response of status 200, or an UpstreamError."""
-        headers = self._headers(session_id)
+        """An open SSE response of status 200, or an UpstreamError.
+
+        A 401 is answered once by refreshing the token and sending again."""
         self.finish_payload(payload, session_id)
         body = jsonbytes.dumps(payload)
         if self.log_bodies:
             log.debug("upstream request: %s", body[:20000].decode("utf-8", "replace"))
-        async with self.http.request("POST", self.responses_url, headers, body) as response:
-            if response.status >= 400:
-                error_body = await response.read_all(MAX_ERROR_BODY)
-                if self.log_bodies:
-                    log.debug("upstream %d: %s", response.status,
-                              error_body[:4000].decode("utf-8", "replace"))
-                raise upstream_error(response.status, response.headers, error_body)
-            if self.log_events:
-                response.trace = _log_events
-            yield response
-
+        credentials = await self.credentials.usable()
+        for attempt in (1, 2):
+            async with self.http.request("POST", self.responses_url,
+                                         self._headers(credentials, session_id),
+                                         body) as response:
+                if self.on_headers is not None:
+                    self.on_headers(response.headers)
+                if response.status >= 400:
+                    error_body = await response.read_all(MAX_ERROR_BODY)
+                    if self.log_bodies:
+                        log.debug("upstream %d: %s", response.status,
+                                  error_body[:4000].decode("utf-8", "replace"))
+                    if response.status == 401 and attempt == 1:
+                        renewed = await self.credentials.after_rejection(credentials)
+                        if renewed is not None:
+                            credentials = renewed
+                            continue
+                    raise upstream_error(response.status, response.headers, error_body)
+                if self.log_events:
+                    response.trace = _log_events
+                yield response
+                return
 
 def _log_events(data: bytes) -> None:
     log.debug("upstream events: %s", data.decode("utf-8", "replace"))
@@ -146,34 +155,6 @@ def _json_or_none(body: bytes) -> Any:
         return json.loads(body)
     except ValueError:
         return None
-
-
-def extract_message(document: Any) -> str:
-    """The human message of an error body, wherever the backend put it."""
-    if not isinstance(document, dict):
-        return ""
-    keys = ("message", "detail", "error_description", "title", "reason")
-    error = document.get("error")
-    candidates: list[Any] = []
-    if isinstance(error, dict):
-        candidates.append(error.get("message"))
-    candidates += [document.get(key) for key in keys]
-    if isinstance(error, dict):
-        candidates += [error.get(key) for key in keys]
-    candidates.append(error)
-    errors = document.get("errors")
-    if isinstance(errors, list):
-        candidates += [entry.get("message") if isinstance(entry, dict) else entry
-                       for entry in errors]
-    for candidate in candidates:
-        if isinstance(candidate, str) and candidate.strip():
-            return candidate.strip()
-        if isinstance(candidate, list) and candidate and isinstance(candidate[0], dict):
-            # FastAPI-style validation details: [{"msg": ...}, ...]
-            message = candidate[0].get("msg")
-            if isinstance(message, str):
-                return message
-    return ""
 
 
 def _error_code(document: Any) -> str | None:

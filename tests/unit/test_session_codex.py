@@ -12,10 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatmock.errors import UpstreamError
+from chatmock.errors import UpstreamError, extract_message
 from chatmock.session import SessionIds, fingerprint
 from chatmock.upstream.codex import (
-    extract_message,
     installation_id,
     retry_after,
     upstream_error,

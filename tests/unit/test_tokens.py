@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from chatmock.auth.store import CredentialStore
 from chatmock.auth.tokens import (
     AUTH_CLAIM,
-    CredentialStore,
     account_id_from,
     auth_search_paths,
     decode_claims,

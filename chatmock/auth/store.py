@@ -1,0 +1,167 @@
+"""Current credentials for every request, refreshed before they expire.
+
+Reading: auth.json is re-read only when a file of the search order changed,
+and that is checked at most once per `recheck_seconds`.
+
+Refreshing (shared/spec/auth.md §6) happens before expiry (5-minute margin)
+and once after the backend rejected a token. Refresh tokens rotate and a
+reused one is refused, so a refresh must happen exactly once per token, even
+with many requests in flight and several processes (or the Codex CLI) sharing
+one file:
+
+* in the process, one lock: the first task refreshes, the others wait and
+  then see the new token;
+* across processes, an exclusive lock on `<auth file>.lock`; under it the
+  file is read again, and if the token on disk is no longer the stale one,
+  another process has refreshed and its tokens are adopted as they are.
+
+The refreshed tokens are written back to the file they were read from,
+atomically, mode 0600, keeping every other key of the document.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+
+import trio
+
+from chatmock.auth.oauth import OAuthClient, OAuthError
+from chatmock.auth.tokens import (
+    Credentials,
+    auth_search_paths,
+    file_stamp,
+    find_auth,
+    merge_tokens,
+    parse_auth,
+    read_credentials,
+)
+from chatmock.errors import ClientError, UpstreamError
+from chatmock.fileio import file_lock, write_private_json
+
+log = logging.getLogger("chatmock.auth")
+
+LOGIN_HINT = "Run `chatmock login` to sign in again."
+
+
+def not_signed_in(problems: list[str]) -> ClientError:
+    detail = "; ".join(problems) if problems else "no auth.json was found"
+    return ClientError(f"Missing ChatGPT credentials ({detail}). Run `chatmock login` first.",
+                       status=401, error_type="authentication_error", code="not_signed_in")
+
+
+class CredentialStore:
+    def __init__(self, env: Mapping[str, str] | None = None, *, oauth: OAuthClient | None = None,
+                 recheck_seconds: float = 1.0, clock: Callable[[], float] = time.time) -> None:
+        self._env = dict(os.environ if env is None else env)
+        self.oauth = oauth
+        self._clock = clock
+        self._cached: Credentials | None = None
+        self.problems: list[str] = []
+        self._stamps: list[tuple[int, int] | None] | None = None
+        self._recheck = recheck_seconds
+        self._checked_at = -math.inf
+        self._lock = trio.Lock()
+        self.refresh_count = 0
+
+    # -- reading ------------------------------------------------------------------
+
+    def current(self) -> Credentials | None:
+        """The credentials on disk (None when signed out), from a cache checked per interval."""
+        now = time.monotonic()
+        if now - self._checked_at < self._recheck:
+            return self._cached
+        self._checked_at = now
+        stamps = [file_stamp(path) for path in auth_search_paths(self._env)]
+        if stamps != self._stamps:
+            self._cached, self.problems = find_auth(self._env)
+            self._stamps = stamps
+            for problem in self.problems:
+                log.warning("ignoring %s", problem)
+        return self._cached
+
+    def _reload(self) -> Credentials | None:
+        self._checked_at = -math.inf
+        self._stamps = None
+        return self.current()
+
+    # -- for requests ---------------------------------------------------------------
+
+    async def usable(self) -> Credentials:
+        """Credentials to send now; refreshed first if they are about to expire."""
+        credentials = self.current()
+        if credentials is None:
+            raise not_signed_in(self.problems)
+        if self.oauth is not None and credentials.refresh_due(self._clock()):
+            credentials = await self._refresh(credentials, forced=False)
+        if not credentials.usable:
+            raise not_signed_in([f"{credentials.path} holds no usable access token"])
+        return credentials
+
+    async def after_rejection(self, rejected: Credentials) -> Credentials | None:
+        """The backend refused `rejected`: newer credentials to retry with, or None."""
+        if self.oauth is None or not rejected.refresh_token:
+            return None
+        renewed = await self._refresh(rejected, forced=True)
+        return renewed if renewed.access_token != rejected.access_token else None
+
+    # -- refreshing -------------------------------------------------------------------
+
+    async def _refresh(self, stale: Credentials, *, forced: bool) -> Credentials:
+        async with self._lock:
+            # Tasks that waited here usually find the refresh done by the first one.
+            cached = self._cached
+            if cached is not None and self._replaces(cached, stale, forced):
+                return cached
+            fresh = self._reload()
+            if fresh is not None and self._replaces(fresh, stale, forced):
+                return fresh
+            async with file_lock(stale.path.with_name(stale.path.name + ".lock")):
+                on_disk = read_credentials(stale.path) or stale
+                if self._replaces(on_disk, stale, forced):
+                    return self._adopt(on_disk)
+                return await self._refresh_locked(on_disk, forced)
+
+    def _replaces(self, candidate: Credentials, stale: Credentials, forced: bool) -> bool:
+        """Did someone else already refresh `stale` into `candidate`?"""
+        return candidate.access_token != stale.access_token and (
+            forced or not candidate.refresh_due(self._clock()))
+
+    async def _refresh_locked(self, current: Credentials, forced: bool) -> Credentials:
+        assert self.oauth is not None
+        try:
+            tokens = await self.oauth.refresh(current.refresh_token)
+        except OAuthError as exc:
+            return self._refresh_failed(current, exc, forced)
+        document = merge_tokens(current.raw, tokens.id_token, tokens.access_token,
+                                tokens.refresh_token)
+        write_private_json(current.path, document)
+        refreshed = parse_auth(current.path, document)
+        assert refreshed is not None
+        self.refresh_count += 1
+        log.info("refreshed the ChatGPT access token (%s)", current.path)
+        return self._adopt(refreshed)
+
+    def _adopt(self, credentials: Credentials) -> Credentials:
+        self._reload()
+        if self._cached is None or self._cached.path == credentials.path:
+            self._cached = credentials
+        return credentials
+
+    def _refresh_failed(self, current: Credentials, error: OAuthError,
+                        forced: bool) -> Credentials:
+        if error.needs_login:
+            log.error("ChatGPT sign-in is no longer valid: %s. %s", error.message, LOGIN_HINT)
+            raise ClientError(f"Your ChatGPT sign-in is no longer valid ({error.message}). "
+                              f"{LOGIN_HINT}", status=401, error_type="authentication_error",
+                              code="login_required")
+        if not forced and not current.expired(self._clock()):
+            log.warning("token refresh failed, using the current token meanwhile: %s",
+                        error.message)
+            return current
+        raise UpstreamError(f"Could not refresh the ChatGPT token: {error.message}",
+                            status=502, code="refresh_failed")
+
