@@ -33,10 +33,30 @@ def fake_tokens(account_id: str = TEST_ACCOUNT_ID, email: str = "user@example.co
 
 def write_auth_file(home: Path, **kwargs: Any) -> Path:
     """Write `<home>/auth.json` in the Codex CLI layout; returns its path."""
-    home.mkdir(parents=True, exist_ok=True)
-    path = home / "auth.json"
     document = {"OPENAI_API_KEY": None, "tokens": fake_tokens(**kwargs),
                 "last_refresh": "2026-11-21T00:00:00.000000Z"}
+    return write_auth_document(home, document)
+
+
+def auth_document(token_response: dict[str, Any],
+                  last_refresh: str = "2026-11-21T00:00:00.000000Z") -> dict[str, Any]:
+    """An auth.json document (Codex CLI layout) holding the tokens of an OAuth token
+    response such as `FakeOAuth` issues; `account_id` comes from the id_token."""
+    id_token = str(token_response.get("id_token", ""))
+    claims = jwt.decode(id_token, options={"verify_signature": False}) if id_token else {}
+    auth = claims.get(AUTH_CLAIM)
+    account_id = auth.get("chatgpt_account_id", "") if isinstance(auth, dict) else ""
+    tokens = {"id_token": id_token,
+              "access_token": str(token_response.get("access_token", "")),
+              "refresh_token": str(token_response.get("refresh_token", "")),
+              "account_id": str(account_id)}
+    return {"OPENAI_API_KEY": None, "tokens": tokens, "last_refresh": last_refresh}
+
+
+def write_auth_document(home: Path, document: dict[str, Any]) -> Path:
+    """Write `document` as `<home>/auth.json` (2-space indent, mode 0600); returns its path."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "auth.json"
     path.write_text(json.dumps(document, indent=2))
     path.chmod(0o600)
     return path

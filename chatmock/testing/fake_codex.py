@@ -10,6 +10,13 @@ whose shape is chosen by ``fake:`` directives in the last user message
 (``fake_events``).  Every reply carries the ``x-codex-*`` rate-limit headers
 and an ``x-request-id``.
 
+Bearer tokens: a JWT whose ``exp`` claim has passed is refused with the
+backend's 401 ``token_expired`` (signatures are not checked; non-JWT bearers
+pass).  With ``token_check`` (e.g. ``FakeOAuth.access_token_status``) every
+bearer must also be one the check accepts: a reason of ``"expired"`` gives
+``token_expired``, ``"revoked"`` gives ``token_revoked``, anything else
+``invalid_token``, all 401.
+
 Routes: ``POST /backend-api/codex/responses``, ``GET /backend-api/codex/models``,
 ``GET``/``DELETE /__fake__/requests`` (recorded /responses requests) and
 ``GET /health``.
@@ -22,6 +29,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+
+import jwt
 
 from chatmock.testing.fake_events import (
     JSON,
@@ -104,7 +113,11 @@ class FakeCodex:
     same ids.  Not thread-safe; meant for one event loop.
     """
 
-    def __init__(self, *, record_limit: int = 200) -> None:
+    def __init__(self, *, record_limit: int = 200,
+                 token_check: Callable[[str], str | None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._token_check = token_check
+        self._clock = clock
         self._records: deque[JSON] = deque(maxlen=record_limit)
         self._ids = itertools.count(1)
         self._request_ids = itertools.count(1)
@@ -154,11 +167,21 @@ class FakeCodex:
         (_, content_type), *extra = exc.headers
         return FakeReply(exc.status, self._headers(content_type, *extra), exc.body)
 
+    def _check_token(self, headers: Mapping[bytes, bytes]) -> None:
+        """Refuse an expired JWT bearer, and whatever ``token_check`` refuses."""
+        token = bearer_token(headers)
+        reason = "expired" if jwt_expired(token, self._clock()) else None
+        if reason is None and self._token_check is not None:
+            reason = self._token_check(token)
+        if reason is not None:
+            raise token_rejected(reason)
+
     def _responses(self, request: _Request) -> FakeReply:
         payload = load_json(request.body)
         self._record(request, payload)
         try:
             check_auth(request.headers)
+            self._check_token(request.headers)
             validate_payload(payload)
             scenario = select_scenario(payload["input"])
             if scenario.error is not None:
@@ -196,6 +219,7 @@ class FakeCodex:
     def _models(self, request: _Request) -> FakeReply:
         try:
             check_bearer(request.headers)
+            self._check_token(request.headers)
         except Rejected as exc:
             return self._error(exc)
         etag = (b"etag", MODELS_ETAG)
@@ -267,6 +291,39 @@ def check_bearer(headers: Mapping[bytes, bytes]) -> None:
         raise reject(401, _openai_error(message))
 
 
+def bearer_token(headers: Mapping[bytes, bytes]) -> str:
+    _, _, token = headers.get(b"authorization", b"").partition(b" ")
+    return token.strip().decode("latin-1")
+
+
+def jwt_expired(token: str, now: float) -> bool:
+    """Whether ``token`` is a JWT whose ``exp`` claim is at or before ``now``."""
+    if token.count(".") != 2:
+        return False
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return False
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return isinstance(exp, int | float) and not isinstance(exp, bool) and exp <= now
+
+
+_TOKEN_REJECTIONS = {
+    "expired": ("Your authentication token has expired. Please try signing in again.",
+                "token_expired"),
+    "revoked": ("Your authentication token has been revoked. Please try signing in again.",
+                "token_revoked"),
+}
+
+
+def token_rejected(reason: str) -> Rejected:
+    """The backend's 401 for a bearer that is expired, revoked or unknown."""
+    message, code = _TOKEN_REJECTIONS.get(reason, (
+        "Could not validate your authentication token. Please try signing in again.",
+        "invalid_token"))
+    return reject(401, _openai_error(message, code))
+
+
 def check_auth(headers: Mapping[bytes, bytes]) -> None:
     check_bearer(headers)
     if not headers.get(b"chatgpt-account-id", b"").strip():
@@ -303,8 +360,7 @@ def error_reply(status: int) -> Rejected:
     if status == 400:
         return reject(400, {"detail": "Bad request from fake"})
     if status == 401:
-        message = "Your authentication token has expired. Please try signing in again."
-        return reject(401, _openai_error(message, "token_expired"))
+        return token_rejected("expired")
     if status == 403:
         return Rejected(403, _CLOUDFLARE_PAGE, b"text/html; charset=UTF-8", _CLOUDFLARE_HEADERS)
     if status == 429:

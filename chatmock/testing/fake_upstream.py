@@ -1,11 +1,23 @@
-"""The fake Codex backend as a process: `python -m chatmock.testing.fake_upstream`.
+"""The fake Codex backend and OAuth server as a process: `python -m chatmock.testing.fake_upstream`.
 
 Serves `FakeCodex` (see `fake_codex.py` for routes, validation and the
-`fake:` scenario directives) over chatmock's own HTTP/1.1 server. Point
-chatmock at it with `--upstream-url http://127.0.0.1:PORT/backend-api/codex`.
+`fake:` scenario directives) and `FakeOAuth` (see `fake_oauth.py`) over
+chatmock's own HTTP/1.1 server. Point chatmock at it with
+`--upstream-url http://127.0.0.1:PORT/backend-api/codex` and, for login and
+refresh, `CHATGPT_LOCAL_ISSUER=http://127.0.0.1:PORT`.
 With `--port 0` the bound port is printed as the first line on stdout:
 
     fake-upstream listening on http://127.0.0.1:PORT
+
+Requests under `/oauth/`, `/api/accounts/`, `/__fake__/oauth/` and
+`/codex/device` go to the OAuth server (authorize, token, device code, test
+controls such as `GET /__fake__/oauth/state`); everything else goes to the
+backend. The OAuth issuer is the bound address.
+
+By default the backend accepts any bearer (except a JWT whose `exp` has
+passed), so an auth.json from `credentials.write_auth_file` works. With
+`--check-tokens` it accepts only access tokens issued by this process's
+OAuth server that are neither expired nor revoked.
 """
 
 from __future__ import annotations
@@ -13,26 +25,43 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import trio
 
 from chatmock.exchange import Request, Responder
 from chatmock.http1 import Limits
 from chatmock.server import open_listeners, serve
-from chatmock.testing.fake_codex import FakeCodex
+from chatmock.testing.fake_codex import FakeCodex, FakeReply
+from chatmock.testing.fake_oauth import FakeOAuth, is_oauth_path
 
 
 class FakeUpstreamApp:
-    """HTTP adapter: request in, `FakeReply` out, streamed with its pacing."""
+    """HTTP adapter: request in, `FakeReply` out, streamed with its pacing.
 
-    def __init__(self, fake: FakeCodex | None = None) -> None:
+    OAuth paths go to `oauth`, the rest to `fake`."""
+
+    def __init__(self, fake: FakeCodex | None = None, oauth: FakeOAuth | None = None) -> None:
         self.fake = fake or FakeCodex()
+        self.oauth = oauth or FakeOAuth()
+
+    @classmethod
+    def create(cls, *, check_tokens: bool = False) -> FakeUpstreamApp:
+        """A backend and OAuth server; with `check_tokens` the backend only accepts
+        live access tokens issued by that OAuth server."""
+        oauth = FakeOAuth()
+        return cls(FakeCodex(token_check=oauth.access_token_status if check_tokens else None),
+                   oauth)
+
+    def dispatch(self, method: str, target: str, headers: Mapping[bytes, bytes],
+                 body: bytes) -> FakeReply:
+        server = self.oauth if is_oauth_path(target.partition("?")[0]) else self.fake
+        return server.handle(method, target, headers, body)
 
     async def __call__(self, request: Request, out: Responder) -> None:
         body = await request.body()
         target = request.path + ("?" + request.query if request.query else "")
-        reply = self.fake.handle(request.method, target, request.headers, body)
+        reply = self.dispatch(request.method, target, request.headers, body)
         if reply.chunks is None:
             await out.respond(reply.status, reply.headers, reply.body)
             return
@@ -47,20 +76,29 @@ class FakeUpstreamApp:
         # A cut reply returns unfinished: the connection closes mid-body.
 
 
+def base_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 async def run(host: str, port: int, shutdown: trio.Event | None = None,
+              app: FakeUpstreamApp | None = None,
               task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     stop = shutdown if shutdown is not None else trio.Event()
+    served = app if app is not None else FakeUpstreamApp()
     limits = Limits(idle_timeout=300.0, write_timeout=600.0)
     listeners = await open_listeners(host, port)
-    await serve(FakeUpstreamApp(), listeners, limits=limits, max_connections=100_000,
+    if not served.oauth.issuer:
+        served.oauth.issuer = base_url(host, listeners[0].socket.getsockname()[1])
+    await serve(served, listeners, limits=limits, max_connections=100_000,
                 shutdown=stop, shutdown_timeout=1.0, task_status=task_status)
 
 
-async def _main(host: str, port: int) -> None:
+async def _main(host: str, port: int, check_tokens: bool) -> None:
     shutdown = trio.Event()
+    app = FakeUpstreamApp.create(check_tokens=check_tokens)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            bound = await nursery.start(run, host, port, shutdown)
+            bound = await nursery.start(run, host, port, shutdown, app)
             print(f"fake-upstream listening on http://{host}:{bound}", flush=True)
             async for _ in signals:
                 shutdown.set()
@@ -69,11 +107,14 @@ async def _main(host: str, port: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chatmock.testing.fake_upstream",
-                                     description="Fake ChatGPT Codex backend for tests and bench.")
+                                     description="Fake ChatGPT Codex backend and OAuth server "
+                                                 "for tests and bench.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--check-tokens", action="store_true",
+                        help="accept only live access tokens issued by the fake OAuth server")
     args = parser.parse_args(argv)
-    trio.run(_main, args.host, args.port)
+    trio.run(_main, args.host, args.port, args.check_tokens)
     return 0
 
 
