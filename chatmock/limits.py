@@ -1,0 +1,284 @@
+"""The backend's rate-limit headers, and `usage_limits.json` where `info` reads them.
+
+Every upstream response may carry `x-codex-{primary,secondary}-*` headers
+(upstream.md §10): how much of the 5-hour and the weekly window is used, how
+long each window is and when it resets. `UsageLimits.record` is called on
+every response, so the common case (no such header) costs one pass over the
+header names and nothing else. Snapshots are kept in memory and persisted at
+most once per `min_interval` seconds: a busy server would otherwise fsync a
+file per request for data that only a human running `chatmock info` reads.
+
+The file layout is shared with the reference proxies (ChatMock writes
+`captured_at` with `+00:00`, go-chatmock with `Z`), so both forms are read.
+
+This module deliberately does not import trio (nor `chatmock.fileio`, which
+does) at import time: `chatmock info` loads snapshots through it and should
+start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, NoReturn
+
+from chatmock.auth.tokens import home_dir
+
+log = logging.getLogger("chatmock.limits")
+
+LIMITS_FILENAME = "usage_limits.json"
+DEFAULT_MIN_INTERVAL = 5.0
+
+_PREFIX = b"x-codex-"
+# header name -> (window, field)
+_HEADERS: dict[bytes, tuple[str, str]] = {
+    _PREFIX + window.encode() + b"-" + suffix: (window, field)
+    for window in ("primary", "secondary")
+    for suffix, field in ((b"used-percent", "used_percent"),
+                          (b"window-minutes", "window_minutes"),
+                          (b"reset-after-seconds", "resets_in_seconds"))
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One rate-limit window as the backend reported it."""
+
+    used_percent: float
+    window_minutes: int | None = None
+    resets_in_seconds: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"used_percent": self.used_percent, "window_minutes": self.window_minutes,
+                "resets_in_seconds": self.resets_in_seconds}
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, object]) -> Window | None:
+        """A window from header values or a JSON object; None without a finite used_percent."""
+        used = _finite_float(fields.get("used_percent"))
+        if used is None:
+            return None
+        return cls(used, _integer(fields.get("window_minutes")),
+                   _integer(fields.get("resets_in_seconds")))
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSnapshot:
+    """Both windows at one moment; `captured_at` is an aware UTC datetime."""
+
+    captured_at: datetime
+    primary: Window | None = None
+    secondary: Window | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The `usage_limits.json` document (upstream.md §10); absent windows are left out."""
+        document: dict[str, Any] = {
+            "captured_at": self.captured_at.astimezone(UTC).isoformat(timespec="microseconds"),
+        }
+        if self.primary is not None:
+            document["primary"] = self.primary.to_json()
+        if self.secondary is not None:
+            document["secondary"] = self.secondary.to_json()
+        return document
+
+    @classmethod
+    def from_json(cls, document: object) -> UsageSnapshot | None:
+        """Read a document written by us or go-chatmock; None if it holds no usable snapshot."""
+        if not isinstance(document, dict):
+            return None
+        captured_at = _parse_timestamp(document.get("captured_at"))
+        if captured_at is None:
+            return None
+        primary, secondary = (_window_from_json(document.get(key))
+                              for key in ("primary", "secondary"))
+        if primary is None and secondary is None:
+            return None
+        return cls(captured_at, primary, secondary)
+
+    def resets_at(self, window: Window) -> datetime | None:
+        """When `window` resets: capture time plus the reported delay."""
+        if window.resets_in_seconds is None:
+            return None
+        try:
+            return self.captured_at + timedelta(seconds=window.resets_in_seconds)
+        except OverflowError:
+            return None
+
+
+def parse_limit_headers(headers: Iterable[tuple[bytes, bytes]], *,
+                        now: datetime | None = None) -> UsageSnapshot | None:
+    """The snapshot carried by a response's headers (lower-case names), or None.
+
+    A window exists only if its used-percent is a finite number; the snapshot
+    exists only if at least one window does.
+    """
+    found: dict[str, dict[str, bytes]] | None = None
+    for name, value in headers:
+        if name.startswith(_PREFIX):
+            slot = _HEADERS.get(name)
+            if slot is not None:
+                found = found if found is not None else {}
+                found.setdefault(slot[0], {})[slot[1]] = value
+    if found is None:
+        return None
+    primary = Window.from_fields(found.get("primary", {}))
+    secondary = Window.from_fields(found.get("secondary", {}))
+    if primary is None and secondary is None:
+        return None
+    return UsageSnapshot(now.astimezone(UTC) if now is not None else datetime.now(UTC),
+                         primary, secondary)
+
+
+def limits_path(env: Mapping[str, str]) -> Path:
+    """`<home>/usage_limits.json` for the given environment."""
+    return home_dir(env) / LIMITS_FILENAME
+
+
+def load(path: Path) -> UsageSnapshot | None:
+    """The snapshot stored at `path`; None if the file is missing, unreadable or corrupt."""
+    try:
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
+    return UsageSnapshot.from_json(document)
+
+
+class UsageLimits:
+    """The latest snapshot in memory, persisted to `path` at most once per `min_interval`.
+
+    A snapshot recorded during the quiet period after a write stays pending and
+    is written by the next `record` or `poll` after the period, or by `flush`
+    (call it at shutdown). `run_writer` is an optional trio task that polls so
+    a pending snapshot reaches the file even if no further response arrives.
+    Writes are synchronous (a few hundred bytes) and never raise: a failure is
+    logged as a warning once, until a write succeeds again.
+    """
+
+    def __init__(self, path: Path, *, min_interval: float = DEFAULT_MIN_INTERVAL,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = path
+        self.min_interval = min_interval
+        self.latest: UsageSnapshot | None = None
+        self._clock = clock
+        self._pending = False
+        self._written_at: float | None = None
+        self._failing = False
+
+    @property
+    def pending(self) -> bool:
+        """Whether the latest snapshot has not been written yet."""
+        return self._pending
+
+    def record(self, headers: Iterable[tuple[bytes, bytes]]) -> UsageSnapshot | None:
+        """Keep the snapshot carried by `headers` (if any) and write it when allowed."""
+        snapshot = parse_limit_headers(headers)
+        if snapshot is None:
+            return None
+        self.latest = snapshot
+        self._pending = True
+        self.poll()
+        return snapshot
+
+    def next_write_in(self) -> float | None:
+        """Seconds until the pending snapshot may be written (0 if now); None if none pending."""
+        if not self._pending:
+            return None
+        if self._written_at is None:
+            return 0.0
+        return max(0.0, self._written_at + self.min_interval - self._clock())
+
+    def poll(self) -> bool:
+        """Write the pending snapshot if the quiet period is over; True if a write was tried."""
+        if self.next_write_in() != 0.0:
+            return False
+        self._write()
+        return True
+
+    def flush(self) -> None:
+        """Write the pending snapshot now, whatever the throttle says."""
+        if self._pending:
+            self._write()
+
+    async def run_writer(self) -> NoReturn:
+        """Background task: write pending snapshots once their quiet period has passed.
+
+        Uses trio's clock for sleeping and the injected clock for the throttle,
+        so pass `clock=trio.current_time` when testing with a mock clock.
+        """
+        import trio  # deferred: see the module docstring
+
+        while True:
+            delay = self.next_write_in()
+            await trio.sleep(max(self.min_interval, 1.0) if delay is None else delay)
+            self.poll()
+
+    def _write(self) -> None:
+        from chatmock.fileio import write_private_json  # deferred: it imports trio
+
+        snapshot = self.latest
+        self._pending = False
+        self._written_at = self._clock()
+        if snapshot is None:
+            return
+        try:
+            write_private_json(self.path, snapshot.to_json())
+        except Exception as exc:  # never into the request path
+            if not self._failing:
+                log.warning("could not write %s: %s", self.path, exc)
+            self._failing = True
+        else:
+            self._failing = False
+
+
+def _finite_float(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, bytes | str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _integer(value: object) -> int | None:
+    """An int from a header value or JSON number; integral floats (300.0) count."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, bytes | str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return _integer(_finite_float(value))
+    return None
+
+
+def _window_from_json(value: object) -> Window | None:
+    return Window.from_fields(value) if isinstance(value, dict) else None
+
+
+def _parse_timestamp(value: object) -> datetime | None:
+    """An aware UTC datetime from ISO 8601 / RFC 3339 (`+00:00` or `Z`); naive means UTC."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
