@@ -10,6 +10,7 @@ from chatmock.auth.oauth import OAuthClient
 from chatmock.auth.store import CredentialStore
 from chatmock.auth.tokens import home_dir
 from chatmock.config import Settings
+from chatmock.limits import UsageLimits, limits_path
 from chatmock.models import Catalog
 from chatmock.session import SessionIds
 from chatmock.upstream.client import HTTPClient
@@ -23,6 +24,7 @@ class App:
     http: HTTPClient
     backend: CodexBackend
     sessions: SessionIds
+    usage: UsageLimits
 
 
 def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
@@ -35,4 +37,6 @@ def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
                            installation_id(home_dir(env)),
                            log_bodies=settings.verbose or settings.debug,
                            log_events=settings.verbose_obfuscation or settings.debug)
-    return App(settings, Catalog(), http, backend, SessionIds())
+    usage = UsageLimits(limits_path(env))
+    backend.on_headers = usage.record
+    return App(settings, Catalog(), http, backend, SessionIds(), usage)

@@ -1,4 +1,4 @@
-"""`chatmock` command line: `serve` (more commands arrive with their issues)."""
+"""`chatmock` command line: `login`, `serve`, `info`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import trio
 
 from chatmock import __version__, logs
 from chatmock.app import App, build_app
+from chatmock.commands import add_login_arguments, run_info, run_login
 from chatmock.config import Settings, add_serve_arguments, build_settings
 from chatmock.errors import ConfigError
 from chatmock.http1 import Limits
@@ -31,7 +32,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve_parser = commands.add_parser("serve", help="run the local API server")
     add_serve_arguments(serve_parser)
+    add_login_arguments(commands.add_parser("login", help="sign in with your ChatGPT account"))
+    info_parser = commands.add_parser("info", help="show the account and its usage limits")
+    info_parser.add_argument("--json", action="store_true", help="print JSON (never tokens)")
     args = parser.parse_args(argv)
+    if args.command == "login":
+        return run_login(args, os.environ)
+    if args.command == "info":
+        return run_info(as_json=args.json, env=os.environ)
     try:
         settings = build_settings(vars(args), os.environ)
     except ConfigError as exc:
@@ -84,6 +92,8 @@ async def run_server(settings: Settings) -> None:
             log.info("chatmock %s listening on http://%s:%d (upstream %s)", __version__,
                      settings.host, port, settings.upstream_url)
             nursery.start_soon(_report_credentials, app)
+            nursery.start_soon(app.usage.run_writer)
+        app.usage.flush()
         await app.http.aclose()
 
 
@@ -111,7 +121,7 @@ async def _watch_signals(signals: AsyncIterator[int], shutdown: trio.Event,
 
 async def _report_credentials(app: App) -> None:
     credentials = app.backend.credentials.current()
-    if credentials is None or not credentials.usable:
+    if credentials is None or (not credentials.usable and not credentials.refresh_token):
         log.warning("no ChatGPT credentials found: API calls will answer 401 until you run "
                     "`chatmock login`")
     else:

@@ -63,7 +63,7 @@ class CodexBackend:
         self.log_bodies = log_bodies
         self.log_events = log_events
         # Called with the headers of every backend answer (rate-limit recording).
-        self.on_headers: Callable[[list[tuple[bytes, bytes]]], None] | None = None
+        self.on_headers: Callable[[list[tuple[bytes, bytes]]], object] | None = None
         self.http = http
         self.credentials = credentials
         self.install_id = install_id

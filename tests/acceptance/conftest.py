@@ -69,8 +69,10 @@ def spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> Proc
 
 
 def start_chatmock(tmp: Path, upstream: Process | None, *flags: str,
-                   credentials: bool = True) -> Process:
-    home = tmp / "home"
+                   credentials: bool = True, home: Path | None = None) -> Process:
+    """A server logging into `tmp`; its auth home is `home` (default `tmp/home`)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    home = home or tmp / "home"
     if credentials:
         write_auth_file(home)
     env = {key: value for key, value in os.environ.items()

@@ -1,0 +1,104 @@
+"""The `login` and `info` commands: argument wiring, output, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import trio
+
+from chatmock import logs
+from chatmock.auth.login import LoginError, LoginOptions, browser_login, device_login
+from chatmock.auth.oauth import DEFAULT_CALLBACK_PORT, OAuthClient
+from chatmock.auth.tokens import find_auth, home_dir
+from chatmock.config import DEFAULT_CLIENT_ID, DEFAULT_ISSUER, check_upstream_url
+from chatmock.errors import ConfigError
+from chatmock.info import account_summary, render_json, render_text
+from chatmock.limits import limits_path, load
+from chatmock.upstream.client import HTTPClient
+
+
+def add_login_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-browser", action="store_true",
+                        help="do not open a browser; the URL is printed either way")
+    parser.add_argument("--headless", action="store_true",
+                        help="sign in with a device code instead of the localhost callback")
+    parser.add_argument("--verbose", action="store_true", help="log the sign-in's requests")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="give up after this long (default 600; 900 with --headless)")
+
+
+def login_options(args: argparse.Namespace, env: Mapping[str, str]) -> LoginOptions:
+    """Options from flags and the CHATGPT_LOCAL_* variables of auth.md §1."""
+    issuer = env.get("CHATGPT_LOCAL_ISSUER", "").strip() or DEFAULT_ISSUER
+    client_id = env.get("CHATGPT_LOCAL_CLIENT_ID", DEFAULT_CLIENT_ID).strip()
+    if not client_id:
+        raise ConfigError("No OAuth client id configured. Set CHATGPT_LOCAL_CLIENT_ID.")
+    check_upstream_url(issuer)
+    port_text = env.get("CHATGPT_LOCAL_LOGIN_PORT", "").strip()
+    try:
+        port = int(port_text) if port_text else DEFAULT_CALLBACK_PORT
+    except ValueError:
+        raise ConfigError(f"CHATGPT_LOCAL_LOGIN_PORT: {port_text!r} is not a port") from None
+    timeout = args.timeout if args.timeout is not None else (900.0 if args.headless else 600.0)
+    return LoginOptions(issuer=issuer, client_id=client_id,
+                        bind=env.get("CHATGPT_LOCAL_LOGIN_BIND", "").strip() or "127.0.0.1",
+                        port=port, auth_path=home_dir(env) / "auth.json",
+                        open_browser=not args.no_browser, timeout=timeout)
+
+
+def run_login(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    logs.setup(args.verbose)
+    try:
+        options = login_options(args, env)
+        trio.run(_login, options, args.headless)
+    except (LoginError, ConfigError) as exc:
+        print(f"ERROR: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return exc.exit_code if isinstance(exc, LoginError) else 1
+    except KeyboardInterrupt:
+        print("Keyboard interrupt received, exiting.", file=sys.stderr)
+        return 1
+    print(f"Login successful. Tokens saved to {options.auth_path}")
+    return 0
+
+
+async def _login(options: LoginOptions, headless: bool) -> None:
+    http = HTTPClient(connect_timeout=30, read_timeout=30, pool_size=2)
+    oauth = OAuthClient(options.issuer, options.client_id, http)
+    try:
+        if headless:
+            await device_login(options, oauth, _say)
+        else:
+            await browser_login(options, oauth, _read_line, _say)
+    finally:
+        await http.aclose()
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+async def _read_line() -> str:
+    return await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
+
+
+def run_info(*, as_json: bool, env: Mapping[str, str]) -> int:
+    credentials, problems = find_auth(env)
+    account = account_summary(credentials)
+    usage = load(limits_path(env))
+    now = datetime.now(UTC)
+    if as_json:
+        document = render_json(account, usage, now=now)
+        if problems:
+            document["problems"] = problems
+        print(json.dumps(document, indent=2))
+        return 0
+    for problem in problems:
+        print(f"warning: ignoring {problem}", file=sys.stderr)
+    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    sys.stdout.write(render_text(account, usage, now=now, color=color))
+    return 0
