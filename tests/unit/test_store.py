@@ -1,0 +1,122 @@
+"""CredentialStore refresh logic with a scripted OAuth client (no network)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from chatmock.auth.oauth import OAuthError, TokenSet
+from chatmock.auth.store import CredentialStore
+from chatmock.errors import ClientError, UpstreamError
+from chatmock.testing.credentials import fake_tokens, make_jwt, write_auth_file
+
+
+class ScriptedOAuth:
+    """Stands in for OAuthClient.refresh: counts calls, can fail, can be slow."""
+
+    def __init__(self, error: OAuthError | None = None) -> None:
+        self.calls: list[str] = []
+        self.error = error
+
+    async def refresh(self, refresh_token: str) -> TokenSet:
+        self.calls.append(refresh_token)
+        await trio.sleep(0.01)
+        if self.error is not None:
+            raise self.error
+        fresh = fake_tokens(expires_in=3600)
+        return TokenSet(fresh["id_token"], make_jwt({"exp": int(time.time()) + 3600,
+                                                     "n": len(self.calls)}),
+                        f"rt-{len(self.calls)}")
+
+
+def store_with(tmp_path: Path, oauth: ScriptedOAuth, expires_in: float) -> CredentialStore:
+    path = write_auth_file(tmp_path, expires_in=expires_in)
+    document = json.loads(path.read_text())
+    document["extra"] = "kept"
+    path.write_text(json.dumps(document))
+    return CredentialStore({"CHATGPT_LOCAL_HOME": str(tmp_path)},
+                           oauth=oauth, recheck_seconds=0)  # type: ignore[arg-type]
+
+
+async def test_fresh_token_is_not_refreshed(tmp_path: Path) -> None:
+    oauth = ScriptedOAuth()
+    store = store_with(tmp_path, oauth, expires_in=3600)
+    await store.usable()
+    assert oauth.calls == []
+
+
+async def test_concurrent_callers_share_one_refresh(tmp_path: Path) -> None:
+    oauth = ScriptedOAuth()
+    store = store_with(tmp_path, oauth, expires_in=-10)
+    results: list[Any] = []
+
+    async def call() -> None:
+        results.append(await store.usable())
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(100):
+            nursery.start_soon(call)
+    assert len(oauth.calls) == 1
+    assert len({credentials.access_token for credentials in results}) == 1
+    saved = json.loads((tmp_path / "auth.json").read_text())
+    assert saved["tokens"]["refresh_token"] == "rt-1"
+    assert saved["extra"] == "kept"
+
+
+async def test_rejection_refreshes_even_a_fresh_token(tmp_path: Path) -> None:
+    oauth = ScriptedOAuth()
+    store = store_with(tmp_path, oauth, expires_in=3600)
+    rejected = await store.usable()
+    renewed = await store.after_rejection(rejected)
+    assert renewed is not None and renewed.access_token != rejected.access_token
+    assert await store.after_rejection(rejected) == renewed  # already replaced: no new call
+    assert len(oauth.calls) == 1
+
+
+@pytest.mark.parametrize("code", ["refresh_token_reused", "revoked", "deactivated_workspace"])
+async def test_dead_refresh_token_asks_for_login(tmp_path: Path, code: str) -> None:
+    store = store_with(tmp_path, ScriptedOAuth(OAuthError(code, needs_login=True)),
+                       expires_in=-10)
+    with pytest.raises(ClientError) as caught:
+        await store.usable()
+    assert caught.value.status == 401 and "chatmock login" in caught.value.message
+
+
+async def test_transient_failure_keeps_a_still_valid_token(tmp_path: Path) -> None:
+    store = store_with(tmp_path, ScriptedOAuth(OAuthError("HTTP 500")), expires_in=120)
+    credentials = await store.usable()  # within the margin, refresh fails, token still valid
+    assert credentials.access_token
+
+
+async def test_transient_failure_with_an_expired_token_is_a_502(tmp_path: Path) -> None:
+    store = store_with(tmp_path, ScriptedOAuth(OAuthError("HTTP 500")), expires_in=-10)
+    with pytest.raises(UpstreamError) as caught:
+        await store.usable()
+    assert caught.value.status == 502
+
+
+async def test_a_token_refreshed_by_another_process_is_adopted(tmp_path: Path) -> None:
+    oauth = ScriptedOAuth()
+    store = store_with(tmp_path, oauth, expires_in=-10)
+    stale = store.current()
+    assert stale is not None
+    write_auth_file(tmp_path, expires_in=3600)  # "another process" refreshed meanwhile
+    credentials = await store.usable()
+    assert credentials.access_token != stale.access_token
+    assert oauth.calls == []
+
+
+async def test_malformed_auth_file_is_named_in_the_401(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "auth.json").write_text("{not json")
+    store = CredentialStore({"CHATGPT_LOCAL_HOME": str(tmp_path)})
+    with pytest.raises(ClientError) as caught:
+        await store.usable()
+    assert str(tmp_path / "auth.json") in caught.value.message
+    assert "not valid JSON" in caught.value.message
