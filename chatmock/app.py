@@ -11,7 +11,9 @@ from chatmock.auth.store import CredentialStore
 from chatmock.auth.tokens import home_dir
 from chatmock.config import Settings
 from chatmock.limits import UsageLimits, limits_path
+from chatmock.model_sync import ModelSync, cache_path
 from chatmock.models import Catalog
+from chatmock.response_store import ResponseStore, open_store
 from chatmock.session import SessionIds
 from chatmock.upstream.client import HTTPClient
 from chatmock.upstream.codex import CodexBackend, installation_id
@@ -20,11 +22,17 @@ from chatmock.upstream.codex import CodexBackend, installation_id
 @dataclass(slots=True)
 class App:
     settings: Settings
-    catalog: Catalog
+    models: ModelSync
     http: HTTPClient
     backend: CodexBackend
     sessions: SessionIds
     usage: UsageLimits
+    responses_store: ResponseStore
+
+    @property
+    def catalog(self) -> Catalog:
+        """The current model catalog: discovered, cached or static; swapped while serving."""
+        return self.models.catalog
 
 
 def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
@@ -39,4 +47,8 @@ def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
                            log_events=settings.verbose_obfuscation or settings.debug)
     usage = UsageLimits(limits_path(env))
     backend.on_headers = usage.record
-    return App(settings, Catalog(), http, backend, SessionIds(), usage)
+    models = ModelSync(backend, settings.upstream_url, cache_path(env),
+                       enabled=settings.model_sync, interval=settings.model_refresh_interval)
+    store = open_store(settings.responses_store, home_dir(env) / "responses.sqlite3",
+                       ttl_seconds=settings.responses_ttl, capacity=settings.responses_capacity)
+    return App(settings, models, http, backend, SessionIds(), usage, store)

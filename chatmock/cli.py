@@ -93,7 +93,9 @@ async def run_server(settings: Settings) -> None:
                      settings.host, port, settings.upstream_url)
             nursery.start_soon(_report_credentials, app)
             nursery.start_soon(app.usage.run_writer)
+            nursery.start_soon(app.models.run)
         app.usage.flush()
+        app.responses_store.close()
         await app.http.aclose()
 
 

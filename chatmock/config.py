@@ -31,6 +31,7 @@ EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra")
 SUMMARIES = ("auto", "concise", "detailed", "none")
 COMPAT_MODES = ("think-tags", "o3", "legacy", "current")
 RESPONSE_FORMATS = ("route", "input")
+RESPONSE_STORES = ("sqlite", "memory")
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
 
@@ -68,6 +69,9 @@ class Settings:
     upstream_connect_timeout: float = 15.0
     upstream_read_timeout: float = 300.0
     upstream_pool_size: int = 256
+    responses_store: str = "sqlite"
+    responses_ttl: float = 3600.0
+    responses_capacity: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +138,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("upstream_connect_timeout", "seconds to connect to the backend", float),
     Option("upstream_read_timeout", "seconds the backend may stay silent mid-answer", float),
     Option("upstream_pool_size", "idle backend connections kept for reuse", int),
+    Option("responses_store", "where previous_response_id turns are kept (sqlite survives "
+           "restarts)", _lower, RESPONSE_STORES),
+    Option("responses_ttl", "seconds a stored turn stays chainable", float),
+    Option("responses_capacity", "stored turns at most", int),
 )
 
 
@@ -182,7 +190,7 @@ def _convert(opt: Option, given: Any, source: str) -> Any:
 def _validate(settings: Settings) -> None:
     positive = ("max_header_bytes", "max_body_bytes", "header_timeout", "idle_timeout",
                 "write_timeout", "max_connections", "upstream_connect_timeout",
-                "upstream_read_timeout")
+                "upstream_read_timeout", "responses_ttl", "responses_capacity")
     for name in positive:
         if getattr(settings, name) <= 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be positive")

@@ -6,17 +6,24 @@ and unknown names travel upstream unchanged (the backend has the final say).
 Accepted request forms: `slug`, `alias`, and either followed by `-effort`,
 `_effort` or `:effort`; an Ollama-style `:latest` tag on a known model is
 dropped.
+
+The catalog is either the static table below or one built from the backend's
+`GET /models` answer (`catalog_from_discovery`, spec: upstream.md §9.1); both
+resolve names the same way.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 from chatmock.config import EFFORTS
 
 ALL_EFFORTS = EFFORTS
 DEFAULT_MODEL = "gpt-5.4"
 CREATED = 1_754_006_400  # 2025-08-01: a fixed `created` for the static list
+UNRANKED = 1_000_000  # sort key of a discovered model without `priority`
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +34,7 @@ class ModelSpec:
     aliases: tuple[str, ...] = ()
     priority_tier: bool = False
     upstream: str = ""
+    display_name: str = ""  # from discovery; the Anthropic model list shows it
 
     @property
     def upstream_slug(self) -> str:
@@ -86,8 +94,12 @@ class Catalog:
     def __init__(self, specs: tuple[ModelSpec, ...] = STATIC_MODELS) -> None:
         self.specs = specs
         self._by_name: dict[str, ModelSpec] = {}
+        # Slugs first: an alias must never hide another model's own slug.
         for spec in specs:
-            for name in (spec.slug, spec.upstream_slug, *spec.aliases):
+            for name in (spec.slug, spec.upstream_slug):
+                self._by_name.setdefault(name.lower(), spec)
+        for spec in specs:
+            for name in spec.aliases:
                 self._by_name.setdefault(name.lower(), spec)
 
     def lookup(self, name: str) -> ModelSpec | None:
@@ -135,3 +147,69 @@ def split_effort(name: str) -> tuple[str, str | None]:
             if lowered.endswith(suffix) and len(lowered) > len(suffix):
                 return name[: -len(suffix)], effort
     return name, None
+
+
+STATIC_CATALOG = Catalog()
+
+
+def catalog_from_discovery(document: Any) -> Catalog | None:
+    """The catalog a `GET /models` answer describes, or None if it lists no model.
+
+    Only `visibility == "list"` entries count (the protocol also has `hide` and
+    `none`), ordered by `priority` (stable, so ties keep the backend's order).
+    None lets the caller keep the catalog it has instead of an empty one.
+    """
+    entries = document.get("models") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        return None
+    listed = [entry for entry in entries
+              if isinstance(entry, dict) and entry.get("visibility") == "list"]
+    specs: dict[str, ModelSpec] = {}
+    for entry in sorted(listed, key=_rank):
+        spec = spec_from_discovery(entry)
+        if spec is not None:
+            specs.setdefault(spec.slug.lower(), spec)
+    return Catalog(tuple(specs.values())) if specs else None
+
+
+def spec_from_discovery(entry: dict[str, Any]) -> ModelSpec | None:
+    """One discovered model; aliases come from the static table when it knows the slug."""
+    slug = entry.get("slug")
+    if not isinstance(slug, str) or not slug.strip():
+        return None
+    slug = slug.strip()
+    known = STATIC_CATALOG.lookup(slug)
+    levels = _names(entry.get("supported_reasoning_levels"), "effort")
+    variants = tuple(level for level in levels if level in ALL_EFFORTS)
+    # With no effort we know, keep a set the request builders can choose from.
+    efforts = levels if variants else (known.efforts if known else ALL_EFFORTS)
+    display = entry.get("display_name")
+    return ModelSpec(slug, efforts, variants, _static_aliases(slug, known),
+                     "priority" in _names(entry.get("service_tiers"), "id"),
+                     display_name=display.strip() if isinstance(display, str) else "")
+
+
+def _rank(entry: dict[str, Any]) -> float:
+    value = entry.get("priority")
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return float(UNRANKED)
+
+
+def _names(items: Any, key: str) -> tuple[str, ...]:
+    """Lower-cased strings of a list of plain strings or objects with `key`; deduplicated."""
+    if not isinstance(items, list):
+        return ()
+    found: dict[str, None] = {}
+    for item in items:
+        value = item.get(key) if isinstance(item, dict) else item
+        if isinstance(value, str) and value.strip():
+            found.setdefault(value.strip().lower(), None)
+    return tuple(found)
+
+
+def _static_aliases(slug: str, known: ModelSpec | None) -> tuple[str, ...]:
+    if known is None:
+        return ()
+    names = dict.fromkeys((known.slug, known.upstream_slug, *known.aliases))
+    return tuple(name for name in names if name.lower() != slug.lower())

@@ -29,9 +29,11 @@ from chatmock.config import Settings
 from chatmock.dialects.common import (
     REASONING_INCLUDE,
     ExtraTools,
+    body_reasoning,
     extra_tools,
     image_url,
-    reasoning_param,
+    include_usage,
+    requested_model,
     service_tier,
 )
 from chatmock.errors import ClientError
@@ -55,17 +57,13 @@ class ChatRequest:
 def parse_chat_request(body: Any, catalog: Catalog, settings: Settings) -> ChatRequest:
     if not isinstance(body, dict):
         raise ClientError("Request body must be a JSON object")
-    model = body.get("model")
-    if model is not None and not isinstance(model, str):
-        raise ClientError("model must be a string", code="invalid_model")
-    resolved = catalog.resolve(model, settings.debug_model)
+    model, resolved = requested_model(body, catalog, settings)
     instructions, items = convert_messages(_messages_of(body))
     if body.get("n") not in (None, 1):
         raise ClientError("n > 1 is not supported", code="unsupported_parameter")
     tools = convert_tools(body.get("tools"))
     tool_choice = convert_tool_choice(body.get("tool_choice"))
     extra = extra_tools(body, settings, tool_choice, tools)
-    reasoning = as_object(body.get("reasoning"))
     payload: dict[str, Any] = {"model": resolved.slug}
     if instructions:
         payload["instructions"] = instructions
@@ -77,15 +75,11 @@ def parse_chat_request(body: Any, catalog: Catalog, settings: Settings) -> ChatR
         "store": False,
         "stream": True,
         "include": [REASONING_INCLUDE],
-        "reasoning": reasoning_param(resolved, catalog, settings,
-                                     (reasoning.get("effort"), body.get("reasoning_effort")),
-                                     reasoning.get("summary")),
+        "reasoning": body_reasoning(body, resolved, catalog, settings),
     })
     _add_optional(payload, body, resolved, catalog, settings)
-    options = body.get("stream_options")
-    include_usage = isinstance(options, dict) and options.get("include_usage") is True
-    return ChatRequest(payload, model or resolved.slug, bool(body.get("stream")),
-                       include_usage, extra, tools)
+    return ChatRequest(payload, model, bool(body.get("stream")), include_usage(body), extra,
+                       tools)
 
 
 def _add_optional(payload: dict[str, Any], body: dict[str, Any], resolved: Resolved,

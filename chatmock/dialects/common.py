@@ -45,6 +45,32 @@ def reasoning_param(resolved: Resolved, catalog: Catalog, settings: Settings,
     return param
 
 
+def requested_model(body: dict[str, Any], catalog: Catalog,
+                    settings: Settings) -> tuple[str, Resolved]:
+    """(the name to echo back as `model`, its resolution) of a body's `model` (spec §1.1)."""
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise ClientError("model must be a string", code="invalid_model")
+    resolved = catalog.resolve(model, settings.debug_model)
+    return model or resolved.slug, resolved
+
+
+def body_reasoning(body: dict[str, Any], resolved: Resolved, catalog: Catalog,
+                   settings: Settings) -> dict[str, str]:
+    """`reasoning_param` from a body's `reasoning` object, then `reasoning_effort` (spec §1.2)."""
+    reasoning = body.get("reasoning")
+    found: dict[str, Any] = reasoning if isinstance(reasoning, dict) else {}
+    return reasoning_param(resolved, catalog, settings,
+                           (found.get("effort"), body.get("reasoning_effort")),
+                           found.get("summary"))
+
+
+def include_usage(body: dict[str, Any]) -> bool:
+    """`stream_options.include_usage` is exactly true."""
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
 def lowest_effort(resolved: Resolved, catalog: Catalog) -> str:
     allowed = catalog.allowed_efforts(resolved.slug)
     return next(effort for effort in EFFORTS if effort in allowed)

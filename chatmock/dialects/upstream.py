@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from chatmock import jsonbytes
 from chatmock.sse import SSEDecoder, SSEEvent
@@ -105,6 +105,9 @@ Handler = Callable[["UpstreamTranslator", bytes], None]
 class UpstreamTranslator:
     """Base of every dialect translator; see the module docstring."""
 
+    # Event type → handler; a subclass that needs fewer events narrows it (less work).
+    handlers: ClassVar[dict[bytes, Handler]]
+
     def __init__(self) -> None:
         self.state = State.STREAMING
         self.out: list[bytes] = []
@@ -129,13 +132,15 @@ class UpstreamTranslator:
         for event in self._decoder.finish():
             self._dispatch(event)
         if self.state is State.STREAMING:
-            self.fail(TRUNCATED_MESSAGE, "upstream_truncated")
+            self.state = State.DONE
+            self.on_cut(TRUNCATED_MESSAGE, "upstream_truncated")
         return self._drain()
 
     def abort(self, message: str, code: str = "upstream_error") -> bytes:
         """The upstream broke (timeout, network); report it in-band if still open."""
         if self.state is State.STREAMING:
-            self.fail(message, code)
+            self.state = State.DONE
+            self.on_cut(message, code)
         return self._drain()
 
     def heartbeat(self) -> bytes:
@@ -158,7 +163,7 @@ class UpstreamTranslator:
         if self.state is State.DONE:
             return
         kind = event.event or raw_field(event.data, b'"type"') or b""
-        handler = _HANDLERS.get(kind)
+        handler = self.handlers.get(kind)
         if handler is not None:
             handler(self, event.data)
 
@@ -173,6 +178,10 @@ class UpstreamTranslator:
     def on_arguments(self, item_id: bytes, raw: bytes) -> None: ...
     def on_completed(self, response: dict[str, Any], incomplete: bool) -> None: ...
     def on_failed(self, message: str, code: str) -> None: ...
+
+    def on_cut(self, message: str, code: str) -> None:
+        """The stream ended without a terminal event, or broke (not the backend's report)."""
+        self.on_failed(message, code)
 
     # -- event handlers ---------------------------------------------------------
 
@@ -223,3 +232,4 @@ _HANDLERS: dict[bytes, Handler] = {
     b"response.failed": UpstreamTranslator._handle_failed,
     b"error": UpstreamTranslator._handle_failed,
 }
+UpstreamTranslator.handlers = _HANDLERS

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from chatmock.router import Route
-from chatmock.routes import common, openai
+from chatmock.routes import common, completions, openai, responses
 
 ROUTES: dict[str, dict[str, Route]] = {
     "/": {"GET": common.health},
     "/health": {"GET": common.health},
     "/v1/chat/completions": {"POST": openai.chat_completions},
+    "/v1/completions": {"POST": completions.completions},
     "/v1/models": {"GET": openai.list_models},
+    "/v1/responses": {"POST": responses.responses},
 }
 
 PREFIX_ROUTES: dict[str, dict[str, Route]] = {

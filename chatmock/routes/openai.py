@@ -16,13 +16,11 @@ from chatmock.errors import ClientError, UpstreamError
 from chatmock.exchange import Request, Responder, send_json
 from chatmock.logs import redact
 from chatmock.models import CREATED
-from chatmock.routes.relay import collect, drain, parse_json, relay
+from chatmock.routes.relay import SSE_HEADERS, collect, drain, parse_json, relay
 from chatmock.upstream.client import UpstreamResponse
 
 log = logging.getLogger("chatmock.openai")
 
-SSE_HEADERS = ((b"content-type", b"text/event-stream; charset=utf-8"),
-               (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"))
 async def chat_completions(app: App, request: Request, out: Responder) -> None:
     body = parse_json(await request.body())
     if app.settings.verbose or app.settings.debug:
@@ -83,6 +81,7 @@ def model_object(model_id: str) -> dict[str, Any]:
 
 
 async def list_models(app: App, request: Request, out: Responder) -> None:
+    await app.models.ensure_fresh()
     ids = app.catalog.listed_ids(app.settings.expose_reasoning_models)
     await send_json(out, 200, {"object": "list", "data": [model_object(i) for i in ids]})
 

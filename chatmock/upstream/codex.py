@@ -82,6 +82,15 @@ class CodexBackend:
                 (b"session-id", session_id.encode("latin-1", "replace")),
                 *self._fixed_headers]
 
+    def model_headers(self, credentials: Credentials) -> list[tuple[bytes, bytes]]:
+        """Headers of `GET /models` (spec: upstream.md §2.5): no body, JSON back."""
+        return [(b"authorization", b"Bearer " + credentials.access_token.encode()),
+                (b"chatgpt-account-id", credentials.account_id.encode()),
+                (b"accept", b"application/json"),
+                (b"originator", ORIGINATOR.encode()),
+                (b"user-agent", user_agent().encode()),
+                (b"x-codex-installation-id", self.install_id.encode())]
+
     def finish_payload(self, payload: dict[str, Any], session_id: str) -> None:
         """Fields every Codex request carries: cache key and installation metadata."""
         payload.setdefault("prompt_cache_key", session_id)

@@ -67,8 +67,8 @@ def signed_in(tmp: Path, fake: Process, *, expired: bool) -> Path:
     return write_auth_document(tmp / "home", document)
 
 
-def server(tmp: Path, fake: Process, name: str = "chatmock") -> Process:
-    return start_chatmock(tmp / name, fake, "--issuer", fake.url, credentials=False,
+def server(tmp: Path, fake: Process, name: str = "chatmock", *flags: str) -> Process:
+    return start_chatmock(tmp / name, fake, "--issuer", fake.url, *flags, credentials=False,
                           home=tmp / "home")
 
 
@@ -155,7 +155,8 @@ def test_two_processes_sharing_one_auth_file_never_reuse_a_refresh_token(
 def test_revoked_sign_in_asks_for_a_new_login(tmp_path: Path, fake: Process) -> None:
     signed_in(tmp_path, fake, expired=True)
     control(fake, "next_refresh_error", {"error": "revoked"})
-    chatmock = server(tmp_path, fake)
+    # No model discovery: its start-up fetch would be the one to meet the revoked token.
+    chatmock = server(tmp_path, fake, "chatmock", "--no-model-sync")
     try:
         status, body = chat(chatmock)
     finally:

@@ -10,8 +10,7 @@ import trio
 
 from chatmock.dialects.chat_stream import KEEP_ALIVE, ChatStreamTranslator
 from chatmock.exchange import ClientGone
-from chatmock.routes.openai import SSE_HEADERS
-from chatmock.routes.relay import HEARTBEAT_SECONDS, relay
+from chatmock.routes.relay import HEARTBEAT_SECONDS, SSE_HEADERS, relay
 from chatmock.testing.fake_upstream import FakeUpstreamApp
 from chatmock.upstream.client import HTTPClient
 

@@ -20,6 +20,7 @@ from .helpers import RawClient
 
 
 def connect(nursery: trio.Nursery, tmp_path: Path, **settings: object) -> RawClient:
+    settings.setdefault("model_sync", False)  # never reach for a real backend from a test
     app = build_app(Settings(**settings), env={"CHATGPT_LOCAL_HOME": str(tmp_path)})  # type: ignore[arg-type]
     client_stream, server_stream = trio.testing.memory_stream_pair()
     router = Router(app, ROUTES, PREFIX_ROUTES)

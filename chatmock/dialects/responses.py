@@ -1,0 +1,214 @@
+"""Responses API requests → the Codex backend, with a local `previous_response_id`.
+
+The route is a near passthrough: the client's body goes upstream with only
+what the backend insists on changed (shared/spec/translation.md §4.6):
+`model` normalised, `store: false`, `stream: true`, `system` input messages
+moved into `instructions`, parameters it rejects removed, `reasoning` and
+`include` completed, fast mode and the default web search applied. Every
+other field survives as sent (custom and `namespace` tools, `text`,
+`client_metadata`, input item ids).
+
+The backend keeps no state, so `previous_response_id` is resolved here: the
+stored turn's full input and its output are put in front of the new input
+(unless the client already resent them), instructions are inherited when the
+new request has none, and a `function_call_output` whose call is missing gets
+the stored `function_call` put back in front of it. An unknown or expired id,
+or a call id found nowhere, is a 400 that names it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chatmock.config import Settings
+from chatmock.dialects.chat import as_object, convert_messages, convert_tools
+from chatmock.dialects.common import (
+    REASONING_INCLUDE,
+    WEB_SEARCH_TYPES,
+    reasoning_param,
+    service_tier,
+)
+from chatmock.errors import ClientError
+from chatmock.models import Catalog
+from chatmock.response_store import ResponseStore, StoredResponse
+
+Item = dict[str, Any]
+
+# Fields the backend answers with "Unsupported parameter" (upstream.md §3.3).
+UNSUPPORTED_FIELDS = ("max_output_tokens", "max_tokens", "max_completion_tokens", "metadata",
+                      "user", "stream_options", "prompt_cache_retention", "temperature", "top_p",
+                      "top_logprobs", "frequency_penalty", "presence_penalty", "seed", "n",
+                      "stop", "logprobs", "response_format", "background", "safety_identifier",
+                      "truncation", "fast_mode")
+# Output item fields that describe the answer but are not valid in a request's input.
+_OUTPUT_ONLY = ("status",)
+
+
+@dataclass(frozen=True, slots=True)
+class ResponsesRequest:
+    payload: dict[str, Any]
+    stream: bool
+    instructions: str | None
+
+
+def parse_responses_request(body: Any, catalog: Catalog, settings: Settings,
+                            store: ResponseStore) -> ResponsesRequest:
+    if not isinstance(body, dict):
+        raise ClientError("Request body must be a JSON object")
+    payload = {key: value for key, value in body.items() if key not in UNSUPPORTED_FIELDS}
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise ClientError("model must be a string", code="invalid_model")
+    resolved = catalog.resolve(model, settings.debug_model)
+    payload["model"] = resolved.slug
+    instructions, items = _input_of(body)
+    previous = payload.pop("previous_response_id", None)
+    if previous is not None:
+        instructions, items = _chain(previous, instructions, items, store)
+    if instructions:
+        payload["instructions"] = instructions
+    else:
+        payload.pop("instructions", None)
+    payload["input"] = items
+    payload.pop("messages", None)
+    payload.pop("prompt", None)
+    payload.update(store=False, stream=True)
+    _complete(payload, body, resolved, catalog, settings)
+    return ResponsesRequest(payload, body.get("stream") is True, instructions or None)
+
+
+def _input_of(body: dict[str, Any]) -> tuple[str, list[Item]]:
+    """(instructions, input items) of a Responses body, or of a chat-shaped one."""
+    own = body.get("instructions")
+    if own is not None and not isinstance(own, str):
+        raise ClientError("instructions must be a string", code="invalid_instructions")
+    if "input" not in body and isinstance(body.get("messages"), list):
+        system, items = convert_messages(body["messages"])
+        return _join(own, system), items
+    raw = body.get("input", body.get("prompt"))
+    if isinstance(raw, str):
+        items = [{"type": "message", "role": "user",
+                  "content": [{"type": "input_text", "text": raw}]}]
+    elif isinstance(raw, dict):
+        items = [raw]
+    elif isinstance(raw, list):
+        items = [item for item in raw if isinstance(item, dict)]
+    else:
+        raise ClientError("input must be a string or a list of input items",
+                          code="invalid_input")
+    system, items = _lift_system_messages(items)
+    return _join(own, system), items
+
+
+def _lift_system_messages(items: list[Item]) -> tuple[str, list[Item]]:
+    """The backend refuses `system` input messages: their text joins the instructions."""
+    texts: list[str] = []
+    kept: list[Item] = []
+    for item in items:
+        if item.get("role") == "system" and item.get("type", "message") == "message":
+            texts.append(_message_text(item))
+        else:
+            kept.append(item)
+    return "\n\n".join(t for t in texts if t), kept
+
+
+def _message_text(item: Item) -> str:
+    content = item.get("content")
+    if isinstance(content, str):
+        return content
+    parts = content if isinstance(content, list) else []
+    return "\n".join(str(part.get("text") or "") for part in parts
+                     if isinstance(part, dict) and part.get("type") in ("input_text", "text"))
+
+
+def _join(*texts: str | None) -> str:
+    return "\n\n".join(text for text in texts if text)
+
+
+def _chain(previous: Any, instructions: str, items: list[Item],
+           store: ResponseStore) -> tuple[str, list[Item]]:
+    if not isinstance(previous, str) or not previous:
+        raise ClientError("previous_response_id must be a non-empty string",
+                          code="invalid_previous_response_id")
+    stored = store.get(previous)
+    if stored is None:
+        raise ClientError(f"Previous response with id '{previous}' not found (unknown, or "
+                          "expired from chatmock's local store).", status=400,
+                          code="previous_response_not_found")
+    history = [*stored.context, *stored.output]
+    if replayable(items[:len(history)]) != history:
+        items = history + items
+    return instructions or stored.instructions or "", _restore_calls(items, history, previous)
+
+
+def _restore_calls(items: list[Item], history: list[Item], previous: str) -> list[Item]:
+    """Put a stored `function_call` back in front of an output whose call is missing."""
+    calls = {item.get("call_id"): item for item in history
+             if item.get("type") in ("function_call", "custom_tool_call")}
+    seen: set[Any] = set()
+    restored: list[Item] = []
+    for item in items:
+        kind = item.get("type")
+        if kind in ("function_call", "custom_tool_call"):
+            seen.add(item.get("call_id"))
+        elif kind in ("function_call_output", "custom_tool_call_output") and \
+                item.get("call_id") not in seen:
+            call = calls.get(item.get("call_id"))
+            if call is None:
+                raise ClientError(f"No tool call found for call_id '{item.get('call_id')}' in "
+                                  f"this input or in response '{previous}'.",
+                                  code="tool_call_not_found")
+            restored.append(call)
+            seen.add(item.get("call_id"))
+        restored.append(item)
+    return restored
+
+
+def _complete(payload: dict[str, Any], body: dict[str, Any], resolved: Any, catalog: Catalog,
+              settings: Settings) -> None:
+    reasoning = as_object(body.get("reasoning"))
+    kept = {key: value for key, value in reasoning.items() if key not in ("effort", "summary")}
+    payload["reasoning"] = {**kept, **reasoning_param(
+        resolved, catalog, settings, (reasoning.get("effort"),), reasoning.get("summary"))}
+    include = [i for i in body.get("include") or [] if isinstance(i, str)]
+    payload["include"] = [*dict.fromkeys([*include, REASONING_INCLUDE])]
+    tools = body.get("tools")
+    if isinstance(tools, list):
+        payload["tools"] = [_responses_tool(tool) for tool in tools]
+    elif settings.enable_web_search and body.get("tool_choice") != "none":
+        payload["tools"] = [{"type": "web_search"}]
+    tier = service_tier(body, resolved, catalog, settings)
+    if tier:
+        payload["service_tier"] = tier
+    else:
+        payload.pop("service_tier", None)
+
+
+def _responses_tool(tool: Any) -> Any:
+    """Chat-form function tools become Responses ones; everything else passes as sent."""
+    if isinstance(tool, dict) and tool.get("type", "function") == "function" and \
+            isinstance(tool.get("function"), dict):
+        return convert_tools([tool])[0]
+    return tool
+
+
+def stored_turn(response_id: str, request: ResponsesRequest, output: list[Item],
+                created_at: float) -> StoredResponse:
+    """What to keep of a finished turn so that the next one can chain on it."""
+    return StoredResponse(response_id=response_id, instructions=request.instructions,
+                          context=list(request.payload["input"]),
+                          output=replayable(output), created_at=created_at)
+
+
+def replayable(output: list[Item]) -> list[Item]:
+    """Output items as input items: messages, tool calls, reasoning that can be resent."""
+    kept: list[Item] = []
+    for item in output:
+        kind = item.get("type")
+        if kind == "reasoning" and not item.get("encrypted_content"):
+            continue
+        if kind in WEB_SEARCH_TYPES or kind == "web_search_call":
+            continue
+        kept.append({key: value for key, value in item.items() if key not in _OUTPUT_ONLY})
+    return kept
