@@ -17,12 +17,17 @@ from chatmock.exchange import Request, Responder, send_json
 from chatmock.logs import redact
 from chatmock.models import CREATED
 from chatmock.routes.relay import SSE_HEADERS, collect, drain, parse_json, relay
+from chatmock.routes.responses import answer_responses
 from chatmock.upstream.client import UpstreamResponse
 
 log = logging.getLogger("chatmock.openai")
 
 async def chat_completions(app: App, request: Request, out: Responder) -> None:
     body = parse_json(await request.body())
+    if app.settings.response_format == "input" and isinstance(body, dict) and "input" in body:
+        # go-chatmock's --response-format input: a Responses body here gets Responses output.
+        await answer_responses(app, request, body, out)
+        return
     if app.settings.verbose or app.settings.debug:
         log.debug("chat request: %s", redact(json.dumps(body)[:20000]))
     chat = parse_chat_request(body, app.catalog, app.settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from chatmock.app import App
 from chatmock.dialects.responses import ResponsesRequest, parse_responses_request, stored_turn
@@ -13,8 +14,13 @@ from chatmock.routes.relay import SSE_HEADERS, collect, drain, parse_json, relay
 
 
 async def responses(app: App, request: Request, out: Responder) -> None:
-    parsed = parse_responses_request(parse_json(await request.body()), app.catalog,
-                                     app.settings, app.responses_store)
+    await answer_responses(app, request, parse_json(await request.body()), out)
+
+
+async def answer_responses(app: App, request: Request, body: Any, out: Responder) -> None:
+    """Serve a parsed Responses body (also reached from the chat route, see
+    `--response-format input`)."""
+    parsed = parse_responses_request(body, app.catalog, app.settings, app.responses_store)
     session = app.sessions.for_request(request.headers, parsed.payload.get("instructions"),
                                        parsed.payload["input"])
     observer = ResponsesObserver(relay=parsed.stream,

@@ -160,3 +160,19 @@ def test_streamed_turns_chain_too(client: openai.OpenAI) -> None:
     follow = client.responses.create(model="gpt-5.4", previous_response_id=first_id,
                                      input="streamed second")
     assert follow.output_text == "Hello! You said: streamed second"
+
+
+def test_response_format_input_serves_responses_bodies_on_the_chat_route(
+        tmp_path: Path, fake_upstream: Process) -> None:
+    server = start_chatmock(tmp_path, fake_upstream, "--response-format", "input")
+    try:
+        with client_for(server) as client:
+            reply = client.post("/chat/completions", cast_to=object,
+                                body={"model": "gpt-5.4", "input": "routed by format"})
+            chat = client.chat.completions.create(
+                model="gpt-5.4", messages=[{"role": "user", "content": "still chat"}])
+    finally:
+        server.stop()
+    assert isinstance(reply, dict) and reply["object"] == "response"
+    assert reply["output"][0]["content"][0]["text"] == "Hello! You said: routed by format"
+    assert chat.choices[0].message.content == "Hello! You said: still chat"
