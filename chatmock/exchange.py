@@ -6,15 +6,23 @@ which wire format carries them. A route answers either in one go
 (`respond`) or as a stream (`start`, `send`..., `end`); every `send` is one
 write to the client, awaited, which is how back-pressure reaches the upstream
 reader: nothing is read from the backend until the client took the last piece.
+
+A responder may also offer `WebSocketUpgrade`, an optional capability a route
+checks with `isinstance`: it turns the exchange into a `WebSocket`. HTTP/1.1
+does it with `Upgrade: websocket` and a 101; an HTTP/2 responder would do it
+with an extended CONNECT (RFC 8441) presented to routes as the same GET.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from chatmock import jsonbytes
 from chatmock.errors import ChatmockError
+
+if TYPE_CHECKING:
+    from chatmock.websocket import WebSocket
 
 HeaderList = Sequence[tuple[bytes, bytes]]
 JSON_HEADERS: tuple[tuple[bytes, bytes], ...] = ((b"content-type", b"application/json"),)
@@ -81,6 +89,18 @@ class Responder(Protocol):
 
     async def end(self, data: bytes = b"") -> None:
         """Write the last piece (may be empty) and finish the response."""
+        ...
+
+
+@runtime_checkable
+class WebSocketUpgrade(Protocol):
+    """Optional Responder capability: the exchange becomes a WebSocket."""
+
+    async def upgrade_websocket(self, request: Request, *,
+                                subprotocol: str | None = None) -> WebSocket:
+        """Accept the opening handshake (permessage-deflate when offered) and return the
+        socket; raises ClientError, with nothing written, for a request that is none.
+        The connection is closed after the socket (no return to HTTP keep-alive)."""
         ...
 
 

@@ -11,6 +11,13 @@ Writes are awaited one by one under the write timeout; a client that stops
 reading stalls its own exchange and nothing else. A streamed response's head
 is held back and leaves together with the first body piece, so that a
 translated upstream read costs exactly one `send_all`.
+
+`H1Responder.upgrade_websocket` hands the connection over to a WebSocket:
+wsproto writes the 101 answer, the bytes h11 had already buffered past the
+request head go to wsproto, and h11 is simply no longer used (its state
+machine would need the 101 built a second time, from headers wsproto
+computed, for a connection that never returns to HTTP). The connection is
+closed once the route is done with the socket.
 """
 
 from __future__ import annotations
@@ -25,9 +32,10 @@ import h11
 import trio
 
 from chatmock import jsonbytes
-from chatmock.errors import ClientError
+from chatmock.errors import ApiError, ClientError
 from chatmock.exchange import ClientGone, HeaderList, Request, Responder
 from chatmock.lifecycle import Lifecycle
+from chatmock.websocket import WebSocket, accept_handshake
 
 RECEIVE_SIZE = 65536
 CLOSE_LINGER_SECONDS = 1.0
@@ -317,3 +325,25 @@ class H1Responder:
         out += conn.send(h11.EndOfMessage())
         self.finished = True
         await self._c.write(out)
+
+    async def upgrade_websocket(self, request: Request, *,
+                                subprotocol: str | None = None) -> WebSocket:
+        """Answer 101 and turn the connection into a WebSocket (see the module docstring).
+
+        Raises ClientError before anything is written if the request is no handshake."""
+        if self.started:
+            raise RuntimeError("response already started")
+        connection = self._c
+        if connection.declared_length or b"transfer-encoding" in request.headers:
+            raise ClientError("A WebSocket upgrade request must not have a body",
+                              code="invalid_websocket_handshake")
+        if connection.lifecycle.draining:
+            raise ApiError("chatmock is shutting down", status=503, code="shutting_down")
+        answer, framing = accept_handshake(request, subprotocol)
+        buffered, eof = connection.conn.trailing_data
+        self.started = self.finished = True
+        self.status = 101
+        connection.must_close = True  # never back to HTTP on this connection
+        await connection.write(answer)
+        return WebSocket(framing, connection._receive, connection.write,
+                         lifecycle=connection.lifecycle, buffered=buffered, eof=eof)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chatmock.router import Route
-from chatmock.routes import common, completions, openai, responses
+from chatmock.routes import common, completions, openai, responses, responses_ws
 
 ROUTES: dict[str, dict[str, Route]] = {
     "/": {"GET": common.health},
@@ -11,7 +11,7 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/v1/chat/completions": {"POST": openai.chat_completions},
     "/v1/completions": {"POST": completions.completions},
     "/v1/models": {"GET": openai.list_models},
-    "/v1/responses": {"POST": responses.responses},
+    "/v1/responses": {"POST": responses.responses, "GET": responses_ws.responses_socket},
 }
 
 PREFIX_ROUTES: dict[str, dict[str, Route]] = {

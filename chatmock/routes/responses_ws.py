@@ -1,0 +1,194 @@
+"""`GET /v1/responses` upgraded to a WebSocket: the Responses API, one frame per event.
+
+Clients (spec: clients.md, openai-python `responses.connect()` and the Codex
+CLI's WebSocket mode; upstream.md §11) send JSON text frames
+`{"type": "response.create", ...create fields...}` and read the Responses
+stream events back, one per frame, up to the terminal one; then the next
+`response.create` may follow on the same socket. Each create body goes
+through the same `parse_responses_request` as an HTTP body, so
+`previous_response_id` chaining (the client sends only the new items) is
+resolved from the local store and the backend gets the full input.
+
+`generate: false` is the Codex prewarm: nothing goes upstream; a synthetic
+response (created + completed, no output) is answered and its turn stored,
+so that the first real turn can chain on it.
+
+Anything that goes wrong with one request becomes an error frame
+`{"type": "error", "status_code": N, "error": {"message", "code"}}` and the
+socket stays open. Each request ends with exactly one terminal frame: the
+backend's own `response.completed` / `response.incomplete` /
+`response.failed` / `error` event, relayed as it came, or one error frame of
+ours (a refused request, a stream cut short) -- never both, so a client that
+stops reading at the first terminal frame never finds a stale one in front
+of its next answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from contextlib import aclosing
+from typing import Any
+
+import trio
+
+from chatmock.app import App
+from chatmock.dialects.responses import ResponsesRequest, parse_responses_request, stored_turn
+from chatmock.dialects.responses_stream import ResponsesObserver
+from chatmock.dialects.upstream import State
+from chatmock.errors import ApiError, ClientError, UpstreamError
+from chatmock.exchange import ClientGone, Request, Responder, WebSocketUpgrade
+from chatmock.routes.relay import drain
+from chatmock.routes.responses import remember
+from chatmock.sse import SSEEvent
+from chatmock.upstream.client import UpstreamResponse
+from chatmock.websocket import UPGRADE_HEADERS, WebSocket, wants_websocket
+
+log = logging.getLogger("chatmock.responses")
+
+CLOSE_SECONDS = 5.0
+_ZERO_USAGE = {"input_tokens": 0, "input_tokens_details": {"cached_tokens": 0},
+               "output_tokens": 0, "output_tokens_details": {"reasoning_tokens": 0},
+               "total_tokens": 0}
+_ECHOED_FIELDS = ("instructions", "tools", "tool_choice", "parallel_tool_calls", "reasoning",
+                  "text", "service_tier")
+
+
+async def responses_socket(app: App, request: Request, out: Responder) -> None:
+    if not isinstance(out, WebSocketUpgrade) or not wants_websocket(request):
+        raise ClientError("GET /v1/responses is the WebSocket mode of the Responses API: "
+                          "connect with `Upgrade: websocket`, or POST for HTTP.", status=426,
+                          code="upgrade_required", headers=UPGRADE_HEADERS)
+    socket = await out.upgrade_websocket(request)
+    try:
+        while (message := await socket.receive()) is not None:
+            await _serve_one(app, request, socket, message)
+    except ClientGone:
+        pass
+    finally:
+        with trio.move_on_after(CLOSE_SECONDS, shield=True):
+            await socket.close()
+
+
+async def _serve_one(app: App, request: Request, socket: WebSocket, message: str | bytes) -> None:
+    """One client frame: a response streamed back, or one error frame."""
+    try:
+        body, generate = parse_frame(message)
+        parsed = parse_responses_request(body, app.catalog, app.settings, app.responses_store)
+        if generate:
+            await _generate(app, request, socket, parsed)
+        else:
+            await _prewarm(app, socket, parsed)
+    except ApiError as error:
+        await socket.send_text(error_frame(error.status, error.message, error.code,
+                                           error.headers))
+    except ClientGone:
+        raise
+    except Exception:
+        log.exception("unhandled error on the /v1/responses WebSocket")
+        await socket.send_text(error_frame(500, "internal error in chatmock (see its log)",
+                                           "internal_error"))
+
+
+def parse_frame(message: str | bytes) -> tuple[dict[str, Any], bool]:
+    """(create body, generate) of a `response.create` frame; ClientError for anything else."""
+    if isinstance(message, bytes):
+        raise ClientError("Binary frames are not supported: send JSON as text frames",
+                          code="invalid_frame")
+    try:
+        frame = json.loads(message, strict=False)
+    except ValueError as exc:
+        raise ClientError(f"Invalid JSON frame: {exc}", code="invalid_json") from None
+    if not isinstance(frame, dict):
+        raise ClientError("A frame must be a JSON object", code="invalid_frame")
+    kind = frame.get("type")
+    if kind != "response.create":
+        raise ClientError(f"Unsupported frame type {kind!r}: expected 'response.create'",
+                          code="unsupported_frame_type")
+    body = {key: value for key, value in frame.items() if key not in ("type", "generate")}
+    return body, frame.get("generate") is not False
+
+
+def error_frame(status: int, message: str, code: str | None,
+                headers: tuple[tuple[bytes, bytes], ...] = ()) -> str:
+    frame: dict[str, Any] = {"type": "error", "status_code": status,
+                             "error": {"message": message, "code": code}}
+    if headers:  # e.g. retry-after of a 429
+        frame["headers"] = {name.decode("latin-1"): value.decode("latin-1")
+                            for name, value in headers}
+    return json.dumps(frame)
+
+
+class EventFrames(ResponsesObserver):
+    """Watches the stream exactly as the HTTP route does (turn stored on success) and
+    keeps each event's JSON, as the backend sent it, to become one frame."""
+
+    def __init__(self, app: App, request: ResponsesRequest) -> None:
+        super().__init__(relay=False, on_success=lambda done: remember(app, request, done))
+        self.frames: list[bytes] = []
+        self.cut: tuple[str, str] | None = None
+
+    def _dispatch(self, event: SSEEvent) -> None:
+        if self.state is State.STREAMING and event.data != b"[DONE]":
+            self.frames.append(event.data)
+        super()._dispatch(event)
+
+    def on_cut(self, message: str, code: str) -> None:
+        self.cut = (message, code)
+        super().on_cut(message, code)
+
+
+async def _generate(app: App, request: Request, socket: WebSocket,
+                    parsed: ResponsesRequest) -> None:
+    session = app.sessions.for_request(request.headers, parsed.payload.get("instructions"),
+                                       parsed.payload["input"])
+    observer = EventFrames(app, parsed)
+    async with socket.responding(), app.backend.responses(parsed.payload, session) as upstream:
+        await _relay(upstream, observer, socket)
+
+
+async def _relay(upstream: UpstreamResponse, observer: EventFrames, socket: WebSocket) -> None:
+    """Each read's events, one frame each; an error frame of ours if the stream broke."""
+    status = 502
+    try:
+        async with aclosing(upstream.chunks()) as chunks:
+            async for chunk in chunks:
+                observer.feed(chunk)
+                await _flush(observer, socket)
+                if observer.state is State.DONE:
+                    break
+            else:
+                observer.finish()
+        await drain(upstream)
+    except UpstreamError as exc:
+        status = exc.status
+        observer.abort(exc.message, exc.code or "upstream_error")
+    await _flush(observer, socket)
+    if observer.cut is not None:
+        await socket.send_text(error_frame(status, *observer.cut))
+
+
+async def _flush(observer: EventFrames, socket: WebSocket) -> None:
+    frames, observer.frames = observer.frames, []
+    for frame in frames:
+        await socket.send_text(frame.decode("utf-8", "replace"))
+
+
+async def _prewarm(app: App, socket: WebSocket, parsed: ResponsesRequest) -> None:
+    """Codex's `generate: false`: a response id to chain on, without calling the backend."""
+    response_id = "resp_" + secrets.token_hex(24)
+    created_at = time.time()
+    app.responses_store.put(stored_turn(response_id, parsed, [], created_at))
+    payload = parsed.payload
+    response: dict[str, Any] = {
+        "id": response_id, "object": "response", "created_at": int(created_at),
+        "status": "in_progress", "model": payload["model"], "output": [], "error": None,
+        "incomplete_details": None, "usage": None,
+        **{key: payload[key] for key in _ECHOED_FIELDS if key in payload}}
+    await socket.send_text(json.dumps({"type": "response.created", "sequence_number": 0,
+                                       "response": response}))
+    done = {**response, "status": "completed", "usage": _ZERO_USAGE}
+    await socket.send_text(json.dumps({"type": "response.completed", "sequence_number": 1,
+                                       "response": done}))
