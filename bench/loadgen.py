@@ -4,13 +4,15 @@ Requests are built by hand and written to keep-alive connections; responses
 are parsed with as little work as possible (find the head, undo chunked
 framing, count a byte pattern), because on a small machine every cycle the
 load generator spends is taken from the server being measured. Nothing is
-JSON-decoded. A content delta is one occurrence of `"delta":{"content":` in
-the de-chunked body; the role chunk (`"delta":{"role":...}`) and the finish
-chunk do not match it.
+JSON-decoded. A content delta is one occurrence of the dialect's needle in
+the de-chunked body (`DIALECTS`): for chat `"delta":{"content":`, which the
+role chunk (`"delta":{"role":...}`) and the finish chunk do not match; for the
+Responses API `"type":"response.output_text.delta"`.
 
 Modes (each prints JSON lines on stdout; the last one has "event": "result"):
 
-    stream   C connections, each doing R sequential streaming chat requests
+    stream   C connections, each doing R sequential streamed requests in one
+             dialect (`--dialect`: chat completions or the Responses API)
     hold     N streams open at once; prints "held", waits for a stdin line, closes
     latency  sequential non-streamed requests: through chatmock and to the fake
              backend directly (`--target both`, the two take turns), or to one of them
@@ -38,7 +40,10 @@ RECEIVE_SIZE = 65536
 DELTA = b'"delta":{"content":'
 DONE = b"data: [DONE]"
 FAKE_COMPLETED = b"event: response.completed"
+RESPONSES_DELTA = b'"type":"response.output_text.delta"'
+RESPONSES_COMPLETED = b"event: response.completed"
 CHAT_PATH = "/v1/chat/completions"
+RESPONSES_PATH = "/v1/responses"
 FAKE_PATH = "/backend-api/codex/responses"
 
 
@@ -73,6 +78,29 @@ def fake_body(text: str, model: str) -> dict[str, Any]:
 
 
 FAKE_HEADERS = (("authorization", "Bearer x"), ("chatgpt-account-id", "acc"))
+
+
+def responses_body(text: str, model: str) -> dict[str, Any]:
+    return {"model": model, "input": text, "stream": True}
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How to ask one API for a streamed answer and how to count what comes back."""
+
+    path: str
+    body: Callable[[str, str], dict[str, Any]]
+    """(prompt text, model) -> the JSON body of a streamed request."""
+    delta: bytes
+    """Occurs once per content delta in the de-chunked body, and nowhere else."""
+    end: bytes
+    """Occurs exactly once in a complete answer: its successful end."""
+
+
+DIALECTS = {
+    "chat": Dialect(CHAT_PATH, lambda text, model: chat_body(text, True, model), DELTA, DONE),
+    "responses": Dialect(RESPONSES_PATH, responses_body, RESPONSES_DELTA, RESPONSES_COMPLETED),
+}
 
 
 # --- responses --------------------------------------------------------------
@@ -216,14 +244,16 @@ async def stream_mode(args: argparse.Namespace) -> dict[str, Any]:
     text = f"bench fake:deltas={args.deltas} fake:burst={args.burst}"
     if args.delay_ms:
         text += f" fake:delay_ms={args.delay_ms}"
-    raw = build_request(args.host, args.port, CHAT_PATH, chat_body(text, True, args.model))
+    dialect = DIALECTS[args.dialect]
+    raw = build_request(args.host, args.port, dialect.path, dialect.body(text, args.model))
     stats = StreamStats()
     started = time.perf_counter()
     async with trio.open_nursery() as nursery:
         for _ in range(args.connections):
-            nursery.start_soon(_stream_worker, args, raw, stats)
+            nursery.start_soon(_stream_worker, args, dialect, raw, stats)
     seconds = time.perf_counter() - started
-    return {"mode": "stream", "connections": args.connections, "requests": args.requests,
+    return {"mode": "stream", "dialect": args.dialect, "path": dialect.path,
+            "connections": args.connections, "requests": args.requests,
             "deltas_per_request": args.deltas, "burst": args.burst, "ok": stats.ok,
             "errors": dict(stats.errors), "deltas": stats.deltas,
             "expected_deltas": args.connections * args.requests * args.deltas,
@@ -231,14 +261,15 @@ async def stream_mode(args: argparse.Namespace) -> dict[str, Any]:
             "deltas_per_second": round(stats.deltas / seconds) if seconds else 0}
 
 
-async def _stream_worker(args: argparse.Namespace, raw: bytes, stats: StreamStats) -> None:
+async def _stream_worker(args: argparse.Namespace, dialect: Dialect, raw: bytes,
+                         stats: StreamStats) -> None:
     conn: Connection | None = None
     for _ in range(args.requests):
         try:
             if conn is None:
                 conn = await Connection.open(args.host, args.port)
             with trio.fail_after(args.timeout):
-                kind = await _one_stream(conn, raw, args.deltas, stats)
+                kind = await _one_stream(conn, dialect, raw, args.deltas, stats)
         except (OSError, trio.BrokenResourceError, trio.TooSlowError, ProtocolError) as exc:
             kind = error_kind(exc)
         if kind:
@@ -252,11 +283,13 @@ async def _stream_worker(args: argparse.Namespace, raw: bytes, stats: StreamStat
         await conn.aclose()
 
 
-async def _one_stream(conn: Connection, raw: bytes, expected: int, stats: StreamStats) -> str:
-    """Run one streamed request; returns "" when fine, else an error kind."""
+async def _one_stream(conn: Connection, dialect: Dialect, raw: bytes, expected: int,
+                      stats: StreamStats) -> str:
+    """Run one streamed request; returns "" when fine, else an error kind
+    (`no_done`: the dialect's end marker did not occur exactly once)."""
     await conn.stream.send_all(raw)
     head = await conn.read_head()
-    deltas, done = Tally(DELTA), Tally(DONE)
+    deltas, done = Tally(dialect.delta), Tally(dialect.end)
     size = 0
 
     def sink(data: bytes) -> None:
@@ -477,7 +510,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench/loadgen.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     modes = parser.add_subparsers(dest="mode", required=True)
-    stream = modes.add_parser("stream", help="C connections x R streamed chat requests")
+    stream = modes.add_parser("stream", help="C connections x R streamed requests")
+    stream.add_argument("--dialect", choices=tuple(DIALECTS), default="chat",
+                        help="API to stream from (default: chat, /v1/chat/completions)")
     stream.add_argument("--connections", type=int, default=16)
     stream.add_argument("--requests", type=int, default=10, help="per connection")
     stream.add_argument("--deltas", type=int, default=1000)

@@ -8,17 +8,27 @@ NOISY_CORES = 0.1
 """Other programs using more than this (in cores) during a phase earn a warning."""
 
 
+def stream_phases(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The streaming phases (`stream_*` keys) in run order, by their short label:
+    `burst=50` for chat, `responses burst=50` for another dialect."""
+    phases = {}
+    for key, phase in r.items():
+        if key.startswith("stream_") and isinstance(phase, dict):
+            dialect = phase.get("dialect", "chat")
+            prefix = "" if dialect == "chat" else f"{dialect} "
+            phases[f"{prefix}burst={phase['burst']}"] = phase
+    return phases
+
+
 def report_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
-    s50, s1, hold, lat = r["stream_burst50"], r["stream_burst1"], r["hold"], r["latency"]
+    hold, lat = r["hold"], r["latency"]
     capacity = (f"{hold['open_at_release']}/{hold['target']} open, "
                 f"errors {hold['errors'] or 0}")
+    streams = [(f"server CPU / 1k deltas, {label}", f"{num(s['cpu_ms_per_1k_deltas'])} ms"
+                f"  ({s['deltas']:,} deltas, {s['deltas_per_second']:,}/s, errors "
+                f"{s['errors'] or 0})") for label, s in stream_phases(r).items()]
     return [
-        ("server CPU / 1k deltas, burst=50", f"{num(s50['cpu_ms_per_1k_deltas'])} ms"
-         f"  ({s50['deltas']:,} deltas, {s50['deltas_per_second']:,}/s, errors "
-         f"{s50['errors'] or 0})"),
-        ("server CPU / 1k deltas, burst=1", f"{num(s1['cpu_ms_per_1k_deltas'])} ms"
-         f"  ({s1['deltas']:,} deltas, {s1['deltas_per_second']:,}/s, errors "
-         f"{s1['errors'] or 0})"),
+        *streams,
         ("server CPU / 1k deltas, held streams", f"{num(hold['held_cpu_ms_per_1k_deltas'])} ms"
          f"  ({hold['held_deltas']:,} deltas over {hold['held_seconds']:g} s, one event "
          f"every {hold['delay_ms']:g} ms per stream)"),
@@ -51,8 +61,7 @@ def num(value: float | None, spec: str = ".2f") -> str:
 
 def print_noise(result: dict[str, Any]) -> None:
     """Say how much CPU other programs took during the timed phases."""
-    phases = {"burst=50": result["stream_burst50"], "burst=1": result["stream_burst1"],
-              "latency": result["latency"]}
+    phases = {**stream_phases(result), "latency": result["latency"]}
     other = {name: phase.get("other_cpu_cores") for name, phase in phases.items()}
     print("\nother programs' CPU during the phases (cores): "
           + ", ".join(f"{name} {num(value)}" for name, value in other.items()))

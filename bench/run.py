@@ -43,6 +43,10 @@ HOLD_MIN_DELAY_MS = 500.0
 HOLD_EVENTS_PER_SECOND = 4000
 WARM_UP_REQUESTS = 6
 """Per connection, of 1,000 deltas each, in bursts of 50 (half as many in bursts of 1)."""
+STREAM_PHASES = (("stream_burst50", "chat", 50), ("stream_burst1", "chat", 1),
+                 ("stream_responses_burst50", "responses", 50))
+"""(result key, loadgen `--dialect`, fake events per upstream write), run in this order.
+A new dialect is one more entry here and in loadgen's `DIALECTS`."""
 
 
 # --- the servers ------------------------------------------------------------
@@ -153,27 +157,32 @@ class Plan:
 
 
 def stream_phase(stack: contextlib.ExitStack, server: Child, fake: Child, port: int,
-                 plan: Plan, burst: int) -> dict[str, Any]:
-    """Server CPU per 1,000 delivered deltas for streamed chat with `burst` events a write."""
+                 plan: Plan, dialect: str, burst: int) -> dict[str, Any]:
+    """Server CPU per 1,000 delivered deltas, streamed in `dialect` with `burst` events
+    a write."""
     per_connection = plan.deltas_per_request * plan.connections
     requests = max(1, -(-plan.stream_deltas // per_connection))
     meter = Meter(server.pid, fake.pid)
-    result = loadgen(stack, "stream", port, "--connections", plan.connections, "--requests",
-                     requests, "--deltas", plan.deltas_per_request, "--burst", burst)
+    result = loadgen(stack, "stream", port, "--dialect", dialect, "--connections",
+                     plan.connections, "--requests", requests, "--deltas",
+                     plan.deltas_per_request, "--burst", burst)
     cpu = meter.stop(result["loadgen_cpu_seconds"])
-    kept = ("connections", "requests", "deltas", "expected_deltas", "ok", "errors",
+    kept = ("path", "connections", "requests", "deltas", "expected_deltas", "ok", "errors",
             "body_bytes", "seconds", "deltas_per_second", "loadgen_cpu_seconds")
-    return {"burst": burst,
+    return {"dialect": dialect, "burst": burst,
             "cpu_ms_per_1k_deltas": per_thousand(cpu["server_cpu_seconds"], result["deltas"]),
             **cpu, **{key: result[key] for key in kept}}
 
 
 def warm_up(stack: contextlib.ExitStack, port: int, connections: int) -> None:
-    """Streams with both burst sizes on the measured connection count. A short warm-up
-    left the first measured phase up to 30 % dearer (a young process still grows its heap)."""
-    for burst, requests in ((50, WARM_UP_REQUESTS), (1, WARM_UP_REQUESTS // 2)):
-        result = loadgen(stack, "stream", port, "--connections", connections, "--requests",
-                         requests, "--deltas", 1000, "--burst", burst)
+    """The streams of every stream phase on the measured connection count (half as many
+    for burst=1). A short warm-up left the first measured phase up to 30 % dearer (a
+    young process still grows its heap)."""
+    for _, dialect, burst in STREAM_PHASES:
+        requests = WARM_UP_REQUESTS if burst > 1 else WARM_UP_REQUESTS // 2
+        result = loadgen(stack, "stream", port, "--dialect", dialect, "--connections",
+                         connections, "--requests", requests, "--deltas", 1000,
+                         "--burst", burst)
         if result["errors"]:
             raise BenchError(f"warm-up failed: {result['errors']}")
 
@@ -308,10 +317,10 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]
     phase("warm-up")
     warm_up(stack, port, plan.connections)
     idle = idle_phase(server)
-    phase(f"streaming, burst=50, {plan.stream_deltas:,} deltas")
-    burst50 = stream_phase(stack, server, fake, port, plan, 50)
-    phase(f"streaming, burst=1, {plan.stream_deltas:,} deltas")
-    burst1 = stream_phase(stack, server, fake, port, plan, 1)
+    streams = {}
+    for key, dialect, burst in STREAM_PHASES:
+        phase(f"streaming {dialect}, burst={burst}, {plan.stream_deltas:,} deltas")
+        streams[key] = stream_phase(stack, server, fake, port, plan, dialect, burst)
     phase(f"latency, {plan.latency_requests} requests each")
     latency = latency_phase(stack, server, fake, port, fake_port, plan)
     phase(f"holding {plan.streams} streams")
@@ -320,8 +329,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]
     return {"mode": "quick" if args.quick else "full", "plan": plan.__dict__,
             "startup": {"median_ms": round(statistics.median(runs), 1),
                         "runs_ms": [round(t, 1) for t in runs]},
-            "idle": idle, "stream_burst50": burst50, "stream_burst1": burst1,
-            "latency": latency, "hold": hold,
+            "idle": idle, **streams, "latency": latency, "hold": hold,
             "chatmock_log": log_findings(LOGS / "chatmock.log"),
             "seconds": round(time.monotonic() - started, 1)}
 
