@@ -48,7 +48,8 @@ def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
     usage = UsageLimits(limits_path(env))
     backend.on_headers = usage.record
     models = ModelSync(backend, settings.upstream_url, cache_path(env),
-                       enabled=settings.model_sync, interval=settings.model_refresh_interval)
+                       enabled=settings.model_sync, interval=settings.model_refresh_interval,
+                       load_cache=False)
     store = open_store(settings.responses_store, home_dir(env) / "responses.sqlite3",
                        ttl_seconds=settings.responses_ttl, capacity=settings.responses_capacity)
     return App(settings, models, http, backend, SessionIds(), usage, store)

@@ -14,7 +14,6 @@ import trio
 
 from chatmock import __version__, logs
 from chatmock.app import App, build_app
-from chatmock.commands import add_login_arguments, run_info, run_login
 from chatmock.config import Settings, add_serve_arguments, build_settings
 from chatmock.errors import ConfigError
 from chatmock.http1 import Limits
@@ -36,10 +35,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     info_parser = commands.add_parser("info", help="show the account and its usage limits")
     info_parser.add_argument("--json", action="store_true", help="print JSON (never tokens)")
     args = parser.parse_args(argv)
-    if args.command == "login":
-        return run_login(args, os.environ)
-    if args.command == "info":
-        return run_info(as_json=args.json, env=os.environ)
+    if args.command in ("login", "info"):
+        from chatmock import commands as other  # their code is not loaded by `serve`
+
+        if args.command == "login":
+            return other.run_login(args, os.environ)
+        return other.run_info(as_json=args.json, env=os.environ)
     try:
         settings = build_settings(vars(args), os.environ)
     except ConfigError as exc:
@@ -69,6 +70,16 @@ def tune_gc() -> None:
     gc.freeze()
     young, middle, old = gc.get_threshold()
     gc.set_threshold(young * 10, middle, old)
+
+
+def add_login_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-browser", action="store_true",
+                        help="do not open a browser; the URL is printed either way")
+    parser.add_argument("--headless", action="store_true",
+                        help="sign in with a device code instead of the localhost callback")
+    parser.add_argument("--verbose", action="store_true", help="log the sign-in's requests")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="give up after this long (default 600; 900 with --headless)")
 
 
 def limits_of(settings: Settings) -> Limits:

@@ -22,16 +22,6 @@ from chatmock.limits import limits_path, load
 from chatmock.upstream.client import HTTPClient
 
 
-def add_login_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--no-browser", action="store_true",
-                        help="do not open a browser; the URL is printed either way")
-    parser.add_argument("--headless", action="store_true",
-                        help="sign in with a device code instead of the localhost callback")
-    parser.add_argument("--verbose", action="store_true", help="log the sign-in's requests")
-    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                        help="give up after this long (default 600; 900 with --headless)")
-
-
 def login_options(args: argparse.Namespace, env: Mapping[str, str]) -> LoginOptions:
     """Options from flags and the CHATGPT_LOCAL_* variables of auth.md §1."""
     issuer = env.get("CHATGPT_LOCAL_ISSUER", "").strip() or DEFAULT_ISSUER

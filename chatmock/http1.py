@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 import h11
 import trio
@@ -35,7 +36,9 @@ from chatmock import jsonbytes
 from chatmock.errors import ApiError, ClientError
 from chatmock.exchange import ClientGone, HeaderList, Request, Responder
 from chatmock.lifecycle import Lifecycle
-from chatmock.websocket import WebSocket, accept_handshake
+
+if TYPE_CHECKING:
+    from chatmock.websocket import WebSocket
 
 RECEIVE_SIZE = 65536
 CLOSE_LINGER_SECONDS = 1.0
@@ -339,6 +342,8 @@ class H1Responder:
                               code="invalid_websocket_handshake")
         if connection.lifecycle.draining:
             raise ApiError("chatmock is shutting down", status=503, code="shutting_down")
+        from chatmock.websocket import WebSocket, accept_handshake  # wsproto: on first use
+
         answer, framing = accept_handshake(request, subprotocol)
         buffered, eof = connection.conn.trailing_data
         self.started = self.finished = True

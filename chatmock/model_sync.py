@@ -54,7 +54,10 @@ class ModelSync:
     """
 
     def __init__(self, backend: CodexBackend, upstream_url: str, cache: Path, *,
-                 enabled: bool = True, interval: float = 3600.0) -> None:
+                 enabled: bool = True, interval: float = 3600.0,
+                 load_cache: bool = True) -> None:
+        """`load_cache=False` defers reading the cache file (it needs the credentials, and
+        decoding them imports pyjwt) to `run`, off the server's start-up path."""
         self.backend = backend
         self.url = f"{upstream_url.rstrip('/')}/models?client_version={CODEX_CLIENT_VERSION}"
         self.cache = cache
@@ -71,7 +74,8 @@ class ModelSync:
         self._last_ok = False
         self._inflight: trio.Event | None = None
         self._nursery: trio.Nursery | None = None
-        if enabled:
+        self._cache_loaded = False
+        if enabled and load_cache:
             self._load_cache()
 
     # -- public -------------------------------------------------------------------------
@@ -114,6 +118,8 @@ class ModelSync:
         """Background task: refresh now, then whenever due (`interval == 0`: on demand)."""
         if not self.enabled:
             return
+        if not self._cache_loaded:
+            self._load_cache()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             try:
@@ -210,6 +216,10 @@ class ModelSync:
     # -- the cache file --------------------------------------------------------------------
 
     def _load_cache(self) -> None:
+        self._cache_loaded = True
+        self._read_cache()
+
+    def _read_cache(self) -> None:
         """Adopt the cached models if they were discovered for the signed-in account."""
         credentials = self.backend.credentials.current()
         try:

@@ -37,7 +37,8 @@ Two stores share the `ResponseStore` protocol:
   earlier than an exact "since last access"); expired rows are never returned
   even before the pruner deletes them.
 
-  Size: entries are stored as one zlib-compressed (level 6) compact JSON document
+  Size: entries are stored as one zlib-compressed (level 1: the writer's CPU is the
+  server's; 3x faster than level 6 for ~20% more bytes) compact JSON document
   (`{"instructions","context","output"}`, UTF-8 with surrogates passed through
   so any string JSON could carry round-trips). Measured on a realistic agent
   context (prose, tool calls, source-file tool outputs) compression gives
@@ -96,7 +97,7 @@ PRUNE_INTERVAL_SECONDS = 60.0
 TOUCH_INTERVAL_SECONDS = 60.0
 SCHEMA_VERSION = 1
 BATCH_LIMIT = 512
-ZLIB_LEVEL = 6
+ZLIB_LEVEL = 1
 WRITER_BUSY_TIMEOUT_MS = 5000
 READER_BUSY_TIMEOUT_MS = 200
 JOURNAL_SIZE_LIMIT = 32 * 1024 * 1024

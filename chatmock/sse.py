@@ -43,7 +43,11 @@ class SSEEvent(NamedTuple):
 class SSEDecoder:
     """Feed bytes as they arrive; get back the events they complete."""
 
-    def __init__(self, max_event_bytes: int = 256 * 1024 * 1024) -> None:
+    def __init__(self, max_event_bytes: int = 256 * 1024 * 1024,
+                 skip: tuple[bytes, ...] = ()) -> None:
+        """`skip`: blocks starting with one of these byte strings (e.g. an `event: name\\n`
+        line a caller has no use for) are passed over without being parsed."""
+        self._skip = skip
         self._buf = bytearray()
         self._scan = 0
         self._pending_cr = False
@@ -69,10 +73,12 @@ class SSEDecoder:
         events: list[SSEEvent] = []
         pos = 0
         find = data.find
+        skip = self._skip
         while (end := find(b"\n\n", max(pos, self._scan))) >= 0:
-            event = _parse_block(bytes(data[pos:end]))
-            if event is not None:
-                events.append(event)
+            if not (skip and data.startswith(skip, pos)):
+                event = _parse_block(bytes(data[pos:end]))
+                if event is not None:
+                    events.append(event)
             pos = end + 2
             self._scan = 0
         self._keep_tail(data, pos)

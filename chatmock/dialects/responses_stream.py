@@ -32,6 +32,14 @@ class ResponsesObserver(UpstreamTranslator):
         kind: handler for kind, handler in UpstreamTranslator.handlers.items()
         if kind in (b"response.created", b"response.output_item.done", b"response.completed",
                     b"response.incomplete", b"response.failed", b"error")}
+    # The bulk of a stream; relayed as bytes, never looked into.
+    skip_events: ClassVar[tuple[bytes, ...]] = (
+        b"response.output_text.delta", b"response.reasoning_summary_text.delta",
+        b"response.reasoning_text.delta", b"response.function_call_arguments.delta",
+        b"response.custom_tool_call_input.delta", b"response.in_progress",
+        b"response.output_item.added", b"response.content_part.added",
+        b"response.content_part.done", b"response.output_text.done")
+    copies_raw: ClassVar[bool] = False
 
     def __init__(self, *, relay: bool,
                  on_success: Callable[[ResponsesObserver], None] | None = None) -> None:

@@ -107,11 +107,16 @@ class UpstreamTranslator:
 
     # Event type → handler; a subclass that needs fewer events narrows it (less work).
     handlers: ClassVar[dict[bytes, Handler]]
+    # Event types not even worth decoding (skipped by their `event:` line), and whether
+    # string values may be copied raw (then each read is checked for that first).
+    skip_events: ClassVar[tuple[bytes, ...]] = ()
+    copies_raw: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self.state = State.STREAMING
         self.out: list[bytes] = []
-        self._decoder = SSEDecoder()
+        self._decoder = SSEDecoder(skip=tuple(b"event: " + kind + b"\n"
+                                              for kind in self.skip_events))
         self._copy_raw = True
 
     # -- driving ----------------------------------------------------------------
@@ -120,7 +125,7 @@ class UpstreamTranslator:
         """Bytes of one upstream read in, bytes for the client out."""
         # Bytes may be copied raw only if every byte of the events they complete was
         # checked: an unsafe tail left in the decoder keeps the careful path on.
-        safe = jsonbytes.safe_to_copy(chunk)
+        safe = self.copies_raw and jsonbytes.safe_to_copy(chunk)
         self._copy_raw = safe and (self._copy_raw or not self._decoder.buffered)
         for event in self._decoder.feed(chunk):
             self._dispatch(event)

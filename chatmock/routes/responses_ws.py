@@ -30,7 +30,7 @@ import logging
 import secrets
 import time
 from contextlib import aclosing
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import trio
 
@@ -44,7 +44,9 @@ from chatmock.routes.relay import drain
 from chatmock.routes.responses import remember
 from chatmock.sse import SSEEvent
 from chatmock.upstream.client import UpstreamResponse
-from chatmock.websocket import UPGRADE_HEADERS, WebSocket, wants_websocket
+
+if TYPE_CHECKING:
+    from chatmock.websocket import WebSocket
 
 log = logging.getLogger("chatmock.responses")
 
@@ -57,6 +59,8 @@ _ECHOED_FIELDS = ("instructions", "tools", "tool_choice", "parallel_tool_calls",
 
 
 async def responses_socket(app: App, request: Request, out: Responder) -> None:
+    from chatmock.websocket import UPGRADE_HEADERS, wants_websocket  # wsproto: on first use
+
     if not isinstance(out, WebSocketUpgrade) or not wants_websocket(request):
         raise ClientError("GET /v1/responses is the WebSocket mode of the Responses API: "
                           "connect with `Upgrade: websocket`, or POST for HTTP.", status=426,
@@ -124,6 +128,8 @@ def error_frame(status: int, message: str, code: str | None,
 class EventFrames(ResponsesObserver):
     """Watches the stream exactly as the HTTP route does (turn stored on success) and
     keeps each event's JSON, as the backend sent it, to become one frame."""
+
+    skip_events: ClassVar[tuple[bytes, ...]] = ()  # every event becomes a frame
 
     def __init__(self, app: App, request: ResponsesRequest) -> None:
         super().__init__(relay=False, on_success=lambda done: remember(app, request, done))

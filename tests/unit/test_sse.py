@@ -272,3 +272,13 @@ def test_garbage_with_a_small_limit_raises_only_sse_error(
         decoder.finish()
     except SSEError:
         pass
+
+
+def test_skipped_blocks_are_passed_over_at_every_split_point() -> None:
+    stream = (b"event: keep\ndata: 1\n\nevent: drop\ndata: {\"x\":2}\n\n"
+              b"data: 3\n\nevent: drop\ndata: 4\n\nevent: keep\ndata: 5\n\n")
+    wanted = [SSEEvent(b"keep", b"1"), SSEEvent(b"", b"3"), SSEEvent(b"keep", b"5")]
+    for cut in range(len(stream) + 1):
+        decoder = SSEDecoder(skip=(b"event: drop\n",))
+        events = decoder.feed(stream[:cut]) + decoder.feed(stream[cut:]) + decoder.finish()
+        assert events == wanted, cut
