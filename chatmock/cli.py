@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import logging
 import os
 import signal
@@ -102,9 +103,8 @@ async def run_server(settings: Settings) -> None:
                                        nursery.cancel_scope)
             log.info("chatmock %s listening on http://%s:%d (upstream %s)", __version__,
                      settings.host, port, settings.upstream_url)
-            nursery.start_soon(_report_credentials, app)
+            nursery.start_soon(_after_start, app)
             nursery.start_soon(app.usage.run_writer)
-            nursery.start_soon(app.models.run)
         app.usage.flush()
         app.responses_store.close()
         await app.http.aclose()
@@ -132,7 +132,17 @@ async def _watch_signals(signals: AsyncIterator[int], shutdown: trio.Event,
         shutdown.set()
 
 
-async def _report_credentials(app: App) -> None:
+async def _after_start(app: App) -> None:
+    """Work that needs the credentials, once the server already answers.
+
+    Decoding tokens imports pyjwt (and cryptography behind it), ~90 ms of import;
+    done in a worker thread, the event loop keeps serving meanwhile."""
+    await trio.to_thread.run_sync(importlib.import_module, "jwt")
+    _report_credentials(app)
+    await app.models.run()
+
+
+def _report_credentials(app: App) -> None:
     credentials = app.backend.credentials.current()
     if credentials is None or (not credentials.usable and not credentials.refresh_token):
         log.warning("no ChatGPT credentials found: API calls will answer 401 until you run "
