@@ -21,6 +21,7 @@ from chatmock.routes.responses import answer_responses
 from chatmock.upstream.client import UpstreamResponse
 
 log = logging.getLogger("chatmock.openai")
+ANTHROPIC_CREATED_AT = "2025-08-01T00:00:00Z"  # the static `created`, as RFC 3339
 
 async def chat_completions(app: App, request: Request, out: Responder) -> None:
     body = parse_json(await request.body())
@@ -85,10 +86,26 @@ def model_object(model_id: str) -> dict[str, Any]:
     return {"id": model_id, "object": "model", "created": CREATED, "owned_by": "openai"}
 
 
+def anthropic_model(model_id: str, display_name: str = "") -> dict[str, Any]:
+    return {"type": "model", "id": model_id, "display_name": display_name or model_id,
+            "created_at": ANTHROPIC_CREATED_AT}
+
+
+def wants_anthropic(request: Request) -> bool:
+    """Anthropic's SDKs and Claude Code send these; they get Anthropic's list shape."""
+    return b"anthropic-version" in request.headers or b"anthropic-beta" in request.headers
+
+
 async def list_models(app: App, request: Request, out: Responder) -> None:
     await app.models.ensure_fresh()
     ids = app.catalog.listed_ids(app.settings.expose_reasoning_models)
-    await send_json(out, 200, {"object": "list", "data": [model_object(i) for i in ids]})
+    if not wants_anthropic(request):
+        await send_json(out, 200, {"object": "list", "data": [model_object(i) for i in ids]})
+        return
+    data = [anthropic_model(i, _display_name(app, i)) for i in ids]
+    await send_json(out, 200, {"data": data, "has_more": False,
+                               "first_id": ids[0] if ids else None,
+                               "last_id": ids[-1] if ids else None})
 
 
 async def get_model(app: App, request: Request, out: Responder) -> None:
@@ -96,5 +113,13 @@ async def get_model(app: App, request: Request, out: Responder) -> None:
     listed = app.catalog.listed_ids(expose_variants=True)
     if model_id not in listed and app.catalog.resolve(model_id).spec is None:
         raise ClientError(f"The model '{model_id}' does not exist", status=404,
-                          code="model_not_found")
-    await send_json(out, 200, model_object(model_id))
+                          error_type="not_found_error", code="model_not_found")
+    if wants_anthropic(request):
+        await send_json(out, 200, anthropic_model(model_id, _display_name(app, model_id)))
+    else:
+        await send_json(out, 200, model_object(model_id))
+
+
+def _display_name(app: App, model_id: str) -> str:
+    spec = app.catalog.lookup(model_id)
+    return spec.display_name if spec is not None and spec.slug == model_id else ""

@@ -120,3 +120,17 @@ async def test_models_list_and_single_model(nursery: trio.Nursery, tmp_path: Pat
     assert json.loads(one.body)["id"] == "gpt-5.4-high"
     missing = await client.request("GET", "/v1/models/not-a-model")
     assert missing.status == 404
+
+
+async def test_models_in_anthropic_shape_when_anthropic_headers_are_sent(
+        nursery: trio.Nursery, tmp_path: Path) -> None:
+    client = connect(nursery, tmp_path)
+    headers = [("anthropic-version", "2023-06-01")]
+    listed = json.loads((await client.request("GET", "/v1/models", headers=headers)).body)
+    assert listed["has_more"] is False
+    assert listed["first_id"] == listed["data"][0]["id"]
+    assert listed["last_id"] == listed["data"][-1]["id"]
+    first = listed["data"][0]
+    assert first["type"] == "model" and first["display_name"] and first["created_at"]
+    one = json.loads((await client.request("GET", "/v1/models/gpt-5.4", headers=headers)).body)
+    assert one["type"] == "model" and one["id"] == "gpt-5.4"
