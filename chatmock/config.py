@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,11 @@ RESPONSE_FORMATS = ("route", "input")
 RESPONSE_STORES = ("sqlite", "memory")
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
+ModelMap = tuple[tuple[str, str], ...]
+DEFAULT_ANTHROPIC_MODELS: ModelMap = (
+    ("opus", "gpt-5.5-high"), ("sonnet", "gpt-5.4"), ("haiku", "gpt-5.4-mini"),
+    ("fable", "gpt-5.4"))
+"""Claude family → upstream model (an effort suffix allowed); `sonnet` is the fallback."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +78,7 @@ class Settings:
     responses_store: str = "sqlite"
     responses_ttl: float = 3600.0
     responses_capacity: int = 10_000
+    anthropic_models: ModelMap = DEFAULT_ANTHROPIC_MODELS
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +112,34 @@ def parse_bool(text: str) -> bool:
 
 def _lower(text: str) -> str:
     return text.strip().lower()
+
+
+_FAMILY = re.compile(r"[a-z][a-z0-9_-]*")
+
+
+def parse_model_map(text: str) -> ModelMap:
+    """`family=model,...` → the default map with those families replaced or added.
+
+    Families are lower-cased words (`opus`, `sonnet`, or a new one); models are
+    upstream names, optionally with an effort suffix (`gpt-5.5-high`). Naming
+    only some families keeps the defaults of the others.
+    """
+    found: dict[str, str] = {}
+    for pair in text.split(","):
+        if not pair.strip():
+            continue
+        family, equals, model = (part.strip() for part in pair.partition("="))
+        family = family.lower()
+        if not equals or not _FAMILY.fullmatch(family):
+            raise ValueError(f"{pair.strip()!r} is not family=model")
+        if not model or any(c.isspace() or c == "=" for c in model):
+            raise ValueError(f"{pair.strip()!r} needs a model name after '='")
+        if family in found:
+            raise ValueError(f"family {family!r} is given twice")
+        found[family] = model
+    if not found:
+        raise ValueError("expected family=model pairs separated by commas")
+    return tuple({**dict(DEFAULT_ANTHROPIC_MODELS), **found}.items())
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -142,6 +177,9 @@ OPTIONS: tuple[Option, ...] = (
            "restarts)", _lower, RESPONSE_STORES),
     Option("responses_ttl", "seconds a stored turn stays chainable", float),
     Option("responses_capacity", "stored turns at most", int),
+    Option("anthropic_models", "Claude family → upstream model on /v1/messages, as "
+           "family=model pairs separated by commas (e.g. opus=gpt-5.5-high,haiku=gpt-5.4-mini)",
+           parse_model_map),
 )
 
 

@@ -1,6 +1,7 @@
 """Session ids: one value sent as the `session-id` header and as `prompt_cache_key`.
 
-A client may name its session (`X-Session-Id` or `session_id` header).
+A client may name its session (`X-Session-Id` or `session_id` header; Claude
+Code sends `X-Claude-Code-Session-Id`).
 Otherwise the conversation is fingerprinted by its instructions and first
 user message, so every turn of one conversation lands on the same backend
 cache. Fingerprints map to random ids through a bounded, oldest-first map.
@@ -15,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-_HEADERS = (b"x-session-id", b"session_id", b"session-id")
+_HEADERS = (b"x-session-id", b"session_id", b"session-id", b"x-claude-code-session-id")
 
 
 class SessionIds:

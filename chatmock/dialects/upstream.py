@@ -111,6 +111,8 @@ class UpstreamTranslator:
     # string values may be copied raw (then each read is checked for that first).
     skip_events: ClassVar[tuple[bytes, ...]] = ()
     copies_raw: ClassVar[bool] = True
+    # How long the backend may stay silent before `relay` asks for `heartbeat()` bytes.
+    heartbeat_seconds: ClassVar[float] = 15.0
 
     def __init__(self) -> None:
         self.state = State.STREAMING

@@ -24,8 +24,9 @@ SSE_HEADERS = ((b"content-type", b"text/event-stream; charset=utf-8"),
                (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"))
 DRAIN_AFTER_DONE_SECONDS = 1.0
 # While the backend is silent (long reasoning), write a keep-alive this often: it
-# keeps proxies from timing out and reveals a client that has gone away.
-HEARTBEAT_SECONDS = 15.0
+# keeps proxies from timing out and reveals a client that has gone away. Each
+# translator may set its own period (`heartbeat_seconds`); this is the default.
+HEARTBEAT_SECONDS = UpstreamTranslator.heartbeat_seconds
 
 
 def parse_json(body: bytes) -> Any:
@@ -43,7 +44,7 @@ async def relay(upstream: UpstreamResponse, translator: UpstreamTranslator, out:
     """Pull a read, translate it, write it, repeat: the client's pace sets the backend's."""
     await out.start(200, headers)
     try:
-        async with aclosing(upstream.chunks(HEARTBEAT_SECONDS)) as chunks:
+        async with aclosing(upstream.chunks(translator.heartbeat_seconds)) as chunks:
             async for chunk in chunks:
                 if not chunk:
                     await out.send(translator.heartbeat())

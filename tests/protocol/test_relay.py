@@ -84,3 +84,20 @@ async def test_a_departed_client_stops_the_backend_read(
                                   body("x fake:deltas=4 fake:delay_ms=600000")) as upstream:
             await relay(upstream, translator(), out, SSE_HEADERS)
     assert trio.current_time() - started <= HEARTBEAT_SECONDS + 1
+
+
+async def test_anthropic_streams_ping_every_ten_seconds_of_silence(
+        nursery: trio.Nursery, client: HTTPClient, autojump_clock: trio.abc.Clock) -> None:
+    from chatmock.dialects.anthropic_stream import PING, MessagesStreamTranslator
+
+    url = await start(nursery, FakeUpstreamApp())
+    out = Recorder()
+    prompt = "x fake:deltas=4 fake:burst=3 fake:delay_ms=35000"
+    translator = MessagesStreamTranslator(model="claude-sonnet-5", thinking=False,
+                                          input_tokens=3)
+    async with client.request("POST", url, HEADERS, body(prompt)) as upstream:
+        await relay(upstream, translator, out, SSE_HEADERS)
+    times = [when for when, _ in out.writes]
+    assert max(b - a for a, b in itertools.pairwise(times)) <= 10.01
+    assert sum(piece == PING for _, piece in out.writes) >= 3
+    assert out.writes[-1][1].endswith(b'{"type":"message_stop"}\n\n')

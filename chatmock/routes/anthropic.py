@@ -1,0 +1,73 @@
+"""Anthropic routes: `POST /v1/messages` and `POST /v1/messages/count_tokens`.
+
+Claude Code calls `/v1/messages?beta=true`; the router ignores the query, so
+it lands here unchanged. Errors take Anthropic's shape because the router
+picks it for every `/v1/messages*` path.
+"""
+
+from __future__ import annotations
+
+from chatmock.app import App
+from chatmock.dialects.anthropic import (
+    check_anthropic_headers,
+    count_tokens,
+    estimate_payload_tokens,
+    parse_messages_request,
+)
+from chatmock.dialects.anthropic_stream import (
+    MessagesCollector,
+    MessagesStreamTranslator,
+    error_type,
+    message_object,
+)
+from chatmock.errors import UpstreamError
+from chatmock.exchange import Request, Responder, send_json
+from chatmock.routes.relay import SSE_HEADERS, collect, drain, parse_json, relay
+
+ANTHROPIC_SSE_HEADERS = SSE_HEADERS
+# An in-stream upstream failure, non-streamed: the status of the error type the stream
+# translator gives the same code, so both renderings agree (529 is Anthropic's overloaded).
+_STATUS_OF_TYPE = {"rate_limit_error": 429, "overloaded_error": 529,
+                   "authentication_error": 401}
+_CLIENT_FAULTS = frozenset({"context_length_exceeded", "invalid_prompt"})
+
+
+async def messages(app: App, request: Request, out: Responder) -> None:
+    check_anthropic_headers(request.headers)
+    body = parse_json(await request.body())
+    req = parse_messages_request(body, request.headers, app.catalog, app.settings)
+    input_tokens = estimate_payload_tokens(req.payload)
+    session = app.sessions.for_request(request.headers, req.payload.get("instructions"),
+                                       req.payload["input"])
+    if req.stream:
+        translator = MessagesStreamTranslator(model=req.model, thinking=req.thinking,
+                                              input_tokens=input_tokens)
+        async with app.backend.responses(req.payload, session) as upstream:
+            await relay(upstream, translator, out, ANTHROPIC_SSE_HEADERS)
+        return
+    collector = MessagesCollector()
+    async with app.backend.responses(req.payload, session) as upstream:
+        await collect(upstream, collector)
+        if collector.error is not None:
+            message, code = collector.error
+            raise UpstreamError(message, status=failure_status(code), code=code)
+        await send_json(out, 200, message_object(collector, model=req.model,
+                                                 thinking=req.thinking,
+                                                 input_tokens=input_tokens))
+        await drain(upstream)
+
+
+def failure_status(code: str) -> int:
+    """The HTTP status of an in-stream upstream failure code (502 `api_error` by default;
+    400 for a prompt the backend cannot take, such as one beyond the context window)."""
+    if code in _CLIENT_FAULTS:
+        return 400
+    return _STATUS_OF_TYPE.get(error_type(code), 502)
+
+
+async def count_tokens_route(app: App, request: Request, out: Responder) -> None:
+    """`{"input_tokens": N}`: a local estimate, no upstream call (see `count_tokens`)."""
+    check_anthropic_headers(request.headers)
+    body = parse_json(await request.body())
+    tokens = count_tokens(body, app.catalog, app.settings)
+    await send_json(out, 200, {"input_tokens": tokens})
