@@ -14,13 +14,12 @@ from typing import Any
 import pytest
 
 from chatmock.response_store import (
-    PRUNE_INTERVAL_SECONDS,
     MemoryResponseStore,
     ResponseStore,
-    SqliteResponseStore,
     StoredResponse,
     open_store,
 )
+from chatmock.response_store_sqlite import PRUNE_INTERVAL_SECONDS, SqliteResponseStore
 
 TTL = 3600.0
 
