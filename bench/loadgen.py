@@ -7,12 +7,15 @@ load generator spends is taken from the server being measured. Nothing is
 JSON-decoded. A content delta is one occurrence of the dialect's needle in
 the de-chunked body (`DIALECTS`): for chat `"delta":{"content":`, which the
 role chunk (`"delta":{"role":...}`) and the finish chunk do not match; for the
-Responses API `"type":"response.output_text.delta"`.
+Responses API `"type":"response.output_text.delta"`; for Ollama's `/api/chat`
+`"done":false` (every line but the last); for Anthropic's Messages API
+`"type":"text_delta"`.
 
 Modes (each prints JSON lines on stdout; the last one has "event": "result"):
 
     stream   C connections, each doing R sequential streamed requests in one
-             dialect (`--dialect`: chat completions or the Responses API)
+             dialect (`--dialect`: chat completions, the Responses API, Ollama's
+             /api/chat or Anthropic's /v1/messages)
     hold     N streams open at once; prints "held", waits for a stdin line, closes
     latency  sequential non-streamed requests: through chatmock and to the fake
              backend directly (`--target both`, the two take turns), or to one of them
@@ -42,8 +45,15 @@ DONE = b"data: [DONE]"
 FAKE_COMPLETED = b"event: response.completed"
 RESPONSES_DELTA = b'"type":"response.output_text.delta"'
 RESPONSES_COMPLETED = b"event: response.completed"
+OLLAMA_DELTA = b'"done":false'
+OLLAMA_DONE = b'"done":true'
+ANTHROPIC_DELTA = b'"type":"text_delta"'
+ANTHROPIC_STOP = b"event: message_stop"
 CHAT_PATH = "/v1/chat/completions"
 RESPONSES_PATH = "/v1/responses"
+OLLAMA_CHAT_PATH = "/api/chat"
+MESSAGES_PATH = "/v1/messages"
+ANTHROPIC_HEADERS = (("anthropic-version", "2023-06-01"), ("x-api-key", "x"))
 FAKE_PATH = "/backend-api/codex/responses"
 
 
@@ -84,6 +94,16 @@ def responses_body(text: str, model: str) -> dict[str, Any]:
     return {"model": model, "input": text, "stream": True}
 
 
+def ollama_body(text: str, model: str) -> dict[str, Any]:
+    return {"model": model, "messages": [{"role": "user", "content": text}], "stream": True}
+
+
+def anthropic_body(text: str, model: str) -> dict[str, Any]:
+    """Claude Code's shape; `claude-sonnet-5` maps to a GPT model (`--model` is ignored)."""
+    return {"model": "claude-sonnet-5", "max_tokens": 64000, "stream": True,
+            "messages": [{"role": "user", "content": text}]}
+
+
 @dataclass(frozen=True)
 class Dialect:
     """How to ask one API for a streamed answer and how to count what comes back."""
@@ -95,11 +115,17 @@ class Dialect:
     """Occurs once per content delta in the de-chunked body, and nowhere else."""
     end: bytes
     """Occurs exactly once in a complete answer: its successful end."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra request headers the API wants."""
 
 
 DIALECTS = {
     "chat": Dialect(CHAT_PATH, lambda text, model: chat_body(text, True, model), DELTA, DONE),
     "responses": Dialect(RESPONSES_PATH, responses_body, RESPONSES_DELTA, RESPONSES_COMPLETED),
+    # Every NDJSON line before the final `"done":true` one carries one content delta.
+    "ollama": Dialect(OLLAMA_CHAT_PATH, ollama_body, OLLAMA_DELTA, OLLAMA_DONE),
+    "anthropic": Dialect(MESSAGES_PATH, anthropic_body, ANTHROPIC_DELTA, ANTHROPIC_STOP,
+                         ANTHROPIC_HEADERS),
 }
 
 
@@ -245,7 +271,8 @@ async def stream_mode(args: argparse.Namespace) -> dict[str, Any]:
     if args.delay_ms:
         text += f" fake:delay_ms={args.delay_ms}"
     dialect = DIALECTS[args.dialect]
-    raw = build_request(args.host, args.port, dialect.path, dialect.body(text, args.model))
+    raw = build_request(args.host, args.port, dialect.path, dialect.body(text, args.model),
+                        dialect.headers)
     stats = StreamStats()
     started = time.perf_counter()
     async with trio.open_nursery() as nursery:

@@ -44,7 +44,9 @@ HOLD_EVENTS_PER_SECOND = 4000
 WARM_UP_REQUESTS = 6
 """Per connection, of 1,000 deltas each, in bursts of 50 (half as many in bursts of 1)."""
 STREAM_PHASES = (("stream_burst50", "chat", 50), ("stream_burst1", "chat", 1),
-                 ("stream_responses_burst50", "responses", 50))
+                 ("stream_responses_burst50", "responses", 50),
+                 ("stream_ollama_burst50", "ollama", 50),
+                 ("stream_anthropic_burst50", "anthropic", 50))
 """(result key, loadgen `--dialect`, fake events per upstream write), run in this order.
 A new dialect is one more entry here and in loadgen's `DIALECTS`."""
 

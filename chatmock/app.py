@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chatmock.auth.oauth import OAuthClient
 from chatmock.auth.store import CredentialStore
@@ -13,6 +13,7 @@ from chatmock.config import Settings
 from chatmock.limits import UsageLimits, limits_path
 from chatmock.model_sync import ModelSync, cache_path
 from chatmock.models import Catalog
+from chatmock.recent_models import RecentModels
 from chatmock.response_store import ResponseStore, open_store
 from chatmock.session import SessionIds
 from chatmock.upstream.client import HTTPClient
@@ -28,6 +29,7 @@ class App:
     sessions: SessionIds
     usage: UsageLimits
     responses_store: ResponseStore
+    recent: RecentModels = field(default_factory=RecentModels)  # Ollama's /api/ps
 
     @property
     def catalog(self) -> Catalog:

@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 from chatmock.router import Route
-from chatmock.routes import anthropic, common, completions, openai, responses, responses_ws
+from chatmock.routes import (
+    anthropic,
+    common,
+    completions,
+    ollama,
+    ollama_meta,
+    openai,
+    responses,
+    responses_ws,
+)
 
 ROUTES: dict[str, dict[str, Route]] = {
-    "/": {"GET": common.health},
+    "/": {"GET": ollama_meta.root},
     "/health": {"GET": common.health},
+    "/api/chat": {"POST": ollama.chat},
+    "/api/generate": {"POST": ollama.generate},
+    "/api/ps": {"GET": ollama_meta.ps},
+    "/api/show": {"POST": ollama_meta.show},
+    "/api/tags": {"GET": ollama_meta.tags},
+    "/api/version": {"GET": ollama_meta.version},
     "/v1/chat/completions": {"POST": openai.chat_completions},
     "/v1/completions": {"POST": completions.completions},
     "/v1/messages": {"POST": anthropic.messages},

@@ -29,11 +29,14 @@ def connect(nursery: trio.Nursery, tmp_path: Path, **settings: object) -> RawCli
 
 
 async def test_health_and_root(nursery: trio.Nursery, tmp_path: Path) -> None:
+    """Both answer 200 with the JSON status; `/` only when JSON is asked for, as it
+    otherwise answers Ollama's "Ollama is running" (tests/protocol/test_ollama_meta.py)."""
     client = connect(nursery, tmp_path)
     for path in ("/", "/health"):
-        reply = await client.request("GET", path)
+        reply = await client.request("GET", path, headers=[("accept", "application/json")])
         assert reply.status == 200
         assert json.loads(reply.body)["status"] == "ok"
+    assert (await client.request("GET", "/")).body == b"Ollama is running"
 
 
 async def test_cors_preflight_and_echoed_origin(nursery: trio.Nursery, tmp_path: Path) -> None:

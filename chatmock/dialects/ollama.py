@@ -1,0 +1,330 @@
+"""Ollama `/api/chat` and `/api/generate` requests → Codex Responses payload.
+
+Spec: translation.md §6.1 and §6.4, clients.md (ollama-python). The Ollama
+body is first rewritten as Chat Completions messages, then mapped with the
+chat helpers (`convert_messages`, `convert_tools`), so both dialects build
+the same upstream input. Choices:
+
+* model names: `resolve_model` = the catalog's resolution (`:latest` and
+  `:effort` tags), plus any other `:tag` on a known model maps to the model
+  (`gpt-5.4:cloud` → `gpt-5.4`); the requested name is echoed as `model`.
+  A missing model is a 400 (`model is required`), as in Ollama;
+* the first `system` messages become `instructions` (later ones stay in
+  place as developer messages), as in chat; `role` defaults to `user`;
+* `images` (base64, or data:/http(s) URLs left alone) become image parts of
+  their message, the MIME type sniffed from the base64 prefix (`image_url`);
+  images on other roles than user cannot be expressed upstream: 400;
+* tool round trips without ids: every assistant tool call without `id` gets
+  `ollama_call_<n>` (n = its position among the request's calls, so the ids
+  are the same on every turn); a `tool` message without `tool_call_id`
+  answers the oldest unanswered call with its `tool_name`, else the oldest
+  unanswered call; a tool message with nothing to answer is a 400;
+  `arguments` may be an object (Ollama) or a JSON string;
+* `think`: absent → model suffix / server default effort, reasoning shown per
+  `--reasoning-compat` (see `ollama_stream`); `true` → the same effort and
+  reasoning shown as `thinking` (summary `auto` when the server default is
+  `none`); `false` → the model's lowest effort, no summary, nothing shown;
+  an effort word (`low`, `medium`, `high`, …) → that effort, shown;
+* `format`: `"json"` → `json_object`; a JSON schema → `json_schema` named
+  `response`, strict false; `""` → none;
+* `options`, `keep_alive`, `template`, `raw` and `context` are accepted and
+  never forwarded (the backend has no sampling knobs; there is no template);
+  `suffix` (fill-in-the-middle) is refused: the backend cannot do it;
+* `stream` defaults to true when absent or null;
+* an empty `messages` list (chat) or prompt (generate) is Ollama's load
+  request: `LoadAck` (`unload` when `keep_alive` is 0), no upstream call;
+* Ollama's own `tool_choice` does not exist; chat's `tool_choice`,
+  `parallel_tool_calls`, `responses_tools` and `fast_mode` are honoured.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from chatmock.config import EFFORTS, Settings
+from chatmock.dialects.chat import (
+    ChatRequest,
+    convert_messages,
+    convert_tool_choice,
+    convert_tools,
+    text_format,
+)
+from chatmock.dialects.common import (
+    REASONING_INCLUDE,
+    extra_tools,
+    image_url,
+    lowest_effort,
+    reasoning_param,
+    service_tier,
+)
+from chatmock.errors import ClientError
+from chatmock.models import Catalog, Resolved
+
+Item = dict[str, Any]
+CALL_ID_PREFIX = "ollama_call_"
+_MIME_PREFIXES = (("/9j/", "image/jpeg"), ("iVBORw0KGgo", "image/png"),
+                  ("R0lGOD", "image/gif"), ("UklGR", "image/webp"))
+_ZERO_DURATION = re.compile(r"\s*0+(\.0*)?\s*(ns|us|µs|ms|s|m|h)?\s*")
+
+
+@dataclass(frozen=True, slots=True)
+class OllamaRequest:
+    """A validated Ollama request, ready to go upstream (`chat` feeds `open_chat_upstream`)."""
+
+    chat: ChatRequest
+    model: str
+    stream: bool
+    think: bool | None  # None: not asked; True: show as `thinking`; False: reasoning off
+
+
+@dataclass(frozen=True, slots=True)
+class LoadAck:
+    """Ollama's answer to a request with nothing to generate (a model load or unload)."""
+
+    model: str
+    reason: str  # "load" or "unload"
+
+
+def resolve_model(name: str, catalog: Catalog, settings: Settings) -> Resolved:
+    """The catalog's resolution; any other `:tag` on a known model maps to that model."""
+    resolved = catalog.resolve(name, settings.debug_model)
+    base, colon, _ = resolved.requested.rpartition(":")
+    if resolved.spec is None and colon and base:
+        tagless = catalog.resolve(base)
+        if tagless.spec is not None:
+            return Resolved(resolved.requested, tagless.slug, tagless.effort, tagless.spec)
+    return resolved
+
+
+def parse_chat(body: Any, catalog: Catalog, settings: Settings) -> OllamaRequest | LoadAck:
+    body = _object(body)
+    model = _model(body)
+    messages = body.get("messages")
+    if messages is None or messages == []:
+        return LoadAck(model, _load_reason(body))
+    if not isinstance(messages, list):
+        raise ClientError("messages must be a list", code="invalid_messages")
+    instructions, items = convert_messages(chat_messages(messages))
+    return _build(body, model, instructions, items, convert_tools(body.get("tools")),
+                  catalog, settings)
+
+
+def parse_generate(body: Any, catalog: Catalog, settings: Settings) -> OllamaRequest | LoadAck:
+    body = _object(body)
+    model = _model(body)
+    prompt = body.get("prompt")
+    if prompt is not None and not isinstance(prompt, str):
+        raise ClientError("prompt must be a string", code="invalid_prompt")
+    if body.get("suffix"):
+        raise ClientError("suffix (fill-in-the-middle) is not supported by this model",
+                          code="unsupported_parameter")
+    if not prompt:
+        return LoadAck(model, _load_reason(body))
+    system = body.get("system")
+    if system is not None and not isinstance(system, str):
+        raise ClientError("system must be a string", code="invalid_prompt")
+    user = _user_content(prompt, body.get("images"), "images")
+    _, items = convert_messages([{"role": "user", "content": user}])
+    return _build(body, model, system or "", items, [], catalog, settings)
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ClientError("Request body must be a JSON object")
+    return body
+
+
+def _model(body: dict[str, Any]) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise ClientError("model is required", code="invalid_model")
+    return model
+
+
+def _load_reason(body: dict[str, Any]) -> str:
+    keep_alive = body.get("keep_alive")
+    if isinstance(keep_alive, int | float) and not isinstance(keep_alive, bool):
+        return "unload" if keep_alive == 0 else "load"
+    if isinstance(keep_alive, str) and keep_alive.strip() and _ZERO_DURATION.fullmatch(keep_alive):
+        return "unload"
+    return "load"
+
+
+def _stream(body: dict[str, Any]) -> bool:
+    stream = body.get("stream")
+    if stream is None:
+        return True
+    if not isinstance(stream, bool):
+        raise ClientError("stream must be a boolean", code="invalid_stream")
+    return stream
+
+
+def _build(body: dict[str, Any], model: str, instructions: str, items: list[Item],
+           tools: list[Item], catalog: Catalog, settings: Settings) -> OllamaRequest:
+    resolved = resolve_model(model, catalog, settings)
+    reasoning, think = think_reasoning(body.get("think"), resolved, catalog, settings)
+    tool_choice = convert_tool_choice(body.get("tool_choice"))
+    extra = extra_tools(body, settings, tool_choice, tools)
+    payload: dict[str, Any] = {"model": resolved.slug}
+    if instructions:
+        payload["instructions"] = instructions
+    parallel = body.get("parallel_tool_calls")
+    payload.update({
+        "input": items, "tools": tools + extra.tools,
+        "tool_choice": extra.tool_choice or tool_choice,
+        "parallel_tool_calls": parallel if isinstance(parallel, bool) else True,
+        "store": False, "stream": True, "include": [REASONING_INCLUDE],
+        "reasoning": reasoning})
+    tier = service_tier(body, resolved, catalog, settings)
+    if tier:
+        payload["service_tier"] = tier
+    text = format_text(body.get("format"))
+    if text:
+        payload["text"] = text
+    stream = _stream(body)
+    chat = ChatRequest(payload, model, stream, False, extra, tools)
+    return OllamaRequest(chat, model, stream, think)
+
+
+def think_reasoning(think: Any, resolved: Resolved, catalog: Catalog,
+                    settings: Settings) -> tuple[dict[str, str], bool | None]:
+    """(upstream `reasoning`, the `think` mode) of Ollama's `think` (module docstring)."""
+    shown = settings.reasoning_summary if settings.reasoning_summary != "none" else "auto"
+    if think is None:
+        return reasoning_param(resolved, catalog, settings), None
+    if think is False:
+        return reasoning_param(resolved, catalog, settings,
+                               (lowest_effort(resolved, catalog),), "none"), False
+    if think is True:
+        return reasoning_param(resolved, catalog, settings, (), shown), True
+    if isinstance(think, str) and think.strip().lower() in EFFORTS:
+        return reasoning_param(resolved, catalog, settings, (think.strip(),), shown), True
+    raise ClientError(f"invalid think value: {think!r} (use true, false, low, medium or high)",
+                      code="invalid_think")
+
+
+def format_text(value: Any) -> dict[str, Any]:
+    """Ollama `format` → Responses `text` (structured output)."""
+    if value is None or value == "":
+        return {}
+    if value == "json":
+        return text_format({"type": "json_object"})
+    if isinstance(value, dict):
+        return text_format({"type": "json_schema", "json_schema": {
+            "name": "response", "schema": value, "strict": False}})
+    raise ClientError('format must be "json" or a JSON schema object', code="invalid_format")
+
+
+# -- messages -----------------------------------------------------------------------
+
+
+class CallIds:
+    """Invents the call ids Ollama leaves out and pairs tool results with calls."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.pending: list[tuple[str, str]] = []  # (id, name) of unanswered calls, oldest first
+
+    def call(self, given: Any, name: str) -> str:
+        call_id = given if isinstance(given, str) and given else f"{CALL_ID_PREFIX}{self.count}"
+        self.count += 1
+        self.pending.append((call_id, name))
+        return call_id
+
+    def answer(self, given: Any, name: Any, where: str) -> str:
+        if isinstance(given, str) and given:
+            self.pending = [entry for entry in self.pending if entry[0] != given]
+            return given
+        if not self.pending:
+            raise ClientError(f"{where}: this tool message answers no earlier tool call",
+                              code="invalid_messages")
+        chosen = next((entry for entry in self.pending if entry[1] == name), self.pending[0])
+        self.pending.remove(chosen)
+        return chosen[0]
+
+
+def chat_messages(messages: list[Any]) -> list[Item]:
+    """Ollama messages → Chat Completions messages (ids invented, images as parts)."""
+    ids = CallIds()
+    converted: list[Item] = []
+    for index, message in enumerate(messages):
+        where = f"messages[{index}]"
+        if not isinstance(message, dict):
+            raise ClientError(f"{where} must be an object", code="invalid_messages")
+        role = message.get("role") or "user"
+        if role == "assistant":
+            converted.append(_assistant(message, ids, where))
+        elif role == "tool":
+            converted.append({"role": "tool", "content": message.get("content"),
+                              "tool_call_id": ids.answer(message.get("tool_call_id"),
+                                                         message.get("tool_name"), where)})
+        elif role == "user":
+            converted.append({"role": role, "content": _user_content(
+                message.get("content"), message.get("images"), f"{where}.images")})
+        else:
+            if message.get("images"):
+                raise ClientError(f"{where}.images: images are only supported on user "
+                                  "messages", code="invalid_messages")
+            converted.append({"role": role, "content": message.get("content")})
+    return converted
+
+
+def _assistant(message: dict[str, Any], ids: CallIds, where: str) -> Item:
+    if message.get("images"):
+        raise ClientError(f"{where}.images: images are only supported on user messages",
+                          code="invalid_messages")
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        raise ClientError(f"{where}.tool_calls must be a list", code="invalid_messages")
+    converted = []
+    for number, call in enumerate(calls):
+        spot = f"{where}.tool_calls[{number}]"
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str) \
+                or not function["name"]:
+            raise ClientError(f"{spot}.function.name is required", code="invalid_messages")
+        arguments = function.get("arguments")
+        if arguments is not None and not isinstance(arguments, dict | str):
+            raise ClientError(f"{spot}.function.arguments must be an object",
+                              code="invalid_messages")
+        converted.append({"id": ids.call(call.get("id") or call.get("call_id"),
+                                         function["name"]),
+                          "type": "function",
+                          "function": {"name": function["name"], "arguments": arguments or {}}})
+    result: Item = {"role": "assistant", "content": message.get("content")}
+    if converted:
+        result["tool_calls"] = converted
+    return result
+
+
+def _user_content(content: Any, images: Any, where: str) -> Any:
+    """`content` as is, or text plus image parts when the message has images."""
+    if images is None or images == []:
+        return content
+    if not isinstance(images, list):
+        raise ClientError(f"{where} must be a list of base64 strings", code="invalid_messages")
+    parts: list[Item] = []
+    if isinstance(content, str) and content:
+        parts.append({"type": "text", "text": content})
+    elif isinstance(content, list):
+        parts.extend(content)
+    for number, image in enumerate(images):
+        if not isinstance(image, str) or not image.strip():
+            raise ClientError(f"{where}[{number}] must be a base64 string",
+                              code="invalid_messages")
+        parts.append({"type": "image_url", "image_url": {"url": image_data_url(image)}})
+    return parts
+
+
+def image_data_url(image: str) -> str:
+    """A data URL for Ollama's base64 image (MIME type sniffed); URLs are left alone."""
+    if image.startswith(("http://", "https://")):
+        return image
+    if image.startswith("data:"):
+        return image_url(image)
+    data = "".join(image.split())
+    mime = next((kind for prefix, kind in _MIME_PREFIXES if data.startswith(prefix)),
+                "image/png")
+    return image_url(f"data:{mime};base64,{data}")

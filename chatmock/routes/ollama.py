@@ -1,0 +1,121 @@
+"""Ollama generation routes: `POST /api/chat` and `POST /api/generate`.
+
+Built like the chat route: parse and validate (`chatmock.dialects.ollama`),
+then either `relay` the backend stream through an `OllamaStreamTranslator`
+(NDJSON) or `collect` it into one JSON object. The backend is opened with
+`open_chat_upstream`, so web-search tools chatmock adds are retried without
+when refused, as in chat. A load/unload request (nothing to generate) is
+answered at once, without the backend.
+
+Errors take Ollama's shape (`{"error": "…"}`, the router picks it for
+`/api/*`): validation 400; backend refusals keep their status; a failure
+inside a non-streamed answer is 429 for rate limits, 400 for a prompt the
+backend cannot take, else 502; a streamed one is the last NDJSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from chatmock.app import App
+from chatmock.dialects.ollama import LoadAck, OllamaRequest, parse_chat, parse_generate
+from chatmock.dialects.ollama_stream import (
+    NDJSON_HEADERS,
+    OllamaCollector,
+    OllamaStreamTranslator,
+    chat_object,
+    created_at,
+    generate_object,
+    load_object,
+)
+from chatmock.errors import UpstreamError
+from chatmock.exchange import Request, Responder, send_json
+from chatmock.logs import redact
+from chatmock.routes.openai import open_chat_upstream
+from chatmock.routes.relay import collect, drain, parse_json, relay
+
+log = logging.getLogger("chatmock.ollama")
+_CLIENT_FAULTS = frozenset({"context_length_exceeded", "invalid_prompt"})
+
+
+async def chat(app: App, request: Request, out: Responder) -> None:
+    await _answer(app, request, out, generate=False)
+
+
+async def generate(app: App, request: Request, out: Responder) -> None:
+    await _answer(app, request, out, generate=True)
+
+
+async def _answer(app: App, request: Request, out: Responder, *, generate: bool) -> None:
+    started = time.monotonic_ns()
+    stamp = created_at()
+    body = parse_json(await request.body())
+    if app.settings.verbose or app.settings.debug:
+        log.debug("ollama request: %s", redact(json.dumps(body)[:20000]))
+    parse = parse_generate if generate else parse_chat
+    parsed = parse(body, app.catalog, app.settings)
+    app.recent.touch(parsed.model, keep_alive_seconds(body.get("keep_alive")))  # for /api/ps
+    if isinstance(parsed, LoadAck):
+        await send_json(out, 200, load_object(parsed.model, stamp, parsed.reason, generate))
+        return
+    await _generate(app, request, out, parsed, generate=generate, started=started,
+                    stamp=stamp)
+
+
+async def _generate(app: App, request: Request, out: Responder, req: OllamaRequest, *,
+                    generate: bool, started: int, stamp: str) -> None:
+    compat = app.settings.reasoning_compat
+    payload = req.chat.payload
+    session = app.sessions.for_request(request.headers, payload.get("instructions"),
+                                       payload["input"])
+    if req.stream:
+        translator = OllamaStreamTranslator(model=req.model, created_at=stamp, think=req.think,
+                                            compat=compat, generate=generate, started=started)
+        async with open_chat_upstream(app, req.chat, session) as upstream:
+            await relay(upstream, translator, out, NDJSON_HEADERS)
+        return
+    collector = OllamaCollector(started=started)
+    async with open_chat_upstream(app, req.chat, session) as upstream:
+        await collect(upstream, collector)
+        if collector.error is not None:
+            message, code = collector.error
+            raise UpstreamError(message, status=failure_status(code), code=code)
+        render = generate_object if generate else chat_object
+        await send_json(out, 200, render(collector, model=req.model, created_at=stamp,
+                                         think=req.think, compat=compat))
+        await drain(upstream)
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def keep_alive_seconds(value: Any) -> float | None:
+    """Ollama's `keep_alive`: seconds, or a duration such as "5m", "1h", "0", "-1"."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    for unit in ("ms", "s", "m", "h"):
+        if text.endswith(unit):
+            try:
+                return float(text[: -len(unit)]) * _UNITS[unit]
+            except ValueError:
+                return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def failure_status(code: str) -> int:
+    """The HTTP status of an in-stream failure in a non-streamed answer."""
+    lowered = code.lower()
+    if code in _CLIENT_FAULTS:
+        return 400
+    if "rate_limit" in lowered or "usage_limit" in lowered or "quota" in lowered:
+        return 429
+    return 502
