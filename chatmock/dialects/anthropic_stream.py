@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 
 from chatmock import jsonbytes
 from chatmock.dialects.chat_stream import KEEP_ALIVE
-from chatmock.dialects.upstream import UpstreamTranslator
+from chatmock.dialects.upstream import UpstreamTranslator, arguments_of
 
 PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
@@ -117,15 +117,6 @@ def error_event(message: str, code: str) -> bytes:
     body = {"type": "error", "error": {"type": error_type(code), "message": message}}
     return b"event: error\ndata: " + jsonbytes.dumps(body) + b"\n\n"
 
-
-def _arguments_of(item: dict[str, Any]) -> str:
-    for key in ("arguments", "parameters", "input"):
-        value = item.get(key)
-        if isinstance(value, str):
-            return value
-        if isinstance(value, dict):
-            return json.dumps(value)
-    return ""
 
 
 def _call_key(item: dict[str, Any]) -> str:
@@ -242,7 +233,7 @@ class _Blocks(UpstreamTranslator):
             if _call_key(item) in self._calls:
                 return
             self._start_call(item)
-        arguments = _arguments_of(item)
+        arguments = arguments_of(item)
         if not self._streamed and arguments:
             self._append(jsonbytes.escape(arguments))
         self._close()

@@ -26,12 +26,11 @@ their results are already part of the answer's text.
 
 from __future__ import annotations
 
-import json
 import secrets
 from typing import Any
 
 from chatmock import jsonbytes
-from chatmock.dialects.upstream import UpstreamTranslator, map_usage
+from chatmock.dialects.upstream import UpstreamTranslator, arguments_of, map_usage
 
 DONE_LINE = b"data: [DONE]\n\n"
 KEEP_ALIVE = b": keep-alive\n\n"  # an SSE comment: every client skips it
@@ -162,7 +161,7 @@ class ChatStreamTranslator(UpstreamTranslator):
         if item.get("type") != "function_call":
             return
         key = str(item.get("id") or item.get("call_id") or "")
-        arguments = _arguments_of(item)
+        arguments = arguments_of(item)
         if key not in self._tool_index:
             self._start_call(item, arguments)
         elif key not in self._streamed_arguments and arguments:
@@ -207,15 +206,6 @@ def finish_reason(response: dict[str, Any], incomplete: bool, saw_tool_call: boo
         return "content_filter" if why == "content_filter" else "length"
     return "tool_calls" if saw_tool_call else "stop"
 
-
-def _arguments_of(item: dict[str, Any]) -> str:
-    for key in ("arguments", "parameters", "input"):
-        value = item.get(key)
-        if isinstance(value, str):
-            return value
-        if isinstance(value, dict):
-            return json.dumps(value)
-    return ""
 
 
 class ResponseCollector(UpstreamTranslator):
@@ -263,7 +253,7 @@ class ResponseCollector(UpstreamTranslator):
         if item.get("type") == "function_call":
             self.tool_calls.append({"id": item.get("call_id") or item.get("id") or "",
                                     "name": item.get("name") or "",
-                                    "arguments": _arguments_of(item)})
+                                    "arguments": arguments_of(item)})
 
     def on_completed(self, response: dict[str, Any], incomplete: bool) -> None:
         self.response = response

@@ -51,7 +51,7 @@ from typing import Any, ClassVar
 from chatmock import jsonbytes
 from chatmock.dialects.anthropic_stream import tool_input
 from chatmock.dialects.chat_stream import ResponseCollector
-from chatmock.dialects.upstream import Handler, UpstreamTranslator
+from chatmock.dialects.upstream import Handler, UpstreamTranslator, arguments_of
 
 NDJSON_HEADERS = ((b"content-type", b"application/x-ndjson"), (b"cache-control", b"no-cache"),
                   (b"x-accel-buffering", b"no"))
@@ -70,15 +70,6 @@ def created_at(now: float | None = None) -> str:
 def error_line(message: str) -> bytes:
     return b'{"error":' + jsonbytes.quote(message) + b"}\n"
 
-
-def _arguments_of(item: dict[str, Any]) -> str:
-    for key in ("arguments", "parameters", "input"):
-        value = item.get(key)
-        if isinstance(value, str):
-            return value
-        if isinstance(value, dict):
-            return jsonbytes.dumps(value).decode()
-    return ""
 
 
 def tool_call(call_id: str, index: int, name: str, arguments: str) -> dict[str, Any]:
@@ -220,7 +211,7 @@ class OllamaStreamTranslator(UpstreamTranslator):
         self.timing.mark_output()
         self._flush_think()
         call = tool_call(str(item.get("call_id") or item.get("id") or ""), self._calls,
-                         str(item.get("name") or ""), _arguments_of(item))
+                         str(item.get("name") or ""), arguments_of(item))
         self._calls += 1
         self.out.append(self._head + b'"message":{"role":"assistant","content":"",'
                         b'"tool_calls":[' + jsonbytes.dumps(call) + b']},"done":false}\n')

@@ -73,6 +73,17 @@ def error_of(event: dict[str, Any]) -> tuple[str, str]:
             code if isinstance(code, str) else "upstream_error")
 
 
+def arguments_of(item: dict[str, Any]) -> str:
+    """A tool call item's arguments as JSON text (`arguments`, else `parameters`/`input`)."""
+    for key in ("arguments", "parameters", "input"):
+        value = item.get(key)
+        if isinstance(value, str):
+            return value
+        if isinstance(value, dict):
+            return json.dumps(value)
+    return ""
+
+
 def map_usage(usage: Any) -> dict[str, Any] | None:
     """Responses usage → Chat Completions usage (with the detail objects)."""
     if not isinstance(usage, dict):
