@@ -39,19 +39,32 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
-import json
 import math
 import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
 
 from chatmock.testing.credentials import TEST_ACCOUNT_ID, make_jwt
 from chatmock.testing.fake_codex import FakeReply
-from chatmock.testing.fake_events import JSON, dump_json
-from chatmock.testing.fake_rules import Rejected, reject
+from chatmock.testing.fake_events import JSON
+from chatmock.testing.fake_oauth_wire import (
+    NO_STORE,
+    absolute_url,
+    api_error,
+    control_error,
+    fake_user_code,
+    form_params,
+    grant_error,
+    json_body,
+    json_reply,
+    query_params,
+    redirect_reply,
+    refresh_error,
+    require_params,
+    text_page,
+)
+from chatmock.testing.fake_rules import Rejected
 
 CODEX_CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
 DEFAULT_ISSUER = "https://auth.openai.com"
@@ -70,17 +83,8 @@ DEVICE_CALLBACK_PATH = "/deviceauth/callback"
 CONTROL_PREFIX = "/__fake__/oauth/"
 OAUTH_PREFIXES = ("/oauth/", "/api/accounts/", CONTROL_PREFIX)
 
-REFRESH_MESSAGES = {
-    "refresh_token_reused": "Your refresh token has already been used to generate a new "
-                            "access token. Please try signing in again.",
-    "refresh_token_invalidated": "Your refresh token has been invalidated. "
-                                 "Please try signing in again.",
-    "refresh_token_expired": "Your refresh token has expired. Please try signing in again.",
-    "server_error": "The server had an error while processing your request. Sorry about that!",
-}
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
 _VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
-_NO_STORE = (b"cache-control", b"no-store")
 
 
 def is_oauth_path(path: str) -> bool:
@@ -180,7 +184,7 @@ class FakeOAuth:
             USERCODE_PATH: {"POST": self._device_usercode},
             DEVICE_TOKEN_PATH: {"POST": self._device_token},
             DEVICE_PAGE_PATH: {"GET": self._device_page},
-            CONTROL_PREFIX + "state": {"GET": lambda _: _json(200, self.snapshot())},
+            CONTROL_PREFIX + "state": {"GET": lambda _: json_reply(200, self.snapshot())},
             CONTROL_PREFIX + "next_refresh_error": {"POST": self._set_refresh_error},
             CONTROL_PREFIX + "next_authorize_error": {"POST": self._set_authorize_error},
             CONTROL_PREFIX + "expire_access_tokens": {"POST": self._expire_control},
@@ -196,15 +200,15 @@ class FakeOAuth:
         path, _, query = target.partition("?")
         methods = self._routes.get(path)
         if methods is None:
-            return _json(404, {"detail": "Not Found"})
+            return json_reply(404, {"detail": "Not Found"})
         handler = methods.get(method.upper())
         if handler is None:
             allow = (b"allow", ", ".join(methods).encode())
-            return _json(405, {"detail": "Method Not Allowed"}, allow)
+            return json_reply(405, {"detail": "Method Not Allowed"}, allow)
         try:
             return handler(_Request(path, query, headers, body))
         except Rejected as exc:
-            return FakeReply(exc.status, [*exc.headers, _NO_STORE], exc.body)
+            return FakeReply(exc.status, [*exc.headers, NO_STORE], exc.body)
 
     @property
     def base_url(self) -> str:
@@ -265,20 +269,20 @@ class FakeOAuth:
     # --- authorize -------------------------------------------------------------------
 
     def _authorize(self, request: _Request) -> FakeReply:
-        params = _query(request.query)
+        params = query_params(request.query)
         if params.get("client_id") != self.client_id:
-            raise _page(400, "Unknown or missing client_id.")
+            raise text_page(400, "Unknown or missing client_id.")
         redirect_uri = params.get("redirect_uri", "")
-        if not _absolute_url(redirect_uri):
-            raise _page(400, "Missing or invalid redirect_uri.")
+        if not absolute_url(redirect_uri):
+            raise text_page(400, "Missing or invalid redirect_uri.")
         state = params.get("state")
         problem = self._authorize_problem(params)
         if problem is not None:
             error, description = problem
-            return _redirect(redirect_uri, error=error, error_description=description,
+            return redirect_reply(redirect_uri, error=error, error_description=description,
                              state=state)
         code = self._new_code(self.client_id, redirect_uri, params["code_challenge"])
-        return _redirect(redirect_uri, code=code, state=state)
+        return redirect_reply(redirect_uri, code=code, state=state)
 
     def _authorize_problem(self, params: Mapping[str, str]) -> tuple[str, str] | None:
         """(error, description) for a request to refuse by redirect, else None."""
@@ -304,22 +308,22 @@ class FakeOAuth:
     # --- token endpoint --------------------------------------------------------------
 
     def _token(self, request: _Request) -> FakeReply:
-        form = _form(request)
+        form = form_params(request.headers, request.body)
         grant = form.get("grant_type", "")
         if grant == "authorization_code":
             return self._exchange_code(form)
         if grant == "refresh_token":
             return self._refresh(form)
-        raise _grant_error(400, "unsupported_grant_type", f"Unsupported grant_type: {grant!r}")
+        raise grant_error(400, "unsupported_grant_type", f"Unsupported grant_type: {grant!r}")
 
     def _exchange_code(self, form: Mapping[str, str]) -> FakeReply:
-        _require(form, "code", "redirect_uri", "client_id", "code_verifier")
+        require_params(form, "code", "redirect_uri", "client_id", "code_verifier")
         code = self._codes.get(form["code"])
         if code is None:
-            raise _grant_error(400, "invalid_grant", "Unknown authorization code.")
+            raise grant_error(400, "invalid_grant", "Unknown authorization code.")
         problem = self._code_problem(code, form)
         if problem is not None:
-            raise _grant_error(400, "invalid_grant", problem)
+            raise grant_error(400, "invalid_grant", problem)
         code.used = True
         family = f"fam_{next(self._serial):08d}"
         self._families[family] = _Family()
@@ -343,19 +347,19 @@ class FakeOAuth:
         self.refresh_attempts += 1
         forced, self.next_refresh_error = self.next_refresh_error, None
         if forced:
-            raise _refresh_error(forced)
-        _require(form, "refresh_token")
+            raise refresh_error(forced)
+        require_params(form, "refresh_token")
         if form.get("client_id") != self.client_id:
-            raise _refresh_error("invalid_client", "Unknown or missing client_id.")
+            raise refresh_error("invalid_client", "Unknown or missing client_id.")
         token = self._refresh_tokens.get(form["refresh_token"])
         if token is None:
-            raise _refresh_error("refresh_token_invalidated")
+            raise refresh_error("refresh_token_invalidated")
         family = self._families[token.family]
         if token.used:
             family.revoked = True
-            raise _refresh_error("refresh_token_reused")
+            raise refresh_error("refresh_token_reused")
         if family.revoked:
-            raise _refresh_error("refresh_token_invalidated")
+            raise refresh_error("refresh_token_invalidated")
         token.used = True
         family.refreshes += 1
         self.refresh_count += 1
@@ -370,14 +374,14 @@ class FakeOAuth:
         refresh_token = f"rt_fake_{serial:08d}"
         self._access_tokens[access_token] = _AccessToken(family, expires_at)
         self._refresh_tokens[refresh_token] = _RefreshToken(family)
-        return _json(200, {
+        return json_reply(200, {
             "id_token": make_jwt(self._id_claims(now)),
             "access_token": access_token,
             "refresh_token": refresh_token,
             "token_type": "Bearer",
             "expires_in": int(self.access_ttl),
             "scope": "openid profile email offline_access",
-        }, _NO_STORE)
+        }, NO_STORE)
 
     def _auth_claim(self) -> JSON:
         return {"chatgpt_account_id": self.account_id, "chatgpt_plan_type": self.plan,
@@ -404,29 +408,29 @@ class FakeOAuth:
     # --- device code -----------------------------------------------------------------
 
     def _device_usercode(self, request: _Request) -> FakeReply:
-        payload = _json_body(request.body)
+        payload = json_body(request.body)
         if payload.get("client_id") != self.client_id:
-            raise _api_error(400, "invalid_client", "Unknown or missing client_id.")
+            raise api_error(400, "invalid_client", "Unknown or missing client_id.")
         serial = next(self._serial)
-        device = _Device(f"deviceauth_fake_{serial:08d}", _user_code(serial), self.client_id,
+        device = _Device(f"deviceauth_fake_{serial:08d}", fake_user_code(serial), self.client_id,
                          self._clock() + DEVICE_TTL)
         self._devices[device.device_auth_id] = device
-        return _json(200, {"device_auth_id": device.device_auth_id,
+        return json_reply(200, {"device_auth_id": device.device_auth_id,
                            "user_code": device.user_code, "interval": self.device_interval,
                            "verification_uri": self.base_url + DEVICE_PAGE_PATH})
 
     def _device_token(self, request: _Request) -> FakeReply:
-        payload = _json_body(request.body)
+        payload = json_body(request.body)
         device = self._devices.get(str(payload.get("device_auth_id", "")))
         if device is None or payload.get("user_code") != device.user_code:
-            raise _api_error(400, "invalid_device_auth", "Unknown device_auth_id or user_code.")
+            raise api_error(400, "invalid_device_auth", "Unknown device_auth_id or user_code.")
         if device.redeemed:
-            raise _api_error(400, "invalid_device_auth", "This device code was already used.")
+            raise api_error(400, "invalid_device_auth", "This device code was already used.")
         if self._clock() >= device.expires_at:
-            raise _api_error(400, "device_code_expired", "The device code has expired.")
+            raise api_error(400, "device_code_expired", "The device code has expired.")
         if not self._approved(device):
             device.pending_polls += 1
-            raise _api_error(403, "deviceauth_authorization_pending",
+            raise api_error(403, "deviceauth_authorization_pending",
                              "The user has not yet authorized this device.")
         device.redeemed = True
         verifier = hashlib.sha256(f"fake-device-verifier-{device.device_auth_id}".encode())
@@ -434,8 +438,8 @@ class FakeOAuth:
         challenge = s256(code_verifier)
         redirect_uri = self.base_url + DEVICE_CALLBACK_PATH
         code = self._new_code(device.client_id, redirect_uri, challenge)
-        return _json(200, {"authorization_code": code, "code_challenge": challenge,
-                           "code_verifier": code_verifier}, _NO_STORE)
+        return json_reply(200, {"authorization_code": code, "code_challenge": challenge,
+                           "code_verifier": code_verifier}, NO_STORE)
 
     def _approved(self, device: _Device) -> bool:
         auto = self.auto_approve_after_polls
@@ -453,112 +457,26 @@ class FakeOAuth:
     # --- test control ----------------------------------------------------------------
 
     def _set_refresh_error(self, request: _Request) -> FakeReply:
-        self.next_refresh_error = _control_error(request.body)
-        return _json(200, {"next_refresh_error": self.next_refresh_error})
+        self.next_refresh_error = control_error(request.body)
+        return json_reply(200, {"next_refresh_error": self.next_refresh_error})
 
     def _set_authorize_error(self, request: _Request) -> FakeReply:
-        self.next_authorize_error = _control_error(request.body)
-        return _json(200, {"next_authorize_error": self.next_authorize_error})
+        self.next_authorize_error = control_error(request.body)
+        return json_reply(200, {"next_authorize_error": self.next_authorize_error})
 
     def _expire_control(self, _: _Request) -> FakeReply:
-        return _json(200, {"expired": self.expire_access_tokens()})
+        return json_reply(200, {"expired": self.expire_access_tokens()})
 
     def _revoke_control(self, _: _Request) -> FakeReply:
-        return _json(200, {"revoked": self.revoke_all()})
+        return json_reply(200, {"revoked": self.revoke_all()})
 
     def _approve_control(self, request: _Request) -> FakeReply:
-        user_code = str(_json_body(request.body).get("user_code", ""))
+        user_code = str(json_body(request.body).get("user_code", ""))
         try:
             self.approve_device(user_code)
         except KeyError:
-            return _json(404, {"detail": f"No pending device code {user_code!r}"})
-        return _json(200, {"approved": user_code})
-
-
-# --- helpers ---------------------------------------------------------------------------
-
-
-def _json(status: int, value: object, *extra: tuple[bytes, bytes]) -> FakeReply:
-    return FakeReply(status, [(b"content-type", b"application/json"), *extra], dump_json(value))
-
-
-def _page(status: int, message: str) -> Rejected:
-    return Rejected(status, message.encode(), b"text/plain; charset=utf-8")
-
-
-def _redirect(uri: str, **params: str | None) -> FakeReply:
-    query = urlencode({k: v for k, v in params.items() if v is not None})
-    location = uri + ("&" if "?" in uri else "?") + query
-    return FakeReply(302, [(b"location", location.encode()), _NO_STORE])
-
-
-def _grant_error(status: int, error: str, description: str) -> Rejected:
-    """The RFC 6749 error shape used by the authorization-code grant."""
-    return reject(status, {"error": error, "error_description": description})
-
-
-def _api_error(status: int, code: str, message: str) -> Rejected:
-    error_type = "server_error" if status >= 500 else "invalid_request_error"
-    return reject(status, {"error": {"message": message, "type": error_type, "code": code}})
-
-
-def _refresh_error(code: str, message: str | None = None) -> Rejected:
-    """A failed refresh: 500 for ``server_error``, else 401, in the OpenAI error shape."""
-    status = 500 if code == "server_error" else 401
-    text = message or REFRESH_MESSAGES.get(
-        code, f"Your refresh token could not be used ({code}). Please try signing in again.")
-    return _api_error(status, code, text)
-
-
-def _require(form: Mapping[str, str], *names: str) -> None:
-    for name in names:
-        if not form.get(name):
-            raise _grant_error(400, "invalid_request", f"Missing required parameter: {name}.")
-
-
-def _query(query: str) -> dict[str, str]:
-    return {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
-
-
-def _absolute_url(value: str) -> bool:
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
-
-
-def _form(request: _Request) -> dict[str, str]:
-    """Parameters of a form-encoded or JSON body (go-chatmock refreshes with JSON)."""
-    if b"json" in request.headers.get(b"content-type", b"").lower():
-        payload = _json_body(request.body)
-        return {k: v for k, v in payload.items() if isinstance(v, str)}
-    try:
-        return _query(request.body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise _grant_error(400, "invalid_request", "Body is not UTF-8.") from None
-
-
-def _json_body(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
-        payload = None
-    if not isinstance(payload, dict):
-        raise _api_error(400, "invalid_request", "Body must be a JSON object.")
-    return payload
-
-
-def _control_error(body: bytes) -> str | None:
-    value = _json_body(body).get("error") if body.strip() else None
-    if value is not None and not isinstance(value, str):
-        raise _api_error(400, "invalid_request", '"error" must be a string or null.')
-    return value or None
-
-
-def _user_code(serial: int) -> str:
-    """A readable, deterministic user code such as ``FAKE-0003``."""
-    return f"FAKE-{serial:04d}"
+            return json_reply(404, {"detail": f"No pending device code {user_code!r}"})
+        return json_reply(200, {"approved": user_code})
 
 
 def _device_state(device: _Device) -> JSON:
