@@ -27,7 +27,7 @@ their results are already part of the answer's text.
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Any, ClassVar
 
 from chatmock import jsonbytes
 from chatmock.dialects.upstream import UpstreamTranslator, arguments_of, map_usage
@@ -61,43 +61,92 @@ class ReasoningFormat:
         return b'{"reasoning":"' + raw + b'"}'
 
 
-class ChatStreamTranslator(UpstreamTranslator):
-    """Streaming Chat Completions; see the module docstring."""
+class OpenAIChunkStream(UpstreamTranslator):
+    """The skeleton every OpenAI chunk stream shares: a per-stream chunk head built
+    once, a blank line between message items, the usage chunk, `[DONE]`, and failures
+    as an in-band error chunk. Subclasses say what a choice looks like."""
 
-    def __init__(self, *, model: str, created: int, compat: str, include_usage: bool) -> None:
+    object_name: ClassVar[bytes]
+    choice_start: ClassVar[bytes]  # after the head, up to the choice's varying part
+    id_prefix: ClassVar[str] = "chatcmpl"
+
+    def __init__(self, *, model: str, created: int, include_usage: bool) -> None:
         super().__init__()
         self.model = model
         self.created = created
         self.include_usage = include_usage
-        self.reasoning = ReasoningFormat(compat)
-        self.think_tags = compat == "think-tags"
         self._head = b""
         self._prefix = b""
-        self._think = "closed" if not self.think_tags else "unopened"
-        self._summary_started = False
-        self._paragraph_pending = False
-        self._tool_index: dict[str, int] = {}
-        self._streamed_arguments: set[str] = set()
-        self._saw_tool_call = False
         self._text_sent = False
         self._separator_due = False
 
     def heartbeat(self) -> bytes:
         return KEEP_ALIVE
 
+    def _open(self, response_id: str) -> None:
+        self._head = (b'data: {"id":' + jsonbytes.quote(response_id) + b',"object":"'
+                      + self.object_name + b'","created":%d,"model":' % self.created
+                      + jsonbytes.quote(self.model))
+        self._prefix = self._head + self.choice_start
+
+    def _ensure_open(self, response: dict[str, Any] | None = None) -> None:
+        if not self._prefix:
+            self._open(str((response or {}).get("id") or fallback_id(self.id_prefix)))
+
+    def on_created(self, response: dict[str, Any]) -> None:
+        self._ensure_open(response)
+
+    def _note_item(self, item: dict[str, Any]) -> None:
+        if item.get("type") == "message" and self._text_sent:
+            self._separator_due = True
+
+    def _text(self, raw: bytes) -> bytes:
+        """A text delta, set apart from an earlier message item's text by a blank line."""
+        self._text_sent = True
+        if self._separator_due:
+            self._separator_due = False
+            return _NEWLINE + _NEWLINE + raw
+        return raw
+
+    def _end(self, response: dict[str, Any]) -> None:
+        """After the finish chunk: the usage chunk if asked for, then `[DONE]`."""
+        usage = map_usage(response.get("usage"))
+        if self.include_usage and usage is not None:
+            self.out.append(self._head + b',"choices":[],"usage":' + jsonbytes.dumps(usage)
+                            + b"}\n\n")
+        self.out.append(DONE_LINE)
+
+    def on_failed(self, message: str, code: str) -> None:
+        self.out.append(error_chunk(message, code))
+        self.out.append(DONE_LINE)
+
+
+class ChatStreamTranslator(OpenAIChunkStream):
+    """Streaming Chat Completions; see the module docstring."""
+
+    object_name = b"chat.completion.chunk"
+    choice_start = b',"choices":[{"index":0,"delta":'
+
+    def __init__(self, *, model: str, created: int, compat: str, include_usage: bool) -> None:
+        super().__init__(model=model, created=created, include_usage=include_usage)
+        self.reasoning = ReasoningFormat(compat)
+        self.think_tags = compat == "think-tags"
+        self._think = "closed" if not self.think_tags else "unopened"
+        self._summary_started = False
+        self._paragraph_pending = False
+        self._tool_index: dict[str, int] = {}
+        self._streamed_arguments: set[str] = set()
+        self._saw_tool_call = False
+
     # -- chunk assembly -------------------------------------------------------
 
     def _open(self, response_id: str) -> None:
-        self._head = (b'data: {"id":' + jsonbytes.quote(response_id)
-                      + b',"object":"chat.completion.chunk","created":%d,"model":' % self.created
-                      + jsonbytes.quote(self.model))
-        self._prefix = self._head + b',"choices":[{"index":0,"delta":'
+        super()._open(response_id)
         self.out.append(self._prefix + b'{"role":"assistant","content":""},'
                         b'"finish_reason":null}]}\n\n')
 
     def _chunk(self, delta: bytes) -> None:
-        if not self._prefix:
-            self._open(fallback_id())
+        self._ensure_open()
         self.out.append(self._prefix + delta + b',"finish_reason":null}]}\n\n')
 
     def _content(self, raw: bytes) -> None:
@@ -112,16 +161,8 @@ class ChatStreamTranslator(UpstreamTranslator):
 
     # -- hooks ----------------------------------------------------------------
 
-    def on_created(self, response: dict[str, Any]) -> None:
-        if not self._prefix:
-            self._open(str(response.get("id") or fallback_id()))
-
     def on_text(self, raw: bytes) -> None:
-        if self._separator_due:
-            self._separator_due = False
-            raw = _NEWLINE + _NEWLINE + raw
-        self._text_sent = True
-        self._content(self._close_think() + raw)
+        self._content(self._close_think() + self._text(raw))
 
     def on_summary_part(self) -> None:
         if self._summary_started:
@@ -145,8 +186,8 @@ class ChatStreamTranslator(UpstreamTranslator):
         kind = item.get("type")
         if kind == "function_call":
             self._start_call(item, arguments="")
-        elif kind == "message" and self._text_sent:
-            self._separator_due = True
+        else:
+            self._note_item(item)
 
     def on_arguments(self, item_id: bytes, raw: bytes) -> None:
         key = jsonbytes.decode_string(item_id)
@@ -184,19 +225,10 @@ class ChatStreamTranslator(UpstreamTranslator):
         close = self._close_think()
         if close:
             self._content(close)
-        if not self._prefix:
-            self._open(str(response.get("id") or fallback_id()))
+        self._ensure_open(response)
         reason = finish_reason(response, incomplete, self._saw_tool_call)
         self.out.append(self._prefix + b'{},"finish_reason":"' + reason.encode() + b'"}]}\n\n')
-        usage = map_usage(response.get("usage"))
-        if self.include_usage and usage is not None:
-            self.out.append(self._head + b',"choices":[],"usage":' + jsonbytes.dumps(usage)
-                            + b"}\n\n")
-        self.out.append(DONE_LINE)
-
-    def on_failed(self, message: str, code: str) -> None:
-        self.out.append(error_chunk(message, code))
-        self.out.append(DONE_LINE)
+        self._end(response)
 
 
 def finish_reason(response: dict[str, Any], incomplete: bool, saw_tool_call: bool) -> str:

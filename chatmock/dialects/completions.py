@@ -32,13 +32,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chatmock import jsonbytes
 from chatmock.config import Settings
 from chatmock.dialects.chat_stream import (
-    DONE_LINE,
-    KEEP_ALIVE,
+    OpenAIChunkStream,
     ResponseCollector,
-    error_chunk,
     fallback_id,
     finish_reason,
 )
@@ -140,66 +137,31 @@ _EVENTS = (b"response.created", b"response.output_item.added", b"response.output
            b"response.completed", b"response.incomplete", b"response.failed", b"error")
 
 
-class CompletionStreamTranslator(UpstreamTranslator):
+class CompletionStreamTranslator(OpenAIChunkStream):
     """Streaming legacy completions; see the module docstring."""
 
+    object_name = b"text_completion"
+    choice_start = b',"choices":[{"index":0,"text":"'
+    id_prefix = ID_PREFIX
     # Reasoning and tool events are not even looked at: nothing of them is shown.
     handlers = {kind: UpstreamTranslator.handlers[kind] for kind in _EVENTS}
 
-    def __init__(self, *, model: str, created: int, include_usage: bool) -> None:
-        super().__init__()
-        self.model = model
-        self.created = created
-        self.include_usage = include_usage
-        self._head = b""
-        self._prefix = b""
-        self._text_sent = False
-        self._separator_due = False
-
-    def heartbeat(self) -> bytes:
-        return KEEP_ALIVE
-
-    def _open(self, response_id: str) -> None:
-        self._head = (b'data: {"id":' + jsonbytes.quote(response_id)
-                      + b',"object":"text_completion","created":%d,"model":' % self.created
-                      + jsonbytes.quote(self.model))
-        self._prefix = self._head + b',"choices":[{"index":0,"text":"'
-
     def _choice(self, raw: bytes, reason: bytes) -> None:
-        if not self._prefix:
-            self._open(fallback_id(ID_PREFIX))
+        self._ensure_open()
         self.out.append(self._prefix + raw + b'","logprobs":null,"finish_reason":' + reason
                         + b"}]}\n\n")
 
-    def on_created(self, response: dict[str, Any]) -> None:
-        if not self._prefix:
-            self._open(str(response.get("id") or fallback_id(ID_PREFIX)))
-
     def on_item_added(self, item: dict[str, Any]) -> None:
-        if item.get("type") == "message" and self._text_sent:
-            self._separator_due = True
+        self._note_item(item)
 
     def on_text(self, raw: bytes) -> None:
-        if self._separator_due:
-            self._separator_due = False
-            raw = _NEWLINE + _NEWLINE + raw
-        self._text_sent = True
-        self._choice(raw, b"null")
+        self._choice(self._text(raw), b"null")
 
     def on_completed(self, response: dict[str, Any], incomplete: bool) -> None:
-        if not self._prefix:
-            self._open(str(response.get("id") or fallback_id(ID_PREFIX)))
+        self._ensure_open(response)
         reason = finish_reason(response, incomplete, saw_tool_call=False)
         self._choice(b"", b'"' + reason.encode() + b'"')
-        usage = map_usage(response.get("usage"))
-        if self.include_usage and usage is not None:
-            self.out.append(self._head + b',"choices":[],"usage":' + jsonbytes.dumps(usage)
-                            + b"}\n\n")
-        self.out.append(DONE_LINE)
-
-    def on_failed(self, message: str, code: str) -> None:
-        self.out.append(error_chunk(message, code))
-        self.out.append(DONE_LINE)
+        self._end(response)
 
 
 # -- non-streaming ----------------------------------------------------------------------
