@@ -7,6 +7,9 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
+import pytest
+
+from chatmock.errors import ClientError
 from chatmock.testing.fake_codex import FakeCodex
 
 JSON = dict[str, Any]
@@ -85,3 +88,23 @@ def sse_payloads(out: bytes) -> list[Any]:
         body = block[len(b"data: "):]
         payloads.append("[DONE]" if body == b"[DONE]" else json.loads(body))
     return payloads
+
+
+def accepted_upstream(body: JSON) -> None:
+    """The fake backend, which applies the real backend's rules, takes the payload."""
+    reply = FakeCodex().handle("POST", RESPONSES_PATH, AUTH, json.dumps(body).encode())
+    assert reply.status == 200, reply.body
+
+
+def refused(parse: Callable[[], object], *fragments: str, code: str | None = None,
+            status: int = 400) -> ClientError:
+    """The ClientError `parse()` raises, checked for status, message fragments and code."""
+    with pytest.raises(ClientError) as info:
+        parse()
+    error = info.value
+    assert error.status == status
+    for fragment in fragments:
+        assert fragment in error.message, error.message
+    if code is not None:
+        assert error.code == code
+    return error

@@ -21,9 +21,8 @@ from chatmock.errors import ClientError, ConfigError
 from chatmock.models import Catalog
 from chatmock.routes.anthropic import failure_status
 from chatmock.session import SessionIds
-from chatmock.testing.fake_codex import FakeCodex
 
-from .helpers import AUTH, JSON, RESPONSES_PATH
+from .helpers import JSON, accepted_upstream, refused
 
 CATALOG = Catalog()
 PNG = "iVBORw0KGgo="
@@ -62,20 +61,10 @@ def msg(role: str, *texts: str) -> JSON:
 
 
 def rejected(body: Any, *fragments: str, status: int = 400) -> ClientError:
-    with pytest.raises(ClientError) as info:
-        parse(body)
-    error = info.value
-    assert error.status == status
+    error = refused(lambda: parse(body), *fragments, status=status)
     assert error.error_type == "invalid_request_error"
-    for fragment in fragments:
-        assert fragment in error.message, error.message
     return error
 
-
-def accepted_upstream(body: JSON) -> None:
-    """The fake backend, which applies the real backend's rules, takes the payload."""
-    reply = FakeCodex().handle("POST", RESPONSES_PATH, AUTH, json.dumps(body).encode())
-    assert reply.status == 200, reply.body
 
 
 # -- the payload's fixed shape -----------------------------------------------------------------

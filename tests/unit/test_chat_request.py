@@ -12,9 +12,8 @@ from chatmock.dialects.chat import ChatRequest, parse_chat_request
 from chatmock.dialects.common import MAX_RESPONSES_TOOLS_BYTES, REASONING_INCLUDE
 from chatmock.errors import ClientError
 from chatmock.models import Catalog
-from chatmock.testing.fake_codex import FakeCodex
 
-from .helpers import AUTH, JSON, RESPONSES_PATH
+from .helpers import JSON, accepted_upstream, refused
 
 CATALOG = Catalog()
 PNG = "iVBORw0KGgo="
@@ -45,21 +44,8 @@ def msg(role: str, text: str) -> JSON:
 
 
 def rejected(body: Any, *fragments: str, code: str | None = None, **settings: Any) -> ClientError:
-    with pytest.raises(ClientError) as info:
-        chat(body, **settings)
-    error = info.value
-    assert error.status == 400
-    for fragment in fragments:
-        assert fragment in error.message, error.message
-    if code is not None:
-        assert error.code == code
-    return error
+    return refused(lambda: chat(body, **settings), *fragments, code=code)
 
-
-def accepted_upstream(body: JSON) -> None:
-    """The fake backend, which applies the real backend's rules, takes the payload."""
-    reply = FakeCodex().handle("POST", RESPONSES_PATH, AUTH, json.dumps(body).encode())
-    assert reply.status == 200, reply.body
 
 
 # -- the payload's fixed shape -------------------------------------------------------------

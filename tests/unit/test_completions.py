@@ -24,17 +24,16 @@ from chatmock.dialects.completions import (
 from chatmock.dialects.upstream import TRUNCATED_MESSAGE, State
 from chatmock.errors import ClientError
 from chatmock.models import Catalog
-from chatmock.testing.fake_codex import FakeCodex
 from chatmock.testing.fake_events import COMMENTARY_TEXT, numbered_delta
 
 from .helpers import (
-    AUTH,
     JSON,
-    RESPONSES_PATH,
     TOOL_TEXT,
+    accepted_upstream,
     chunked,
     fake_stream,
     frame,
+    refused,
     run_bytes,
     sse_payloads,
     whole_bytewise_and_splits,
@@ -70,21 +69,8 @@ def user_input(text: str) -> list[JSON]:
 
 def rejected(body: Any, *fragments: str, code: str | None = None,
              **settings_: Any) -> ClientError:
-    with pytest.raises(ClientError) as info:
-        completion(body, **settings_)
-    error = info.value
-    assert error.status == 400
-    for fragment in fragments:
-        assert fragment in error.message, error.message
-    if code is not None:
-        assert error.code == code
-    return error
+    return refused(lambda: completion(body, **settings_), *fragments, code=code)
 
-
-def accepted_upstream(body: JSON) -> None:
-    """The fake backend, which applies the real backend's rules, takes the payload."""
-    reply = FakeCodex().handle("POST", RESPONSES_PATH, AUTH, json.dumps(body).encode())
-    assert reply.status == 200, reply.body
 
 
 def test_minimal_request() -> None:
