@@ -95,14 +95,17 @@ def _openai_error(message: str, code: str | None = None) -> JSON:
 
 
 @dataclass(frozen=True, slots=True)
-class _Request:
+class FakeRequest:
+    """One request to a fake server, as its handlers see it."""
+
     method: str
     path: str
+    query: str
     headers: Mapping[bytes, bytes]
     body: bytes
 
 
-_Handler = Callable[[_Request], FakeReply]
+_Handler = Callable[[FakeRequest], FakeReply]
 _Header = tuple[bytes, bytes]
 
 
@@ -138,7 +141,7 @@ class FakeCodex:
         self, method: str, target: str, headers: Mapping[bytes, bytes], body: bytes
     ) -> FakeReply:
         """Answer one request; ``target`` is the raw path plus optional query."""
-        path = target.partition("?")[0]
+        path, _, query = target.partition("?")
         methods = self._routes.get(path)
         if methods is None:
             return self._json(404, {"detail": "Not Found"})
@@ -146,7 +149,7 @@ class FakeCodex:
         if handler is None:
             allow = (b"allow", ", ".join(methods).encode())
             return self._json(405, {"detail": "Method Not Allowed"}, allow)
-        return handler(_Request(method.upper(), path, headers, body))
+        return handler(FakeRequest(method.upper(), path, query, headers, body))
 
     def _next_id(self) -> int:
         return next(self._ids)
@@ -176,7 +179,7 @@ class FakeCodex:
         if reason is not None:
             raise token_rejected(reason)
 
-    def _responses(self, request: _Request) -> FakeReply:
+    def _responses(self, request: FakeRequest) -> FakeReply:
         payload = load_json(request.body)
         self._record(request, payload)
         try:
@@ -204,19 +207,19 @@ class FakeCodex:
         cut = scenario.ending == "cut"
         return FakeReply(200, headers, chunks=sse_chunks(scenario, seed), cut=cut)
 
-    def _record(self, request: _Request, payload: object) -> None:
+    def _record(self, request: FakeRequest, payload: object) -> None:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers.items()}
         body = None if payload is INVALID_JSON else payload
         self._records.append({"path": request.path, "headers": headers, "body": body})
 
-    def _list_records(self, _: _Request) -> FakeReply:
+    def _list_records(self, _: FakeRequest) -> FakeReply:
         return self._json(200, list(self._records))
 
-    def _clear_records(self, _: _Request) -> FakeReply:
+    def _clear_records(self, _: FakeRequest) -> FakeReply:
         self._records.clear()
         return FakeReply(204, self._headers(b"application/json"))
 
-    def _models(self, request: _Request) -> FakeReply:
+    def _models(self, request: FakeRequest) -> FakeReply:
         try:
             check_bearer(request.headers)
             self._check_token(request.headers)

@@ -46,7 +46,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from chatmock.testing.credentials import TEST_ACCOUNT_ID, make_jwt
-from chatmock.testing.fake_codex import FakeReply
+from chatmock.testing.fake_codex import FakeReply, FakeRequest
 from chatmock.testing.fake_events import JSON
 from chatmock.testing.fake_oauth_wire import (
     NO_STORE,
@@ -136,15 +136,7 @@ class _Device:
     redeemed: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class _Request:
-    path: str
-    query: str
-    headers: Mapping[bytes, bytes]
-    body: bytes
-
-
-_Handler = Callable[[_Request], FakeReply]
+_Handler = Callable[[FakeRequest], FakeReply]
 
 
 class FakeOAuth:
@@ -206,7 +198,7 @@ class FakeOAuth:
             allow = (b"allow", ", ".join(methods).encode())
             return json_reply(405, {"detail": "Method Not Allowed"}, allow)
         try:
-            return handler(_Request(path, query, headers, body))
+            return handler(FakeRequest(method.upper(), path, query, headers, body))
         except Rejected as exc:
             return FakeReply(exc.status, [*exc.headers, NO_STORE], exc.body)
 
@@ -268,7 +260,7 @@ class FakeOAuth:
 
     # --- authorize -------------------------------------------------------------------
 
-    def _authorize(self, request: _Request) -> FakeReply:
+    def _authorize(self, request: FakeRequest) -> FakeReply:
         params = query_params(request.query)
         if params.get("client_id") != self.client_id:
             raise text_page(400, "Unknown or missing client_id.")
@@ -307,7 +299,7 @@ class FakeOAuth:
 
     # --- token endpoint --------------------------------------------------------------
 
-    def _token(self, request: _Request) -> FakeReply:
+    def _token(self, request: FakeRequest) -> FakeReply:
         form = form_params(request.headers, request.body)
         grant = form.get("grant_type", "")
         if grant == "authorization_code":
@@ -407,7 +399,7 @@ class FakeOAuth:
 
     # --- device code -----------------------------------------------------------------
 
-    def _device_usercode(self, request: _Request) -> FakeReply:
+    def _device_usercode(self, request: FakeRequest) -> FakeReply:
         payload = json_body(request.body)
         if payload.get("client_id") != self.client_id:
             raise api_error(400, "invalid_client", "Unknown or missing client_id.")
@@ -419,7 +411,7 @@ class FakeOAuth:
                            "user_code": device.user_code, "interval": self.device_interval,
                            "verification_uri": self.base_url + DEVICE_PAGE_PATH})
 
-    def _device_token(self, request: _Request) -> FakeReply:
+    def _device_token(self, request: FakeRequest) -> FakeReply:
         payload = json_body(request.body)
         device = self._devices.get(str(payload.get("device_auth_id", "")))
         if device is None or payload.get("user_code") != device.user_code:
@@ -451,26 +443,26 @@ class FakeOAuth:
         now = self._clock()
         return [d for d in self._devices.values() if not d.redeemed and d.expires_at > now]
 
-    def _device_page(self, _: _Request) -> FakeReply:
+    def _device_page(self, _: FakeRequest) -> FakeReply:
         return FakeReply(200, [(b"content-type", b"text/html; charset=utf-8")], _DEVICE_PAGE)
 
     # --- test control ----------------------------------------------------------------
 
-    def _set_refresh_error(self, request: _Request) -> FakeReply:
+    def _set_refresh_error(self, request: FakeRequest) -> FakeReply:
         self.next_refresh_error = control_error(request.body)
         return json_reply(200, {"next_refresh_error": self.next_refresh_error})
 
-    def _set_authorize_error(self, request: _Request) -> FakeReply:
+    def _set_authorize_error(self, request: FakeRequest) -> FakeReply:
         self.next_authorize_error = control_error(request.body)
         return json_reply(200, {"next_authorize_error": self.next_authorize_error})
 
-    def _expire_control(self, _: _Request) -> FakeReply:
+    def _expire_control(self, _: FakeRequest) -> FakeReply:
         return json_reply(200, {"expired": self.expire_access_tokens()})
 
-    def _revoke_control(self, _: _Request) -> FakeReply:
+    def _revoke_control(self, _: FakeRequest) -> FakeReply:
         return json_reply(200, {"revoked": self.revoke_all()})
 
-    def _approve_control(self, request: _Request) -> FakeReply:
+    def _approve_control(self, request: FakeRequest) -> FakeReply:
         user_code = str(json_body(request.body).get("user_code", ""))
         try:
             self.approve_device(user_code)
