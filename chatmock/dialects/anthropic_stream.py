@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 
 from chatmock import jsonbytes
 from chatmock.dialects.chat_stream import KEEP_ALIVE
-from chatmock.dialects.upstream import UpstreamTranslator, arguments_of
+from chatmock.dialects.upstream import UpstreamTranslator, arguments_of, content_filtered
 
 PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
@@ -68,9 +68,7 @@ def message_id(response_id: str) -> str:
 def stop_reason(response: dict[str, Any], incomplete: bool, saw_tool_use: bool) -> str:
     """`max_tokens` (or `refusal` for a content filter) when cut short, else by content."""
     if incomplete:
-        details = response.get("incomplete_details")
-        why = details.get("reason") if isinstance(details, dict) else None
-        return "refusal" if why == "content_filter" else "max_tokens"
+        return "refusal" if content_filtered(response) else "max_tokens"
     return "tool_use" if saw_tool_use else "end_turn"
 
 

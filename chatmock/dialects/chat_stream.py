@@ -30,7 +30,12 @@ import secrets
 from typing import Any, ClassVar
 
 from chatmock import jsonbytes
-from chatmock.dialects.upstream import UpstreamTranslator, arguments_of, map_usage
+from chatmock.dialects.upstream import (
+    UpstreamTranslator,
+    arguments_of,
+    content_filtered,
+    map_usage,
+)
 
 DONE_LINE = b"data: [DONE]\n\n"
 KEEP_ALIVE = b": keep-alive\n\n"  # an SSE comment: every client skips it
@@ -233,9 +238,7 @@ class ChatStreamTranslator(OpenAIChunkStream):
 
 def finish_reason(response: dict[str, Any], incomplete: bool, saw_tool_call: bool) -> str:
     if incomplete:
-        details = response.get("incomplete_details")
-        why = details.get("reason") if isinstance(details, dict) else None
-        return "content_filter" if why == "content_filter" else "length"
+        return "content_filter" if content_filtered(response) else "length"
     return "tool_calls" if saw_tool_call else "stop"
 
 

@@ -73,6 +73,12 @@ def error_of(event: dict[str, Any]) -> tuple[str, str]:
             code if isinstance(code, str) else "upstream_error")
 
 
+def content_filtered(response: dict[str, Any]) -> bool:
+    """Was an incomplete response cut short by the content filter (not by length)?"""
+    details = response.get("incomplete_details")
+    return isinstance(details, dict) and details.get("reason") == "content_filter"
+
+
 def arguments_of(item: dict[str, Any]) -> str:
     """A tool call item's arguments as JSON text (`arguments`, else `parameters`/`input`)."""
     for key in ("arguments", "parameters", "input"):
