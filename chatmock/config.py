@@ -90,7 +90,6 @@ class Option:
     parse: Callable[[str], Any] = str
     choices: tuple[str, ...] = ()
     is_bool: bool = False
-    flag_only: bool = False
 
     @property
     def flag(self) -> str:
@@ -260,7 +259,7 @@ def is_loopback(host: str) -> bool:
 
 
 def settings_from_argv(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Settings:
-    """Parse `serve` arguments alone (used by tests and the CLI)."""
+    """Settings from `serve` arguments alone, without the CLI around them."""
     parser = argparse.ArgumentParser(prog="chatmock serve")
     add_serve_arguments(parser)
     namespace = parser.parse_args(list(argv))

@@ -82,10 +82,6 @@ class ResponsesObserver(UpstreamTranslator):
             self.out.append(b"event: error\ndata: " + jsonbytes.dumps(
                 {"type": "error", "code": code, "message": message, "param": None}) + b"\n\n")
 
-    @property
-    def succeeded(self) -> bool:
-        return self.response is not None and self.error is None
-
     def final_response(self) -> dict[str, Any]:
         """The response object of a non-streamed reply (output rebuilt if the event lacked it)."""
         response = dict(self.response or self.created)

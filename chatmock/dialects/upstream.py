@@ -129,6 +129,8 @@ class UpstreamTranslator:
     skip_events: ClassVar[tuple[bytes, ...]] = ()
     copies_raw: ClassVar[bool] = True
     # How long the backend may stay silent before `relay` asks for `heartbeat()` bytes.
+    # While the backend is silent (long reasoning), `heartbeat()` is written this often:
+    # it keeps proxies from timing out and reveals a client that has gone away.
     heartbeat_seconds: ClassVar[float] = 15.0
 
     def __init__(self) -> None:

@@ -23,10 +23,6 @@ from chatmock.upstream.client import UpstreamResponse
 SSE_HEADERS = ((b"content-type", b"text/event-stream; charset=utf-8"),
                (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"))
 DRAIN_AFTER_DONE_SECONDS = 1.0
-# While the backend is silent (long reasoning), write a keep-alive this often: it
-# keeps proxies from timing out and reveals a client that has gone away. Each
-# translator may set its own period (`heartbeat_seconds`); this is the default.
-HEARTBEAT_SECONDS = UpstreamTranslator.heartbeat_seconds
 
 
 def parse_json(body: bytes) -> Any:

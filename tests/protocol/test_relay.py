@@ -10,7 +10,7 @@ import trio
 
 from chatmock.dialects.chat_stream import KEEP_ALIVE, ChatStreamTranslator
 from chatmock.exchange import ClientGone
-from chatmock.routes.relay import HEARTBEAT_SECONDS, SSE_HEADERS, relay
+from chatmock.routes.relay import SSE_HEADERS, relay
 from chatmock.testing.fake_upstream import FakeUpstreamApp
 from chatmock.upstream.client import HTTPClient
 
@@ -67,7 +67,8 @@ async def test_silent_backend_gets_heartbeats_and_the_stream_completes(
     beats = [when for when, piece in out.writes if piece == KEEP_ALIVE]
     assert len(beats) >= 3
     times = [when for when, _ in out.writes]
-    assert max(b - a for a, b in itertools.pairwise(times)) <= HEARTBEAT_SECONDS + 0.01
+    period = ChatStreamTranslator.heartbeat_seconds
+    assert max(b - a for a, b in itertools.pairwise(times)) <= period + 0.01
     joined = b"".join(data)
     assert joined.count(b'"content":"tok') == 4
     assert joined.endswith(b"data: [DONE]\n\n")
@@ -83,7 +84,7 @@ async def test_a_departed_client_stops_the_backend_read(
         async with client.request("POST", url, HEADERS,
                                   body("x fake:deltas=4 fake:delay_ms=600000")) as upstream:
             await relay(upstream, translator(), out, SSE_HEADERS)
-    assert trio.current_time() - started <= HEARTBEAT_SECONDS + 1
+    assert trio.current_time() - started <= ChatStreamTranslator.heartbeat_seconds + 1
 
 
 async def test_anthropic_streams_ping_every_ten_seconds_of_silence(
