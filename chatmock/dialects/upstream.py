@@ -149,14 +149,14 @@ class UpstreamTranslator:
         safe = self.copies_raw and jsonbytes.safe_to_copy(chunk)
         self._copy_raw = safe and (self._copy_raw or not self._decoder.buffered)
         for event in self._decoder.feed(chunk):
-            self._dispatch(event)
+            self.dispatch(event)
         return self._drain()
 
     def finish(self) -> bytes:
         """The upstream body ended; close the client stream one way or the other."""
         self._copy_raw = False  # the tail's bytes were never checked as a whole
         for event in self._decoder.finish():
-            self._dispatch(event)
+            self.dispatch(event)
         if self.state is State.STREAMING:
             self.state = State.DONE
             self.on_cut(TRUNCATED_MESSAGE, "upstream_truncated")
@@ -185,7 +185,9 @@ class UpstreamTranslator:
         out.clear()
         return data
 
-    def _dispatch(self, event: SSEEvent) -> None:
+    def dispatch(self, event: SSEEvent) -> None:
+        """Hand one decoded event to its hook; a subclass that must see every event
+        (e.g. to forward it as is) extends this."""
         if self.state is State.DONE:
             return
         kind = event.event or raw_field(event.data, b'"type"') or b""

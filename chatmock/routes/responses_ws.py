@@ -136,10 +136,10 @@ class EventFrames(ResponsesObserver):
         self.frames: list[bytes] = []
         self.cut: tuple[str, str] | None = None
 
-    def _dispatch(self, event: SSEEvent) -> None:
+    def dispatch(self, event: SSEEvent) -> None:
         if self.state is State.STREAMING and event.data != b"[DONE]":
             self.frames.append(event.data)
-        super()._dispatch(event)
+        super().dispatch(event)
 
     def on_cut(self, message: str, code: str) -> None:
         self.cut = (message, code)
