@@ -19,10 +19,18 @@ the search where the previous one stopped so that an event spread over many
 reads costs linear time. The decoder never imposes a small line limit (large
 `encrypted_content` blobs and final `response.completed` objects are normal);
 `max_event_bytes` only guards memory against a runaway peer.
+
+A caller may name blocks it has no use for (`skip`, by their first line). A
+read whose complete blocks are all of those, the common case for a relay that
+forwards text deltas untouched, is passed over with one regular-expression
+search for a block boundary *not* followed by a skipped prefix, instead of a
+check per block.
 """
 
 from __future__ import annotations
 
+import re
+from functools import cache
 from typing import NamedTuple
 
 from chatmock.errors import ChatmockError
@@ -48,6 +56,7 @@ class SSEDecoder:
         """`skip`: blocks starting with one of these byte strings (e.g. an `event: name\\n`
         line a caller has no use for) are passed over without being parsed."""
         self._skip = skip
+        self._unskipped = _unskipped_boundary(skip) if skip else None
         self._buf = bytearray()
         self._scan = 0
         self._pending_cr = False
@@ -70,6 +79,8 @@ class SSEDecoder:
             data: bytes | bytearray = self._buf
         else:
             data = chunk
+        if self._unskipped is not None and self._only_skipped(data, self._unskipped):
+            return []
         events: list[SSEEvent] = []
         pos = 0
         find = data.find
@@ -83,6 +94,15 @@ class SSEDecoder:
             self._scan = 0
         self._keep_tail(data, pos)
         return events
+
+    def _only_skipped(self, data: bytes | bytearray, unskipped: re.Pattern[bytes]) -> bool:
+        """If every complete block of `data` is a skipped one, keep the tail and say so."""
+        last_end = data.rfind(b"\n\n")
+        if (last_end < 0 or not data.startswith(self._skip)
+                or unskipped.search(data, 0, last_end)):
+            return False
+        self._keep_tail(data, last_end + 2)
+        return True
 
     def finish(self) -> list[SSEEvent]:
         """End of stream: dispatch the last event if its lines were complete."""
@@ -124,6 +144,12 @@ class SSEDecoder:
         self._scan = max(0, len(self._buf) - 1)
         if len(self._buf) > self._max:
             raise SSEError(f"an SSE event exceeded {self._max} bytes")
+
+
+@cache
+def _unskipped_boundary(skip: tuple[bytes, ...]) -> re.Pattern[bytes]:
+    """Matches a block boundary that is not followed by one of the skipped prefixes."""
+    return re.compile(b"\n\n(?!" + b"|".join(map(re.escape, skip)) + b")")
 
 
 def _parse_block(block: bytes) -> SSEEvent | None:

@@ -282,3 +282,37 @@ def test_skipped_blocks_are_passed_over_at_every_split_point() -> None:
         decoder = SSEDecoder(skip=(b"event: drop\n",))
         events = decoder.feed(stream[:cut]) + decoder.feed(stream[cut:]) + decoder.finish()
         assert events == wanted, cut
+
+
+def test_a_read_of_only_skipped_blocks_keeps_its_unfinished_tail() -> None:
+    decoder = SSEDecoder(skip=(b"event: drop\n",))
+    assert decoder.feed(b"event: drop\ndata: 1\n\nevent: drop\ndata: 2\n\nevent: ke") == []
+    assert decoder.buffered
+    assert decoder.feed(b"ep\ndata: 3\n\n") == [SSEEvent(b"keep", b"3")]
+    assert not decoder.buffered
+
+
+_SKIP_BLOCKS = st.sampled_from([
+    b"event: drop\ndata: {\"d\":\"event: keep\"}", b"event: keep\ndata: 2", b"data: 3",
+    b"event: drop\ndata: 4\n", b"", b"event: dropped\ndata: 5", b": note", b"\n",
+    b"event: drop\r\ndata: 6", b"event: drop", b"event: keep\ndata: {\"x\":\"\\n\\n\"}"])
+
+
+@settings(max_examples=300)
+@given(blocks=st.lists(_SKIP_BLOCKS, max_size=12),
+       separators=st.lists(st.sampled_from([b"\n\n", b"\r\n\r\n", b"\n\n\n", b"\r\r"]),
+                           min_size=12, max_size=12),
+       cuts=st.lists(st.integers(min_value=0), max_size=6))
+def test_skipping_never_loses_or_reorders_another_event(
+        blocks: list[bytes], separators: list[bytes], cuts: list[int]) -> None:
+    """Whatever the layout and the reads, skipping only ever removes skipped events."""
+    stream = b"".join(block + separator
+                      for block, separator in zip(blocks, separators, strict=False))
+    skipping = SSEDecoder(skip=(b"event: drop\n",))
+    events = [event for chunk in chunked(stream, cuts) for event in skipping.feed(chunk)]
+    events += skipping.finish()
+
+    def kept(found: list[SSEEvent]) -> list[SSEEvent]:
+        return [event for event in found if event.event != b"drop"]
+
+    assert kept(events) == kept(decode(chunked(stream, cuts)))
