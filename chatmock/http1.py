@@ -7,9 +7,10 @@ asks for it, then make the connection reusable: an unread body is read and
 discarded (clients retry on the same connection at once after an early
 error), a refused or malformed one closes the connection instead.
 
-Writes are awaited one by one under the write timeout; a client that stops
-reading stalls its own exchange and nothing else. A streamed response's head
-is held back and leaves together with the first body piece, so that a
+Writes are awaited one by one; a client that stops reading stalls its own
+exchange and nothing else, until the stream's send timeout drops it (the
+server builds each stream with `Limits.write_timeout`). A streamed response's
+head is held back and leaves together with the first body piece, so that a
 translated upstream read costs exactly one `send_all`.
 
 `H1Responder.upgrade_websocket` hands the connection over to a WebSocket:
@@ -52,7 +53,7 @@ class Limits:
     max_body_bytes: int = 64 * 1024 * 1024
     header_timeout: float = 30.0
     idle_timeout: float = 75.0
-    write_timeout: float = 120.0
+    write_timeout: float = 120.0  # applied by the connection's stream (server.py)
 
 
 class _TooSlow(Exception):
@@ -237,8 +238,7 @@ class H1Connection:
 
     async def write(self, data: bytes) -> None:
         try:
-            with trio.fail_after(self.limits.write_timeout):
-                await self.stream.send_all(data)
+            await self.stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError) as exc:
             self.must_close = True
             raise ClientGone(str(exc)) from exc
@@ -261,7 +261,7 @@ class H1Connection:
         stream = self.stream
         with trio.move_on_after(CLOSE_LINGER_SECONDS):
             try:
-                if isinstance(stream, trio.SocketStream):
+                if isinstance(stream, trio.abc.HalfCloseableStream):
                     await stream.send_eof()
                 while await stream.receive_some(RECEIVE_SIZE):
                     pass

@@ -19,6 +19,7 @@ import trio
 
 from chatmock.http1 import App, H1Connection, Limits
 from chatmock.lifecycle import Lifecycle
+from chatmock.tcpstream import TCPStream
 
 log = logging.getLogger("chatmock.server")
 
@@ -81,7 +82,8 @@ async def _accept_loop(listener: trio.SocketListener, nursery: trio.Nursery, app
         token = object()
         await slots.acquire_on_behalf_of(token)
         try:
-            stream = await listener.accept()
+            stream = TCPStream.from_trio(await listener.accept(),
+                                         send_timeout=limits.write_timeout)
         except OSError as exc:
             slots.release_on_behalf_of(token)
             if exc.errno not in _ACCEPT_BACKOFF:
@@ -95,7 +97,7 @@ async def _accept_loop(listener: trio.SocketListener, nursery: trio.Nursery, app
         nursery.start_soon(_handle, stream, app, limits, lifecycle, slots, token)
 
 
-async def _handle(stream: trio.SocketStream, app: App, limits: Limits, lifecycle: Lifecycle,
+async def _handle(stream: TCPStream, app: App, limits: Limits, lifecycle: Lifecycle,
                   slots: trio.CapacityLimiter, token: object) -> None:
     lifecycle.connection_opened()
     try:
@@ -107,7 +109,7 @@ async def _handle(stream: trio.SocketStream, app: App, limits: Limits, lifecycle
         slots.release_on_behalf_of(token)
 
 
-def _peer(stream: trio.SocketStream) -> str:
+def _peer(stream: TCPStream) -> str:
     try:
         address = stream.socket.getpeername()
     except OSError:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import trio
 
 from chatmock.errors import UpstreamError
+from chatmock.tcpstream import TCPStream
 
 
 class Origin(NamedTuple):
@@ -54,7 +55,7 @@ async def open_stream(origin: Origin, connect_timeout: float) -> trio.abc.Stream
     """A connected (and, for https, handshaken) stream to `origin`."""
     try:
         with trio.fail_after(connect_timeout):
-            tcp = await trio.open_tcp_stream(origin.host, origin.port)
+            tcp = TCPStream.from_trio(await trio.open_tcp_stream(origin.host, origin.port))
             if origin.scheme != "https":
                 return tcp
             tls = trio.SSLStream(tcp, tls_context(), server_hostname=origin.host,
