@@ -1,8 +1,9 @@
 """`/v1/responses` over a WebSocket, against the real server process and the fake backend.
 
-The client is wsproto over a plain socket (tests/acceptance/wsclient.py).
-openai-python's `responses.connect()` needs the `websockets` package, which
-is not a dependency of this project, so it is not exercised here.
+Two clients: openai-python's own `responses.connect()` (on the `websockets`
+package, a test dependency), and wsproto over a plain socket
+(tests/acceptance/wsclient.py) for what the SDK cannot send: Codex's
+headers and deflate offer, broken frames, a close handshake on demand.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
+from openai.types.responses import ResponsesServerEvent
 
 from .conftest import Process, last_upstream_body, recorded_requests, start_chatmock
 from .wsclient import CODEX_HEADERS, CodexDeflate, Refused, WSClient, done_items, output_text
@@ -61,6 +64,48 @@ def test_three_turn_tool_loop_chained_on_one_socket(client: WSClient,
     assert ("function_call", None) in kinds and ("function_call_output", None) in kinds
     assert kinds[-2:] == [("message", "assistant"), ("message", "user")]
     assert "previous_response_id" not in sent and "generate" not in sent
+
+
+def sdk_turn(connection: Any, **create: Any) -> list[ResponsesServerEvent]:
+    """Send one `response.create` and collect its events up to the terminal one."""
+    connection.response.create(**create)
+    events: list[ResponsesServerEvent] = []
+    for event in connection:
+        events.append(event)
+        if event.type in ("response.completed", "response.failed", "error"):
+            return events
+    raise AssertionError(f"the socket closed after {[e.type for e in events]}")
+
+
+# openai-python calls websockets' connect() the way websockets 17.1 deprecated.
+@pytest.mark.filterwarnings("ignore:connect\\(\\) must be used as a context manager")
+def test_openai_sdk_connect_runs_a_chained_tool_loop(chatmock_server: Process,
+                                                      fake_upstream: Process) -> None:
+    client = openai.OpenAI(base_url=f"{chatmock_server.url}/v1", api_key="x", max_retries=0)
+    with client.responses.connect() as connection:
+        first = sdk_turn(connection, model=MODEL, input=TOOL_PROMPT, tools=[WEATHER])
+        assert first[-1].type == "response.completed"
+        call = next(event.item for event in first if event.type == "response.output_item.done"
+                    and event.item.type == "function_call")
+        assert json.loads(call.arguments) == {"city": "Paris"}
+
+        second = sdk_turn(connection, model=MODEL, tools=[WEATHER],
+                          previous_response_id=first[-1].response.id,
+                          input=[{"type": "function_call_output", "call_id": call.call_id,
+                                  "output": "18C"}])
+        assert second[-1].type == "response.completed"
+        assert second[-1].response.output_text == f"Tool {call.call_id} returned: 18C"
+
+        bad = sdk_turn(connection, model=MODEL, input="x", previous_response_id="resp_gone")
+        assert bad[-1].type == "error"  # an error frame; the socket stays open
+
+        third = sdk_turn(connection, model=MODEL, previous_response_id=second[-1].response.id,
+                         input="thanks, sdk socket check")
+        assert third[-1].response.output_text == "Hello! You said: thanks, sdk socket check"
+    sent = last_upstream_body(fake_upstream, "thanks, sdk socket check")
+    kinds = [(item.get("type"), item.get("role")) for item in sent["input"]]
+    assert ("function_call", None) in kinds and ("function_call_output", None) in kinds
+    assert kinds[-1] == ("message", "user") and "previous_response_id" not in sent
 
 
 def test_codex_prewarm_then_chained_turn_with_deflate(chatmock_server: Process,
