@@ -18,6 +18,10 @@ choices where Anthropic's API has no upstream counterpart:
   else xhigh, stepping down when the model lacks it), then the model's effort
   suffix and the server default (`reasoning_param`). `adaptive` leaves the
   effort to those defaults;
+* structured output: `output_config.format` (`{"type": "json_schema",
+  "schema": ...}`, what the SDK's `messages.parse(output_format=...)` sends)
+  becomes the Responses `text.format` json_schema, not strict: Anthropic
+  schemas may leave properties optional, which OpenAI's strict mode refuses;
 * tools: client tools keep `input_schema` verbatim as `parameters` and their
   names unchanged (clients match them case-sensitively); Anthropic's
   `web_search_*` server tool becomes `{"type": "web_search"}`; other server
@@ -107,6 +111,9 @@ def parse_messages_request(body: Any, headers: Mapping[bytes, bytes], catalog: C
     tier = service_tier({}, resolved, catalog, settings)
     if tier:
         payload["service_tier"] = tier
+    text_format = output_format(body.get("output_config"))
+    if text_format:
+        payload["text"] = {"format": text_format}
     return MessagesRequest(payload, model, body.get("stream") is True, thinking)
 
 
@@ -171,6 +178,20 @@ def _output_config_efforts(config: Any) -> tuple[str, ...]:
         return ()
     effort = effort.lower()
     return (effort, "xhigh") if effort == "max" else (effort,)
+
+
+def output_format(config: Any) -> dict[str, Any] | None:
+    """`output_config.format` → the Responses `text.format` (see the module docstring)."""
+    wanted = config.get("format") if isinstance(config, dict) else None
+    if wanted is None:
+        return None
+    if not isinstance(wanted, dict) or wanted.get("type") != "json_schema":
+        raise invalid("output_config.format.type", "Input should be 'json_schema'")
+    schema = wanted.get("schema")
+    if not isinstance(schema, dict):
+        raise invalid("output_config.format.schema", "Field required" if schema is None
+                      else "Input should be a valid dictionary")
+    return {"type": "json_schema", "name": "output", "schema": schema, "strict": False}
 
 
 def budget_efforts(budget: Any) -> tuple[str, ...]:

@@ -7,8 +7,9 @@ Requests go through the same checks as on the real backend
 (``fake_rules``: credentials, ``stream``/``store``, unsupported parameters,
 models, efforts, input items); valid ones get a Responses API event stream
 whose shape is chosen by ``fake:`` directives in the last user message
-(``fake_events``).  Every reply carries the ``x-codex-*`` rate-limit headers
-and an ``x-request-id``.
+(``fake_events``); a structured-output request gets its answer as JSON of
+the requested shape (``fake_structured``).  Every reply carries the
+``x-codex-*`` rate-limit headers and an ``x-request-id``.
 
 Bearer tokens: a JWT whose ``exp`` claim has passed is refused with the
 backend's 401 ``token_expired`` (signatures are not checked; non-JWT bearers
@@ -53,6 +54,7 @@ from chatmock.testing.fake_rules import (
     reject,
     validate_payload,
 )
+from chatmock.testing.fake_structured import structured_answer
 
 RESPONSES_PATH = "/backend-api/codex/responses"
 MODELS_PATH = "/backend-api/codex/models"
@@ -189,6 +191,9 @@ class FakeCodex:
             scenario = select_scenario(payload["input"])
             if scenario.error is not None:
                 raise error_reply(scenario.error)
+            structured = structured_answer(payload.get("text"), scenario.answer)
+            if structured is not None:
+                scenario.answer = structured
         except Rejected as exc:
             return self._error(exc)
         return self._stream(payload, scenario, len(request.body))

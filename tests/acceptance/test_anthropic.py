@@ -7,9 +7,10 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import anthropic
+import pydantic
 import pytest
 
 from .conftest import Process, last_upstream_body
@@ -161,3 +162,33 @@ def test_missing_max_tokens_is_a_400(chatmock_server: Process) -> None:
                         {"model": "claude-sonnet-5", "messages": user("x")},
                         {"x-api-key": "k", "anthropic-version": "2023-06-01"})
     assert status == 400 and "max_tokens" in body["error"]["message"]
+
+
+class Reply(pydantic.BaseModel):
+    said: str
+    length: int
+    mood: Literal["calm", "cheerful"]
+    note: str | None = None
+
+
+def test_structured_output_through_the_sdk_parse_helper(client: anthropic.Anthropic,
+                                                        fake_upstream: Process) -> None:
+    message = client.messages.parse(model="claude-sonnet-5", max_tokens=1000,
+                                    messages=user("structured please"), output_format=Reply)
+    parsed = message.parsed_output
+    assert parsed is not None and parsed.said == "Hello! You said: structured please"
+    assert parsed.length == len(parsed.said) and parsed.mood == "calm"
+    sent = last_upstream_body(fake_upstream, "structured please")["text"]["format"]
+    assert (sent["type"], sent["strict"]) == ("json_schema", False)
+    assert set(sent["schema"]["properties"]) == {"said", "length", "mood", "note"}
+
+
+def test_structured_output_streams_as_json_text(client: anthropic.Anthropic) -> None:
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}},
+              "required": ["answer"], "additionalProperties": False}
+    with client.messages.stream(model="claude-sonnet-5", max_tokens=1000,
+                                messages=user("streamed structure"),
+                                output_config={"format": {"type": "json_schema",
+                                                          "schema": schema}}) as stream:
+        text = "".join(stream.text_stream)
+    assert json.loads(text) == {"answer": "Hello! You said: streamed structure"}

@@ -410,6 +410,29 @@ def test_output_config_effort_wins_over_budget_and_model_suffix() -> None:
     assert reasoning(request(output_config={}))["effort"] == "medium"
 
 
+def test_output_config_format_becomes_a_non_strict_json_schema_text_format() -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}},
+              "additionalProperties": False}
+    body = request(output_config={"effort": "low",
+                                  "format": {"type": "json_schema", "schema": schema}})
+    sent = payload(body)
+    assert sent["text"] == {"format": {"type": "json_schema", "name": "output",
+                                       "schema": schema, "strict": False}}
+    assert sent["reasoning"]["effort"] == "low"
+    accepted_upstream(sent)
+    assert "text" not in payload(request(output_config={"effort": "low", "format": None}))
+
+
+@pytest.mark.parametrize(("output_format", "fragment"), [
+    ({"type": "json_object"}, "output_config.format.type"),
+    ("json", "output_config.format.type"),
+    ({"type": "json_schema"}, "output_config.format.schema"),
+    ({"type": "json_schema", "schema": "{}"}, "output_config.format.schema"),
+])
+def test_bad_output_config_format(output_format: Any, fragment: str) -> None:
+    rejected(request(output_config={"format": output_format}), fragment)
+
+
 @pytest.mark.parametrize(("thinking", "fragment"), [
     ({"type": "enabled"}, "budget_tokens"),
     ({"type": "enabled", "budget_tokens": "big"}, "budget_tokens"),
