@@ -276,12 +276,14 @@ def _error_body(message: str) -> bytes:
 class H1Responder:
     """Responder for one exchange on an `H1Connection`."""
 
-    __slots__ = ("_c", "_head", "_head_only", "extra_headers", "finished", "started", "status")
+    __slots__ = ("_c", "_chunked", "_head", "_head_only", "extra_headers", "finished", "started",
+                 "status")
 
     def __init__(self, connection: H1Connection, *, head_only: bool = False) -> None:
         self._c = connection
         self._head = b""
         self._head_only = head_only
+        self._chunked = False
         self.extra_headers: list[tuple[bytes, bytes]] = []
         self.started = False
         self.finished = False
@@ -310,22 +312,32 @@ class H1Responder:
         await self._c.write(out)
 
     async def start(self, status: int, headers: HeaderList) -> None:
+        # An HTTP/1.1 client gets chunks framed here, not by h11: its `send(Data)` was
+        # a fifth of the cost of a one-event write. h11 still frames the head and the
+        # end (it needs no Data events to track a chunked body); an HTTP/1.0 client
+        # gets a body delimited by the connection's close, from h11.
+        self._chunked = not self._head_only and self._c.conn.their_http_version == b"1.1"
+        if self._chunked:
+            headers = [*headers, (b"transfer-encoding", b"chunked")]
         self._head = self._response_head(status, headers, None)
 
+    def _body(self, data: bytes) -> bytes:
+        if not data or self._head_only:
+            return b""
+        if self._chunked:
+            return b"%x\r\n%b\r\n" % (len(data), data)
+        return self._c.conn.send(h11.Data(data=data))
+
     async def send(self, data: bytes) -> None:
-        out = self._c.conn.send(h11.Data(data=data)) if data and not self._head_only else b""
+        out = self._body(data)
         if self._head:
             out, self._head = self._head + out, b""
         if out:
             await self._c.write(out)
 
     async def end(self, data: bytes = b"") -> None:
-        conn = self._c.conn
-        out = self._head
+        out = self._head + self._body(data) + self._c.conn.send(h11.EndOfMessage())
         self._head = b""
-        if data and not self._head_only:
-            out += conn.send(h11.Data(data=data))
-        out += conn.send(h11.EndOfMessage())
         self.finished = True
         await self._c.write(out)
 

