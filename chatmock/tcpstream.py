@@ -6,10 +6,12 @@ relay does one backend read and one client write per burst of events, and on
 the bench those yields were about 15% of the server's CPU. Here an operation
 the kernel completes at once returns at once, after a cheap check for
 cancellation; a task waits (a real checkpoint) only when the kernel says it
-must. That breaks trio's rule that every such call yields, knowingly: a relay
-still parks on every backend read, so no task can hog the loop. Concurrent
-use is refused only where it can happen, while a send waits (a stream has one
-reader and one writer task in chatmock; WebSocket writers hold a lock).
+must. That breaks trio's rule that every such call yields, knowingly, within
+a bound: after `YIELD_EVERY` calls in a row that did not wait, the next one
+yields anyway, so a relay whose backend is ahead of it (every read finds data)
+still takes turns with the other streams. Concurrent use is refused only where
+it can happen, while a send waits (a stream has one reader and one writer
+task in chatmock; WebSocket writers hold a lock).
 
 `send_timeout` bounds a send that waits for a peer that stopped reading: a
 timer is armed per stall, not per write.
@@ -25,6 +27,7 @@ from contextlib import suppress
 import trio
 
 RECEIVE_SIZE = 65536
+YIELD_EVERY = 16
 
 
 class TCPStream(trio.abc.HalfCloseableStream):
@@ -32,7 +35,7 @@ class TCPStream(trio.abc.HalfCloseableStream):
     connection fails, ClosedResourceError after `aclose`, TooSlowError when a send
     waited `send_timeout` seconds."""
 
-    __slots__ = ("_closed", "_eof_sent", "_sending", "send_timeout", "socket")
+    __slots__ = ("_closed", "_eof_sent", "_sending", "_unyielded", "send_timeout", "socket")
 
     def __init__(self, sock: socket.socket, *, send_timeout: float = math.inf) -> None:
         sock.setblocking(False)
@@ -41,6 +44,7 @@ class TCPStream(trio.abc.HalfCloseableStream):
         self._closed = False
         self._eof_sent = False
         self._sending = False  # a task waits to send: no other may send or shut down
+        self._unyielded = 0  # calls since this stream last let other tasks run
 
     @classmethod
     def from_trio(cls, stream: trio.SocketStream, *, send_timeout: float = math.inf) -> TCPStream:
@@ -61,10 +65,12 @@ class TCPStream(trio.abc.HalfCloseableStream):
             except BlockingIOError:
                 with trio.fail_after(self.send_timeout):
                     await self._wait_writable()
+                self._unyielded = 0
                 continue
             except OSError as exc:
                 raise trio.BrokenResourceError(f"send failed: {exc}") from exc
             if sent == len(remaining):
+                await self._take_turns()
                 return
             remaining = remaining[sent:]
 
@@ -76,17 +82,28 @@ class TCPStream(trio.abc.HalfCloseableStream):
         await trio.lowlevel.checkpoint_if_cancelled()
         while True:
             try:
-                return self.socket.recv(size)
+                data = self.socket.recv(size)
             except BlockingIOError:
                 pass
             except OSError as exc:
                 raise trio.BrokenResourceError(f"receive failed: {exc}") from exc
+            else:
+                await self._take_turns()
+                return data
             await trio.lowlevel.wait_readable(self.socket)
+            self._unyielded = 0
 
     async def wait_send_all_might_not_block(self) -> None:
         self._check_open()
         self._check_not_sending()
         await self._wait_writable()
+
+    async def _take_turns(self) -> None:
+        """Yield to the scheduler once every YIELD_EVERY calls that did not wait."""
+        self._unyielded += 1
+        if self._unyielded >= YIELD_EVERY:
+            self._unyielded = 0
+            await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def _wait_writable(self) -> None:
         self._sending = True

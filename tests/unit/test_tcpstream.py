@@ -10,7 +10,7 @@ import trio
 import trio.testing
 import trio.testing._check_streams
 
-from chatmock.tcpstream import TCPStream
+from chatmock.tcpstream import YIELD_EVERY, TCPStream
 
 
 async def connected_pair(*, send_timeout: float = float("inf")) -> tuple[TCPStream, TCPStream]:
@@ -103,3 +103,29 @@ async def test_a_stream_taken_over_from_trio_keeps_the_connection() -> None:
     assert server.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
     for resource in (client, server, listener):
         await resource.aclose()
+
+
+async def test_a_reader_that_always_finds_data_still_lets_other_tasks_run() -> None:
+    """Calls that need not wait skip the yield, but only YIELD_EVERY - 1 in a row."""
+    left, right = await connected_pair()
+    await left.send_all(b"x" * 800)
+    await trio.sleep(0.05)  # all of it is in right's receive buffer
+    turns = 0
+
+    async def other_task() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(other_task)
+        await trio.lowlevel.checkpoint()  # other_task has started
+        turns = 0
+        for _ in range(800):
+            assert await right.receive_some(1) == b"x"
+        nursery.cancel_scope.cancel()
+    assert 2 <= YIELD_EVERY <= 32  # other streams wait at most a few dozen calls
+    assert 800 // YIELD_EVERY - 1 <= turns <= 800 // YIELD_EVERY + 1
+    await left.aclose()
+    await right.aclose()
