@@ -3,7 +3,7 @@
 `trio.SocketStream` ends every send and receive that succeeds at once with a
 full yield to the scheduler, and guards each call against concurrent use. A
 relay does one backend read and one client write per burst of events, and on
-the bench those yields were about 15% of the server's CPU. Here an operation
+the bench that machinery was about a tenth of the server's CPU. Here an operation
 the kernel completes at once returns at once, after a cheap check for
 cancellation; a task waits (a real checkpoint) only when the kernel says it
 must. That breaks trio's rule that every such call yields, knowingly, within

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import ssl
 from collections.abc import AsyncIterator, Iterator
@@ -136,8 +137,11 @@ async def start_tls(nursery: trio.Nursery, app: Counting, certificate: trustme.L
     certificate.configure_cert(context)
     listeners = await trio.open_ssl_over_tcp_listeners(0, context, host="127.0.0.1")
 
+    numbers = itertools.count()
+
     async def handle(stream: trio.SSLStream[trio.SocketStream]) -> None:
-        await H1Connection(stream, app, Limits(), Lifecycle(), client=str(id(stream))).serve()
+        name = f"tls-{next(numbers)}"
+        await H1Connection(stream, app, Limits(), Lifecycle(), client=name).serve()
 
     await nursery.start(trio.serve_listeners, handle, listeners)
     return int(listeners[0].transport_listener.socket.getsockname()[1])
