@@ -201,6 +201,8 @@ class ModelSync:
         if self._etag and self._models and self._account_id == credentials.account_id:
             headers.append((b"if-none-match", self._etag.encode("latin-1", "replace")))
         async with self.backend.http.request("GET", self.url, headers) as response:
+            if self.backend.on_headers is not None:  # usage limits ride on every answer
+                self.backend.on_headers(response.headers)
             body = await response.read_all(MAX_BODY)
             return response.status, response.headers, body
 

@@ -324,6 +324,17 @@ async def test_discovery_replaces_the_static_list(nursery: trio.Nursery, tmp_pat
     assert b"if-none-match" not in headers
 
 
+async def test_the_models_answer_reports_its_rate_limit_headers(
+        nursery: trio.Nursery, tmp_path: Path, http: HTTPClient) -> None:
+    env = await setup(nursery, tmp_path, http)
+    models = env.sync()
+    seen: list[list[tuple[bytes, bytes]]] = []
+    models.backend.on_headers = seen.append
+    assert await models.refresh() is True
+    [headers] = seen
+    assert b"x-codex-primary-used-percent" in dict(headers)
+
+
 async def test_etag_gives_a_304_that_keeps_the_catalog(nursery: trio.Nursery, tmp_path: Path,
                                                        http: HTTPClient) -> None:
     env = await setup(nursery, tmp_path, http)
