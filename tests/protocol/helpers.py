@@ -1,4 +1,5 @@
-"""A minimal h11 client for driving chatmock's server over in-memory or TCP streams."""
+"""A minimal h11 client for driving chatmock's server over in-memory or TCP streams,
+and a way to run that server in-process on a loopback port."""
 
 from __future__ import annotations
 
@@ -6,6 +7,19 @@ from dataclasses import dataclass, field
 
 import h11
 import trio
+
+from chatmock.http1 import App, Limits
+from chatmock.server import open_listeners, serve
+
+
+async def serve_on_loopback(nursery: trio.Nursery, app: App,
+                            limits: Limits | None = None) -> int:
+    """Run chatmock's server for `app` in `nursery` on 127.0.0.1; its port."""
+    listeners = await open_listeners("127.0.0.1", 0)
+    port: int = await nursery.start(lambda task_status: serve(
+        app, listeners, limits=limits or Limits(), max_connections=100,
+        shutdown=trio.Event(), shutdown_timeout=0.1, task_status=task_status))
+    return port
 
 
 @dataclass

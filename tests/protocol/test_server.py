@@ -8,7 +8,8 @@ import trio
 
 from chatmock.exchange import ClientGone, Request, Responder
 from chatmock.http1 import Limits
-from chatmock.server import open_listeners, serve
+
+from .helpers import serve_on_loopback
 
 
 class EndlessStream:
@@ -33,10 +34,7 @@ class EndlessStream:
 async def test_a_client_that_stops_reading_is_dropped_after_the_write_timeout(
         nursery: trio.Nursery) -> None:
     app = EndlessStream()
-    listeners = await open_listeners("127.0.0.1", 0)
-    port = await nursery.start(lambda task_status: serve(
-        app, listeners, limits=Limits(write_timeout=0.3), max_connections=10,
-        shutdown=trio.Event(), shutdown_timeout=0.1, task_status=task_status))
+    port = await serve_on_loopback(nursery, app, Limits(write_timeout=0.3))
     stalled = socket.create_connection(("127.0.0.1", port))
     stalled.sendall(b"GET /stream HTTP/1.1\r\nhost: x\r\n\r\n")
     started = trio.current_time()

@@ -16,10 +16,11 @@ from chatmock.errors import UpstreamError
 from chatmock.exchange import Request, Responder
 from chatmock.http1 import H1Connection, Limits
 from chatmock.lifecycle import Lifecycle
-from chatmock.server import open_listeners, serve
 from chatmock.testing.fake_upstream import FakeUpstreamApp
 from chatmock.upstream.client import HTTPClient
 from chatmock.upstream.transport import tls_context
+
+from .helpers import serve_on_loopback
 
 HEADERS = [(b"authorization", b"Bearer x"), (b"chatgpt-account-id", b"acc"),
            (b"content-type", b"application/json")]
@@ -44,10 +45,7 @@ class Counting:
 
 
 async def start(nursery: trio.Nursery, app: object, limits: Limits | None = None) -> str:
-    listeners = await open_listeners("127.0.0.1", 0)
-    port = await nursery.start(lambda task_status: serve(
-        app, listeners, limits=limits or Limits(), max_connections=100,  # type: ignore[arg-type]
-        shutdown=trio.Event(), shutdown_timeout=0.1, task_status=task_status))
+    port = await serve_on_loopback(nursery, app, limits)
     return f"http://127.0.0.1:{port}/backend-api/codex/responses"
 
 

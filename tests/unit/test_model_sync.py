@@ -21,7 +21,6 @@ import trio
 from chatmock.auth.oauth import TokenSet
 from chatmock.auth.store import CredentialStore
 from chatmock.exchange import Request, Responder
-from chatmock.http1 import Limits
 from chatmock.model_sync import CACHE_FILE, RETRY_SECONDS, ModelSync, cache_path
 from chatmock.models import (
     ALL_EFFORTS,
@@ -30,13 +29,14 @@ from chatmock.models import (
     ModelSpec,
     catalog_from_discovery,
 )
-from chatmock.server import open_listeners, serve
 from chatmock.testing.credentials import fake_tokens, make_jwt, write_auth_file
 from chatmock.testing.fake_codex import LISTED_MODELS, MODELS_ETAG, MODELS_PATH, FakeCodex
 from chatmock.testing.fake_rules import MODEL_EFFORTS
 from chatmock.testing.fake_upstream import FakeUpstreamApp
 from chatmock.upstream.client import HTTPClient
 from chatmock.upstream.codex import CodexBackend
+
+from ..protocol.helpers import serve_on_loopback
 
 JSON = dict[str, Any]
 FAKE_LISTED = [slug for slug, _, visibility, _ in LISTED_MODELS if visibility == "list"]
@@ -282,11 +282,7 @@ class Setup:
 
 
 async def serve_app(nursery: trio.Nursery, app: object) -> str:
-    listeners = await open_listeners("127.0.0.1", 0)
-    port = await nursery.start(lambda task_status: serve(
-        app, listeners, limits=Limits(), max_connections=100,  # type: ignore[arg-type]
-        shutdown=trio.Event(), shutdown_timeout=0.1, task_status=task_status))
-    return f"http://127.0.0.1:{port}/backend-api/codex"
+    return f"http://127.0.0.1:{await serve_on_loopback(nursery, app)}/backend-api/codex"
 
 
 @pytest.fixture
