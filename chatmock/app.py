@@ -8,16 +8,16 @@ from dataclasses import dataclass, field
 
 from chatmock.auth.oauth import OAuthClient
 from chatmock.auth.store import CredentialStore
-from chatmock.auth.tokens import home_dir
-from chatmock.config import Settings
-from chatmock.limits import UsageLimits, limits_path
-from chatmock.model_sync import ModelSync, cache_path
-from chatmock.models import Catalog
-from chatmock.recent_models import RecentModels
-from chatmock.response_store import ResponseStore, open_store
-from chatmock.session import SessionIds
-from chatmock.upstream.client import HTTPClient
+from chatmock.config import Settings, home_dir
+from chatmock.net.client import HTTPClient
+from chatmock.state.catalog import Catalog
+from chatmock.state.prompt_cache import SessionIds
+from chatmock.state.recent_models import RecentModels
+from chatmock.state.response_store import ResponseStore
+from chatmock.state.stores import open_store
+from chatmock.state.usage_limits import UsageLimits, limits_path
 from chatmock.upstream.codex import CodexBackend, installation_id
+from chatmock.upstream.model_sync import ModelSync, cache_path
 
 
 @dataclass(slots=True)

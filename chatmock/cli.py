@@ -17,10 +17,10 @@ from chatmock import __version__, logs
 from chatmock.app import App, build_app
 from chatmock.config import Settings, add_serve_arguments, build_settings
 from chatmock.errors import ConfigError
-from chatmock.http1 import Limits
-from chatmock.router import Router
 from chatmock.routes import PREFIX_ROUTES, ROUTES
-from chatmock.server import open_listeners, serve
+from chatmock.server.exchange import ConnectionLimits
+from chatmock.server.listen import open_listeners, serve
+from chatmock.server.router import Router
 
 log = logging.getLogger("chatmock")
 
@@ -83,8 +83,8 @@ def add_login_arguments(parser: argparse.ArgumentParser) -> None:
                         help="give up after this long (default 600; 900 with --headless)")
 
 
-def limits_of(settings: Settings) -> Limits:
-    return Limits(max_header_bytes=settings.max_header_bytes,
+def limits_of(settings: Settings) -> ConnectionLimits:
+    return ConnectionLimits(max_header_bytes=settings.max_header_bytes,
                   max_body_bytes=settings.max_body_bytes,
                   header_timeout=settings.header_timeout, idle_timeout=settings.idle_timeout,
                   write_timeout=settings.write_timeout)

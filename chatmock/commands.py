@@ -14,12 +14,12 @@ import trio
 from chatmock import logs
 from chatmock.auth.login import LoginError, LoginOptions, browser_login, device_login
 from chatmock.auth.oauth import DEFAULT_CALLBACK_PORT, OAuthClient
-from chatmock.auth.tokens import find_auth, home_dir
-from chatmock.config import DEFAULT_CLIENT_ID, DEFAULT_ISSUER, check_upstream_url
+from chatmock.auth.tokens import find_auth
+from chatmock.config import DEFAULT_CLIENT_ID, DEFAULT_ISSUER, check_upstream_url, home_dir
 from chatmock.errors import ConfigError
 from chatmock.info import account_summary, render_json, render_text
-from chatmock.limits import limits_path, load
-from chatmock.upstream.client import HTTPClient
+from chatmock.net.client import HTTPClient
+from chatmock.state.usage_limits import limits_path, load
 
 
 def login_options(args: argparse.Namespace, env: Mapping[str, str]) -> LoginOptions:

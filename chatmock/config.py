@@ -18,6 +18,7 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,6 +41,14 @@ DEFAULT_ANTHROPIC_MODELS: ModelMap = (
     ("opus", "gpt-5.5-high"), ("sonnet", "gpt-5.4"), ("haiku", "gpt-5.4-mini"),
     ("fable", "gpt-5.4"))
 """Claude family → upstream model (an effort suffix allowed); `sonnet` is the fallback."""
+
+
+def home_dir(env: Mapping[str, str]) -> Path:
+    """Where chatmock writes its files."""
+    for name in ("CHATGPT_LOCAL_HOME", "CODEX_HOME"):
+        if env.get(name):
+            return Path(env[name]).expanduser()
+    return Path.home() / ".chatgpt-local"
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any, TypedDict
 
 from chatmock.auth.tokens import AUTH_CLAIM, Credentials, decode_claims
-from chatmock.limits import UsageSnapshot, Window
+from chatmock.state.usage_limits import UsageSnapshot, Window
 
 PROVIDER = "ChatGPT"
 NOT_SIGNED_IN = "Not signed in"

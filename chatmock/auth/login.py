@@ -33,10 +33,9 @@ from chatmock.auth.oauth import (
 )
 from chatmock.auth.tokens import merge_tokens
 from chatmock.errors import ChatmockError
-from chatmock.exchange import Request, Responder
 from chatmock.fileio import write_private_json
-from chatmock.http1 import Limits
-from chatmock.server import open_listeners, serve
+from chatmock.server.exchange import ConnectionLimits, Request, Responder
+from chatmock.server.listen import open_listeners, serve
 
 log = logging.getLogger("chatmock.login")
 
@@ -138,7 +137,7 @@ async def browser_login(options: LoginOptions, oauth: OAuthClient, read_line: Re
     shutdown = trio.Event()
     async with trio.open_nursery() as nursery:
         await nursery.start(lambda task_status: serve(
-            _CallbackApp(attempt), listeners, limits=Limits(header_timeout=30),
+            _CallbackApp(attempt), listeners, limits=ConnectionLimits(header_timeout=30),
             max_connections=32, shutdown=shutdown, shutdown_timeout=2,
             task_status=task_status))
         say(f"Starting local login server on http://localhost:{options.port}")

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from chatmock.errors import ChatmockError, UpstreamError, extract_message
-from chatmock.upstream.client import HTTPClient
+from chatmock.net.client import HTTPClient
 
 SCOPES = "openid profile email offline_access"
 CALLBACK_PATH = "/auth/callback"

@@ -28,14 +28,6 @@ REFRESH_MARGIN_SECONDS = 300.0
 STALE_AFTER_SECONDS = 55 * 60.0
 
 
-def home_dir(env: Mapping[str, str]) -> Path:
-    """Where chatmock writes its files."""
-    for name in ("CHATGPT_LOCAL_HOME", "CODEX_HOME"):
-        if env.get(name):
-            return Path(env[name]).expanduser()
-    return Path.home() / ".chatgpt-local"
-
-
 def auth_search_paths(env: Mapping[str, str]) -> list[Path]:
     paths = [Path(env[name]).expanduser() / "auth.json"
              for name in ("CHATGPT_LOCAL_HOME", "CODEX_HOME") if env.get(name)]

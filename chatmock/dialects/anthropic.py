@@ -50,7 +50,7 @@ from chatmock.dialects.common import (
     service_tier,
 )
 from chatmock.errors import ClientError
-from chatmock.models import DEFAULT_MODEL, Catalog, Resolved
+from chatmock.state.catalog import DEFAULT_MODEL, Catalog, Resolved
 
 Item = dict[str, Any]
 ATTACHMENT_TOKENS = 1600  # an image or file in count_tokens: Anthropic's per-image ceiling

@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 
 from chatmock import jsonbytes
 from chatmock.dialects.chat_stream import KEEP_ALIVE
-from chatmock.dialects.upstream import UpstreamTranslator, arguments_of, content_filtered
+from chatmock.dialects.events import UpstreamTranslator, arguments_of, content_filtered
 
 PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'

@@ -30,7 +30,7 @@ import secrets
 from typing import Any, ClassVar
 
 from chatmock import jsonbytes
-from chatmock.dialects.upstream import (
+from chatmock.dialects.events import (
     UpstreamTranslator,
     arguments_of,
     content_filtered,

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 from chatmock.config import EFFORTS, SUMMARIES, Settings
 from chatmock.errors import ClientError
-from chatmock.models import Catalog, Resolved
+from chatmock.state.catalog import Catalog, Resolved
 
 WEB_SEARCH_TYPES = frozenset({"web_search", "web_search_preview"})
 MAX_RESPONSES_TOOLS_BYTES = 32768

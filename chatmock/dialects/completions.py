@@ -46,9 +46,9 @@ from chatmock.dialects.common import (
     requested_model,
     service_tier,
 )
-from chatmock.dialects.upstream import UpstreamTranslator, map_usage
+from chatmock.dialects.events import UpstreamTranslator, map_usage
 from chatmock.errors import ClientError
-from chatmock.models import Catalog
+from chatmock.state.catalog import Catalog
 
 ID_PREFIX = "cmpl"
 _NEWLINE = b"\\n"

@@ -60,7 +60,7 @@ from chatmock.dialects.common import (
     service_tier,
 )
 from chatmock.errors import ClientError
-from chatmock.models import Catalog, Resolved
+from chatmock.state.catalog import Catalog, Resolved
 
 Item = dict[str, Any]
 CALL_ID_PREFIX = "ollama_call_"

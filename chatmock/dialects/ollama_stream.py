@@ -51,7 +51,7 @@ from typing import Any, ClassVar
 from chatmock import jsonbytes
 from chatmock.dialects.anthropic_stream import tool_input
 from chatmock.dialects.chat_stream import ResponseCollector
-from chatmock.dialects.upstream import Handler, UpstreamTranslator, arguments_of
+from chatmock.dialects.events import Handler, UpstreamTranslator, arguments_of
 
 NDJSON_HEADERS = ((b"content-type", b"application/x-ndjson"), (b"cache-control", b"no-cache"),
                   (b"x-accel-buffering", b"no"))

@@ -30,8 +30,8 @@ from chatmock.dialects.common import (
     service_tier,
 )
 from chatmock.errors import ClientError
-from chatmock.models import Catalog
-from chatmock.response_store import ResponseStore, StoredResponse
+from chatmock.state.catalog import Catalog
+from chatmock.state.response_store import ResponseStore, StoredResponse
 
 Item = dict[str, Any]
 

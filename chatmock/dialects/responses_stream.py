@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from chatmock import jsonbytes
-from chatmock.dialects.upstream import Handler, UpstreamTranslator
+from chatmock.dialects.events import Handler, UpstreamTranslator
 
 Item = dict[str, Any]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from chatmock.router import Route
 from chatmock.routes import (
     anthropic,
     common,
@@ -13,6 +12,7 @@ from chatmock.routes import (
     responses,
     responses_ws,
 )
+from chatmock.server.router import Route
 
 ROUTES: dict[str, dict[str, Route]] = {
     "/": {"GET": ollama_meta.root},

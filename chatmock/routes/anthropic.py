@@ -21,8 +21,8 @@ from chatmock.dialects.anthropic_stream import (
     message_object,
 )
 from chatmock.errors import UpstreamError
-from chatmock.exchange import Request, Responder, send_json
 from chatmock.routes.relay import SSE_HEADERS, collect, drain, parse_json, relay
+from chatmock.server.exchange import Request, Responder, send_json
 
 ANTHROPIC_SSE_HEADERS = SSE_HEADERS
 # An in-stream upstream failure, non-streamed: the status of the error type the stream

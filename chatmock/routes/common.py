@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chatmock import __version__
 from chatmock.app import App
-from chatmock.exchange import Request, Responder, send_json
+from chatmock.server.exchange import Request, Responder, send_json
 
 
 async def health(app: App, request: Request, out: Responder) -> None:

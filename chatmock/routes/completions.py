@@ -21,9 +21,9 @@ from chatmock.dialects.completions import (
     text_completion,
 )
 from chatmock.errors import UpstreamError
-from chatmock.exchange import Request, Responder, send_json
 from chatmock.logs import redact
 from chatmock.routes.relay import SSE_HEADERS, collect, drain, parse_json, relay
+from chatmock.server.exchange import Request, Responder, send_json
 
 log = logging.getLogger("chatmock.openai")
 

@@ -32,10 +32,10 @@ from chatmock.dialects.ollama_stream import (
     load_object,
 )
 from chatmock.errors import UpstreamError
-from chatmock.exchange import Request, Responder, send_json
 from chatmock.logs import redact
 from chatmock.routes.openai import open_chat_upstream
 from chatmock.routes.relay import collect, drain, parse_json, relay
+from chatmock.server.exchange import Request, Responder, send_json
 
 log = logging.getLogger("chatmock.ollama")
 _CLIENT_FAULTS = frozenset({"context_length_exceeded", "invalid_prompt"})

@@ -15,10 +15,10 @@ from typing import Any
 
 import trio
 
-from chatmock.dialects.upstream import State, UpstreamTranslator
+from chatmock.dialects.events import State, UpstreamTranslator
 from chatmock.errors import ClientError, UpstreamError
-from chatmock.exchange import Responder
-from chatmock.upstream.client import UpstreamResponse
+from chatmock.net.client import UpstreamResponse
+from chatmock.server.exchange import Responder
 
 SSE_HEADERS = ((b"content-type", b"text/event-stream; charset=utf-8"),
                (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"))

@@ -9,8 +9,8 @@ from chatmock.app import App
 from chatmock.dialects.responses import ResponsesRequest, parse_responses_request, stored_turn
 from chatmock.dialects.responses_stream import ResponsesObserver
 from chatmock.errors import UpstreamError
-from chatmock.exchange import Request, Responder, send_json
 from chatmock.routes.relay import SSE_HEADERS, collect, drain, parse_json, relay
+from chatmock.server.exchange import Request, Responder, send_json
 
 
 async def responses(app: App, request: Request, out: Responder) -> None:

@@ -30,23 +30,26 @@ import logging
 import secrets
 import time
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import trio
 
 from chatmock.app import App
+from chatmock.dialects.events import State
 from chatmock.dialects.responses import ResponsesRequest, parse_responses_request, stored_turn
 from chatmock.dialects.responses_stream import ResponsesObserver
-from chatmock.dialects.upstream import State
+from chatmock.dialects.sse import SSEEvent
 from chatmock.errors import ApiError, ClientError, UpstreamError
-from chatmock.exchange import ClientGone, Request, Responder, WebSocketUpgrade
+from chatmock.net.client import UpstreamResponse
 from chatmock.routes.relay import drain
 from chatmock.routes.responses import remember
-from chatmock.sse import SSEEvent
-from chatmock.upstream.client import UpstreamResponse
-
-if TYPE_CHECKING:
-    from chatmock.websocket import WebSocket
+from chatmock.server.exchange import (
+    ClientGone,
+    MessageSocket,
+    Request,
+    Responder,
+    WebSocketUpgrade,
+)
 
 log = logging.getLogger("chatmock.responses")
 
@@ -59,7 +62,7 @@ _ECHOED_FIELDS = ("instructions", "tools", "tool_choice", "parallel_tool_calls",
 
 
 async def responses_socket(app: App, request: Request, out: Responder) -> None:
-    from chatmock.websocket import UPGRADE_HEADERS, wants_websocket  # wsproto: on first use
+    from chatmock.server.websocket import UPGRADE_HEADERS, wants_websocket  # wsproto: on first use
 
     if not isinstance(out, WebSocketUpgrade) or not wants_websocket(request):
         raise ClientError("GET /v1/responses is the WebSocket mode of the Responses API: "
@@ -76,7 +79,8 @@ async def responses_socket(app: App, request: Request, out: Responder) -> None:
             await socket.close()
 
 
-async def _serve_one(app: App, request: Request, socket: WebSocket, message: str | bytes) -> None:
+async def _serve_one(app: App, request: Request, socket: MessageSocket,
+                     message: str | bytes) -> None:
     """One client frame: a response streamed back, or one error frame."""
     try:
         body, generate = parse_frame(message)
@@ -146,7 +150,7 @@ class EventFrames(ResponsesObserver):
         super().on_cut(message, code)
 
 
-async def _generate(app: App, request: Request, socket: WebSocket,
+async def _generate(app: App, request: Request, socket: MessageSocket,
                     parsed: ResponsesRequest) -> None:
     session = app.sessions.for_request(request.headers, parsed.payload.get("instructions"),
                                        parsed.payload["input"])
@@ -155,7 +159,7 @@ async def _generate(app: App, request: Request, socket: WebSocket,
         await _relay(upstream, observer, socket)
 
 
-async def _relay(upstream: UpstreamResponse, observer: EventFrames, socket: WebSocket) -> None:
+async def _relay(upstream: UpstreamResponse, observer: EventFrames, socket: MessageSocket) -> None:
     """Each read's events, one frame each; an error frame of ours if the stream broke."""
     status = 502
     try:
@@ -176,13 +180,13 @@ async def _relay(upstream: UpstreamResponse, observer: EventFrames, socket: WebS
         await socket.send_text(error_frame(status, *observer.cut))
 
 
-async def _flush(observer: EventFrames, socket: WebSocket) -> None:
+async def _flush(observer: EventFrames, socket: MessageSocket) -> None:
     frames, observer.frames = observer.frames, []
     for frame in frames:
         await socket.send_text(frame.decode("utf-8", "replace"))
 
 
-async def _prewarm(app: App, socket: WebSocket, parsed: ResponsesRequest) -> None:
+async def _prewarm(app: App, socket: MessageSocket, parsed: ResponsesRequest) -> None:
     """Codex's `generate: false`: a response id to chain on, without calling the backend."""
     response_id = "resp_" + secrets.token_hex(24)
     created_at = time.time()

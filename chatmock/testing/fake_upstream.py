@@ -29,9 +29,8 @@ from collections.abc import Mapping, Sequence
 
 import trio
 
-from chatmock.exchange import Request, Responder
-from chatmock.http1 import Limits
-from chatmock.server import open_listeners, serve
+from chatmock.server.exchange import ConnectionLimits, Request, Responder
+from chatmock.server.listen import open_listeners, serve
 from chatmock.testing.fake_codex import FakeCodex, FakeReply
 from chatmock.testing.fake_oauth import FakeOAuth, is_oauth_path
 
@@ -85,7 +84,7 @@ async def run(host: str, port: int, shutdown: trio.Event | None = None,
               task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     stop = shutdown if shutdown is not None else trio.Event()
     served = app if app is not None else FakeUpstreamApp()
-    limits = Limits(idle_timeout=300.0, write_timeout=600.0)
+    limits = ConnectionLimits(idle_timeout=300.0, write_timeout=600.0)
     listeners = await open_listeners(host, port)
     if not served.oauth.issuer:
         served.oauth.issuer = base_url(host, listeners[0].socket.getsockname()[1])

@@ -23,7 +23,7 @@ from chatmock import __version__, jsonbytes
 from chatmock.auth.store import CredentialStore
 from chatmock.auth.tokens import Credentials
 from chatmock.errors import UpstreamError, extract_message
-from chatmock.upstream.client import HTTPClient, UpstreamResponse
+from chatmock.net.client import HTTPClient, UpstreamResponse
 
 log = logging.getLogger("chatmock.upstream")
 

@@ -8,16 +8,16 @@ from dataclasses import dataclass, field
 import h11
 import trio
 
-from chatmock.http1 import App, Limits
-from chatmock.server import open_listeners, serve
+from chatmock.server.exchange import ConnectionLimits, Handler
+from chatmock.server.listen import open_listeners, serve
 
 
-async def serve_on_loopback(nursery: trio.Nursery, app: App,
-                            limits: Limits | None = None) -> int:
+async def serve_on_loopback(nursery: trio.Nursery, app: Handler,
+                            limits: ConnectionLimits | None = None) -> int:
     """Run chatmock's server for `app` in `nursery` on 127.0.0.1; its port."""
     listeners = await open_listeners("127.0.0.1", 0)
     port: int = await nursery.start(lambda task_status: serve(
-        app, listeners, limits=limits or Limits(), max_connections=100,
+        app, listeners, limits=limits or ConnectionLimits(), max_connections=100,
         shutdown=trio.Event(), shutdown_timeout=0.1, task_status=task_status))
     return port
 

@@ -1,4 +1,4 @@
-"""The HTTP/1.1 server (chatmock.http1) over in-memory streams."""
+"""The HTTP/1.1 server (chatmock.server.http1) over in-memory streams."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import trio
 import trio.testing
 
 from chatmock.errors import ClientError
-from chatmock.exchange import Request, Responder
-from chatmock.http1 import H1Connection, Limits
-from chatmock.lifecycle import Lifecycle
+from chatmock.server.exchange import ConnectionLimits, Request, Responder
+from chatmock.server.http1 import H1Connection
+from chatmock.server.lifecycle import Lifecycle
 
 from .helpers import RawClient
 
@@ -34,10 +34,11 @@ async def app(request: Request, out: Responder) -> None:
         await out.respond(exc.status, [], exc.message.encode())
 
 
-def serve(nursery: trio.Nursery, limits: Limits | None = None,
+def serve(nursery: trio.Nursery, limits: ConnectionLimits | None = None,
           lifecycle: Lifecycle | None = None) -> RawClient:
     client_stream, server_stream = trio.testing.memory_stream_pair()
-    connection = H1Connection(server_stream, app, limits or Limits(), lifecycle or Lifecycle())
+    connection = H1Connection(server_stream, app, limits or ConnectionLimits(),
+                              lifecycle or Lifecycle())
     nursery.start_soon(connection.serve)
     return RawClient(client_stream)
 
@@ -69,7 +70,7 @@ async def test_error_before_body_keeps_connection_usable(nursery: trio.Nursery) 
 
 
 async def test_declared_body_over_limit_gets_413_and_close(nursery: trio.Nursery) -> None:
-    client = serve(nursery, Limits(max_body_bytes=10))
+    client = serve(nursery, ConnectionLimits(max_body_bytes=10))
     await client.send_head("POST", "/echo", [("content-length", "1000")])
     reply = await client.read_reply()
     assert reply.status == 413
@@ -77,7 +78,7 @@ async def test_declared_body_over_limit_gets_413_and_close(nursery: trio.Nursery
 
 
 async def test_chunked_body_over_limit_gets_413(nursery: trio.Nursery) -> None:
-    client = serve(nursery, Limits(max_body_bytes=10))
+    client = serve(nursery, ConnectionLimits(max_body_bytes=10))
     await client.send_head("POST", "/echo", [("transfer-encoding", "chunked")])
     await client.send_body(b"y" * 50, end=False)
     reply = await client.read_reply()
@@ -85,7 +86,7 @@ async def test_chunked_body_over_limit_gets_413(nursery: trio.Nursery) -> None:
 
 
 async def test_oversized_head_gets_431(nursery: trio.Nursery) -> None:
-    client = serve(nursery, Limits(max_header_bytes=1024))
+    client = serve(nursery, ConnectionLimits(max_header_bytes=1024))
     head = b"GET / HTTP/1.1\r\nhost: x\r\nx-big: " + b"a" * 4096 + b"\r\n\r\n"
     await client.stream.send_all(head)
     reply = await client.read_reply()
@@ -103,7 +104,7 @@ async def test_garbage_gets_400_and_close(nursery: trio.Nursery) -> None:
 
 async def test_slow_head_times_out_with_408(nursery: trio.Nursery,
                                             autojump_clock: trio.abc.Clock) -> None:
-    client = serve(nursery, Limits(header_timeout=5))
+    client = serve(nursery, ConnectionLimits(header_timeout=5))
     await client.stream.send_all(b"GET / HTTP/1.1\r\nhost: x\r\n")
     reply = await client.read_reply()
     assert reply.status == 408
@@ -111,7 +112,7 @@ async def test_slow_head_times_out_with_408(nursery: trio.Nursery,
 
 async def test_idle_connection_is_closed_after_idle_timeout(
         nursery: trio.Nursery, autojump_clock: trio.abc.Clock) -> None:
-    client = serve(nursery, Limits(idle_timeout=3))
+    client = serve(nursery, ConnectionLimits(idle_timeout=3))
     await client.request("GET", "/echo")
     started = trio.current_time()
     assert await client.at_eof()
@@ -141,7 +142,7 @@ async def test_streamed_response_is_chunked_and_complete(nursery: trio.Nursery) 
 async def raw_exchange(nursery: trio.Nursery, request: bytes) -> bytes:
     """Everything the server writes for `request` (sent whole) until it closes."""
     client_stream, server_stream = trio.testing.memory_stream_pair()
-    nursery.start_soon(H1Connection(server_stream, app, Limits(), Lifecycle()).serve)
+    nursery.start_soon(H1Connection(server_stream, app, ConnectionLimits(), Lifecycle()).serve)
     await client_stream.send_all(request)
     received = b""
     while chunk := await client_stream.receive_some():
@@ -182,7 +183,7 @@ async def test_slow_reader_applies_backpressure(nursery: trio.Nursery) -> None:
             sent.append(number)
         await out.end()
 
-    connection = H1Connection(server_stream, counting_app, Limits(), Lifecycle())
+    connection = H1Connection(server_stream, counting_app, ConnectionLimits(), Lifecycle())
     nursery.start_soon(connection.serve)
     client = RawClient(client_stream)
     await client.send_head("GET", "/", [])
@@ -211,7 +212,8 @@ async def test_response_started_during_drain_says_connection_close(
         await out.respond(200, [], b"done")
 
     client_stream, server_stream = trio.testing.memory_stream_pair()
-    nursery.start_soon(H1Connection(server_stream, waiting_app, Limits(), lifecycle).serve)
+    connection = H1Connection(server_stream, waiting_app, ConnectionLimits(), lifecycle)
+    nursery.start_soon(connection.serve)
     client = RawClient(client_stream)
     await client.send_head("GET", "/", [])
     await client.send_body(b"")

@@ -13,13 +13,14 @@ import trio.testing
 
 from chatmock.app import App, build_app
 from chatmock.config import Settings
-from chatmock.http1 import H1Connection, Limits
-from chatmock.lifecycle import Lifecycle
-from chatmock.models import Catalog, ModelSpec
-from chatmock.recent_models import RecentModels
-from chatmock.router import Router
 from chatmock.routes import PREFIX_ROUTES, ROUTES
 from chatmock.routes.ollama_meta import CONTEXT_LENGTH
+from chatmock.server.exchange import ConnectionLimits
+from chatmock.server.http1 import H1Connection
+from chatmock.server.lifecycle import Lifecycle
+from chatmock.server.router import Router
+from chatmock.state.catalog import Catalog, ModelSpec
+from chatmock.state.recent_models import RecentModels
 
 from .helpers import RawClient
 
@@ -32,7 +33,7 @@ def connect(nursery: trio.Nursery, tmp_path: Path, **settings: object) -> tuple[
     app = build_app(Settings(**settings), env={"CHATGPT_LOCAL_HOME": str(tmp_path)})  # type: ignore[arg-type]
     client_stream, server_stream = trio.testing.memory_stream_pair()
     router = Router(app, ROUTES, PREFIX_ROUTES)
-    nursery.start_soon(H1Connection(server_stream, router, Limits(), Lifecycle()).serve)
+    nursery.start_soon(H1Connection(server_stream, router, ConnectionLimits(), Lifecycle()).serve)
     return RawClient(client_stream), app
 
 

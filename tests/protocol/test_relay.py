@@ -9,10 +9,10 @@ import pytest
 import trio
 
 from chatmock.dialects.chat_stream import KEEP_ALIVE, ChatStreamTranslator
-from chatmock.exchange import ClientGone
+from chatmock.net.client import HTTPClient
 from chatmock.routes.relay import SSE_HEADERS, relay
+from chatmock.server.exchange import ClientGone
 from chatmock.testing.fake_upstream import FakeUpstreamApp
-from chatmock.upstream.client import HTTPClient
 
 from .test_upstream_client import HEADERS, body, start
 

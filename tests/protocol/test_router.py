@@ -11,10 +11,11 @@ import trio.testing
 
 from chatmock.app import build_app
 from chatmock.config import Settings
-from chatmock.http1 import H1Connection, Limits
-from chatmock.lifecycle import Lifecycle
-from chatmock.router import Router
 from chatmock.routes import PREFIX_ROUTES, ROUTES
+from chatmock.server.exchange import ConnectionLimits
+from chatmock.server.http1 import H1Connection
+from chatmock.server.lifecycle import Lifecycle
+from chatmock.server.router import Router
 
 from .helpers import RawClient
 
@@ -24,7 +25,7 @@ def connect(nursery: trio.Nursery, tmp_path: Path, **settings: object) -> RawCli
     app = build_app(Settings(**settings), env={"CHATGPT_LOCAL_HOME": str(tmp_path)})  # type: ignore[arg-type]
     client_stream, server_stream = trio.testing.memory_stream_pair()
     router = Router(app, ROUTES, PREFIX_ROUTES)
-    nursery.start_soon(H1Connection(server_stream, router, Limits(), Lifecycle()).serve)
+    nursery.start_soon(H1Connection(server_stream, router, ConnectionLimits(), Lifecycle()).serve)
     return RawClient(client_stream)
 
 

@@ -1,4 +1,4 @@
-"""chatmock.server over real loopback sockets: what only a kernel socket can show."""
+"""chatmock.server.listen over real loopback sockets: what only a kernel socket can show."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import socket
 
 import trio
 
-from chatmock.exchange import ClientGone, Request, Responder
-from chatmock.http1 import Limits
+from chatmock.server.exchange import ClientGone, ConnectionLimits, Request, Responder
 
 from .helpers import serve_on_loopback
 
@@ -34,7 +33,7 @@ class EndlessStream:
 async def test_a_client_that_stops_reading_is_dropped_after_the_write_timeout(
         nursery: trio.Nursery) -> None:
     app = EndlessStream()
-    port = await serve_on_loopback(nursery, app, Limits(write_timeout=0.3))
+    port = await serve_on_loopback(nursery, app, ConnectionLimits(write_timeout=0.3))
     stalled = socket.create_connection(("127.0.0.1", port))
     stalled.sendall(b"GET /stream HTTP/1.1\r\nhost: x\r\n\r\n")
     started = trio.current_time()

@@ -13,12 +13,12 @@ import trio
 import trustme
 
 from chatmock.errors import UpstreamError
-from chatmock.exchange import Request, Responder
-from chatmock.http1 import H1Connection, Limits
-from chatmock.lifecycle import Lifecycle
+from chatmock.net.client import HTTPClient
+from chatmock.net.transport import tls_context
+from chatmock.server.exchange import ConnectionLimits, Request, Responder
+from chatmock.server.http1 import H1Connection
+from chatmock.server.lifecycle import Lifecycle
 from chatmock.testing.fake_upstream import FakeUpstreamApp
-from chatmock.upstream.client import HTTPClient
-from chatmock.upstream.transport import tls_context
 
 from .helpers import serve_on_loopback
 
@@ -44,7 +44,7 @@ class Counting:
         await self.app(request, out)
 
 
-async def start(nursery: trio.Nursery, app: object, limits: Limits | None = None) -> str:
+async def start(nursery: trio.Nursery, app: object, limits: ConnectionLimits | None = None) -> str:
     port = await serve_on_loopback(nursery, app, limits)
     return f"http://127.0.0.1:{port}/backend-api/codex/responses"
 
@@ -69,7 +69,7 @@ async def test_connections_are_reused(nursery: trio.Nursery, client: HTTPClient)
 async def test_stale_pooled_connection_is_retried(nursery: trio.Nursery, client: HTTPClient,
                                                   autojump_clock: trio.abc.Clock) -> None:
     counting = Counting(FakeUpstreamApp())
-    url = await start(nursery, counting, Limits(idle_timeout=1))
+    url = await start(nursery, counting, ConnectionLimits(idle_timeout=1))
     async with client.request("POST", url, HEADERS, body("hi")) as response:
         await response.read_all()
     await trio.sleep(5)  # the server drops the idle connection meanwhile
@@ -139,7 +139,7 @@ async def start_tls(nursery: trio.Nursery, app: Counting, certificate: trustme.L
 
     async def handle(stream: trio.SSLStream[trio.SocketStream]) -> None:
         name = f"tls-{next(numbers)}"
-        await H1Connection(stream, app, Limits(), Lifecycle(), client=name).serve()
+        await H1Connection(stream, app, ConnectionLimits(), Lifecycle(), client=name).serve()
 
     await nursery.start(trio.serve_listeners, handle, listeners)
     return int(listeners[0].transport_listener.socket.getsockname()[1])

@@ -18,9 +18,9 @@ from chatmock.dialects.anthropic import (
 )
 from chatmock.dialects.common import REASONING_INCLUDE
 from chatmock.errors import ClientError, ConfigError
-from chatmock.models import Catalog
 from chatmock.routes.anthropic import failure_status
-from chatmock.session import SessionIds
+from chatmock.state.catalog import Catalog
+from chatmock.state.prompt_cache import SessionIds
 
 from .helpers import JSON, accepted_upstream, refused
 

@@ -40,7 +40,7 @@ from chatmock.dialects.anthropic_stream import (
     usage_of,
 )
 from chatmock.dialects.chat_stream import KEEP_ALIVE
-from chatmock.dialects.upstream import TRUNCATED_MESSAGE, UpstreamTranslator
+from chatmock.dialects.events import TRUNCATED_MESSAGE, UpstreamTranslator
 from chatmock.testing.fake_events import COMMENTARY_TEXT, encrypted_reasoning, numbered_delta
 
 from .helpers import (

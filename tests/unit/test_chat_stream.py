@@ -1,4 +1,4 @@
-"""chatmock.dialects.upstream + chat_stream: Codex Responses events → Chat Completions."""
+"""chatmock.dialects.events + chat_stream: Codex Responses events → Chat Completions."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from chatmock.dialects.chat_stream import (
     ResponseCollector,
     chat_completion,
 )
-from chatmock.dialects.upstream import TRUNCATED_MESSAGE, State, error_of, map_usage
+from chatmock.dialects.events import TRUNCATED_MESSAGE, State, error_of, map_usage
 from chatmock.testing.fake_events import COMMENTARY_TEXT, numbered_delta
 
 from .helpers import (

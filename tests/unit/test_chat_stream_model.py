@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatmock.dialects.chat_stream import ChatStreamTranslator, ResponseCollector, chat_completion
-from chatmock.dialects.upstream import TRUNCATED_MESSAGE
+from chatmock.dialects.events import TRUNCATED_MESSAGE
 
 from .helpers import JSON, chunked, run_bytes
 from .test_chat_stream import CREATED, MODEL, parse

@@ -21,9 +21,9 @@ from chatmock.dialects.completions import (
     parse_completion_request,
     text_completion,
 )
-from chatmock.dialects.upstream import TRUNCATED_MESSAGE, State
+from chatmock.dialects.events import TRUNCATED_MESSAGE, State
 from chatmock.errors import ClientError
-from chatmock.models import Catalog
+from chatmock.state.catalog import Catalog
 from chatmock.testing.fake_events import COMMENTARY_TEXT, numbered_delta
 
 from .helpers import (

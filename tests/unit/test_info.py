@@ -23,7 +23,7 @@ from chatmock.info import (
     render_text,
     usage_color,
 )
-from chatmock.limits import UsageSnapshot, Window
+from chatmock.state.usage_limits import UsageSnapshot, Window
 from chatmock.testing.credentials import TEST_ACCOUNT_ID, make_jwt, write_auth_file
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -1,4 +1,4 @@
-"""chatmock.limits: x-codex-* headers, usage_limits.json, and the throttled writer."""
+"""chatmock.state.usage_limits: x-codex-* headers, usage_limits.json, and the throttled writer."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import trio
 
 import chatmock.fileio
-from chatmock.limits import (
+from chatmock.state.usage_limits import (
     LIMITS_FILENAME,
     UsageLimits,
     UsageSnapshot,

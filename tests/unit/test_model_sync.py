@@ -20,9 +20,9 @@ import trio
 
 from chatmock.auth.oauth import TokenSet
 from chatmock.auth.store import CredentialStore
-from chatmock.exchange import Request, Responder
-from chatmock.model_sync import CACHE_FILE, RETRY_SECONDS, ModelSync, cache_path
-from chatmock.models import (
+from chatmock.net.client import HTTPClient
+from chatmock.server.exchange import Request, Responder
+from chatmock.state.catalog import (
     ALL_EFFORTS,
     STATIC_MODELS,
     Catalog,
@@ -33,8 +33,8 @@ from chatmock.testing.credentials import fake_tokens, make_jwt, write_auth_file
 from chatmock.testing.fake_codex import LISTED_MODELS, MODELS_ETAG, MODELS_PATH, FakeCodex
 from chatmock.testing.fake_rules import MODEL_EFFORTS
 from chatmock.testing.fake_upstream import FakeUpstreamApp
-from chatmock.upstream.client import HTTPClient
 from chatmock.upstream.codex import CodexBackend
+from chatmock.upstream.model_sync import CACHE_FILE, RETRY_SECONDS, ModelSync, cache_path
 
 from ..protocol.helpers import serve_on_loopback
 

@@ -28,7 +28,7 @@ from chatmock.dialects.ollama_stream import (
     load_object,
 )
 from chatmock.errors import ClientError
-from chatmock.models import STATIC_CATALOG
+from chatmock.state.catalog import STATIC_CATALOG
 
 from .helpers import TOOL_TEXT, chunked, fake_stream, run_bytes
 

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from chatmock.response_store import (
+from chatmock.state.response_store import (
     MemoryResponseStore,
     ResponseStore,
     StoredResponse,
-    open_store,
 )
-from chatmock.response_store_sqlite import PRUNE_INTERVAL_SECONDS, SqliteResponseStore
+from chatmock.state.response_store_sqlite import PRUNE_INTERVAL_SECONDS, SqliteResponseStore
+from chatmock.state.stores import open_store
 
 TTL = 3600.0
 

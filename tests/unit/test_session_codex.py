@@ -1,4 +1,4 @@
-"""chatmock.session (session ids) and the pure functions of chatmock.upstream.codex."""
+"""chatmock.state.prompt_cache (session ids) and the pure functions of chatmock.upstream.codex."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatmock.errors import UpstreamError, extract_message
-from chatmock.session import SessionIds, fingerprint
+from chatmock.state.prompt_cache import SessionIds, fingerprint
 from chatmock.upstream.codex import (
     installation_id,
     retry_after,

@@ -1,4 +1,4 @@
-"""chatmock.sse: the incremental SSE decoder and the event encoder."""
+"""chatmock.dialects.sse: the incremental SSE decoder and the event encoder."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from chatmock.sse import SSEDecoder, SSEError, SSEEvent, encode_event
+from chatmock.dialects.sse import SSEDecoder, SSEError, SSEEvent, encode_event
 
 from .helpers import chunked, whole_bytewise_and_splits
 

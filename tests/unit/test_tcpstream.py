@@ -1,4 +1,4 @@
-"""chatmock.tcpstream: trio's own stream conformance checks, plus send_timeout."""
+"""chatmock.net.tcpstream: trio's own stream conformance checks, plus send_timeout."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import trio
 import trio.testing
 import trio.testing._check_streams
 
-from chatmock.tcpstream import YIELD_EVERY, TCPStream
+from chatmock.net.tcpstream import YIELD_EVERY, TCPStream
 
 
 async def connected_pair(*, send_timeout: float = float("inf")) -> tuple[TCPStream, TCPStream]:

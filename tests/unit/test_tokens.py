@@ -14,10 +14,10 @@ from chatmock.auth.tokens import (
     account_id_from,
     auth_search_paths,
     decode_claims,
-    home_dir,
     parse_auth,
     read_auth_file,
 )
+from chatmock.config import home_dir
 from chatmock.testing.credentials import TEST_ACCOUNT_ID, make_jwt, write_auth_file
 
 

@@ -1,4 +1,4 @@
-"""The WebSocket adapter (chatmock.websocket) behind the HTTP/1.1 upgrade, in memory.
+"""The WebSocket adapter (chatmock.server.websocket) behind the HTTP/1.1 upgrade, in memory.
 
 A wsproto client talks to a real `H1Connection` over `memory_stream_pair`;
 the app upgrades and echoes, so every test goes through the same handshake,
@@ -24,10 +24,10 @@ from wsproto.events import Request as Handshake
 from wsproto.extensions import PerMessageDeflate
 
 from chatmock.errors import ClientError
-from chatmock.exchange import Request, Responder, WebSocketUpgrade
-from chatmock.http1 import H1Connection, Limits
-from chatmock.lifecycle import Lifecycle
-from chatmock.websocket import WebSocket
+from chatmock.server.exchange import ConnectionLimits, Request, Responder, WebSocketUpgrade
+from chatmock.server.http1 import H1Connection
+from chatmock.server.lifecycle import Lifecycle
+from chatmock.server.websocket import WebSocket
 
 SMALL_LIMIT = 1000
 
@@ -98,7 +98,7 @@ async def _slow(socket: WebSocket) -> None:
 
 def serve(nursery: trio.Nursery, lifecycle: Lifecycle | None = None) -> Client:
     client_stream, server_stream = trio.testing.memory_stream_pair()
-    connection = H1Connection(server_stream, echo, Limits(), lifecycle or Lifecycle())
+    connection = H1Connection(server_stream, echo, ConnectionLimits(), lifecycle or Lifecycle())
     nursery.start_soon(connection.serve)
     return Client(client_stream)
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from chatmock import jsonbytes
-from chatmock.sse import SSEDecoder, SSEEvent
+from chatmock.dialects.sse import SSEDecoder, SSEEvent
 
 TRUNCATED_MESSAGE = "the backend's stream ended before the response was complete"
 

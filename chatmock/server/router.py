@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from chatmock.app import App
 from chatmock.dialects.errors import dialect_of, render
 from chatmock.errors import ApiError, ClientError
-from chatmock.exchange import JSON_HEADERS, ClientGone, Request, Responder
+from chatmock.server.exchange import JSON_HEADERS, ClientGone, Request, Responder
 
 log = logging.getLogger("chatmock.access")
 

@@ -24,9 +24,10 @@ from typing import Any
 
 import trio
 
-from chatmock.auth.tokens import Credentials, home_dir
+from chatmock.auth.tokens import Credentials
+from chatmock.config import home_dir
 from chatmock.fileio import write_private_json
-from chatmock.models import Catalog, catalog_from_discovery
+from chatmock.state.catalog import Catalog, catalog_from_discovery
 from chatmock.upstream.codex import CODEX_CLIENT_VERSION, CodexBackend, upstream_error
 
 log = logging.getLogger("chatmock.models")

@@ -44,13 +44,14 @@
   database is created, with a warning. Deeper corruption found later is
   logged: a failed read returns None, a failed write batch is dropped.
   Anything else that prevents opening (unwritable folder, locked file) makes
-  `open_store` fall back to the memory store with a warning.
+  `stores.open_store` fall back to the memory store with a warning.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import queue
@@ -63,15 +64,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from chatmock.response_store import (
+from chatmock.state.response_store import (
     DEFAULT_CAPACITY,
     DEFAULT_MAX_BYTES,
     DEFAULT_TTL_SECONDS,
     Clock,
     StoredResponse,
-    _expired,
-    log,
+    expired,
 )
+
+log = logging.getLogger("chatmock.responses")
 
 PRUNE_INTERVAL_SECONDS = 60.0
 TOUCH_INTERVAL_SECONDS = 60.0
@@ -179,7 +181,7 @@ class SqliteResponseStore:
         with self._pending_lock:
             pending = self._pending.get(response_id)
             if pending is not None:
-                if _expired(pending.last_access, now, self._ttl):
+                if expired(pending.last_access, now, self._ttl):
                     return None
                 if now - pending.last_access >= TOUCH_INTERVAL_SECONDS:
                     # The writer may have read last_access already: also queue a touch.
@@ -190,7 +192,7 @@ class SqliteResponseStore:
         if row is None:
             return None
         created_at, last_access, body = row
-        if _expired(last_access, now, self._ttl):
+        if expired(last_access, now, self._ttl):
             return None
         if now - last_access >= TOUCH_INTERVAL_SECONDS and not self._closed:
             self._queue.put(_Touch(response_id, now))

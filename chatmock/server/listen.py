@@ -17,9 +17,10 @@ import socket
 
 import trio
 
-from chatmock.http1 import App, H1Connection, Limits
-from chatmock.lifecycle import Lifecycle
-from chatmock.tcpstream import TCPStream
+from chatmock.net.tcpstream import TCPStream
+from chatmock.server.exchange import ConnectionLimits, Handler
+from chatmock.server.http1 import H1Connection
+from chatmock.server.lifecycle import Lifecycle
 
 log = logging.getLogger("chatmock.server")
 
@@ -45,7 +46,7 @@ async def open_listeners(host: str, port: int) -> list[trio.SocketListener]:
     return await trio.open_tcp_listeners(port, host=host, backlog=4096)
 
 
-async def serve(app: App, listeners: list[trio.SocketListener], *, limits: Limits,
+async def serve(app: Handler, listeners: list[trio.SocketListener], *, limits: ConnectionLimits,
                 max_connections: int, shutdown: trio.Event, shutdown_timeout: float,
                 task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve `app` on `listeners` until `shutdown` is set; returns after the drain.
@@ -76,8 +77,9 @@ async def _close(listeners: list[trio.SocketListener]) -> None:
         await trio.aclose_forcefully(listener)
 
 
-async def _accept_loop(listener: trio.SocketListener, nursery: trio.Nursery, app: App,
-                       limits: Limits, lifecycle: Lifecycle, slots: trio.CapacityLimiter) -> None:
+async def _accept_loop(listener: trio.SocketListener, nursery: trio.Nursery, app: Handler,
+                       limits: ConnectionLimits, lifecycle: Lifecycle,
+                       slots: trio.CapacityLimiter) -> None:
     while True:
         token = object()
         await slots.acquire_on_behalf_of(token)
@@ -97,7 +99,7 @@ async def _accept_loop(listener: trio.SocketListener, nursery: trio.Nursery, app
         nursery.start_soon(_handle, stream, app, limits, lifecycle, slots, token)
 
 
-async def _handle(stream: TCPStream, app: App, limits: Limits, lifecycle: Lifecycle,
+async def _handle(stream: TCPStream, app: Handler, limits: ConnectionLimits, lifecycle: Lifecycle,
                   slots: trio.CapacityLimiter, token: object) -> None:
     lifecycle.connection_opened()
     try:

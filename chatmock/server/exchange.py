@@ -15,17 +15,28 @@ with an extended CONNECT (RFC 8441) presented to routes as the same GET.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from chatmock import jsonbytes
 from chatmock.errors import ChatmockError
 
-if TYPE_CHECKING:
-    from chatmock.websocket import WebSocket
-
 HeaderList = Sequence[tuple[bytes, bytes]]
 JSON_HEADERS: tuple[tuple[bytes, bytes], ...] = ((b"content-type", b"application/json"),)
+
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """What one client connection may take, whatever its HTTP version."""
+
+    max_header_bytes: int = 64 * 1024
+    max_body_bytes: int = 64 * 1024 * 1024
+    header_timeout: float = 30.0
+    idle_timeout: float = 75.0
+    write_timeout: float = 120.0  # applied by the connection's stream (server/listen.py)
 
 
 class ClientGone(ChatmockError):
@@ -92,12 +103,35 @@ class Responder(Protocol):
         ...
 
 
+class MessageSocket(Protocol):
+    """What a route sees of a WebSocket (`chatmock.server.websocket.WebSocket`)."""
+
+    async def receive(self) -> str | bytes | None:
+        """The next whole message; None once the socket is closed."""
+        ...
+
+    async def send_text(self, text: str) -> None:
+        """One text message, one write; raises ClientGone if the peer left."""
+        ...
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """The closing handshake, waiting briefly for the peer's close frame."""
+        ...
+
+    def responding(self) -> AbstractAsyncContextManager[None]:
+        """Around a response: pings are answered and a close cancels the body."""
+        ...
+
+
+Handler = Callable[[Request, Responder], Awaitable[None]]
+
+
 @runtime_checkable
 class WebSocketUpgrade(Protocol):
     """Optional Responder capability: the exchange becomes a WebSocket."""
 
     async def upgrade_websocket(self, request: Request, *,
-                                subprotocol: str | None = None) -> WebSocket:
+                                subprotocol: str | None = None) -> MessageSocket:
         """Accept the opening handshake (permessage-deflate when offered) and return the
         socket; raises ClientError, with nothing written, for a request that is none.
         The connection is closed after the socket (no return to HTTP keep-alive)."""

@@ -9,7 +9,7 @@ error), a refused or malformed one closes the connection instead.
 
 Writes are awaited one by one; a client that stops reading stalls its own
 exchange and nothing else, until the stream's send timeout drops it (the
-server builds each stream with `Limits.write_timeout`). A streamed response's
+server builds each stream with `ConnectionLimits.write_timeout`). A streamed response's
 head is held back and leaves together with the first body piece, so that a
 translated upstream read costs exactly one `send_all`.
 
@@ -24,8 +24,6 @@ closed once the route is done with the socket.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import TYPE_CHECKING
@@ -35,26 +33,20 @@ import trio
 
 from chatmock import jsonbytes
 from chatmock.errors import ApiError, ClientError
-from chatmock.exchange import ClientGone, HeaderList, Request, Responder
-from chatmock.lifecycle import Lifecycle
+from chatmock.server.exchange import (
+    ClientGone,
+    ConnectionLimits,
+    Handler,
+    HeaderList,
+    Request,
+)
+from chatmock.server.lifecycle import Lifecycle
 
 if TYPE_CHECKING:
-    from chatmock.websocket import WebSocket
+    from chatmock.server.websocket import WebSocket
 
 RECEIVE_SIZE = 65536
 CLOSE_LINGER_SECONDS = 1.0
-
-App = Callable[[Request, Responder], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_header_bytes: int = 64 * 1024
-    max_body_bytes: int = 64 * 1024 * 1024
-    header_timeout: float = 30.0
-    idle_timeout: float = 75.0
-    write_timeout: float = 120.0  # applied by the connection's stream (server.py)
-
 
 class _TooSlow(Exception):
     pass
@@ -86,7 +78,7 @@ def reason(status: int) -> bytes:
 class H1Connection:
     """Serves every exchange of one HTTP/1.1 connection."""
 
-    def __init__(self, stream: trio.abc.Stream, app: App, limits: Limits,
+    def __init__(self, stream: trio.abc.Stream, app: Handler, limits: ConnectionLimits,
                  lifecycle: Lifecycle, client: str = "") -> None:
         self.stream = stream
         self.app = app
@@ -354,7 +346,7 @@ class H1Responder:
                               code="invalid_websocket_handshake")
         if connection.lifecycle.draining:
             raise ApiError("chatmock is shutting down", status=503, code="shutting_down")
-        from chatmock.websocket import WebSocket, accept_handshake  # wsproto: on first use
+        from chatmock.server.websocket import WebSocket, accept_handshake  # wsproto: on first use
 
         answer, framing = accept_handshake(request, subprotocol)
         buffered, eof = connection.conn.trailing_data

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
-from chatmock.auth.tokens import home_dir
+from chatmock.config import home_dir
 
 log = logging.getLogger("chatmock.limits")
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import trio
 
 from chatmock.errors import UpstreamError
-from chatmock.tcpstream import TCPStream
+from chatmock.net.tcpstream import TCPStream
 
 
 class Origin(NamedTuple):

@@ -48,8 +48,8 @@ from wsproto.extensions import PerMessageDeflate
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from chatmock.errors import ClientError
-from chatmock.exchange import ClientGone, Request
-from chatmock.lifecycle import Lifecycle
+from chatmock.server.exchange import ClientGone, Request
+from chatmock.server.lifecycle import Lifecycle
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 CLOSE_TIMEOUT_SECONDS = 2.0

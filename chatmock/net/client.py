@@ -21,7 +21,7 @@ import h11
 import trio
 
 from chatmock.errors import UpstreamError
-from chatmock.upstream.transport import Origin, open_stream, split_url
+from chatmock.net.transport import Origin, open_stream, split_url
 
 RECEIVE_SIZE = 65536
 MAX_IDLE_SECONDS = 50.0

@@ -15,6 +15,8 @@ Two stores share the `ResponseStore` protocol:
 * `SqliteResponseStore` (in `response_store_sqlite`) -- the default, one file in
   the auth home, so chains survive a restart; its module says how it works.
 
+`chatmock.state.stores.open_store` picks one by name.
+
 Contract for callers: treat a `StoredResponse` and its lists/dicts as
 immutable. Stores keep references (the SQLite store encodes an entry only when
 the writer gets to it), so mutating items after `put`, or items returned by
@@ -23,21 +25,19 @@ the writer gets to it), so mutating items after `put`, or items returned by
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
-
-log = logging.getLogger("chatmock.responses")
 
 Clock = Callable[[], float]
 DEFAULT_TTL_SECONDS = 3600.0
 DEFAULT_CAPACITY = 10_000
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class StoredResponse:
     response_id: str
@@ -55,7 +55,8 @@ class ResponseStore(Protocol):
     def close(self) -> None: ...
 
 
-def _expired(last_access: float, now: float, ttl_seconds: float) -> bool:
+def expired(last_access: float, now: float, ttl_seconds: float) -> bool:
+    """TTL counts from the last access."""
     return now - last_access >= ttl_seconds
 
 
@@ -79,7 +80,7 @@ class MemoryResponseStore:
             record = self._entries.get(response_id)
             if record is None:
                 return None
-            if _expired(record[1], now, self._ttl):
+            if expired(record[1], now, self._ttl):
                 del self._entries[response_id]
                 return None
             self._entries[response_id] = (record[0], now)
@@ -105,34 +106,6 @@ class MemoryResponseStore:
         entries = self._entries
         while entries:
             _, last_access = next(iter(entries.values()))
-            if len(entries) <= self._capacity and not _expired(last_access, now, self._ttl):
+            if len(entries) <= self._capacity and not expired(last_access, now, self._ttl):
                 return
             entries.popitem(last=False)
-
-
-# --------------------------------------------------------------------------- sqlite
-
-
-def open_store(kind: str, path: Path, **limits: Any) -> ResponseStore:
-    """Open the store named by `kind` ("sqlite" or "memory").
-
-    `limits` are the constructor keywords (ttl_seconds, capacity, max_bytes, clock);
-    max_bytes is ignored by the memory store. If the SQLite file cannot be opened
-    at all (after moving a corrupt one aside), the memory store is used instead.
-    """
-    if kind == "memory":
-        limits.pop("max_bytes", None)
-        return MemoryResponseStore(**limits)
-    if kind != "sqlite":
-        raise ValueError(f"unknown response store {kind!r} (expected 'sqlite' or 'memory')")
-    import sqlite3  # with the SQLite store only: not on the memory store's import path
-
-    from chatmock.response_store_sqlite import SqliteResponseStore
-
-    try:
-        return SqliteResponseStore(path, **limits)
-    except (OSError, sqlite3.Error) as error:
-        log.warning("cannot open response store %s (%s); keeping responses in memory only",
-                    path, error)
-        limits.pop("max_bytes", None)
-        return MemoryResponseStore(**limits)
