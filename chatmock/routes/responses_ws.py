@@ -69,11 +69,9 @@ async def responses_socket(app: App, request: Request, out: Responder) -> None:
                           "connect with `Upgrade: websocket`, or POST for HTTP.", status=426,
                           code="upgrade_required", headers=UPGRADE_HEADERS)
     socket = await out.upgrade_websocket(request)
-    try:
+    try:  # a ClientGone (the peer left mid-response) goes on to the router's log line
         while (message := await socket.receive()) is not None:
             await _serve_one(app, request, socket, message)
-    except ClientGone:
-        pass
     finally:
         with trio.move_on_after(CLOSE_SECONDS, shield=True):
             await socket.close()

@@ -19,6 +19,29 @@ request head go to wsproto, and h11 is simply no longer used (its state
 machine would need the 101 built a second time, from headers wsproto
 computed, for a connection that never returns to HTTP). The connection is
 closed once the route is done with the socket.
+
+A client that leaves is noticed while its route works (exchange.py's
+contract). Once the request is complete -- the route has read the body, or
+the head was all there was -- a watcher task reads the connection beside the
+handler: EOF or a reset means the client is gone, and the connection's tasks
+are cancelled, handler included. A client that half-closes after sending
+(`shutdown(SHUT_WR)`) cannot be told from one that closed, and is gone too,
+as in Go's net/http and nginx. Bytes that arrive meanwhile (a pipelined next
+request) go to h11's buffer, where the next cycle finds them; after
+`max_header_bytes` of them the watcher stops, leaving the rest to the kernel
+(and to back-pressure), so a client that pipelines that much is no longer
+watched until its current answer is done. A request whose body the route
+never reads is not watched: such a route answers without waiting on it. The
+watcher is one task per watched exchange, in a nursery per connection; it
+stops (and is awaited) before anything else reads the connection.
+
+Limits: the head must arrive within `header_timeout` of its first byte and
+the body within `body_timeout` of the route's first read (each read also
+within `header_timeout`), else 408, whatever the pace of the bytes. A
+request that carries both Content-Length and Transfer-Encoding is read by
+the Transfer-Encoding alone, answered, and the connection is closed after
+the answer (RFC 9112 §6.1), so bytes smuggled behind it are never read as a
+request.
 """
 
 from __future__ import annotations
@@ -88,13 +111,21 @@ class H1Connection:
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
         self.must_close = False
         self.declared_length = 0
+        self.client_gone = False
+        self._tasks: trio.Nursery | None = None
+        self._watcher: tuple[trio.CancelScope, trio.Event] | None = None
 
     async def serve(self) -> None:
         try:
-            while await self._serve_one():
-                pass
-        except ClientGone:
-            pass
+            async with trio.open_nursery() as tasks:
+                self._tasks = tasks
+                try:
+                    while await self._serve_one():
+                        pass
+                except ClientGone:
+                    pass
+                finally:
+                    tasks.cancel_scope.cancel()
         finally:
             await trio.aclose_forcefully(self.stream)
 
@@ -108,16 +139,32 @@ class H1Connection:
         headers: dict[bytes, bytes] = {}
         for name, value in head.headers:
             headers[name] = headers[name] + b", " + value if name in headers else value
-        self.declared_length = int(headers.get(b"content-length", b"0"))
         request = Request(head.method.decode("latin-1"), path, query, headers, self,
                           self.limits.max_body_bytes, self.client)
+        if self._without_body(headers):
+            self._watch()
         await self.app(request, out)
+        await self._stop_watching()
         if not out.finished:
             if out.started:
                 return False
             await out.respond(500, [(b"content-type", b"application/json")],
                               _error_body("the route produced no response"))
         return await self._prepare_next_cycle()
+
+    def _without_body(self, headers: dict[bytes, bytes]) -> bool:
+        """Note the body's framing; True (and the empty body read) when there is none.
+
+        RFC 9112 §6.1: with both Transfer-Encoding and Content-Length, the former
+        frames the body (h11 reads it so) and the connection closes after the answer."""
+        if b"transfer-encoding" in headers:
+            self.declared_length = 0
+            self.must_close = b"content-length" in headers
+            return False
+        self.declared_length = int(headers.get(b"content-length", b"0"))
+        if self.declared_length:
+            return False
+        return isinstance(self.conn.next_event(), h11.EndOfMessage)  # parsed, no read
 
     async def _prepare_next_cycle(self) -> bool:
         if self.must_close or self.lifecycle.draining or self.conn.our_state is h11.MUST_CLOSE:
@@ -189,7 +236,15 @@ class H1Connection:
             self.conn.receive_data(data)
 
     async def read_body(self, limit: int) -> bytes:
-        """BodyReader for the current request (see `Request.body`)."""
+        """BodyReader for the current request (see `Request.body`); once the body is
+        read, the client is watched (see the module docstring)."""
+        body = await self._read_body(limit)
+        self._watch()
+        return body
+
+    async def _read_body(self, limit: int) -> bytes:
+        if self.conn.their_state is not h11.SEND_BODY:
+            return b""  # none, or read already
         if self.declared_length > limit:
             self.must_close = True
             raise ClientError(f"request body exceeds the limit of {limit} bytes", status=413)
@@ -197,19 +252,22 @@ class H1Connection:
             await self.write(self.conn.send(h11.InformationalResponse(status_code=100, headers=[])))
         parts: list[bytes] = []
         size = 0
-        while True:
-            event = await self._body_event()
-            if isinstance(event, h11.Data):
-                size += len(event.data)
-                if size > limit:
-                    self.must_close = True
-                    raise ClientError(f"request body exceeds the limit of {limit} bytes",
-                                      status=413)
-                parts.append(event.data)
-            elif isinstance(event, h11.EndOfMessage):
-                return b"".join(parts)
-            else:
-                raise ClientGone("connection closed before the request body was complete")
+        with trio.move_on_after(self.limits.body_timeout):
+            while True:
+                event = await self._body_event()
+                if isinstance(event, h11.Data):
+                    size += len(event.data)
+                    if size > limit:
+                        self.must_close = True
+                        raise ClientError(f"request body exceeds the limit of {limit} bytes",
+                                          status=413)
+                    parts.append(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    return b"".join(parts)
+                else:
+                    raise ClientGone("connection closed before the request body was complete")
+        self.must_close = True
+        raise ClientError("request body not received in time", status=408)
 
     async def _body_event(self) -> h11.Event:
         try:
@@ -223,10 +281,42 @@ class H1Connection:
 
     async def _discard_body(self) -> bool:
         try:
-            await self.read_body(self.limits.max_body_bytes)
+            await self._read_body(self.limits.max_body_bytes)
         except (ClientError, ClientGone):
             return False
         return self.conn.their_state is h11.DONE
+
+    def _watch(self) -> None:
+        """Start watching the client (see the module docstring), unless already done."""
+        if self._watcher is None and self._tasks is not None:
+            self._watcher = (trio.CancelScope(), trio.Event())
+            self._tasks.start_soon(self._watch_client, *self._watcher)
+
+    async def _stop_watching(self) -> None:
+        """Stop the watcher and wait until it let go of the connection."""
+        if self._watcher is not None:
+            scope, stopped = self._watcher
+            self._watcher = None
+            scope.cancel()
+            await stopped.wait()
+
+    async def _watch_client(self, scope: trio.CancelScope, stopped: trio.Event) -> None:
+        """Read beside the handler: EOF or a reset cancels the connection's tasks;
+        pipelined bytes go to h11, up to `max_header_bytes`."""
+        budget = self.limits.max_header_bytes
+        try:
+            with scope:
+                while budget > 0:
+                    data = await self._receive()
+                    if not data:
+                        self.client_gone = self.must_close = True
+                        assert self._tasks is not None  # watchers run in it
+                        self._tasks.cancel_scope.cancel()
+                        return
+                    self.conn.receive_data(data)
+                    budget -= len(data)
+        finally:
+            stopped.set()
 
     async def write(self, data: bytes) -> None:
         try:
@@ -281,6 +371,10 @@ class H1Responder:
         self.finished = False
         self.status = 0
 
+    @property
+    def client_gone(self) -> bool:
+        return self._c.client_gone
+
     def _response_head(self, status: int, headers: HeaderList, length: int | None) -> bytes:
         if self.started:
             raise RuntimeError("response already started")
@@ -289,7 +383,7 @@ class H1Responder:
         all_headers = [*headers, *self.extra_headers, (b"date", http_date())]
         if length is not None:
             all_headers.append((b"content-length", b"%d" % length))
-        if self._c.lifecycle.draining:
+        if self._c.must_close or self._c.lifecycle.draining:
             all_headers.append((b"connection", b"close"))
         event = h11.Response(status_code=status, reason=reason(status), headers=all_headers)
         return self._c.conn.send(event)
@@ -349,6 +443,7 @@ class H1Responder:
         from chatmock.server.websocket import WebSocket, accept_handshake  # wsproto: on first use
 
         answer, framing = accept_handshake(request, subprotocol)
+        await connection._stop_watching()  # the socket reads from here on
         buffered, eof = connection.conn.trailing_data
         self.started = self.finished = True
         self.status = 101

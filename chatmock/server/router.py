@@ -56,6 +56,8 @@ class Router:
                 internal = ApiError("internal error in chatmock (see its log)", status=500)
                 await out.respond(500, JSON_HEADERS, render(internal, dialect))
         finally:
+            if out.client_gone:  # the adapter cancelled the route (exchange.py)
+                note = " (client gone)"
             elapsed = (time.perf_counter() - started) * 1000
             log.info('%s "%s %s" %s %.1fms%s', request.client, request.method, request.path,
                      out.status or "-", elapsed, note)

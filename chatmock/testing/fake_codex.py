@@ -19,12 +19,15 @@ bearer must also be one the check accepts: a reason of ``"expired"`` gives
 ``invalid_token``, all 401.
 
 Routes: ``POST /backend-api/codex/responses``, ``GET /backend-api/codex/models``,
-``GET``/``DELETE /__fake__/requests`` (recorded /responses requests) and
+``GET``/``DELETE /__fake__/requests`` (recorded /responses requests),
+``GET /__fake__/streams`` (``StreamCounters``: how many event streams are
+open, and how each ended; kept by the server that plays them out) and
 ``GET /health``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections import deque
@@ -59,6 +62,7 @@ from chatmock.testing.fake_structured import structured_answer
 RESPONSES_PATH = "/backend-api/codex/responses"
 MODELS_PATH = "/backend-api/codex/models"
 RECORDS_PATH = "/__fake__/requests"
+STREAMS_PATH = "/__fake__/streams"
 HEALTH_PATH = "/health"
 MODELS_ETAG = b'W/"fake-models-1"'
 
@@ -96,6 +100,17 @@ def _openai_error(message: str, code: str | None = None) -> JSON:
     return {"error": {"message": message, "type": "invalid_request_error", "code": code}}
 
 
+@dataclass(slots=True)
+class StreamCounters:
+    """The event streams played out so far: ``open`` now, and how the others ended:
+    ``completed`` (every chunk written; a ``fake:cut`` counts here too) or
+    ``abandoned`` (the client, chatmock, went away first)."""
+
+    open: int = 0
+    completed: int = 0
+    abandoned: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class FakeRequest:
     """One request to a fake server, as its handlers see it."""
@@ -127,10 +142,12 @@ class FakeCodex:
         self._ids = itertools.count(1)
         self._request_ids = itertools.count(1)
         self._streams = 0
+        self.streams = StreamCounters()
         self._routes: dict[str, dict[str, _Handler]] = {
             RESPONSES_PATH: {"POST": self._responses},
             MODELS_PATH: {"GET": self._models},
             RECORDS_PATH: {"GET": self._list_records, "DELETE": self._clear_records},
+            STREAMS_PATH: {"GET": lambda _: self._json(200, dataclasses.asdict(self.streams))},
             HEALTH_PATH: {"GET": lambda _: self._json(200, {"status": "ok"})},
         }
 

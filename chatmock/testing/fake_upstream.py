@@ -25,11 +25,11 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import trio
 
-from chatmock.server.exchange import ConnectionLimits, Request, Responder
+from chatmock.server.exchange import ClientGone, ConnectionLimits, Request, Responder
 from chatmock.server.listen import open_listeners, serve
 from chatmock.testing.fake_codex import FakeCodex, FakeReply
 from chatmock.testing.fake_oauth import FakeOAuth, is_oauth_path
@@ -64,15 +64,32 @@ class FakeUpstreamApp:
         if reply.chunks is None:
             await out.respond(reply.status, reply.headers, reply.body)
             return
-        await out.start(reply.status, reply.headers)
-        for delay, data in reply.chunks:
-            if delay > 0:
-                await trio.sleep(delay)
-            if data:
-                await out.send(data)
-        if not reply.cut:
-            await out.end()
-        # A cut reply returns unfinished: the connection closes mid-body.
+        counters = self.fake.streams
+        counters.open += 1
+        ended, gone = False, False
+        try:
+            await _play(reply, reply.chunks, out)
+            ended = True
+        except ClientGone:
+            gone = True
+            raise
+        finally:  # also when the server cancelled us because the client left
+            counters.open -= 1
+            counters.completed += ended
+            counters.abandoned += gone or out.client_gone
+
+
+async def _play(reply: FakeReply, chunks: Iterator[tuple[float, bytes]], out: Responder) -> None:
+    """Write a streamed reply with its pacing."""
+    await out.start(reply.status, reply.headers)
+    for delay, data in chunks:
+        if delay > 0:
+            await trio.sleep(delay)
+        if data:
+            await out.send(data)
+    if not reply.cut:
+        await out.end()
+    # A cut reply returns unfinished: the connection closes mid-body.
 
 
 def base_url(host: str, port: int) -> str:

@@ -83,10 +83,14 @@ def start_chatmock(tmp: Path, upstream: Process | None, *flags: str,
                   *flags], tmp / "chatmock.log", env)
 
 
+def start_fake(tmp: Path) -> Process:
+    """The fake backend and OAuth server, logging into `tmp`."""
+    return spawn(["-m", "chatmock.testing.fake_upstream", "--port", "0"], tmp / "fake.log")
+
+
 @pytest.fixture(scope="session")
 def fake_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
-    tmp = tmp_path_factory.mktemp("fake")
-    process = spawn(["-m", "chatmock.testing.fake_upstream", "--port", "0"], tmp / "fake.log")
+    process = start_fake(tmp_path_factory.mktemp("fake"))
     yield process
     process.stop()
 

@@ -168,3 +168,27 @@ async def test_https_backend_with_an_untrusted_certificate_is_a_clear_502(
             pass
     assert caught.value.status == 502
     assert "certificate verify failed" in caught.value.message
+
+
+async def test_an_abandoned_answer_closes_its_connection_and_the_fake_counts_it(
+        nursery: trio.Nursery, client: HTTPClient) -> None:
+    """Cancelled mid-body, the exchange's connection is closed (not pooled): the fake's
+    server sees it go at once, during a silence that would last 100 s."""
+    fake = FakeUpstreamApp()
+    counting = Counting(fake)
+    url = await start(nursery, counting)
+    async with client.request("POST", url, HEADERS, body("a fake:deltas=2")) as upstream:
+        await upstream.read_all()
+    assert (fake.fake.streams.completed, fake.fake.streams.abandoned) == (1, 0)
+    with trio.move_on_after(0.2):
+        async with client.request("POST", url, HEADERS,
+                                  body("b fake:deltas=2 fake:delay_ms=100000")) as upstream:
+            await upstream.read_all()
+    with trio.fail_after(2):
+        while fake.fake.streams.abandoned == 0:
+            await trio.sleep(0.01)
+    assert fake.fake.streams.open == 0
+    async with client.request("POST", url, HEADERS, body("c fake:deltas=2")) as upstream:
+        await upstream.read_all()
+    assert fake.fake.streams.completed == 2
+    assert len(counting.clients) == 2  # the first connection was pooled, the second closed
