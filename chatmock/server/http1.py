@@ -21,19 +21,12 @@ computed, for a connection that never returns to HTTP). The connection is
 closed once the route is done with the socket.
 
 A client that leaves is noticed while its route works (exchange.py's
-contract). Once the request is complete -- the route has read the body, or
-the head was all there was -- a watcher task reads the connection beside the
-handler: EOF or a reset means the client is gone, and the connection's tasks
-are cancelled, handler included. A client that half-closes after sending
-(`shutdown(SHUT_WR)`) cannot be told from one that closed, and is gone too,
-as in Go's net/http and nginx. Bytes that arrive meanwhile (a pipelined next
-request) go to h11's buffer, where the next cycle finds them; after
-`max_header_bytes` of them the watcher stops, leaving the rest to the kernel
-(and to back-pressure), so a client that pipelines that much is no longer
-watched until its current answer is done. A request whose body the route
-never reads is not watched: such a route answers without waiting on it. The
-watcher is one task per watched exchange, in a nursery per connection; it
-stops (and is awaited) before anything else reads the connection.
+contract): once the request is complete -- the route has read the body, or
+the head was all there was -- a `ClientWatch` (server/watch.py) reads the
+connection beside the handler, in a nursery per connection; EOF or a reset
+cancels the connection's tasks, handler included, and pipelined bytes go to
+h11's buffer (up to `max_header_bytes`). A request whose body the route
+never reads is not watched: such a route answers without waiting on it.
 
 Limits: the head must arrive within `header_timeout` of its first byte and
 the body within `body_timeout` of the route's first read (each read also
@@ -64,6 +57,7 @@ from chatmock.server.exchange import (
     Request,
 )
 from chatmock.server.lifecycle import Lifecycle
+from chatmock.server.watch import ClientWatch
 
 if TYPE_CHECKING:
     from chatmock.server.websocket import WebSocket
@@ -113,7 +107,8 @@ class H1Connection:
         self.declared_length = 0
         self.client_gone = False
         self._tasks: trio.Nursery | None = None
-        self._watcher: tuple[trio.CancelScope, trio.Event] | None = None
+        self._watch = ClientWatch(stream, feed=self.conn.receive_data, gone=self._client_left,
+                                  budget=limits.max_header_bytes)
 
     async def serve(self) -> None:
         try:
@@ -142,9 +137,9 @@ class H1Connection:
         request = Request(head.method.decode("latin-1"), path, query, headers, self,
                           self.limits.max_body_bytes, self.client)
         if self._without_body(headers):
-            self._watch()
+            self._start_watching()
         await self.app(request, out)
-        await self._stop_watching()
+        await self._watch.stop()
         if not out.finished:
             if out.started:
                 return False
@@ -239,7 +234,7 @@ class H1Connection:
         """BodyReader for the current request (see `Request.body`); once the body is
         read, the client is watched (see the module docstring)."""
         body = await self._read_body(limit)
-        self._watch()
+        self._start_watching()
         return body
 
     async def _read_body(self, limit: int) -> bytes:
@@ -286,37 +281,14 @@ class H1Connection:
             return False
         return self.conn.their_state is h11.DONE
 
-    def _watch(self) -> None:
-        """Start watching the client (see the module docstring), unless already done."""
-        if self._watcher is None and self._tasks is not None:
-            self._watcher = (trio.CancelScope(), trio.Event())
-            self._tasks.start_soon(self._watch_client, *self._watcher)
+    def _start_watching(self) -> None:
+        if self._tasks is not None:
+            self._watch.start(self._tasks)
 
-    async def _stop_watching(self) -> None:
-        """Stop the watcher and wait until it let go of the connection."""
-        if self._watcher is not None:
-            scope, stopped = self._watcher
-            self._watcher = None
-            scope.cancel()
-            await stopped.wait()
-
-    async def _watch_client(self, scope: trio.CancelScope, stopped: trio.Event) -> None:
-        """Read beside the handler: EOF or a reset cancels the connection's tasks;
-        pipelined bytes go to h11, up to `max_header_bytes`."""
-        budget = self.limits.max_header_bytes
-        try:
-            with scope:
-                while budget > 0:
-                    data = await self._receive()
-                    if not data:
-                        self.client_gone = self.must_close = True
-                        assert self._tasks is not None  # watchers run in it
-                        self._tasks.cancel_scope.cancel()
-                        return
-                    self.conn.receive_data(data)
-                    budget -= len(data)
-        finally:
-            stopped.set()
+    def _client_left(self) -> None:
+        self.client_gone = self.must_close = True
+        if self._tasks is not None:
+            self._tasks.cancel_scope.cancel()
 
     async def write(self, data: bytes) -> None:
         try:
@@ -443,7 +415,7 @@ class H1Responder:
         from chatmock.server.websocket import WebSocket, accept_handshake  # wsproto: on first use
 
         answer, framing = accept_handshake(request, subprotocol)
-        await connection._stop_watching()  # the socket reads from here on
+        await connection._watch.stop()  # the WebSocket reads from here on
         buffered, eof = connection.conn.trailing_data
         self.started = self.finished = True
         self.status = 101

@@ -1,19 +1,23 @@
 """HTTP/1.1: a client that leaves cancels its route; pipelined requests are never lost.
 
-In memory (`memory_stream_pair`), on trio's autojump clock: a route that would
-wait 100 s is cancelled without any time passing when its client closes. Over a
-real loopback socket, a reset (RST) does the same.
+On trio's autojump clock, a route that would wait 100 s is cancelled without any
+time passing when its client closes. Each test runs over a kernel socket (a
+socketpair: the watcher's socket path) and in memory (`memory_stream_pair`: its
+`receive_some` path); over a real loopback socket, a reset (RST) does the same.
 """
 
 from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Iterator
 
 import h11
+import pytest
 import trio
 import trio.testing
 
+from chatmock.net.tcpstream import TCPStream
 from chatmock.server.exchange import ConnectionLimits, Request, Responder
 from chatmock.server.http1 import H1Connection
 from chatmock.server.lifecycle import Lifecycle
@@ -44,9 +48,23 @@ class Waiter:
         await out.respond(200, [], request.path.encode() + b" " + body)
 
 
-def serve(nursery: trio.Nursery, app: Waiter,
+Streams = tuple[trio.abc.HalfCloseableStream, trio.abc.HalfCloseableStream]
+
+
+@pytest.fixture(params=["socket", "memory"])
+def transport(request: pytest.FixtureRequest) -> Iterator[Streams]:
+    """(client, server) streams: a socketpair under TCPStream, or in memory."""
+    if request.param == "memory":
+        yield trio.testing.memory_stream_pair()
+        return
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        yield TCPStream(ours), TCPStream(theirs)
+
+
+def serve(nursery: trio.Nursery, app: Waiter, transport: Streams,
           limits: ConnectionLimits | None = None) -> RawClient:
-    client_stream, server_stream = trio.testing.memory_stream_pair()
+    client_stream, server_stream = transport
     connection = H1Connection(server_stream, app, limits or ConnectionLimits(), Lifecycle())
     nursery.start_soon(connection.serve)
     return RawClient(client_stream)
@@ -73,9 +91,10 @@ async def read_bodies(stream: trio.abc.Stream, count: int) -> list[bytes]:
 
 
 async def test_leaving_after_the_body_cancels_the_route_at_once(
-        nursery: trio.Nursery, autojump_clock: trio.abc.Clock) -> None:
+        nursery: trio.Nursery, transport: Streams,
+        autojump_clock: trio.abc.Clock) -> None:
     app = Waiter()
-    client = serve(nursery, app)
+    client = serve(nursery, app, transport)
     await client.send_head("POST", "/wait", [("content-length", "5")])
     await client.send_body(b"hello")
     await trio.sleep(1)
@@ -88,9 +107,10 @@ async def test_leaving_after_the_body_cancels_the_route_at_once(
 
 
 async def test_leaving_during_a_bodyless_request_cancels_the_route(
-        nursery: trio.Nursery, autojump_clock: trio.abc.Clock) -> None:
+        nursery: trio.Nursery, transport: Streams,
+        autojump_clock: trio.abc.Clock) -> None:
     app = Waiter()
-    client = serve(nursery, app)
+    client = serve(nursery, app, transport)
     await client.send_head("GET", "/wait", [])
     await trio.sleep(1)
     left = trio.current_time()
@@ -100,9 +120,10 @@ async def test_leaving_during_a_bodyless_request_cancels_the_route(
 
 
 async def test_a_chunked_body_is_read_whole_before_watching(
-        nursery: trio.Nursery, autojump_clock: trio.abc.Clock) -> None:
+        nursery: trio.Nursery, transport: Streams,
+        autojump_clock: trio.abc.Clock) -> None:
     app = Waiter()
-    client = serve(nursery, app)
+    client = serve(nursery, app, transport)
     await client.send_head("POST", "/wait?2", [("transfer-encoding", "chunked")])
     await client.send_body(b"piece one ", end=False)
     await trio.sleep(1)
@@ -112,9 +133,10 @@ async def test_a_chunked_body_is_read_whole_before_watching(
 
 
 async def test_pipelined_requests_in_one_write_are_all_answered(
-        nursery: trio.Nursery, autojump_clock: trio.abc.Clock) -> None:
+        nursery: trio.Nursery, transport: Streams,
+        autojump_clock: trio.abc.Clock) -> None:
     app = Waiter()
-    client = serve(nursery, app)
+    client = serve(nursery, app, transport)
     raw = b"".join(b"POST /r%d?1 HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nb%d" % (n, n)
                    for n in range(3))
     await client.stream.send_all(raw)
@@ -122,10 +144,11 @@ async def test_pipelined_requests_in_one_write_are_all_answered(
 
 
 async def test_a_request_pipelined_while_the_route_waits_is_kept(
-        nursery: trio.Nursery, autojump_clock: trio.abc.Clock) -> None:
+        nursery: trio.Nursery, transport: Streams,
+        autojump_clock: trio.abc.Clock) -> None:
     """The watcher reads the second request while the first route waits; h11 gets it."""
     app = Waiter()
-    client = serve(nursery, app)
+    client = serve(nursery, app, transport)
     await client.stream.send_all(b"GET /first?5 HTTP/1.1\r\nhost: x\r\n\r\n")
     await trio.sleep(1)
     await client.stream.send_all(b"GET /second?1 HTTP/1.1\r\nhost: x\r\n\r\n")
@@ -137,10 +160,11 @@ async def test_a_request_pipelined_while_the_route_waits_is_kept(
 
 
 async def test_past_the_bound_pipelined_bytes_wait_in_the_stream(
-        nursery: trio.Nursery, autojump_clock: trio.abc.Clock) -> None:
+        nursery: trio.Nursery, transport: Streams,
+        autojump_clock: trio.abc.Clock) -> None:
     """More than max_header_bytes pipelined: watching stops, nothing is lost."""
     app = Waiter()
-    client = serve(nursery, app, ConnectionLimits(max_header_bytes=200))
+    client = serve(nursery, app, transport, ConnectionLimits(max_header_bytes=200))
     await client.stream.send_all(b"GET /first?5 HTTP/1.1\r\nhost: x\r\n\r\n")
     await trio.sleep(1)
     many = [b"GET /n%02d?0 HTTP/1.1\r\nhost: x\r\n\r\n" % n for n in range(40)]
@@ -151,10 +175,11 @@ async def test_past_the_bound_pipelined_bytes_wait_in_the_stream(
 
 
 async def test_a_finished_exchange_stops_the_watch(
-        nursery: trio.Nursery, autojump_clock: trio.abc.Clock) -> None:
+        nursery: trio.Nursery, transport: Streams,
+        autojump_clock: trio.abc.Clock) -> None:
     """Between requests the connection is idle, not watched: a close there is no news."""
     app = Waiter()
-    client = serve(nursery, app)
+    client = serve(nursery, app, transport)
     reply = await client.request("POST", "/quick?0", b"x")
     assert reply.body == b"/quick x"
     await client.stream.aclose()
