@@ -107,21 +107,28 @@ class H1Connection:
         self.declared_length = 0
         self.client_gone = False
         self._tasks: trio.Nursery | None = None
+        self._exchanges = trio.CancelScope()  # cancelled when the client is gone
         self._watch = ClientWatch(stream, feed=self.conn.receive_data, gone=self._client_left,
                                   budget=limits.max_header_bytes)
 
-    async def serve(self) -> None:
+    async def serve(self, tasks: trio.Nursery | None = None) -> None:
+        """Serve every exchange until the connection ends. The client watch runs in
+        `tasks` (a server passes the nursery of its connections, which costs nothing per
+        connection), else in a nursery of the connection's own."""
+        if tasks is None:
+            async with trio.open_nursery() as own:
+                await self.serve(own)
+            return
+        self._tasks = tasks
         try:
-            async with trio.open_nursery() as tasks:
-                self._tasks = tasks
-                try:
-                    while await self._serve_one():
-                        pass
-                except ClientGone:
+            with self._exchanges:
+                while await self._serve_one():
                     pass
-                finally:
-                    tasks.cancel_scope.cancel()
+        except ClientGone:
+            pass
         finally:
+            with trio.CancelScope(shield=True):
+                await self._watch.stop()
             await trio.aclose_forcefully(self.stream)
 
     async def _serve_one(self) -> bool:
@@ -287,8 +294,7 @@ class H1Connection:
 
     def _client_left(self) -> None:
         self.client_gone = self.must_close = True
-        if self._tasks is not None:
-            self._tasks.cancel_scope.cancel()
+        self._exchanges.cancel()
 
     async def write(self, data: bytes) -> None:
         try:

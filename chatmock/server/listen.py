@@ -96,14 +96,14 @@ async def _accept_loop(listener: trio.SocketListener, nursery: trio.Nursery, app
         except BaseException:
             slots.release_on_behalf_of(token)
             raise
-        nursery.start_soon(_handle, stream, app, limits, lifecycle, slots, token)
+        nursery.start_soon(_handle, stream, app, limits, lifecycle, slots, token, nursery)
 
 
 async def _handle(stream: TCPStream, app: Handler, limits: ConnectionLimits, lifecycle: Lifecycle,
-                  slots: trio.CapacityLimiter, token: object) -> None:
+                  slots: trio.CapacityLimiter, token: object, tasks: trio.Nursery) -> None:
     lifecycle.connection_opened()
     try:
-        await H1Connection(stream, app, limits, lifecycle, _peer(stream)).serve()
+        await H1Connection(stream, app, limits, lifecycle, _peer(stream)).serve(tasks)
     except Exception:
         log.exception("connection task failed")
     finally:

@@ -25,17 +25,23 @@ with the socket path, 221 us with the `receive_some` path and its wait.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import trio
 
 from chatmock.net.tcpstream import TCPStream
 
+log = logging.getLogger("chatmock.server")
 RECEIVE_SIZE = 65536
 
 
 class ClientWatch:
-    """The watch of one connection; at most one runs at a time."""
+    """The watch of one connection; at most one runs at a time. Its task may run in a
+    server-wide nursery, so it never raises: an unexpected error is logged and ends the
+    watch (the exchange goes on unwatched)."""
+
+    __slots__ = ("_budget", "_current", "_ended", "_feed", "_gone", "_socket", "_stream")
 
     def __init__(self, stream: trio.abc.Stream, *, feed: Callable[[bytes], object],
                  gone: Callable[[], None], budget: int) -> None:
@@ -52,7 +58,7 @@ class ClientWatch:
         if self._current is None:
             scope = self._current = trio.CancelScope()
             ended = self._ended = None if self._socket is not None else trio.Event()
-            nursery.start_soon(self._run, scope, ended)
+            nursery.start_soon(self._run, scope, ended, name="chatmock client watch")
 
     async def stop(self) -> None:
         """End the watch; on return, the watcher no longer reads the connection."""
@@ -65,9 +71,9 @@ class ClientWatch:
             await ended.wait()
 
     async def _run(self, scope: trio.CancelScope, ended: trio.Event | None) -> None:
+        budget = self._budget
         try:
             with scope:
-                budget = self._budget
                 while budget > 0:
                     data = await self._read(scope)
                     if data is None:
@@ -77,6 +83,8 @@ class ClientWatch:
                         return
                     self._feed(data)
                     budget -= len(data)
+        except Exception:
+            log.exception("watching a client failed; its exchange goes on unwatched")
         finally:
             if ended is not None:
                 ended.set()
