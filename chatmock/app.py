@@ -14,7 +14,7 @@ from chatmock.state.catalog import Catalog
 from chatmock.state.prompt_cache import SessionIds
 from chatmock.state.recent_models import RecentModels
 from chatmock.state.response_store import ResponseStore
-from chatmock.state.stores import open_store
+from chatmock.state.stores import open_store, store_path
 from chatmock.state.usage_limits import UsageLimits, limits_path
 from chatmock.upstream.codex import CodexBackend, installation_id
 from chatmock.upstream.model_sync import ModelSync, cache_path
@@ -52,6 +52,7 @@ def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
     models = ModelSync(backend, settings.upstream_url, cache_path(env),
                        enabled=settings.model_sync, interval=settings.model_refresh_interval,
                        load_cache=False)
-    store = open_store(settings.responses_store, home_dir(env) / "responses.sqlite3",
-                       ttl_seconds=settings.responses_ttl, capacity=settings.responses_capacity)
+    store = open_store(settings.responses_store, store_path(env),
+                       ttl_seconds=settings.responses_ttl, capacity=settings.responses_capacity,
+                       max_bytes=settings.responses_max_bytes)
     return App(settings, models, http, backend, SessionIds(), usage, store)

@@ -86,8 +86,8 @@ def add_login_arguments(parser: argparse.ArgumentParser) -> None:
 def limits_of(settings: Settings) -> ConnectionLimits:
     return ConnectionLimits(max_header_bytes=settings.max_header_bytes,
                   max_body_bytes=settings.max_body_bytes,
-                  header_timeout=settings.header_timeout, idle_timeout=settings.idle_timeout,
-                  write_timeout=settings.write_timeout)
+                  header_timeout=settings.header_timeout, body_timeout=settings.body_timeout,
+                  idle_timeout=settings.idle_timeout, write_timeout=settings.write_timeout)
 
 
 async def run_server(settings: Settings) -> None:

@@ -77,6 +77,7 @@ class Settings:
     max_header_bytes: int = 64 * 1024
     max_body_bytes: int = 64 * 1024 * 1024
     header_timeout: float = 30.0
+    body_timeout: float = 60.0
     idle_timeout: float = 75.0
     write_timeout: float = 120.0
     max_connections: int = 10_000
@@ -87,6 +88,7 @@ class Settings:
     responses_store: str = "sqlite"
     responses_ttl: float = 3600.0
     responses_capacity: int = 10_000
+    responses_max_bytes: int = 256 * 1024 * 1024
     anthropic_models: ModelMap = DEFAULT_ANTHROPIC_MODELS
 
 
@@ -173,7 +175,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("client_id", "OAuth client id"),
     Option("max_header_bytes", "largest request head accepted (431 beyond)", int),
     Option("max_body_bytes", "largest request body accepted (413 beyond)", int),
-    Option("header_timeout", "seconds a client may take to send its request", float),
+    Option("header_timeout", "seconds a client may take to send its request head, in total "
+           "(and to send each piece of a body)", float),
+    Option("body_timeout", "seconds a client may take to send its request body, in total "
+           "(408 beyond)", float),
     Option("idle_timeout", "seconds an idle keep-alive connection stays open", float),
     Option("write_timeout", "seconds a client may refuse to read before it is dropped", float),
     Option("max_connections", "open client connections at most (more wait)", int),
@@ -185,6 +190,8 @@ OPTIONS: tuple[Option, ...] = (
            "restarts)", _lower, RESPONSE_STORES),
     Option("responses_ttl", "seconds a stored turn stays chainable", float),
     Option("responses_capacity", "stored turns at most", int),
+    Option("responses_max_bytes", "stored turns' total size at most, in bytes (sqlite: "
+           "compressed; memory: estimated JSON size)", int),
     Option("anthropic_models", "Claude family → upstream model on /v1/messages, as "
            "family=model pairs separated by commas (e.g. opus=gpt-5.5-high,haiku=gpt-5.4-mini)",
            parse_model_map),
@@ -234,9 +241,10 @@ def _convert(opt: Option, given: Any, source: str) -> Any:
 
 
 def _validate(settings: Settings) -> None:
-    positive = ("max_header_bytes", "max_body_bytes", "header_timeout", "idle_timeout",
-                "write_timeout", "max_connections", "upstream_connect_timeout",
-                "upstream_read_timeout", "responses_ttl", "responses_capacity")
+    positive = ("max_header_bytes", "max_body_bytes", "header_timeout", "body_timeout",
+                "idle_timeout", "write_timeout", "max_connections", "upstream_connect_timeout",
+                "upstream_read_timeout", "responses_ttl", "responses_capacity",
+                "responses_max_bytes")
     for name in positive:
         if getattr(settings, name) <= 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be positive")

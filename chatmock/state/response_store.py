@@ -7,13 +7,19 @@ converted to input items); a chained request replays `context + output`.
 Two stores share the `ResponseStore` protocol:
 
 * `MemoryResponseStore` -- an `OrderedDict` in LRU order. TTL counts from the
-  last access (a `get` refreshes it) and at most `capacity` entries are kept.
-  Because the dict is in access order, expired entries are always at its front,
-  so `put` drops them (and any overflow) in amortised O(1); no sweeper thread.
-  `max_bytes` does not apply (it would need every entry to be measured).
+  last access (a `get` refreshes it); at most `capacity` entries and
+  `max_bytes` of them are kept. Because the dict is in access order, expired
+  entries are always at its front, so `put` drops them (and any overflow,
+  least recently used first) in amortised O(1); no sweeper thread. An entry's
+  size is `estimated_size`, measured once, at `put`: about its JSON size,
+  without encoding anything. Chained turns share their item objects in memory,
+  so the process holds less than the sum (the bound errs on the safe side).
+  `figures()` reports entries and bytes (shown by `GET /health`).
 
 * `SqliteResponseStore` (in `response_store_sqlite`) -- the default, one file in
-  the auth home, so chains survive a restart; its module says how it works.
+  the auth home, so chains survive a restart; its module says how it works
+  (`max_bytes` bounds its compressed payloads; `chatmock info` shows its
+  figures, read from the file by `stores.sqlite_figures`).
 
 `chatmock.state.stores.open_store` picks one by name.
 
@@ -30,7 +36,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 Clock = Callable[[], float]
 DEFAULT_TTL_SECONDS = 3600.0
@@ -55,23 +61,61 @@ class ResponseStore(Protocol):
     def close(self) -> None: ...
 
 
+class StoreFigures(NamedTuple):
+    """How full a store is, against its bounds."""
+
+    entries: int
+    bytes: int
+    max_entries: int
+    max_bytes: int
+
+
 def expired(last_access: float, now: float, ttl_seconds: float) -> bool:
     """TTL counts from the last access."""
     return now - last_access >= ttl_seconds
+
+
+def estimated_size(entry: StoredResponse) -> int:
+    """About the entry's compact JSON size in bytes, without encoding it: characters of
+    every string and key, plus 2 per string, key and container and 8 per other value.
+
+    One walk over the items: about 1 ms per MB of an agent's context on the 2-core
+    machine, a third of `json.dumps` (which would also allocate the text); within a few
+    percent of the encoded size, as non-ASCII text counts a character, not its bytes."""
+    size = len(entry.instructions or "")
+    pending: list[Any] = [entry.context, entry.output]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            size += len(value) + 2
+        elif isinstance(value, dict):
+            size += 2 + sum(len(key) + 3 for key in value)
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            size += 2 + len(value)
+            pending.extend(value)
+        else:
+            size += 8
+    return size
 
 
 # --------------------------------------------------------------------------- memory
 
 
 class MemoryResponseStore:
-    """LRU + TTL-since-last-access map; thread-safe, O(1) amortised per call."""
+    """LRU + TTL-since-last-access map bounded by entries and bytes; thread-safe, O(1)
+    amortised per call (plus the entry's measurement on `put`)."""
 
     def __init__(self, *, ttl_seconds: float = DEFAULT_TTL_SECONDS,
-                 capacity: int = DEFAULT_CAPACITY, clock: Clock = time.time) -> None:
+                 capacity: int = DEFAULT_CAPACITY, max_bytes: int = DEFAULT_MAX_BYTES,
+                 clock: Clock = time.time) -> None:
         self._ttl = ttl_seconds
         self._capacity = capacity
+        self._max_bytes = max_bytes
         self._clock = clock
-        self._entries: OrderedDict[str, tuple[StoredResponse, float]] = OrderedDict()
+        # id -> (entry, last access, size); in access order
+        self._entries: OrderedDict[str, tuple[StoredResponse, float, int]] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def get(self, response_id: str) -> StoredResponse | None:
@@ -81,31 +125,44 @@ class MemoryResponseStore:
             if record is None:
                 return None
             if expired(record[1], now, self._ttl):
-                del self._entries[response_id]
+                self._drop(response_id)
                 return None
-            self._entries[response_id] = (record[0], now)
+            self._entries[response_id] = (record[0], now, record[2])
             self._entries.move_to_end(response_id)
             return record[0]
 
     def put(self, entry: StoredResponse) -> None:
+        size = estimated_size(entry)
         now = self._clock()
         with self._lock:
-            self._entries[entry.response_id] = (entry, now)
-            self._entries.move_to_end(entry.response_id)
+            self._drop(entry.response_id)
+            self._entries[entry.response_id] = (entry, now, size)
+            self._bytes += size
             self._evict(now)
 
     def close(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._bytes = 0
+
+    def figures(self) -> StoreFigures:
+        return StoreFigures(len(self._entries), self._bytes, self._capacity, self._max_bytes)
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    def _drop(self, response_id: str) -> None:
+        record = self._entries.pop(response_id, None)
+        if record is not None:
+            self._bytes -= record[2]
+
     def _evict(self, now: float) -> None:
-        """Drop expired entries (all at the front: access order) and any overflow."""
+        """Drop expired entries (all at the front: access order), then the least recently
+        used ones while over a bound."""
         entries = self._entries
         while entries:
-            _, last_access = next(iter(entries.values()))
-            if len(entries) <= self._capacity and not expired(last_access, now, self._ttl):
+            _, last_access, _ = next(iter(entries.values()))
+            if (len(entries) <= self._capacity and self._bytes <= self._max_bytes
+                    and not expired(last_access, now, self._ttl)):
                 return
-            entries.popitem(last=False)
+            self._bytes -= entries.popitem(last=False)[1][2]

@@ -33,8 +33,11 @@
   of a chain's length) this doubles or triples what fits in `max_bytes`.
   At most once a minute (after a batch, or when idle) the writer deletes rows
   past the TTL, then the least recently used rows beyond `capacity`, then
-  beyond `max_bytes` (sum of the compressed payloads; SQLite page overhead and
-  the WAL come on top; freed pages are reused, not returned to the OS).
+  beyond `max_bytes` (sum of the compressed payloads); a batch that takes the
+  payloads past `max_bytes` is pruned at once, so they exceed it by one batch
+  at most. On disk, SQLite's page overhead comes on top, the file keeps its
+  high-water mark (freed pages are reused, not returned to the OS), and the
+  WAL is cut back to `JOURNAL_SIZE_LIMIT` after each checkpoint.
 
   Robustness: the file is created 0600 (and chmod-ed 0600 if it exists) in a
   folder created 0700; `journal_mode=WAL`, `synchronous=NORMAL`; the schema is
@@ -100,6 +103,7 @@ _INSERT = (
 )
 _TOUCH = "UPDATE responses SET last_access = MAX(last_access, ?) WHERE id = ?"
 _SELECT = "SELECT created_at, last_access, body FROM responses WHERE id = ?"
+_TOTAL = "SELECT COALESCE(SUM(size), 0) FROM responses"
 _PRUNE_EXPIRED = "DELETE FROM responses WHERE last_access <= ?"
 _PRUNE_COUNT = (
     "DELETE FROM responses WHERE rowid IN (SELECT rowid FROM responses"
@@ -160,6 +164,7 @@ class SqliteResponseStore:
         self._resume.set()
         self._closed = False
         self._last_prune = -math.inf
+        self._payload_bytes = 0  # as of the last prune, plus what was written since
         self._thread = threading.Thread(target=self._run, name="response-store-writer",
                                         daemon=True)
         self._thread.start()
@@ -311,6 +316,7 @@ class SqliteResponseStore:
         with _transaction(self._writer) as connection:
             connection.executemany(_INSERT, rows)
             connection.executemany(_TOUCH, touches)
+        self._payload_bytes += sum(row[3] for row in rows)
 
     def _release(self, written: Iterable[_Pending]) -> None:
         """Forget committed entries unless a newer put replaced them meanwhile."""
@@ -322,7 +328,8 @@ class SqliteResponseStore:
 
     def _maybe_prune(self) -> None:
         now = self._clock()
-        if now - self._last_prune < PRUNE_INTERVAL_SECONDS:
+        due = now - self._last_prune >= PRUNE_INTERVAL_SECONDS
+        if not due and self._payload_bytes <= self._max_bytes:
             return
         self._last_prune = now
         try:
@@ -334,9 +341,11 @@ class SqliteResponseStore:
         with _transaction(self._writer) as connection:
             connection.execute(_PRUNE_EXPIRED, (now - self._ttl,))
             connection.execute(_PRUNE_COUNT, (self._capacity,))
-            (total,) = connection.execute("SELECT COALESCE(SUM(size), 0) FROM responses").fetchone()
+            (total,) = connection.execute(_TOTAL).fetchone()
             if total > self._max_bytes:
                 connection.execute(_PRUNE_BYTES, (self._max_bytes,))
+                (total,) = connection.execute(_TOTAL).fetchone()
+        self._payload_bytes = total
 
 
 @contextlib.contextmanager
@@ -468,8 +477,3 @@ def _move_aside(path: Path) -> Path:
         with contextlib.suppress(FileNotFoundError):
             os.replace(path.with_name(path.name + suffix), target.with_name(target.name + suffix))
     return target
-
-
-# --------------------------------------------------------------------------- factory
-
-

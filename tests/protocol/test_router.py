@@ -40,6 +40,18 @@ async def test_health_and_root(nursery: trio.Nursery, tmp_path: Path) -> None:
     assert (await client.request("GET", "/")).body == b"Ollama is running"
 
 
+async def test_health_shows_how_full_the_memory_store_is(nursery: trio.Nursery,
+                                                         tmp_path: Path) -> None:
+    client = connect(nursery, tmp_path, responses_store="memory", responses_capacity=50,
+                     responses_max_bytes=123_456)
+    figures = json.loads((await client.request("GET", "/health")).body)["responses_store"]
+    assert figures == {"kind": "memory", "entries": 0, "bytes": 0, "max_entries": 50,
+                       "max_bytes": 123_456}
+    client = connect(nursery, tmp_path)
+    figures = json.loads((await client.request("GET", "/health")).body)["responses_store"]
+    assert figures == {"kind": "sqlite"}
+
+
 async def test_cors_preflight_and_echoed_origin(nursery: trio.Nursery, tmp_path: Path) -> None:
     client = connect(nursery, tmp_path)
     reply = await client.request("OPTIONS", "/v1/chat/completions", headers=[

@@ -68,6 +68,16 @@ def test_float_precedence() -> None:
     assert from_argv("--header-timeout", "0.25", header_timeout="2.5").header_timeout == 0.25
 
 
+def test_body_timeout_and_store_bytes() -> None:
+    assert (Settings().body_timeout, Settings().responses_max_bytes) == (60.0, 256 * 1024 * 1024)
+    assert from_argv(body_timeout="90").body_timeout == 90.0
+    assert from_argv("--body-timeout", "5", body_timeout="90").body_timeout == 5.0
+    assert from_argv(responses_max_bytes="1048576").responses_max_bytes == 1048576
+    from chatmock.cli import limits_of  # the server's connections get it
+
+    assert limits_of(replace(Settings(), body_timeout=7.5)).body_timeout == 7.5
+
+
 def test_choices_are_normalised() -> None:
     assert from_argv(reasoning_effort=" HIGH ").reasoning_effort == "high"
     assert from_argv("--reasoning-summary", "Detailed").reasoning_summary == "detailed"
@@ -97,6 +107,10 @@ def test_current_compat_is_legacy() -> None:
     (["--model-refresh-interval", "-1"], {}, "--model-refresh-interval"),
     (["--shutdown-timeout", "-1"], {}, "--shutdown-timeout"),
     (["--header-timeout", "fast"], {}, "--header-timeout"),
+    (["--body-timeout", "0"], {}, "--body-timeout"),
+    ([], {"body_timeout": "soon"}, "CHATGPT_LOCAL_BODY_TIMEOUT"),
+    (["--responses-max-bytes", "0"], {}, "--responses-max-bytes"),
+    (["--responses-max-bytes", "1e6"], {}, "--responses-max-bytes"),
 ])
 def test_invalid_values(argv: list[str], env: dict[str, str], fragment: str) -> None:
     with pytest.raises(ConfigError) as info:
