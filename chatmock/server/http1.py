@@ -23,10 +23,11 @@ closed once the route is done with the socket.
 A client that leaves is noticed while its route works (exchange.py's
 contract): once the request is complete -- the route has read the body, or
 the head was all there was -- a `ClientWatch` (server/watch.py) reads the
-connection beside the handler, in a nursery per connection; EOF or a reset
-cancels the connection's tasks, handler included, and pipelined bytes go to
-h11's buffer (up to `max_header_bytes`). A request whose body the route
-never reads is not watched: such a route answers without waiting on it.
+connection beside the handler, as a task in the server's nursery of
+connections; EOF or a reset cancels the connection's exchanges, handler
+included, and pipelined bytes go to h11's buffer (up to `max_header_bytes`).
+A request whose body the route never reads is not watched: such a route
+answers without waiting on it.
 
 Limits: the head must arrive within `header_timeout` of its first byte and
 the body within `body_timeout` of the route's first read (each read also

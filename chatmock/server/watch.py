@@ -3,7 +3,7 @@
 `ClientWatch` serves exchange.py's contract ("the handler is cancelled when
 its client is gone") for `http1`. Once a request is complete, `start` runs a
 task that reads the connection beside the handler: EOF or a reset calls
-`gone` (the connection then cancels its tasks, handler included). A client
+`gone` (the connection then cancels its exchanges, handler included). A client
 that half-closes after sending (`shutdown(SHUT_WR)`) cannot be told from one
 that closed, and is gone too, as in Go's net/http and nginx. Bytes that
 arrive meanwhile (a pipelined next request) go to `feed` (h11's buffer, where
@@ -20,7 +20,9 @@ at the same moment steps aside without touching the socket. Any other stream
 abandoned half-way, so there `stop` waits for the task to end. Measured in
 process on the 2-core machine, busy with other work (a POST exchange over a
 socketpair, client included, best of 8 runs): 155 us without watching, 190 us
-with the socket path, 221 us with the `receive_some` path and its wait.
+with the socket path, 221 us with the `receive_some` path and its wait. While it
+runs, the task, its frames and cancel scope hold about 4.7 KiB (tracemalloc); a
+connection that is not being watched holds no task.
 """
 
 from __future__ import annotations

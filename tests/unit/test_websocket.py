@@ -305,3 +305,21 @@ async def test_a_peer_that_vanishes_mid_response_cancels_it(
 async def test_a_peer_that_vanishes_with_a_message_waiting_cancels_the_response(
         nursery: trio.Nursery, autojump_clock: trio.abc.Clock) -> None:
     assert await vanish_mid_response(nursery, "go", "queued", "more") == ["gone at 1"]
+
+
+async def test_a_frame_sent_before_a_slow_upgrade_is_kept(
+        nursery: trio.Nursery, autojump_clock: trio.abc.Clock) -> None:
+    """The HTTP/1.1 client watch reads it while the route thinks; the socket gets it."""
+    async def slow_upgrade(request: Request, out: Responder) -> None:
+        await trio.sleep(1)
+        await echo(request, out)
+
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    nursery.start_soon(H1Connection(server_stream, slow_upgrade, ConnectionLimits(),
+                                    Lifecycle()).serve)
+    client = Client(client_stream)
+    await client.stream.send_all(client.ws.send(Handshake(host="test", target="/ws")))
+    await trio.sleep(0.5)
+    await client.stream.send_all(Connection(ConnectionType.CLIENT).send(TextMessage(data="hi")))
+    assert isinstance(await client.next_event(), AcceptConnection)
+    assert await client.text() == "hi"
