@@ -15,7 +15,7 @@ import trio
 
 from chatmock import __version__, logs
 from chatmock.app import App, build_app
-from chatmock.config import Settings, add_serve_arguments, build_settings
+from chatmock.config import Settings, add_serve_arguments, build_settings, is_loopback
 from chatmock.errors import ConfigError
 from chatmock.routes import PREFIX_ROUTES, ROUTES
 from chatmock.server.exchange import ConnectionLimits
@@ -103,6 +103,7 @@ async def run_server(settings: Settings) -> None:
                                        nursery.cancel_scope)
             log.info("chatmock %s listening on http://%s:%d (upstream %s)", __version__,
                      settings.host, port, settings.upstream_url)
+            warn_if_open(settings)
             nursery.start_soon(_after_start, app)
             nursery.start_soon(app.usage.run_writer)
         app.usage.flush()
@@ -118,6 +119,17 @@ async def _serve(app: App, settings: Settings, listeners: list[trio.SocketListen
                 max_connections=settings.max_connections, shutdown=shutdown,
                 shutdown_timeout=settings.shutdown_timeout, task_status=task_status)
     helpers.cancel()
+
+
+def warn_if_open(settings: Settings) -> None:
+    """Say loudly at start what an open configuration lets others do."""
+    if settings.insecure_no_auth and not settings.access_token and not is_loopback(settings.host):
+        log.warning("INSECURE: listening on %s without an access token (--insecure-no-auth): "
+                    "anyone who can reach this address can use your ChatGPT account",
+                    settings.host)
+    if "*" in settings.cors_origins and not settings.access_token:
+        log.warning("INSECURE: --cors-origins '*' without an access token: any web page "
+                    "you open can use your ChatGPT account through this server")
 
 
 async def _watch_signals(signals: AsyncIterator[int], shutdown: trio.Event,

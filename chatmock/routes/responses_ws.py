@@ -13,6 +13,10 @@ resolved from the local store and the backend gets the full input.
 response (created + completed, no output) is answered and its turn stored,
 so that the first real turn can chain on it.
 
+Browsers apply no CORS to WebSockets, so the handshake's `Origin` is judged
+by the router before this route runs, by the same rules as any request
+(`server/browser.py`): a page from a foreign origin gets a 403, never a 101.
+
 Anything that goes wrong with one request becomes an error frame
 `{"type": "error", "status_code": N, "error": {"message", "code"}}` and the
 socket stays open. Each request ends with exactly one terminal frame: the

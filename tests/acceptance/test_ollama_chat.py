@@ -148,7 +148,8 @@ def test_cut_stream_raises_while_iterating(client: ollama.Client) -> None:
 
 def test_validation_error_shape(chatmock_server: Process) -> None:
     request = urllib.request.Request(f"{chatmock_server.url}/api/chat", method="POST",
-                                     data=json.dumps({"messages": user("x")}).encode())
+                                     data=json.dumps({"messages": user("x")}).encode(),
+                                     headers={"content-type": "application/json"})
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request)
     with caught.value as error:

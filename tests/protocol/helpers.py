@@ -38,7 +38,8 @@ class RawClient:
         self.conn = h11.Connection(h11.CLIENT)
 
     async def send_head(self, method: str, target: str, headers: list[tuple[str, str]]) -> None:
-        hdrs = [("host", "test"), *headers]
+        given = any(name.lower() == "host" for name, _ in headers)
+        hdrs = headers if given else [("host", "localhost"), *headers]
         await self.stream.send_all(self.conn.send(h11.Request(method=method, target=target,
                                                               headers=hdrs)))
 

@@ -138,7 +138,8 @@ def test_upstream_urls_rejected(url: str) -> None:
 
 def test_build_settings_from_a_mapping() -> None:
     settings = build_settings({"port": "1234", "verbose": True, "host": None},
-                              {ENV + "HOST": "0.0.0.0", ENV + "PORT": "1"})
+                              {ENV + "HOST": "0.0.0.0", ENV + "PORT": "1",
+                               ENV + "ACCESS_TOKEN": "t"})
     assert (settings.port, settings.verbose, settings.host) == (1234, True, "0.0.0.0")
 
 
