@@ -26,16 +26,7 @@ log = logging.getLogger("chatmock")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="chatmock", description="ChatGPT account → "
-                                     "OpenAI, Anthropic and Ollama APIs on localhost.")
-    parser.add_argument("--version", action="version", version=f"chatmock {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve_parser = commands.add_parser("serve", help="run the local API server")
-    add_serve_arguments(serve_parser)
-    add_login_arguments(commands.add_parser("login", help="sign in with your ChatGPT account"))
-    info_parser = commands.add_parser("info", help="show the account and its usage limits")
-    info_parser.add_argument("--json", action="store_true", help="print JSON (never tokens)")
-    args = parser.parse_args(argv)
+    args = parse_command_line(sys.argv[1:] if argv is None else list(argv))
     if args.command in ("login", "info"):
         from chatmock import commands as other  # their code is not loaded by `serve`
 
@@ -56,6 +47,27 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def parse_command_line(argv: list[str]) -> argparse.Namespace:
+    """The parsed arguments; a usage error exits 2 with the usage of the command
+    whose arguments are wrong (`chatmock serve --prot 1` shows `serve`'s)."""
+    parser = argparse.ArgumentParser(prog="chatmock", description="ChatGPT account → "
+                                     "OpenAI, Anthropic and Ollama APIs on localhost.")
+    parser.add_argument("--version", action="version", version=f"chatmock {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_serve_arguments(commands.add_parser("serve", help="run the local API server"))
+    add_login_arguments(commands.add_parser("login", help="sign in with your ChatGPT account"))
+    info_parser = commands.add_parser("info", help="show the account and its usage limits "
+                                      "(exit code 1 when not signed in)")
+    info_parser.add_argument("--json", action="store_true", help="print JSON (never tokens)")
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        before_command = argv[:argv.index(args.command)]
+        owner = parser if any(arg in before_command for arg in unknown) else \
+            commands.choices[args.command]
+        owner.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def tune_gc() -> None:
