@@ -1,7 +1,7 @@
 """Responses API requests → the Codex backend, with a local `previous_response_id`.
 
 The route is a near passthrough: the client's body goes upstream with only
-what the backend insists on changed (shared/spec/translation.md §4.6):
+what the backend insists on changed (spec: translation.md §4.6):
 `model` normalised, `store: false`, `stream: true`, `system` input messages
 moved into `instructions`, parameters it rejects removed, `reasoning` and
 `include` completed, fast mode and the default web search applied. Every
