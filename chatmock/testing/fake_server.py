@@ -1,0 +1,85 @@
+"""Serving a sans-I/O fake over chatmock's own HTTP/1.1 server.
+
+Every fake in this package is a plain object whose `handle(method, target,
+headers, body)` returns a `FakeReply`; `FakeApp` is the HTTP adapter that
+streams such a reply with its pacing (a `cut` reply drops the connection
+mid-body), and `serve_forever` runs one as a process that prints
+
+    <name> listening on http://127.0.0.1:PORT
+
+as its first line on stdout (tests start it with `--port 0` and read the port).
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Mapping
+from typing import Protocol
+
+import trio
+
+from chatmock.server.exchange import ConnectionLimits, Request, Responder
+from chatmock.server.listen import open_listeners, serve
+from chatmock.testing.fake_codex import FakeReply
+
+
+class Fake(Protocol):
+    def handle(self, method: str, target: str, headers: Mapping[bytes, bytes],
+               body: bytes) -> FakeReply: ...
+
+
+async def send_reply(reply: FakeReply, out: Responder) -> None:
+    """Write `reply` to `out`, sleeping before each chunk as it asks."""
+    if reply.chunks is None:
+        await out.respond(reply.status, reply.headers, reply.body)
+        return
+    await out.start(reply.status, reply.headers)
+    for delay, data in reply.chunks:
+        if delay > 0:
+            await trio.sleep(delay)
+        if data:
+            await out.send(data)
+    if not reply.cut:
+        await out.end()
+    # A cut reply returns unfinished: the connection closes mid-body.
+
+
+class FakeApp:
+    """HTTP adapter for one fake: request in, its `FakeReply` out."""
+
+    def __init__(self, fake: Fake) -> None:
+        self.fake = fake
+
+    def dispatch(self, method: str, target: str, headers: Mapping[bytes, bytes],
+                 body: bytes) -> FakeReply:
+        return self.fake.handle(method, target, headers, body)
+
+    async def __call__(self, request: Request, out: Responder) -> None:
+        body = await request.body()
+        target = request.path + ("?" + request.query if request.query else "")
+        await send_reply(self.dispatch(request.method, target, request.headers, body), out)
+
+
+def base_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def serve_app(app: FakeApp, listeners: list[trio.SocketListener], shutdown: trio.Event,
+                    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve `app` on `listeners` until `shutdown` is set (generous limits: tests and bench)."""
+    limits = ConnectionLimits(idle_timeout=300.0, write_timeout=600.0)
+    await serve(app, listeners, limits=limits, max_connections=100_000,
+                shutdown=shutdown, shutdown_timeout=1.0, task_status=task_status)
+
+
+async def serve_forever(app: FakeApp, host: str, port: int, name: str) -> None:
+    """Serve `app` until SIGINT/SIGTERM, announcing the bound port on stdout."""
+    shutdown = trio.Event()
+    listeners = await open_listeners(host, port)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            bound = await nursery.start(serve_app, app, listeners, shutdown)
+            print(f"{name} listening on {base_url(host, bound)}", flush=True)
+            async for _ in signals:
+                shutdown.set()
+                break
