@@ -39,7 +39,6 @@ import itertools
 import re
 import sys
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from urllib.parse import parse_qsl
 
@@ -64,11 +63,10 @@ from chatmock.testing.fake_events import (
     parse_scenario,
     tool_result_scenario,
 )
-from chatmock.testing.fake_rules import INVALID_JSON, Rejected, load_json
-from chatmock.testing.fake_server import FakeApp, serve_forever
+from chatmock.testing.fake_rules import Rejected, load_json
+from chatmock.testing.fake_server import RECORDS_PATH, FakeApp, RequestLog, serve_forever
 from chatmock.testing.fake_structured import structured_answer
 
-RECORDS_PATH = "/__fake__/requests"
 _Handler = Callable[[FakeRequest], FakeReply]
 _NOT_ON_CHAT = ("fake:websearch", "fake:commentary")
 _RETRY_AFTER = re.compile(r"[ \t]*(?<!\S)fake:retry_after=\S*")
@@ -83,14 +81,13 @@ class FakeChat:
                  record_limit: int = 200) -> None:
         self.flavor = FLAVORS[flavor] if isinstance(flavor, str) else flavor
         self.api_key = self.flavor.api_key if api_key == "" else api_key
-        self._records: deque[JSON] = deque(maxlen=record_limit)
+        self._log = RequestLog(record_limit)
         self._ids = itertools.count(1)
         prefix = self.flavor.prefix
         self._routes: dict[str, dict[str, _Handler]] = {
             f"{prefix}/chat/completions": {"POST": self._chat},
             f"{prefix}/models": {"GET": self._models},
-            RECORDS_PATH: {"GET": lambda _: self._json(200, list(self._records)),
-                           "DELETE": self._clear_records},
+            RECORDS_PATH: self._log.routes(),
             "/health": {"GET": lambda _: self._json(200, {"status": "ok"})},
         }
         if self.flavor.name == "xai":
@@ -99,7 +96,7 @@ class FakeChat:
     @property
     def requests(self) -> list[JSON]:
         """The recorded chat requests, oldest first."""
-        return list(self._records)
+        return self._log.records
 
     def handle(self, method: str, target: str, headers: Mapping[bytes, bytes],
                body: bytes) -> FakeReply:
@@ -132,10 +129,6 @@ class FakeChat:
         (_, content_type), *extra = exc.headers
         return FakeReply(exc.status, self._headers(content_type, *extra), exc.body)
 
-    def _clear_records(self, _: FakeRequest) -> FakeReply:
-        self._records.clear()
-        return FakeReply(204, self._headers(b"application/json"))
-
     # -- authentication ----------------------------------------------------------------
 
     def _check_key(self, headers: Mapping[bytes, bytes]) -> None:
@@ -166,11 +159,7 @@ class FakeChat:
 
     def _chat(self, request: FakeRequest) -> FakeReply:
         payload = load_json(request.body)
-        self._records.append({
-            "path": request.path,
-            "headers": {k.decode("latin-1"): v.decode("latin-1")
-                        for k, v in request.headers.items()},
-            "body": None if payload is INVALID_JSON else payload})
+        self._log.add(request, payload)
         try:
             self._check_content_type(request)
             self._check_key(request.headers)

@@ -13,14 +13,18 @@ as its first line on stdout (tests start it with `--port 0` and read the port).
 from __future__ import annotations
 
 import signal
-from collections.abc import Mapping
-from typing import Protocol
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import trio
 
 from chatmock.server.exchange import ConnectionLimits, Request, Responder
 from chatmock.server.listen import open_listeners, serve
-from chatmock.testing.fake_codex import FakeReply
+from chatmock.testing.fake_codex import FakeReply, FakeRequest
+from chatmock.testing.fake_events import dump_json
+
+RECORDS_PATH = "/__fake__/requests"
 
 
 class Fake(Protocol):
@@ -42,6 +46,35 @@ async def send_reply(reply: FakeReply, out: Responder) -> None:
     if not reply.cut:
         await out.end()
     # A cut reply returns unfinished: the connection closes mid-body.
+
+
+class RequestLog:
+    """The requests a fake received, for tests to read at `GET /__fake__/requests`
+    (and forget with `DELETE`): path, query, headers and the parsed JSON body."""
+
+    def __init__(self, limit: int = 200) -> None:
+        self._records: deque[dict[str, Any]] = deque(maxlen=limit)
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return list(self._records)
+
+    def add(self, request: FakeRequest, payload: Any) -> None:
+        """Record `request`; `payload` is its parsed body (kept only if a JSON document)."""
+        self._records.append({
+            "path": request.path, "query": request.query,
+            "headers": {k.decode("latin-1"): v.decode("latin-1")
+                        for k, v in request.headers.items()},
+            "body": payload if isinstance(payload, dict | list) else None})
+
+    def routes(self) -> dict[str, Callable[[FakeRequest], FakeReply]]:
+        json = [(b"content-type", b"application/json")]
+        return {"GET": lambda _: FakeReply(200, json, dump_json(self.records)),
+                "DELETE": lambda _: self._clear(json)}
+
+    def _clear(self, headers: list[tuple[bytes, bytes]]) -> FakeReply:
+        self._records.clear()
+        return FakeReply(204, headers)
 
 
 class FakeApp:
