@@ -21,6 +21,7 @@ from chatmock.routes import PREFIX_ROUTES, ROUTES
 from chatmock.server.exchange import ConnectionLimits
 from chatmock.server.listen import open_listeners, serve
 from chatmock.server.router import Router
+from chatmock.upstream.providers import build_registry
 
 log = logging.getLogger("chatmock")
 
@@ -35,11 +36,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return other.run_info(as_json=args.json, env=os.environ)
     try:
         settings = build_settings(vars(args), os.environ)
+        providers = build_registry(settings, os.environ)
     except ConfigError as exc:
         print(f"chatmock: {exc}", file=sys.stderr)
         return 2
     logs.setup(settings.verbose or settings.verbose_obfuscation or settings.debug,
-               (settings.access_token,))
+               (settings.access_token, *providers.secrets()))
     try:
         trio.run(run_server, settings)
     except OSError as exc:

@@ -6,7 +6,17 @@ validated here, at start-up, so that no request ever meets a bad setting.
 The environment variable of an option is `CHATGPT_LOCAL_` + the flag name in
 upper case with `-` turned into `_` (so `--debug-model` reads
 `CHATGPT_LOCAL_DEBUG_MODEL`), which matches the names the reference
-implementations use.
+implementations use; the provider options read the `CHATMOCK_*` names the
+multi-provider fork made known (`CHATMOCK_PROVIDER`, `CHATMOCK_MAX_CONCURRENCY`,
+`CHATMOCK_QUEUE_TIMEOUT`, `CHATMOCK_UPSTREAM`).
+
+Providers: `--provider` picks the default upstream (`chatgpt`, `xai`,
+`openrouter`, `qwen`, `openai`, or a name given with `--upstream`);
+`--upstream name=URL[,KEY_ENV]` (repeatable, or several separated by commas)
+names an OpenAI-compatible server whose key is read from the environment
+variable KEY_ENV, or, for a built-in name other than `chatgpt`, moves that
+provider to another base URL (a local fake, a proxy). Credentials are never
+options: `chatmock.upstream.providers` reads them from the environment.
 """
 
 from __future__ import annotations
@@ -34,6 +44,9 @@ SUMMARIES = ("auto", "concise", "detailed", "none")
 COMPAT_MODES = ("think-tags", "o3", "legacy", "current")
 RESPONSE_FORMATS = ("route", "input")
 RESPONSE_STORES = ("sqlite", "memory")
+BUILTIN_PROVIDERS = ("chatgpt", "xai", "openrouter", "qwen", "openai")
+Upstream = tuple[str, str, str]
+"""(name, base URL, environment variable holding its key or '')."""
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
 ModelMap = tuple[tuple[str, str], ...]
@@ -92,6 +105,10 @@ class Settings:
     responses_ttl: float = 3600.0
     responses_capacity: int = 10_000
     anthropic_models: ModelMap = DEFAULT_ANTHROPIC_MODELS
+    provider: str = "chatgpt"
+    upstreams: tuple[Upstream, ...] = ()
+    max_concurrency: int = 8
+    queue_timeout: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,14 +120,18 @@ class Option:
     parse: Callable[[str], Any] = str
     choices: tuple[str, ...] = ()
     is_bool: bool = False
+    env_name: str = ""  # instead of CHATGPT_LOCAL_<FIELD>
+    repeatable: bool = False  # the flag may be given several times (values joined by ",")
+    metavar: str = ""
+    flag_name: str = ""  # instead of --<field>
 
     @property
     def flag(self) -> str:
-        return "--" + self.field.replace("_", "-")
+        return "--" + (self.flag_name or self.field.replace("_", "-"))
 
     @property
     def env(self) -> str:
-        return ENV_PREFIX + self.field.upper()
+        return self.env_name or ENV_PREFIX + self.field.upper()
 
 
 def parse_bool(text: str) -> bool:
@@ -206,6 +227,48 @@ def parse_hosts(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
+_PROVIDER_NAME = re.compile(r"[a-z][a-z0-9_-]*")
+_ENTRY_START = re.compile(r"([a-z][a-z0-9_-]*)=(https?://.*)", re.IGNORECASE)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def parse_upstreams(text: str) -> tuple[Upstream, ...]:
+    """`name=URL[,KEY_ENV]`, several separated by commas → (name, url, key_env) entries.
+
+    A piece `name=http(s)://...` starts an entry; a bare variable name after it is
+    that entry's key variable. Names are lower-case words; `chatgpt` is refused (its
+    backend is `--upstream-url`); a name may not be given twice."""
+    entries: list[list[str]] = []
+    for piece in _comma_list(text):
+        start = _ENTRY_START.fullmatch(piece)
+        if start is not None:
+            name = start.group(1)
+            if not _PROVIDER_NAME.fullmatch(name):
+                raise ValueError(f"{name!r}: provider names are lower-case words")
+            entries.append([name, start.group(2), ""])
+        elif entries and not entries[-1][2] and _ENV_NAME.fullmatch(piece):
+            entries[-1][2] = piece
+        else:
+            raise ValueError(f"{piece!r} is neither name=http(s)://URL nor the name of the "
+                             "environment variable holding the key of the entry before it")
+    names = [entry[0] for entry in entries]
+    for name in names:
+        if name == "chatgpt":
+            raise ValueError("the chatgpt backend is set with --upstream-url")
+        if names.count(name) > 1:
+            raise ValueError(f"{name!r} is given twice")
+    if not entries:
+        raise ValueError("expected name=URL[,KEY_ENV] entries")
+    return tuple((name, url, key) for name, url, key in entries)
+
+
+def _provider_name(text: str) -> str:
+    name = text.strip().lower()
+    if not _PROVIDER_NAME.fullmatch(name):
+        raise ValueError("a provider name is a lower-case word")
+    return name
+
+
 OPTIONS: tuple[Option, ...] = (
     Option("host", "address to listen on"),
     Option("port", "port to listen on", int),
@@ -251,6 +314,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("anthropic_models", "Claude family → upstream model on /v1/messages, as "
            "family=model pairs separated by commas (e.g. opus=gpt-5.5-high,haiku=gpt-5.4-mini)",
            parse_model_map),
+    Option("provider", "the default upstream provider (a `provider/model` prefix or "
+           "?provider= picks another per request)", _provider_name, env_name="CHATMOCK_PROVIDER",
+           metavar="{" + ",".join(BUILTIN_PROVIDERS) + ",NAME}"),
+    Option("upstreams", "OpenAI-compatible servers as name=URL[,KEY_ENV] (repeatable or "
+           "comma-separated); a built-in name moves that provider to URL", parse_upstreams,
+           env_name="CHATMOCK_UPSTREAM", repeatable=True, metavar="NAME=URL[,KEY_ENV]",
+           flag_name="upstream"),
+    Option("max_concurrency", "requests in flight per provider at most (0: no limit); more "
+           "wait their turn, fairly per client", int, env_name="CHATMOCK_MAX_CONCURRENCY"),
+    Option("queue_timeout", "seconds a request may wait for its turn before a 429", float,
+           env_name="CHATMOCK_QUEUE_TIMEOUT"),
 )
 
 
@@ -263,9 +337,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(opt.flag, dest=opt.field, default=None,
                                 action=argparse.BooleanOptionalAction, help=help_text)
         else:
-            metavar = "{" + ",".join(opt.choices) + "}" if opt.choices else "VALUE"
+            metavar = opt.metavar or ("{" + ",".join(opt.choices) + "}" if opt.choices
+                                      else "VALUE")
             parser.add_argument(opt.flag, dest=opt.field, default=None, metavar=metavar,
-                                help=help_text)
+                                help=help_text, action="append" if opt.repeatable else "store")
 
 
 def _shown(default: Any) -> str:
@@ -314,6 +389,8 @@ def read_token_file(path: str) -> str:
 def _convert(opt: Option, given: Any, source: str) -> Any:
     if isinstance(given, bool):
         return given
+    if isinstance(given, list):  # a repeated flag
+        given = ",".join(given)
     try:
         value = parse_bool(given) if opt.is_bool else opt.parse(given)
     except ValueError as exc:
@@ -339,6 +416,7 @@ def _validate(settings: Settings) -> None:
     if settings.shutdown_timeout < 0 or settings.upstream_pool_size < 0:
         raise ConfigError("--shutdown-timeout and --upstream-pool-size must not be negative")
     check_upstream_url(settings.upstream_url)
+    _validate_providers(settings)
     if not is_loopback(settings.host) and not settings.access_token \
             and not settings.insecure_no_auth:
         raise ConfigError(f"--host {settings.host!r} is not a loopback address: anyone who can "
@@ -346,13 +424,26 @@ def _validate(settings: Settings) -> None:
                           "--access-token-file, or pass --insecure-no-auth")
 
 
-def check_upstream_url(url: str) -> None:
+def _validate_providers(settings: Settings) -> None:
+    if settings.max_concurrency < 0:
+        raise ConfigError("--max-concurrency must not be negative (0: no limit)")
+    if settings.queue_timeout < 0:
+        raise ConfigError("--queue-timeout must not be negative")
+    for name, url, _ in settings.upstreams:
+        check_upstream_url(url, f"--upstream {name}=")
+    known = dict.fromkeys([*BUILTIN_PROVIDERS, *(name for name, _, _ in settings.upstreams)])
+    if settings.provider not in known:
+        raise ConfigError(f"--provider {settings.provider!r} is not one of {', '.join(known)} "
+                          "(name more with --upstream name=URL)")
+
+
+def check_upstream_url(url: str, flag: str = "--upstream-url ") -> None:
     """Allow https anywhere, plain http only to loopback: tokens never cross a network clear."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"--upstream-url {url!r} must be an http(s) URL")
+        raise ConfigError(f"{flag}{url!r} must be an http(s) URL")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
-        raise ConfigError(f"--upstream-url {url!r}: plain http is allowed only to loopback")
+        raise ConfigError(f"{flag}{url!r}: plain http is allowed only to loopback")
 
 
 def is_loopback(host: str) -> bool:

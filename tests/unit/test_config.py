@@ -151,8 +151,10 @@ def test_every_option_has_a_field_flag_and_env() -> None:
     fields = {f.name for f in dataclasses.fields(Settings)}
     assert {opt.field for opt in OPTIONS} == fields
     for opt in OPTIONS:
-        assert opt.flag == "--" + opt.field.replace("_", "-")
-        assert opt.env == ENV + opt.field.upper()
+        assert opt.flag == "--" + (opt.flag_name or opt.field.replace("_", "-"))
+        # The provider options keep the CHATMOCK_* names the multi-provider fork made known.
+        assert opt.env == (opt.env_name or ENV + opt.field.upper())
+        assert not opt.env_name or opt.env_name.startswith("CHATMOCK_")
 
 
 def test_settings_are_frozen() -> None:

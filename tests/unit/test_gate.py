@@ -208,7 +208,9 @@ async def test_cancelling_anywhere_returns_every_permit(victim: int,
     for tenth in range(0, 45, 5):
         gate = Gate("xai", 2, queue_timeout=100)
         served, timed_out = await scenario(gate, victim, tenth / 10)
-        assert not timed_out and (victim in served or victim < 0 or tenth < 40)
+        assert not timed_out
+        if victim >= 0:  # everyone else is served, whenever the victim left
+            assert served >= {0, 1, 2, 3, 4} - {victim}
         idle(gate)
     gate = Gate("xai", 2, queue_timeout=100)
     assert await scenario(gate, victim, None) == ({0, 1, 2, 3, 4}, set())
