@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -244,3 +244,11 @@ class Gate:
             del self._queues[client]
         waiter.granted = True
         waiter.event.set()
+
+
+def gates(providers: Iterable[str], permits: int, queue_timeout: float) -> dict[str, Gate]:
+    """One gate per provider (`--max-concurrency`, `--queue-timeout`); none when `permits` is
+    0, which means no limit."""
+    if permits == 0:
+        return {}
+    return {name: Gate(name, permits, queue_timeout=queue_timeout) for name in providers}

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import json
 import random
 
 import pytest
 import trio
 import trio.testing
 
-from chatmock.upstream.gate import Gate, GateBusy, Permit, client_key
+from chatmock.dialects.errors import Dialect, render
+from chatmock.upstream.gate import Gate, GateBusy, Permit, client_key, gates
 
 
 def idle(gate: Gate) -> None:
@@ -296,3 +298,20 @@ def test_bad_gate_settings_are_refused() -> None:
             continue
         with pytest.raises(ValueError):
             Gate("x", permits, queue_timeout=timeout)
+
+
+def test_gate_busy_renders_as_a_429_in_every_dialect() -> None:
+    error = GateBusy("xai", "queue_full", 12)
+    assert json.loads(render(error, Dialect.OPENAI))["error"]["type"] == "rate_limit_error"
+    assert json.loads(render(error, Dialect.ANTHROPIC)) == {
+        "type": "error", "error": {"type": "rate_limit_error", "message": error.message}}
+    assert json.loads(render(error, Dialect.OLLAMA)) == {"error": error.message}
+    assert "queue is full" in error.message and error.headers == ((b"retry-after", b"12"),)
+
+
+def test_one_gate_per_provider_unless_unlimited() -> None:
+    made = gates(["chatgpt", "xai"], 4, 30.0)
+    assert sorted(made) == ["chatgpt", "xai"]
+    assert (made["xai"].permits, made["xai"].queue_timeout, made["xai"].provider) == (4, 30.0,
+                                                                                      "xai")
+    assert gates(["chatgpt"], 0, 30.0) == {}
