@@ -32,6 +32,8 @@ ItemEvents = Generator[Event, None, bool]
 FLAGS = frozenset(
     {"reasoning_text", "commentary", "fail", "cut", "incomplete", "empty", "error_event"}
 )
+PACING_FLAGS = frozenset({"coalesce"})
+"""Flags that change only how events are framed into chunks (``_paced``)."""
 ENDINGS = ("empty", "error_event", "cut", "fail", "incomplete")
 """Flags that change how a stream ends, strongest first."""
 COMMENTARY_TEXT = "Let me look into that first."
@@ -105,7 +107,7 @@ def tool_result_scenario(call_id: str, output: str) -> Scenario:
 
 def _apply(scenario: Scenario, token: str) -> None:
     name, sep, value = token[len("fake:") :].partition("=")
-    if name in FLAGS:
+    if name in FLAGS or name in PACING_FLAGS:
         if sep:
             raise DirectiveError("takes no value")
         scenario.flags.add(name)
@@ -221,18 +223,31 @@ def sse_chunks(scenario: Scenario, seed: ResponseSeed) -> Iterator[tuple[float, 
 
 
 def _paced(frames: Iterable[bytes], scenario: Scenario) -> Iterator[tuple[float, bytes]]:
-    wait = scenario.first_delay_ms / 1000
-    batch: list[bytes] = []
+    """One chunk per event, as the real backend writes its stream.
+
+    Events come in groups of ``burst``: the first event of a group waits
+    (``first_delay_ms`` before the first group, ``delay_ms`` before the others),
+    the rest of the group follows at once, each event still its own chunk.
+    ``fake:coalesce`` joins each group into one chunk instead: no backend frames
+    like that, so it exists only for the bench's labelled comparison phase.
+    """
+    first, later = scenario.first_delay_ms / 1000, scenario.delay_ms / 1000
+    burst = scenario.burst
+    if "coalesce" in scenario.flags:
+        frames, burst = (b"".join(group) for group in _groups(frames, burst)), 1
     sent = False
-    for data in frames:
-        batch.append(data)
-        if len(batch) >= scenario.burst:
-            yield wait, b"".join(batch)
-            wait, batch, sent = scenario.delay_ms / 1000, [], True
-    if batch:
-        yield wait, b"".join(batch)
-    elif not sent and wait > 0:
-        yield wait, b""  # an empty stream that still keeps the client waiting
+    for index, data in enumerate(frames):
+        yield (first if index == 0 else 0.0 if index % burst else later), data
+        sent = True
+    if not sent and first > 0:
+        yield first, b""  # an empty stream that still keeps the client waiting
+
+
+def _groups(frames: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
+    """``frames`` in lists of ``size`` (the last one may be shorter), lazily."""
+    iterator = iter(frames)
+    while group := list(islice(iterator, size)):
+        yield group
 
 
 def answer_deltas(scenario: Scenario) -> Iterator[str]:

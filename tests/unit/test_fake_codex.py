@@ -499,26 +499,6 @@ def test_deltas_are_generated_lazily() -> None:
     assert b"tok150 " in b"".join(data for _, data in more)
 
 
-def test_burst_and_delays() -> None:
-    reply = post(
-        FakeCodex(), payload("a b c fake:burst=4 fake:delay_ms=25 fake:first_delay_ms=300")
-    )
-    assert reply.chunks is not None
-    chunks = list(reply.chunks)
-    events = parse_sse(b"".join(data for _, data in chunks))
-    assert len(chunks) == -(-len(events) // 4)
-    assert [data.count(b"\n\n") for _, data in chunks[:-1]] == [4] * (len(chunks) - 1)
-    assert [wait for wait, _ in chunks] == [0.3] + [0.025] * (len(chunks) - 1)
-
-
-def test_one_event_per_chunk_by_default() -> None:
-    reply = post(FakeCodex(), payload("a b"))
-    assert reply.chunks is not None
-    chunks = list(reply.chunks)
-    assert all(wait == 0 and data.count(b"\n\n") == 1 for wait, data in chunks)
-    assert len(chunks) == len(parse_sse(b"".join(d for _, d in chunks)))
-
-
 REASONING_PART = [
     "response.reasoning_summary_part.added",
     "response.reasoning_summary_text.delta",

@@ -1,0 +1,103 @@
+"""The fake backend over real loopback writes one HTTP chunk per SSE event, as the real
+backend does: read the raw chunked framing, not what an HTTP library makes of it."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import pytest
+import trio
+
+from chatmock.testing.fake_upstream import FakeUpstreamApp
+
+from .helpers import serve_on_loopback
+from .test_upstream_client import body
+
+
+@dataclass
+class Chunk:
+    data: bytes
+    at: float
+    """trio.current_time() when the chunk was complete."""
+
+
+class RawChunkedReader:
+    """Reads one response from a socket and undoes its chunked framing by hand."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.buf = b""
+
+    async def _fill(self) -> None:
+        data = await self.stream.receive_some(65536)
+        assert data, "connection closed before the response ended"
+        self.buf += data
+
+    async def _take_line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            await self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    async def head(self) -> list[bytes]:
+        while b"\r\n\r\n" not in self.buf:
+            await self._fill()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        return head.split(b"\r\n")
+
+    async def chunks(self) -> list[Chunk]:
+        found = []
+        while size := int(await self._take_line(), 16):
+            while len(self.buf) < size + 2:
+                await self._fill()
+            assert self.buf[size : size + 2] == b"\r\n"
+            found.append(Chunk(self.buf[:size], trio.current_time()))
+            self.buf = self.buf[size + 2 :]
+        assert await self._take_line() == b""  # no trailers
+        return found
+
+
+async def stream_chunks(nursery: trio.Nursery, prompt: str) -> list[Chunk]:
+    port = await serve_on_loopback(nursery, FakeUpstreamApp())
+    payload = body(prompt)
+    request = (b"POST /backend-api/codex/responses HTTP/1.1\r\nhost: t\r\n"
+               b"authorization: Bearer x\r\nchatgpt-account-id: acc\r\n"
+               b"content-type: application/json\r\ncontent-length: %d\r\n\r\n%b"
+               % (len(payload), payload))
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(request)
+        reader = RawChunkedReader(stream)
+        head = await reader.head()
+        assert head[0].startswith(b"HTTP/1.1 200 ")
+        assert any(line.lower() == b"transfer-encoding: chunked" for line in head)
+        return await reader.chunks()
+
+
+def events_in(chunk: Chunk) -> int:
+    return chunk.data.count(b"\n\n")
+
+
+@pytest.mark.parametrize("prompt", ["x fake:deltas=120", "x fake:deltas=120 fake:burst=50"])
+async def test_one_chunk_per_event(nursery: trio.Nursery, prompt: str) -> None:
+    chunks = await stream_chunks(nursery, prompt)
+    assert all(events_in(c) == 1 and c.data.startswith(b"event: ") for c in chunks)
+    deltas = [c for c in chunks if b"event: response.output_text.delta\n" in c.data]
+    assert len(deltas) == 120
+    assert chunks[-1].data.startswith(b"event: response.completed\n")
+
+
+async def test_coalesce_writes_a_burst_as_one_chunk(nursery: trio.Nursery) -> None:
+    chunks = await stream_chunks(nursery, "x fake:deltas=120 fake:burst=50 fake:coalesce")
+    counts = [events_in(c) for c in chunks]
+    assert counts[:-1] == [50] * (len(counts) - 1) and 0 < counts[-1] <= 50
+    assert sum(c.data.count(b"event: response.output_text.delta\n") for c in chunks) == 120
+
+
+async def test_paced_events_arrive_one_chunk_at_a_time(
+        nursery: trio.Nursery, autojump_clock: trio.abc.Clock) -> None:
+    chunks = await stream_chunks(nursery, "x fake:deltas=10 fake:delay_ms=20 fake:burst=2")
+    assert all(events_in(c) == 1 for c in chunks)
+    gaps = [round(b.at - a.at, 3) for a, b in itertools.pairwise(chunks)]
+    assert gaps == [0.0 if index % 2 == 0 else 0.02 for index in range(len(gaps))]
