@@ -9,9 +9,11 @@ from dataclasses import dataclass
 import pytest
 import trio
 
+from chatmock.server.exchange import Request
 from chatmock.testing.fake_upstream import FakeUpstreamApp
 
 from .helpers import serve_on_loopback
+from .test_relay import Recorder
 from .test_upstream_client import body
 
 
@@ -101,3 +103,35 @@ async def test_paced_events_arrive_one_chunk_at_a_time(
     assert all(events_in(c) == 1 for c in chunks)
     gaps = [round(b.at - a.at, 3) for a, b in itertools.pairwise(chunks)]
     assert gaps == [0.0 if index % 2 == 0 else 0.02 for index in range(len(gaps))]
+
+
+class SlowRecorder(Recorder):
+    """A client write that takes 15 ms, as on a busy machine."""
+
+    async def send(self, data: bytes) -> None:
+        await trio.sleep(0.015)
+        await super().send(data)
+
+
+class BodyOf:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    async def read_body(self, limit: int) -> bytes:
+        return self.data
+
+
+async def test_pacing_keeps_its_schedule_when_writes_are_slow(
+        autojump_clock: trio.abc.Clock) -> None:
+    payload = body("x fake:deltas=6 fake:delay_ms=20")
+    request = Request("POST", "/backend-api/codex/responses", "",
+                      {b"authorization": b"Bearer x", b"chatgpt-account-id": b"acc"},
+                      BodyOf(payload), len(payload))
+    out = SlowRecorder()
+    started = trio.current_time()
+    await FakeUpstreamApp()(request, out)
+    times = [round(when - started, 3) for when, data in out.writes if data]
+    # Event k is due at k * 20 ms; each write then takes 15 ms, so it lands at due + 15 ms
+    # (the first ones, written back to back, queue behind each other).
+    assert times[-1] == round(0.02 * (len(times) - 1) + 0.015, 3)
+    assert all(b - a <= 0.02 + 1e-9 for a, b in itertools.pairwise(times[1:]))
