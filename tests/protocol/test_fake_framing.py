@@ -1,10 +1,17 @@
 """The fake backend over real loopback writes one HTTP chunk per SSE event, as the real
-backend does: read the raw chunked framing, not what an HTTP library makes of it."""
+backend does: read the raw chunked framing, not what an HTTP library makes of it.
+
+Both fakes: the tests' (`chatmock.testing.fake_upstream`, on chatmock's own server,
+in-process) and the bench's (`bench/fakeserver.py`, an epoll loop, as a process)."""
 
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import trio
@@ -60,8 +67,31 @@ class RawChunkedReader:
         return found
 
 
-async def stream_chunks(nursery: trio.Nursery, prompt: str) -> list[Chunk]:
-    port = await serve_on_loopback(nursery, FakeUpstreamApp())
+BENCH_FAKE = Path(__file__).resolve().parents[2] / "bench" / "fakeserver.py"
+
+
+@pytest.fixture(scope="module")
+def bench_fake() -> Iterator[int]:
+    """`bench/fakeserver.py` as a process; its port."""
+    argv = [sys.executable, str(BENCH_FAKE), "--port", "0"]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        try:
+            yield int(line.rsplit(":", 1)[1])
+        finally:
+            process.terminate()
+
+
+@pytest.fixture(params=["testing", "bench"])
+async def fake_port(request: pytest.FixtureRequest, nursery: trio.Nursery) -> int:
+    if request.param == "bench":
+        port: int = request.getfixturevalue("bench_fake")
+        return port
+    return await serve_on_loopback(nursery, FakeUpstreamApp())
+
+
+async def stream_chunks(port: int, prompt: str) -> list[Chunk]:
     payload = body(prompt)
     request = (b"POST /backend-api/codex/responses HTTP/1.1\r\nhost: t\r\n"
                b"authorization: Bearer x\r\nchatgpt-account-id: acc\r\n"
@@ -82,16 +112,16 @@ def events_in(chunk: Chunk) -> int:
 
 
 @pytest.mark.parametrize("prompt", ["x fake:deltas=120", "x fake:deltas=120 fake:burst=50"])
-async def test_one_chunk_per_event(nursery: trio.Nursery, prompt: str) -> None:
-    chunks = await stream_chunks(nursery, prompt)
+async def test_one_chunk_per_event(fake_port: int, prompt: str) -> None:
+    chunks = await stream_chunks(fake_port, prompt)
     assert all(events_in(c) == 1 and c.data.startswith(b"event: ") for c in chunks)
     deltas = [c for c in chunks if b"event: response.output_text.delta\n" in c.data]
     assert len(deltas) == 120
     assert chunks[-1].data.startswith(b"event: response.completed\n")
 
 
-async def test_coalesce_writes_a_burst_as_one_chunk(nursery: trio.Nursery) -> None:
-    chunks = await stream_chunks(nursery, "x fake:deltas=120 fake:burst=50 fake:coalesce")
+async def test_coalesce_writes_a_burst_as_one_chunk(fake_port: int) -> None:
+    chunks = await stream_chunks(fake_port, "x fake:deltas=120 fake:burst=50 fake:coalesce")
     counts = [events_in(c) for c in chunks]
     assert counts[:-1] == [50] * (len(counts) - 1) and 0 < counts[-1] <= 50
     assert sum(c.data.count(b"event: response.output_text.delta\n") for c in chunks) == 120
@@ -99,10 +129,17 @@ async def test_coalesce_writes_a_burst_as_one_chunk(nursery: trio.Nursery) -> No
 
 async def test_paced_events_arrive_one_chunk_at_a_time(
         nursery: trio.Nursery, autojump_clock: trio.abc.Clock) -> None:
-    chunks = await stream_chunks(nursery, "x fake:deltas=10 fake:delay_ms=20 fake:burst=2")
+    port = await serve_on_loopback(nursery, FakeUpstreamApp())
+    chunks = await stream_chunks(port, "x fake:deltas=10 fake:delay_ms=20 fake:burst=2")
     assert all(events_in(c) == 1 for c in chunks)
     gaps = [round(b.at - a.at, 3) for a, b in itertools.pairwise(chunks)]
     assert gaps == [0.0 if index % 2 == 0 else 0.02 for index in range(len(gaps))]
+
+
+async def test_bench_fake_paces_on_its_schedule(bench_fake: int) -> None:
+    chunks = await stream_chunks(bench_fake, "x fake:deltas=6 fake:delay_ms=30")
+    assert all(events_in(c) == 1 for c in chunks)
+    assert chunks[-1].at - chunks[0].at >= 0.03 * (len(chunks) - 1) - 0.005
 
 
 class SlowRecorder(Recorder):
