@@ -92,7 +92,7 @@ class FakeServer:
         while True:
             try:
                 sock, _ = self.listener.accept()
-            except (BlockingIOError, InterruptedError):
+            except OSError:  # none pending (EAGAIN), or out of descriptors: try next wake-up
                 return
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
