@@ -147,7 +147,7 @@ class Run:
             self.servers.append(start_server(stack, spec, free_port(), LOGS))
         for server in self.servers:
             phase(f"warm-up {server.name}")
-            warm_up(stack, LOGS, server, plan)
+            self.notes += warm_up(stack, LOGS, server, plan)
         result["idle"] = {server.name: idle_phase(server) for server in self.servers}
         result["phases"] = self.measured_phases()
         if "latency" in self.wanted:
