@@ -88,8 +88,8 @@ def paced_rows(table: Table, phase: dict[str, Any]) -> None:
     table.compared(f"{phase['label']}: CPU ms / 1k deltas", results,
                    lambda r: r["cpu_ms_per_1k_deltas"])
     table.plain("  user / sys ms", lambda n: user_sys(results.get(n)))
-    table.plain("  open at once / N", lambda n: f"{results[n]['peak_open']} / "
-                f"{results[n]['streams']}" if n in results else "-")
+    table.plain("  open at once / N (all started in s)", lambda n: f"{r['peak_open']} / "
+                f"{r['streams']} ({r['start_seconds']:.2f})" if (r := results.get(n)) else "-")
     table.compared("  TTFC p50 ms", results, lambda r: r["ttfc_ms"].get("p50"))
     table.compared("  TTFC p99 ms", results, lambda r: r["ttfc_ms"].get("p99"))
     table.compared("  RSS per open stream KiB", results, lambda r: r["rss_per_open_stream_kib"])
