@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from procs import BenchError, Child, free_port, spawn
-from procstat import Meter, cpu_seconds, process_tree, tree_open_fds, tree_rss_kib
+from procstat import (
+    Meter,
+    cpu_seconds,
+    process_tree,
+    tree_cpu_times,
+    tree_open_fds,
+    tree_rss_kib,
+)
 from servers import Server, ServerSpec, start_server
 
 BENCH = Path(__file__).resolve().parent
@@ -120,13 +127,14 @@ def stream_phase(stack: contextlib.ExitStack, logs: Path, server: Server, fake: 
             **{key: result[key] for key in kept}}
 
 
-def warm_up(stack: contextlib.ExitStack, logs: Path, server: Server, plan: Plan) -> list[str]:
+def warm_up(stack: contextlib.ExitStack, logs: Path, server: Server, plan: Plan,
+            dialects: tuple[str, ...] | None = None) -> list[str]:
     """The streams of every stream phase on the measured connection count. A short warm-up
     left the first measured phase up to 30 % dearer (a young process still grows its heap).
     Raises BenchError when chatmock or nginx fails; a peer's failures (a dialect it lacks)
     are returned as notes."""
     notes = []
-    for dialect in server.spec.dialects:
+    for dialect in dialects or server.spec.dialects:
         argv = loadgen_argv("stream", server.port, "--dialect", dialect, "--connections",
                             plan.connections, "--requests", plan.warm_up_requests,
                             "--deltas", plan.deltas_per_request)
@@ -137,6 +145,21 @@ def warm_up(stack: contextlib.ExitStack, logs: Path, server: Server, plan: Plan)
                 raise BenchError(note)
             notes.append(note)
     return notes
+
+
+def quiesce(pids: list[int], cores: float = 0.1, window: float = 0.3,
+            timeout: float = 20.0) -> float:
+    """Wait until the process trees of `pids` together use less than `cores` (a server
+    still working off an earlier phase, a fake still writing to closed streams);
+    the seconds waited."""
+    trees = [pid for root in pids for pid in process_tree(root)]
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        before = sum(tree_cpu_times(trees))
+        time.sleep(window)
+        if sum(tree_cpu_times(trees)) - before < cores * window:
+            break
+    return round(time.monotonic() - started, 2)
 
 
 def idle_phase(server: Server, seconds: float = 1.0) -> dict[str, Any]:

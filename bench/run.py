@@ -33,6 +33,7 @@ from phases import (
     idle_phase,
     latency_phase,
     paced_phase,
+    quiesce,
     startup_phase,
     stream_phase,
     warm_up,
@@ -127,14 +128,28 @@ class Run:
 
     def each(self, label: str, measure: Callable[[Server], dict[str, Any]],
              **fields: Any) -> dict[str, Any]:
-        """One phase on every server, in this turn's order."""
+        """One phase on every server, in this turn's order, each starting once the fake and
+        the servers are idle. A paced phase gets a fresh, briefly warmed-up process of
+        each server: its RSS per stream is then not hidden by a heap an earlier phase
+        grew, and no backlog of an overloaded earlier phase is still being worked off."""
         phase(label)
         results = {}
         for server in rotated(self.servers, self.turn):
+            if fields.get("kind") == "paced":
+                server = self.fresh(server)
+            quiesce([self.fake.pid, *(s.pid for s in self.servers)])
             results[server.name] = measure(server)
         self.turn += 1
         order = [server.name for server in self.servers]
         return {"label": label, **fields, "results": {n: results[n] for n in order}}
+
+    def fresh(self, server: Server) -> Server:
+        """A new process of `server`, warmed up with a few chat streams, in its place."""
+        server.child.stop()
+        new = start_server(self.stack, server.spec, free_port(), LOGS)
+        warm_up(self.stack, LOGS, new, self.plan, dialects=(new.spec.dialect("chat"),))
+        self.servers[self.servers.index(server)] = new
+        return new
 
     def run(self) -> dict[str, Any]:
         started, plan, stack = time.monotonic(), self.plan, self.stack
