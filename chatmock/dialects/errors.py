@@ -3,7 +3,8 @@
 OpenAI: `{"error": {"message", "type", "param", "code"}}`.
 Anthropic: `{"type": "error", "error": {"type", "message"}}`, with the type
 chosen by status the way Anthropic's API does.
-Ollama: `{"error": "message"}`.
+Ollama: `{"error": "message"}`, the message led by the field's path when the
+error is about one (`param`) and does not name it already.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ _ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error",
 
 
 def openai_error(error: ApiError) -> dict[str, object]:
-    return {"error": {"message": error.message, "type": error.error_type, "param": None,
+    return {"error": {"message": error.message, "type": error.error_type, "param": error.param,
                       "code": error.code}}
 
 
@@ -39,8 +40,16 @@ def render(error: ApiError, dialect: Dialect) -> bytes:
         return jsonbytes.dumps({"type": "error", "error": {"type": kind,
                                                            "message": error.message}})
     if dialect is Dialect.OLLAMA:
-        return jsonbytes.dumps({"error": error.message})
+        return jsonbytes.dumps({"error": named_message(error)})
     return jsonbytes.dumps(openai_error(error))
+
+
+def named_message(error: ApiError) -> str:
+    """The message, led by the field's path when it does not name it already (for shapes
+    without a `param`: Ollama's, WebSocket error frames)."""
+    if error.param and error.param not in error.message:
+        return f"{error.param}: {error.message}"
+    return error.message
 
 
 def dialect_of(path: str, headers: dict[bytes, bytes]) -> Dialect:

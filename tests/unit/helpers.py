@@ -97,8 +97,9 @@ def accepted_upstream(body: JSON) -> None:
 
 
 def refused(parse: Callable[[], object], *fragments: str, code: str | None = None,
-            status: int = 400) -> ClientError:
-    """The ClientError `parse()` raises, checked for status, message fragments and code."""
+            status: int = 400, param: str | None = None) -> ClientError:
+    """The ClientError `parse()` raises, checked for status, message fragments, code and
+    the path of the field it names (`param`)."""
     with pytest.raises(ClientError) as info:
         parse()
     error = info.value
@@ -107,4 +108,6 @@ def refused(parse: Callable[[], object], *fragments: str, code: str | None = Non
         assert fragment in error.message, error.message
     if code is not None:
         assert error.code == code
+    if param is not None:
+        assert error.param == param, (error.param, error.message)
     return error
