@@ -36,6 +36,8 @@ import trio
 
 from chatmock.app import App
 from chatmock.dialects.events import State
+from chatmock.dialects.fields import OPENAI as fields
+from chatmock.dialects.request_body import parse_json
 from chatmock.dialects.responses import ResponsesRequest, parse_responses_request, stored_turn
 from chatmock.dialects.responses_stream import ResponsesObserver
 from chatmock.dialects.sse import SSEEvent
@@ -91,7 +93,7 @@ async def _serve_one(app: App, request: Request, socket: MessageSocket,
             await _prewarm(app, socket, parsed)
     except ApiError as error:
         await socket.send_text(error_frame(error.status, error.message, error.code,
-                                           error.headers))
+                                           error.headers, error.param))
     except ClientGone:
         raise
     except Exception:
@@ -105,10 +107,7 @@ def parse_frame(message: str | bytes) -> tuple[dict[str, Any], bool]:
     if isinstance(message, bytes):
         raise ClientError("Binary frames are not supported: send JSON as text frames",
                           code="invalid_frame")
-    try:
-        frame = json.loads(message, strict=False)
-    except ValueError as exc:
-        raise ClientError(f"Invalid JSON frame: {exc}", code="invalid_json") from None
+    frame = parse_json(message.encode(), "frame")
     if not isinstance(frame, dict):
         raise ClientError("A frame must be a JSON object", code="invalid_frame")
     kind = frame.get("type")
@@ -116,13 +115,15 @@ def parse_frame(message: str | bytes) -> tuple[dict[str, Any], bool]:
         raise ClientError(f"Unsupported frame type {kind!r}: expected 'response.create'",
                           code="unsupported_frame_type")
     body = {key: value for key, value in frame.items() if key not in ("type", "generate")}
-    return body, frame.get("generate") is not False
+    return body, fields.boolean(frame, "generate", True)
 
 
 def error_frame(status: int, message: str, code: str | None,
-                headers: tuple[tuple[bytes, bytes], ...] = ()) -> str:
+                headers: tuple[tuple[bytes, bytes], ...] = (), param: str | None = None) -> str:
     frame: dict[str, Any] = {"type": "error", "status_code": status,
                              "error": {"message": message, "code": code}}
+    if param:  # the request field the error is about, as in OpenAI's error objects
+        frame["error"]["param"] = param
     if headers:  # e.g. retry-after of a 429
         frame["headers"] = {name.decode("latin-1"): value.decode("latin-1")
                             for name, value in headers}
