@@ -14,6 +14,13 @@ stored turn's full input and its output are put in front of the new input
 new request has none, and a `function_call_output` whose call is missing gets
 the stored `function_call` put back in front of it. An unknown or expired id,
 or a call id found nowhere, is a 400 that names it.
+
+What chatmock reads is type-checked (`chatmock.dialects.fields`; OpenAI's
+400 `invalid_type` with `param`): `model`, `instructions`, `input` (a string,
+an item, or a list of items; in each item `type`, `role`, a message's
+`content` and a call's `call_id`), `include`, `tools`, `tool_choice`,
+`reasoning`, `stream`, `previous_response_id` and the fast-mode fields. The
+rest passes through for the backend to judge.
 """
 
 from __future__ import annotations
@@ -22,13 +29,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatmock.config import Settings
-from chatmock.dialects.chat import as_object, convert_messages, convert_tools
+from chatmock.dialects.chat import convert_messages, convert_tool
 from chatmock.dialects.common import (
     REASONING_INCLUDE,
     WEB_SEARCH_TYPES,
     reasoning_param,
     service_tier,
 )
+from chatmock.dialects.fields import OPENAI as fields
 from chatmock.errors import ClientError
 from chatmock.state.catalog import Catalog
 from chatmock.state.response_store import ResponseStore, StoredResponse
@@ -43,6 +51,8 @@ UNSUPPORTED_FIELDS = ("max_output_tokens", "max_tokens", "max_completion_tokens"
                       "truncation", "fast_mode")
 # Output item fields that describe the answer but are not valid in a request's input.
 _OUTPUT_ONLY = ("status",)
+_CALL_TYPES = ("function_call", "custom_tool_call")
+_OUTPUT_TYPES = ("function_call_output", "custom_tool_call_output")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +67,7 @@ def parse_responses_request(body: Any, catalog: Catalog, settings: Settings,
     if not isinstance(body, dict):
         raise ClientError("Request body must be a JSON object")
     payload = {key: value for key, value in body.items() if key not in UNSUPPORTED_FIELDS}
-    model = body.get("model")
-    if model is not None and not isinstance(model, str):
-        raise ClientError("model must be a string", code="invalid_model")
-    resolved = catalog.resolve(model, settings.debug_model)
+    resolved = catalog.resolve(fields.string(body, "model"), settings.debug_model)
     payload["model"] = resolved.slug
     instructions, items = _input_of(body)
     previous = payload.pop("previous_response_id", None)
@@ -75,30 +82,40 @@ def parse_responses_request(body: Any, catalog: Catalog, settings: Settings,
     payload.pop("prompt", None)
     payload.update(store=False, stream=True)
     _complete(payload, body, resolved, catalog, settings)
-    return ResponsesRequest(payload, body.get("stream") is True, instructions or None)
+    return ResponsesRequest(payload, fields.boolean(body, "stream", False), instructions or None)
 
 
 def _input_of(body: dict[str, Any]) -> tuple[str, list[Item]]:
     """(instructions, input items) of a Responses body, or of a chat-shaped one."""
-    own = body.get("instructions")
-    if own is not None and not isinstance(own, str):
-        raise ClientError("instructions must be a string", code="invalid_instructions")
+    own = fields.string(body, "instructions")
     if "input" not in body and isinstance(body.get("messages"), list):
         system, items = convert_messages(body["messages"])
         return _join(own, system), items
-    raw = body.get("input", body.get("prompt"))
+    key = "input" if "input" in body or "prompt" not in body else "prompt"
+    raw = fields.get(body, key, ("string", "object", "array"))
+    if raw is None:
+        raise fields.missing("input")
     if isinstance(raw, str):
         items = [{"type": "message", "role": "user",
                   "content": [{"type": "input_text", "text": raw}]}]
     elif isinstance(raw, dict):
-        items = [raw]
-    elif isinstance(raw, list):
-        items = [item for item in raw if isinstance(item, dict)]
+        items = [input_item(raw, key)]
     else:
-        raise ClientError("input must be a string or a list of input items",
-                          code="invalid_input")
+        items = [input_item(item, f"{key}[{number}]") for number, item in enumerate(raw)]
     system, items = _lift_system_messages(items)
     return _join(own, system), items
+
+
+def input_item(item: Any, where: str) -> Item:
+    """An input item, with the fields chatmock reads type-checked."""
+    checked: Item = fields.check(item, ("object",), where)
+    kind = fields.string(checked, "type", where)
+    fields.string(checked, "role", where)
+    if kind in (None, "message"):
+        fields.get(checked, "content", ("string", "array"), where)
+    elif kind in _CALL_TYPES or kind in _OUTPUT_TYPES:
+        fields.string(checked, "call_id", where)
+    return checked
 
 
 def _lift_system_messages(items: list[Item]) -> tuple[str, list[Item]]:
@@ -128,14 +145,15 @@ def _join(*texts: str | None) -> str:
 
 def _chain(previous: Any, instructions: str, items: list[Item],
            store: ResponseStore) -> tuple[str, list[Item]]:
-    if not isinstance(previous, str) or not previous:
+    fields.check(previous, ("string",), "previous_response_id")
+    if not previous:
         raise ClientError("previous_response_id must be a non-empty string",
-                          code="invalid_previous_response_id")
+                          code="invalid_previous_response_id", param="previous_response_id")
     stored = store.get(previous)
     if stored is None:
         raise ClientError(f"Previous response with id '{previous}' not found (unknown, or "
                           "expired from chatmock's local store).", status=400,
-                          code="previous_response_not_found")
+                          code="previous_response_not_found", param="previous_response_id")
     history = [*stored.context, *stored.output]
     if replayable(items[:len(history)]) != history:
         items = history + items
@@ -144,21 +162,19 @@ def _chain(previous: Any, instructions: str, items: list[Item],
 
 def _restore_calls(items: list[Item], history: list[Item], previous: str) -> list[Item]:
     """Put a stored `function_call` back in front of an output whose call is missing."""
-    calls = {item.get("call_id"): item for item in history
-             if item.get("type") in ("function_call", "custom_tool_call")}
+    calls = {item.get("call_id"): item for item in history if item.get("type") in _CALL_TYPES}
     seen: set[Any] = set()
     restored: list[Item] = []
     for item in items:
         kind = item.get("type")
-        if kind in ("function_call", "custom_tool_call"):
+        if kind in _CALL_TYPES:
             seen.add(item.get("call_id"))
-        elif kind in ("function_call_output", "custom_tool_call_output") and \
-                item.get("call_id") not in seen:
+        elif kind in _OUTPUT_TYPES and item.get("call_id") not in seen:
             call = calls.get(item.get("call_id"))
             if call is None:
                 raise ClientError(f"No tool call found for call_id '{item.get('call_id')}' in "
                                   f"this input or in response '{previous}'.",
-                                  code="tool_call_not_found")
+                                  code="tool_call_not_found", param="input")
             restored.append(call)
             seen.add(item.get("call_id"))
         restored.append(item)
@@ -167,16 +183,20 @@ def _restore_calls(items: list[Item], history: list[Item], previous: str) -> lis
 
 def _complete(payload: dict[str, Any], body: dict[str, Any], resolved: Any, catalog: Catalog,
               settings: Settings) -> None:
-    reasoning = as_object(body.get("reasoning"))
+    reasoning = fields.obj(body, "reasoning") or {}
     kept = {key: value for key, value in reasoning.items() if key not in ("effort", "summary")}
     payload["reasoning"] = {**kept, **reasoning_param(
-        resolved, catalog, settings, (reasoning.get("effort"),), reasoning.get("summary"))}
-    include = [i for i in body.get("include") or [] if isinstance(i, str)]
+        resolved, catalog, settings, (fields.string(reasoning, "effort", "reasoning"),),
+        fields.string(reasoning, "summary", "reasoning"))}
+    include = fields.array(body, "include") or []
+    for number, entry in enumerate(include):
+        fields.check(entry, ("string",), f"include[{number}]")
     payload["include"] = [*dict.fromkeys([*include, REASONING_INCLUDE])]
-    tools = body.get("tools")
-    if isinstance(tools, list):
-        payload["tools"] = [_responses_tool(tool) for tool in tools]
-    elif settings.enable_web_search and body.get("tool_choice") != "none":
+    tools = fields.array(body, "tools")
+    tool_choice = fields.get(body, "tool_choice", ("string", "object"))
+    if tools is not None:
+        payload["tools"] = [_responses_tool(tool, f"tools[{n}]") for n, tool in enumerate(tools)]
+    elif settings.enable_web_search and tool_choice != "none":
         payload["tools"] = [{"type": "web_search"}]
     tier = service_tier(body, resolved, catalog, settings)
     if tier:
@@ -185,11 +205,11 @@ def _complete(payload: dict[str, Any], body: dict[str, Any], resolved: Any, cata
         payload.pop("service_tier", None)
 
 
-def _responses_tool(tool: Any) -> Any:
+def _responses_tool(tool: Any, where: str) -> Any:
     """Chat-form function tools become Responses ones; everything else passes as sent."""
-    if isinstance(tool, dict) and tool.get("type", "function") == "function" and \
-            isinstance(tool.get("function"), dict):
-        return convert_tools([tool])[0]
+    fields.check(tool, ("object",), where)
+    if tool.get("type", "function") == "function" and isinstance(tool.get("function"), dict):
+        return convert_tool(tool, where)
     return tool
 
 
