@@ -49,6 +49,7 @@ from chatmock.dialects.common import (
     reasoning_param,
     service_tier,
 )
+from chatmock.dialects.fields import ANTHROPIC as fields
 from chatmock.errors import ClientError
 from chatmock.state.catalog import DEFAULT_MODEL, Catalog, Resolved
 
@@ -92,7 +93,7 @@ def parse_messages_request(body: Any, headers: Mapping[bytes, bytes], catalog: C
     if not isinstance(model, str) or not model.strip():
         raise invalid("model", "Field required" if model is None
                       else "Input should be a non-empty string")
-    _check_max_tokens(body.get("max_tokens"))
+    _check_max_tokens(body)
     resolved = resolve_claude_model(model, catalog, settings)
     instructions = convert_system(body.get("system"))
     items = convert_messages(body.get("messages"))
@@ -114,16 +115,12 @@ def parse_messages_request(body: Any, headers: Mapping[bytes, bytes], catalog: C
     text_format = output_format(body.get("output_config"))
     if text_format:
         payload["text"] = {"format": text_format}
-    return MessagesRequest(payload, model, body.get("stream") is True, thinking)
+    return MessagesRequest(payload, model, fields.boolean(body, "stream", False), thinking)
 
 
-def _check_max_tokens(value: Any) -> None:
-    if value is None:
-        raise invalid("max_tokens", "Field required")
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise invalid("max_tokens", "Input should be a valid integer")
-    if value < 1:
-        raise invalid("max_tokens", "Input should be greater than or equal to 1")
+def _check_max_tokens(body: dict[str, Any]) -> None:
+    if fields.integer(body, "max_tokens", minimum=1) is None:
+        raise fields.missing("max_tokens")
 
 
 # -- models ----------------------------------------------------------------------------------
@@ -154,17 +151,13 @@ def resolve_claude_model(name: str, catalog: Catalog, settings: Settings) -> Res
 def messages_reasoning(body: dict[str, Any], resolved: Resolved, catalog: Catalog,
                        settings: Settings) -> tuple[dict[str, str], bool]:
     """(the upstream `reasoning` object, whether the client asked for thinking)."""
-    thinking = body.get("thinking")
-    if thinking is not None and not isinstance(thinking, dict):
-        raise invalid("thinking", "Input should be a valid dictionary")
-    kind = thinking.get("type") if thinking else None
+    thinking = fields.obj(body, "thinking") or {}
+    kind = fields.choice(thinking, "type", ("enabled", "disabled", "adaptive"), "thinking")
     if kind == "disabled":
         return {"effort": lowest_effort(resolved, catalog)}, False
     efforts = _output_config_efforts(body.get("output_config"))
     if kind == "enabled":
-        efforts += budget_efforts(thinking.get("budget_tokens") if thinking else None)
-    elif kind not in (None, "adaptive"):
-        raise invalid("thinking.type", "Input should be 'enabled', 'disabled' or 'adaptive'")
+        efforts += budget_efforts(thinking.get("budget_tokens"))
     return reasoning_param(resolved, catalog, settings, efforts), kind is not None
 
 
@@ -173,8 +166,8 @@ def _output_config_efforts(config: Any) -> tuple[str, ...]:
         return ()
     if not isinstance(config, dict):
         raise invalid("output_config", "Input should be a valid dictionary")
-    effort = config.get("effort")
-    if not isinstance(effort, str):
+    effort = fields.string(config, "effort", "output_config")
+    if effort is None:
         return ()
     effort = effort.lower()
     return (effort, "xhigh") if effort == "max" else (effort,)
@@ -235,9 +228,8 @@ def _tool(tool: Any, where: str) -> Item:
         schema = {"type": "object", "properties": {}}
     elif not isinstance(schema, dict):
         raise invalid(f"{where}.input_schema", "Input should be a valid dictionary")
-    description = tool.get("description")
     return {"type": "function", "name": name,
-            "description": description if isinstance(description, str) else "",
+            "description": fields.string(tool, "description", where) or "",
             "strict": False, "parameters": schema}
 
 
@@ -249,7 +241,7 @@ def convert_tool_choice(choice: Any) -> tuple[Any, bool]:
         choice = {"type": choice}
     if not isinstance(choice, dict):
         raise invalid("tool_choice", "Input should be a valid dictionary")
-    parallel = choice.get("disable_parallel_tool_use") is not True
+    parallel = not fields.boolean(choice, "disable_parallel_tool_use", False, "tool_choice")
     kind = choice.get("type")
     if kind in ("auto", "none"):
         return kind, parallel

@@ -562,7 +562,7 @@ def test_messages_missing_or_empty(messages: Any, fragment: str) -> None:
     ({"role": "user"}, "messages.1.content: Field required"),
     (user(5), "messages.1.content"),
     (user({"type": "text", "text": "x"}), "messages.1.content"),
-    (user(["bare"]), "messages.1.content.0.type"),
+    (user(["bare"]), "messages.1.content.0: Input should be a valid dictionary"),
     (user([{"text": "untyped"}]), "messages.1.content.0.type"),
     (user([{"type": "text"}]), "messages.1.content.0.text"),
     (user([{"type": "text", "text": "a"}, {"type": "video"}]), "messages.1.content.1.type"),
@@ -591,6 +591,34 @@ def test_messages_missing_or_empty(messages: Any, fragment: str) -> None:
 ])
 def test_bad_messages_name_the_field(message: Any, fragment: str) -> None:
     rejected(request(user("first"), message), fragment)
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"stream": "true"}, "stream: Input should be a valid boolean"),
+    ({"max_tokens": True}, "max_tokens: Input should be a valid integer"),
+    ({"max_tokens": 1.5}, "max_tokens: Input should be a valid integer"),
+    ({"thinking": {"type": 5}}, "thinking.type: Input should be a valid string"),
+    ({"output_config": {"effort": 3}}, "output_config.effort: Input should be a valid string"),
+    ({"tool_choice": {"type": "auto", "disable_parallel_tool_use": "yes"}},
+     "tool_choice.disable_parallel_tool_use: Input should be a valid boolean"),
+    ({"tools": [{"name": "f", "description": 5}]},
+     "tools.0.description: Input should be a valid string"),
+    ({"messages": [user([{"type": "text", "text": 5}])]},
+     "messages.0.content.0.text: Input should be a valid string"),
+    ({"messages": [user([{"type": 5}])]}, "messages.0.content.0.type: Input should be a valid"),
+    ({"messages": [user([{"type": "tool_result", "tool_use_id": "t", "is_error": "no"}])]},
+     "messages.0.content.0.is_error: Input should be a valid boolean"),
+    ({"messages": [user([{"type": "document", "title": 5, "source": {
+        "type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}}])]},
+     "messages.0.content.0.title"),
+    ({"messages": [assistant([{"type": "thinking", "thinking": "t", "signature": 5}])]},
+     "messages.0.content.0.signature: Input should be a valid string"),
+    ({"messages": [user([{"type": "image", "source": "x"}])]},
+     "messages.0.content.0.source: Input should be a valid dictionary"),
+])
+def test_wrong_types_are_refused_in_pydantic_words(fields: JSON, message: str) -> None:
+    error = rejected(request(**fields), message)
+    assert error.param is not None and error.message.startswith(error.param)
 
 
 @pytest.mark.parametrize("system", [5, {"type": "text", "text": "x"}, ["x"],
