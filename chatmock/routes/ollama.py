@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from typing import Any
 
@@ -95,7 +96,8 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 def keep_alive_seconds(value: Any) -> float | None:
     """Ollama's `keep_alive`: seconds, or a duration such as "5m", "1h", "0", "-1"."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        # An integer beyond float's range (valid JSON) is "forever" of its sign.
+        return float(value) if abs(value) < 1e300 else math.inf if value > 0 else -math.inf
     if not isinstance(value, str):
         return None
     text = value.strip()
