@@ -148,7 +148,7 @@ def _check_options(payload: JSON) -> None:
 
 
 def _check_choice(where: str, value: object, allowed: Iterable[object]) -> None:
-    if value not in allowed:
+    if not (value is None or isinstance(value, str)) or value not in allowed:
         named = _quoted(str(v) for v in allowed if v is not None)
         raise bad_request(
             f"Invalid value for '{where}': {json.dumps(value)}. Supported values are: {named}."

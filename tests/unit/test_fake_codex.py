@@ -348,6 +348,12 @@ def test_custom_tool_calls_and_passthrough_items() -> None:
         ({"include": "reasoning.encrypted_content"}, "include"),
         ({"include": [1]}, "include"),
         ({"service_tier": "fast"}, "service_tier"),
+        # Unhashable values: the fake crashed on these instead of refusing them.
+        ({"tools": [{"type": ["function"]}]}, "tools[0].type"),
+        ({"tool_choice": ["auto"]}, "tool_choice"),
+        ({"service_tier": {}}, "service_tier"),
+        ({"reasoning": {"summary": ["auto"]}}, "reasoning.summary"),
+        ({"input": [{"type": {"t": 1}}]}, "input[0].type"),
     ],
 )
 def test_invalid_options(fields: JSON, needle: str) -> None:
