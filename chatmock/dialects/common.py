@@ -143,7 +143,8 @@ def extra_tools(body: dict[str, Any], settings: Settings, tool_choice: Any,
         for number, tool in enumerate(requested):
             if not isinstance(tool, dict):
                 continue
-            if tool.get("type") not in WEB_SEARCH_TYPES:
+            kind = tool.get("type")
+            if not isinstance(kind, str) or kind not in WEB_SEARCH_TYPES:
                 raise ClientError("Only web_search/web_search_preview are supported in "
                                   "responses_tools", code="RESPONSES_TOOL_UNSUPPORTED",
                                   param=f"responses_tools[{number}].type")

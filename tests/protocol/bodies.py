@@ -30,7 +30,8 @@ DEPTHS = (2, 16, 127, 129)
 
 # The first body of each route is its simplest: few places to mutate, so each is hit often.
 CHAT: list[JSON] = [
-    {"model": "gpt-5.4", "messages": [{"role": "user", "content": "hi"}]},
+    {"model": "gpt-5.4", "messages": [{"role": "user", "content": "hi"}],
+     "responses_tools": [{"type": "web_search"}]},
     {"model": "gpt-5.4", "stream": False, "tools": [WEATHER], "tool_choice": "auto",
      "messages": [
          {"role": "system", "content": "Be terse."},
@@ -101,7 +102,8 @@ OLLAMA_CHAT: list[JSON] = [
              {"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
          {"role": "tool", "content": "22C", "tool_name": "get_weather"}]},
     {"model": "gpt-5.4:latest", "messages": [{"role": "user", "content": "hi"}],
-     "format": SCHEMA},
+     "format": SCHEMA, "responses_tools": [{"type": "web_search_preview"}],
+     "responses_tool_choice": "auto", "fast_mode": False, "tool_choice": "auto"},
 ]
 OLLAMA_GENERATE: list[JSON] = [
     {"model": "gpt-5.4", "prompt": "hi", "stream": False},

@@ -576,7 +576,8 @@ def test_responses_tool_choice_replaces_tool_choice() -> None:
 
 
 @pytest.mark.parametrize("tools", [[{"type": "function", "name": "f"}], [{"type": None}],
-                                   [{"no": "type"}], {"type": "web_search"}])
+                                   [{"no": "type"}], {"type": "web_search"},
+                                   [{"type": ["web_search"]}], [{"type": {}}]])
 def test_responses_tools_unsupported(tools: Any) -> None:
     rejected(request(responses_tools=tools), "responses_tools",
              code="RESPONSES_TOOL_UNSUPPORTED")
