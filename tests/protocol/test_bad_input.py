@@ -31,7 +31,7 @@ from .gateway import Gateway, Reply, running_gateway
 
 ANTHROPIC_HEADERS = {"anthropic-version": "2023-06-01", "x-api-key": "x"}
 # Modest on purpose: the suite shares two cores; each example is one real exchange.
-PROPERTY = settings(max_examples=1500, deadline=None, database=None,
+PROPERTY = settings(max_examples=100, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.filter_too_much])
 
