@@ -92,7 +92,6 @@ def parse_chat_request(body: Any, catalog: Catalog, settings: Settings) -> ChatR
                        include_usage(body), extra, tools)
 
 
-
 def _add_optional(payload: dict[str, Any], body: dict[str, Any], resolved: Resolved,
                   catalog: Catalog, settings: Settings) -> None:
     tier = service_tier(body, resolved, catalog, settings)
@@ -117,11 +116,6 @@ def _messages_of(body: dict[str, Any]) -> list[Any]:
         raise fields.invalid("messages", "empty array. Expected an array with minimum length "
                              "1, but got an empty array instead.", "empty_array")
     return messages
-
-
-def as_object(value: Any) -> dict[str, Any]:
-    """`value` if it is a JSON object, else an empty one."""
-    return value if isinstance(value, dict) else {}
 
 
 # -- messages -------------------------------------------------------------------
