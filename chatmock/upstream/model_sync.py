@@ -43,6 +43,11 @@ def cache_path(env: Mapping[str, str]) -> Path:
     return home_dir(env) / CACHE_FILE
 
 
+def models_url(upstream_url: str) -> str:
+    """The backend's model list (spec: upstream.md §9.1)."""
+    return f"{upstream_url.rstrip('/')}/models?client_version={CODEX_CLIENT_VERSION}"
+
+
 class _Failed(Exception):
     """One discovery attempt did not produce a catalog; the message says why."""
 
@@ -60,7 +65,7 @@ class ModelSync:
         """`load_cache=False` defers reading the cache file (it needs the credentials, and
         decoding them imports pyjwt) to `run`, off the server's start-up path."""
         self.backend = backend
-        self.url = f"{upstream_url.rstrip('/')}/models?client_version={CODEX_CLIENT_VERSION}"
+        self.url = models_url(upstream_url)
         self.cache = cache
         self.enabled = enabled
         self.interval = interval
