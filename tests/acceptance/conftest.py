@@ -61,9 +61,11 @@ def _wait_for_port(popen: subprocess.Popen[bytes], log: Path) -> int:
     raise RuntimeError(f"process did not start; log:\n{log.read_text()}")
 
 
-def spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> Process:
+def spawn(args: list[str], log: Path, env: dict[str, str] | None = None, *,
+          program: str = sys.executable) -> Process:
+    """`program` (default: this Python) with `args`, its output in `log`."""
     with log.open("wb") as sink:
-        popen = subprocess.Popen([sys.executable, *args], stdout=sink, stderr=subprocess.STDOUT,
+        popen = subprocess.Popen([program, *args], stdout=sink, stderr=subprocess.STDOUT,
                                  env=env, stdin=subprocess.DEVNULL)
     return Process(popen, _wait_for_port(popen, log), log)
 
