@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # chatmock in a container: see README.md, section "Docker".
 #
 #   docker compose --profile login run --rm login   # sign in once

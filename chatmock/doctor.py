@@ -142,7 +142,7 @@ async def check_token(doctor: Doctor) -> Finding:
 
 async def check_port(doctor: Doctor) -> Finding:
     host, port = doctor.settings.host, doctor.settings.port
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    address = _authority(host, port)
     if port == 0:
         return Finding("port", "ok", "port 0: serve picks a free port and logs it")
     try:
@@ -173,8 +173,7 @@ async def _chatmock_version_at(doctor: Doctor) -> str | None:
     host = doctor.settings.host
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
-    authority = f"[{host}]:{doctor.settings.port}" if ":" in host else \
-        f"{host}:{doctor.settings.port}"
+    authority = _authority(host, doctor.settings.port)
     with trio.move_on_after(HEALTH_SECONDS):
         try:
             async with doctor.http.request("GET", f"http://{authority}/health", []) as response:
@@ -184,6 +183,10 @@ async def _chatmock_version_at(doctor: Doctor) -> str | None:
         if isinstance(document, dict) and document.get("service") == "chatmock":
             return str(document.get("version", ""))
     return None
+
+
+def _authority(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 # --- TLS trust ------------------------------------------------------------------------------
