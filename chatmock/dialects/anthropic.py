@@ -82,10 +82,11 @@ def check_anthropic_headers(headers: Mapping[bytes, bytes]) -> None:
 
 
 def parse_messages_request(body: Any, headers: Mapping[bytes, bytes], catalog: Catalog,
-                           settings: Settings) -> MessagesRequest:
+                           settings: Settings, account_tag: str = "") -> MessagesRequest:
     """The upstream payload of a `POST /v1/messages` body.
 
-    `headers` are accepted for beta flags; none changes the mapping today."""
+    `headers` are accepted for beta flags; none changes the mapping today.
+    `account_tag` (`signatures.account_tag`) decides which thinking blocks are ours."""
     if not isinstance(body, dict):
         raise ClientError("Request body must be a JSON object")
     model = body.get("model")
@@ -95,7 +96,7 @@ def parse_messages_request(body: Any, headers: Mapping[bytes, bytes], catalog: C
     _check_max_tokens(body.get("max_tokens"))
     resolved = resolve_claude_model(model, catalog, settings)
     instructions = convert_system(body.get("system"))
-    items = convert_messages(body.get("messages"))
+    items = convert_messages(body.get("messages"), account_tag)
     tools = convert_tools(body.get("tools"))
     tool_choice, parallel = convert_tool_choice(body.get("tool_choice"))
     if not tools and settings.enable_web_search and tool_choice != "none":

@@ -7,9 +7,11 @@ streamed message and a non-stream one carry the same blocks in the same order:
   client shows "thinking" at once), its summary deltas as `thinking_delta`s
   (later summary parts preceded by "\\n", as in chat; raw `reasoning_text`
   deltas, rare here, join the same block after a blank line), and one
-  `signature_delta` before the stop carrying the item's `encrypted_content`
-  verbatim: a thinking block sent back next turn restores the reasoning from
-  it. An item without `encrypted_content` gets the empty signature `""`
+  `signature_delta` before the stop carrying the item's `encrypted_content`,
+  tagged as chatmock's for this account (`chatmock.dialects.signatures`): a
+  thinking block sent back next turn restores the reasoning from it, and a
+  block chatmock did not mint can be told apart. An item without
+  `encrypted_content` gets the empty signature `""`
   (nothing to restore; the request side can drop such blocks). Blocks are
   only rendered when the client asked for thinking; the collector keeps them
   and `message_object` filters.
@@ -46,6 +48,7 @@ from typing import Any, ClassVar
 from chatmock import jsonbytes
 from chatmock.dialects.chat_stream import KEEP_ALIVE
 from chatmock.dialects.events import UpstreamTranslator, arguments_of, content_filtered
+from chatmock.dialects.signatures import mint
 
 PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
@@ -124,9 +127,10 @@ def _call_key(item: dict[str, Any]) -> str:
 class _Blocks(UpstreamTranslator):
     """The content-block state machine; subclasses render `_begin`, `_append`, `_end`."""
 
-    def __init__(self, *, thinking: bool) -> None:
+    def __init__(self, *, thinking: bool, account_tag: str = "") -> None:
         super().__init__()
         self.thinking = thinking
+        self.account_tag = account_tag  # signatures are minted for this account
         self.index = -1  # of the last block begun
         self.open: str | None = None  # kind of the open block
         self.saw_tool_use = False
@@ -216,10 +220,10 @@ class _Blocks(UpstreamTranslator):
         if kind == "function_call":
             self._call_done(item)
         elif kind == "reasoning" and self.thinking:
-            signature = item.get("encrypted_content")
+            content = item.get("encrypted_content")
             if self.open != "thinking":  # no `added` event: a block for the signature alone
                 self._start_thinking()
-            self._close(signature if isinstance(signature, str) else "")
+            self._close(mint(content, self.account_tag) if isinstance(content, str) else "")
         elif kind == "message" and self.open == "text":
             self._close()
 
@@ -242,8 +246,9 @@ class MessagesStreamTranslator(_Blocks):
 
     heartbeat_seconds: ClassVar[float] = 10.0
 
-    def __init__(self, *, model: str, thinking: bool, input_tokens: int) -> None:
-        super().__init__(thinking=thinking)
+    def __init__(self, *, model: str, thinking: bool, input_tokens: int,
+                 account_tag: str = "") -> None:
+        super().__init__(thinking=thinking, account_tag=account_tag)
         self.model = model
         self.input_tokens = input_tokens
         self.started = False
@@ -312,8 +317,8 @@ class MessagesCollector(_Blocks):
     """Collects a whole answer as content blocks (thinking included; `message_object`
     drops it unless asked) for a non-stream reply. Deltas stay escaped until the end."""
 
-    def __init__(self) -> None:
-        super().__init__(thinking=True)
+    def __init__(self, *, account_tag: str = "") -> None:
+        super().__init__(thinking=True, account_tag=account_tag)
         self.response_id = ""
         self.blocks: list[_Block] = []
         self.response: dict[str, Any] = {}

@@ -20,6 +20,7 @@ from chatmock.dialects.anthropic_stream import (
     error_type,
     message_object,
 )
+from chatmock.dialects.signatures import account_tag
 from chatmock.errors import UpstreamError
 from chatmock.routes.relay import SSE_HEADERS, collect, drain, parse_json, relay
 from chatmock.server.exchange import Request, Responder, send_json
@@ -35,17 +36,18 @@ _CLIENT_FAULTS = frozenset({"context_length_exceeded", "invalid_prompt"})
 async def messages(app: App, request: Request, out: Responder) -> None:
     check_anthropic_headers(request.headers)
     body = parse_json(await request.body())
-    req = parse_messages_request(body, request.headers, app.catalog, app.settings)
+    tag = account_tag(app.backend.account_id())
+    req = parse_messages_request(body, request.headers, app.catalog, app.settings, tag)
     input_tokens = estimate_payload_tokens(req.payload)
     session = app.sessions.for_request(request.headers, req.payload.get("instructions"),
                                        req.payload["input"])
     if req.stream:
         translator = MessagesStreamTranslator(model=req.model, thinking=req.thinking,
-                                              input_tokens=input_tokens)
+                                              input_tokens=input_tokens, account_tag=tag)
         async with app.backend.responses(req.payload, session) as upstream:
             await relay(upstream, translator, out, ANTHROPIC_SSE_HEADERS)
         return
-    collector = MessagesCollector()
+    collector = MessagesCollector(account_tag=tag)
     async with app.backend.responses(req.payload, session) as upstream:
         await collect(upstream, collector)
         if collector.error is not None:

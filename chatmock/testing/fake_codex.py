@@ -5,9 +5,10 @@ an HTTP server (``chatmock.testing.fake_upstream``) does the socket work.
 
 Requests go through the same checks as on the real backend
 (``fake_rules``: credentials, ``stream``/``store``, unsupported parameters,
-models, efforts, input items); valid ones get a Responses API event stream
-whose shape is chosen by ``fake:`` directives in the last user message
-(``fake_events``); a structured-output request gets its answer as JSON of
+models, efforts, input items; ``fake_items``: items it cannot find, encrypted
+content it did not mint, tool names it refuses); valid ones get a Responses
+API event stream whose shape is chosen by ``fake:`` directives in the last
+user message (``fake_events``); a structured-output request gets its answer as JSON of
 the requested shape (``fake_structured``).  Every reply carries the
 ``x-codex-*`` rate-limit headers and an ``x-request-id``.
 
@@ -44,6 +45,7 @@ from chatmock.testing.fake_events import (
     sse_chunks,
     tool_result_scenario,
 )
+from chatmock.testing.fake_items import check_items_and_names
 from chatmock.testing.fake_rules import (
     INVALID_JSON,
     MODEL_EFFORTS,
@@ -188,6 +190,7 @@ class FakeCodex:
             check_auth(request.headers)
             self._check_token(request.headers)
             validate_payload(payload)
+            check_items_and_names(payload)
             scenario = select_scenario(payload["input"])
             if scenario.error is not None:
                 raise error_reply(scenario.error)

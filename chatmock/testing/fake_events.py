@@ -15,13 +15,14 @@ interleave.
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
+
+from chatmock.testing.fake_mint import encrypted_reasoning
 
 JSON = dict[str, Any]
 Event = tuple[str, JSON]
@@ -258,11 +259,6 @@ def numbered_delta(index: int) -> str:
 def split_arguments(arguments: str, pieces: int = 4) -> list[str]:
     size = max(1, -(-len(arguments) // pieces))
     return [arguments[i : i + size] for i in range(0, len(arguments), size)]
-
-
-def encrypted_reasoning(item_id: str) -> str:
-    """A stand-in for the opaque blob the real backend returns."""
-    return "gAAAAB" + base64.b64encode(f"fake-reasoning:{item_id}".encode()).decode()
 
 
 class _StreamState:

@@ -82,6 +82,11 @@ class CodexBackend:
                 (b"session-id", session_id.encode("latin-1", "replace")),
                 *self._fixed_headers]
 
+    def account_id(self) -> str:
+        """The signed-in ChatGPT account ('' when signed out), from the cached credentials."""
+        credentials = self.credentials.current()
+        return credentials.account_id if credentials is not None else ""
+
     def model_headers(self, credentials: Credentials) -> list[tuple[bytes, bytes]]:
         """Headers of `GET /models` (spec: upstream.md §2.5): no body, JSON back."""
         return [(b"authorization", b"Bearer " + credentials.access_token.encode()),

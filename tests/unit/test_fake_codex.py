@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from chatmock.testing.fake_codex import FakeCodex, FakeReply
+from chatmock.testing.fake_mint import encrypted_reasoning
 from chatmock.testing.fake_rules import MODEL_EFFORTS, UNSUPPORTED_PARAMETERS
 
 RESPONSES = "/backend-api/codex/responses"
@@ -323,10 +324,10 @@ def test_function_call_output_needs_an_earlier_call() -> None:
 def test_custom_tool_calls_and_passthrough_items() -> None:
     custom = {"type": "custom_tool_call", "call_id": "call_p", "name": "patch", "input": "x"}
     result = {"type": "custom_tool_call_output", "call_id": "call_p", "output": "done"}
-    reasoning = {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gA"}
+    reasoning = {"type": "reasoning", "id": "rs_1", "summary": [],
+                 "encrypted_content": encrypted_reasoning("rs_1")}
     search = {"type": "web_search_call", "id": "ws_1", "status": "completed"}
-    reference = {"type": "item_reference", "id": "msg_1"}
-    input_ok(user("q"), reasoning, search, reference, custom, result)
+    input_ok(user("q"), reasoning, search, custom, result)
     assert "summary" in input_detail({"type": "reasoning", "id": "rs_1"})
     assert "input[0].type" in input_detail({"type": "mystery"})
 
