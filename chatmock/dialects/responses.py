@@ -10,10 +10,15 @@ other field survives as sent (custom and `namespace` tools, `text`,
 
 The backend keeps no state, so `previous_response_id` is resolved here: the
 stored turn's full input and its output are put in front of the new input
-(unless the client already resent them), instructions are inherited when the
+(unless the client already resent them, or resent the output), instructions are inherited when the
 new request has none, and a `function_call_output` whose call is missing gets
 the stored `function_call` put back in front of it. An unknown or expired id,
-or a call id found nowhere, is a 400 that names it.
+or a call id found nowhere, is a 400 that names it. Items the backend could
+not find by id (reasoning without its encrypted content, `item_reference`s)
+are repaired first (`chatmock.dialects.input_repair`).
+
+Sans-I/O: the stored turn and items come in a `StoreAnswer` the route looked
+up for the body's `store_query`; nothing here reads the store.
 """
 
 from __future__ import annotations
@@ -29,9 +34,10 @@ from chatmock.dialects.common import (
     reasoning_param,
     service_tier,
 )
+from chatmock.dialects.input_repair import previous_response_id, restore_items
 from chatmock.errors import ClientError
 from chatmock.state.catalog import Catalog
-from chatmock.state.response_store import ResponseStore, StoredResponse
+from chatmock.state.response_store import StoreAnswer, StoredResponse
 
 Item = dict[str, Any]
 
@@ -50,10 +56,13 @@ class ResponsesRequest:
     payload: dict[str, Any]
     stream: bool
     instructions: str | None
+    dropped: tuple[str, ...] = ()  # ids of reasoning items that could not be restored
 
 
 def parse_responses_request(body: Any, catalog: Catalog, settings: Settings,
-                            store: ResponseStore) -> ResponsesRequest:
+                            stored: StoreAnswer | None = None) -> ResponsesRequest:
+    """The upstream payload of a Responses body; `stored`: what the route found in the
+    local store for `input_repair.store_query(body)`."""
     if not isinstance(body, dict):
         raise ClientError("Request body must be a JSON object")
     payload = {key: value for key, value in body.items() if key not in UNSUPPORTED_FIELDS}
@@ -62,10 +71,13 @@ def parse_responses_request(body: Any, catalog: Catalog, settings: Settings,
         raise ClientError("model must be a string", code="invalid_model")
     resolved = catalog.resolve(model, settings.debug_model)
     payload["model"] = resolved.slug
+    stored = stored or StoreAnswer()
     instructions, items = _input_of(body)
-    previous = payload.pop("previous_response_id", None)
+    items, dropped = restore_items(items, stored.items)
+    previous = previous_response_id(body)
+    payload.pop("previous_response_id", None)
     if previous is not None:
-        instructions, items = _chain(previous, instructions, items, store)
+        instructions, items = _chain(previous, instructions, items, stored.previous)
     if instructions:
         payload["instructions"] = instructions
     else:
@@ -75,7 +87,8 @@ def parse_responses_request(body: Any, catalog: Catalog, settings: Settings,
     payload.pop("prompt", None)
     payload.update(store=False, stream=True)
     _complete(payload, body, resolved, catalog, settings)
-    return ResponsesRequest(payload, body.get("stream") is True, instructions or None)
+    return ResponsesRequest(payload, body.get("stream") is True, instructions or None,
+                            tuple(dropped))
 
 
 def _input_of(body: dict[str, Any]) -> tuple[str, list[Item]]:
@@ -126,20 +139,26 @@ def _join(*texts: str | None) -> str:
     return "\n\n".join(text for text in texts if text)
 
 
-def _chain(previous: Any, instructions: str, items: list[Item],
-           store: ResponseStore) -> tuple[str, list[Item]]:
-    if not isinstance(previous, str) or not previous:
-        raise ClientError("previous_response_id must be a non-empty string",
-                          code="invalid_previous_response_id")
-    stored = store.get(previous)
+def _chain(previous: str, instructions: str, items: list[Item],
+           stored: StoredResponse | None) -> tuple[str, list[Item]]:
     if stored is None:
         raise ClientError(f"Previous response with id '{previous}' not found (unknown, or "
                           "expired from chatmock's local store).", status=400,
                           code="previous_response_not_found")
     history = [*stored.context, *stored.output]
-    if replayable(items[:len(history)]) != history:
-        items = history + items
-    return instructions or stored.instructions or "", _restore_calls(items, history, previous)
+    return (instructions or stored.instructions or "",
+            _restore_calls(_with_history(items, stored), history, previous))
+
+
+def _with_history(items: list[Item], stored: StoredResponse) -> list[Item]:
+    """The stored turn in front of `items`, minus what the client resent: the whole
+    history, or just the previous output (clients that append `response.output`)."""
+    history = [*stored.context, *stored.output]
+    if replayable(items[:len(history)]) == history:
+        return items
+    if stored.output and replayable(items[:len(stored.output)]) == stored.output:
+        return [*stored.context, *items]
+    return history + items
 
 
 def _restore_calls(items: list[Item], history: list[Item], previous: str) -> list[Item]:

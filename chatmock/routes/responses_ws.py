@@ -5,7 +5,7 @@ CLI's WebSocket mode; upstream.md §11) send JSON text frames
 `{"type": "response.create", ...create fields...}` and read the Responses
 stream events back, one per frame, up to the terminal one; then the next
 `response.create` may follow on the same socket. Each create body goes
-through the same `parse_responses_request` as an HTTP body, so
+through the same `parse_with_store` as an HTTP body, so
 `previous_response_id` chaining (the client sends only the new items) is
 resolved from the local store and the backend gets the full input.
 
@@ -40,13 +40,13 @@ import trio
 
 from chatmock.app import App
 from chatmock.dialects.events import State
-from chatmock.dialects.responses import ResponsesRequest, parse_responses_request, stored_turn
+from chatmock.dialects.responses import ResponsesRequest, stored_turn
 from chatmock.dialects.responses_stream import ResponsesObserver
 from chatmock.dialects.sse import SSEEvent
 from chatmock.errors import ApiError, ClientError, UpstreamError
 from chatmock.net.client import UpstreamResponse
 from chatmock.routes.relay import drain
-from chatmock.routes.responses import remember
+from chatmock.routes.responses import parse_with_store, remember
 from chatmock.server.exchange import (
     ClientGone,
     MessageSocket,
@@ -88,7 +88,7 @@ async def _serve_one(app: App, request: Request, socket: MessageSocket,
     """One client frame: a response streamed back, or one error frame."""
     try:
         body, generate = parse_frame(message)
-        parsed = parse_responses_request(body, app.catalog, app.settings, app.responses_store)
+        parsed = await parse_with_store(app, body)
         if generate:
             await _generate(app, request, socket, parsed)
         else:

@@ -36,7 +36,14 @@ _SCHEMA = (
     " size INTEGER NOT NULL,"
     " body BLOB NOT NULL)",
     "CREATE INDEX IF NOT EXISTS responses_last_access ON responses (last_access)",
+    # The output items of the stored responses by their own id (each a zlib JSON body).
+    "CREATE TABLE IF NOT EXISTS items ("
+    " item_id TEXT PRIMARY KEY,"
+    " response_id TEXT NOT NULL,"
+    " body BLOB NOT NULL)",
 )
+"""Every statement is idempotent: a file of this version made before one was added
+gets it when opened."""
 
 
 class _Unusable(sqlite3.DatabaseError):
@@ -120,7 +127,8 @@ def _check_schema(connection: sqlite3.Connection) -> None:
         columns = tuple(row[1] for row in connection.execute("PRAGMA table_info(responses)"))
         if columns != _COLUMNS:
             raise _Unusable(f"unexpected columns {columns!r}")
-        connection.execute(_SCHEMA[1])
+        for statement in _SCHEMA[1:]:
+            connection.execute(statement)
 
 
 def _is_corruption(error: sqlite3.DatabaseError) -> bool:

@@ -36,6 +36,14 @@
   beyond `max_bytes` (sum of the compressed payloads; SQLite page overhead and
   the WAL come on top; freed pages are reused, not returned to the OS).
 
+  Item index: each output item with an `id` is also written, compressed on
+  its own, to the `items` table (`item_id` → response, body) in the same
+  transaction as its response; its bytes count towards the response's size,
+  and pruning deletes the items whose response is gone. `find_items` looks in
+  the write-behind map first, then selects the ids it still needs in one
+  query joined with their responses (expired ones are not returned), and
+  touches their responses as `get` does.
+
   Opening the file (permissions, schema, a corrupt or foreign file moved
   aside): `chatmock.state.response_store_file`.
 """
@@ -51,7 +59,7 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,8 +68,10 @@ from chatmock.state.response_store import (
     DEFAULT_MAX_BYTES,
     DEFAULT_TTL_SECONDS,
     Clock,
+    Item,
     StoredResponse,
     expired,
+    indexed_items,
 )
 from chatmock.state.response_store_file import connect, open_database, transaction
 
@@ -77,6 +87,13 @@ _INSERT = (
     "INSERT OR REPLACE INTO responses (id, created_at, last_access, size, body)"
     " VALUES (?, ?, ?, ?, ?)"
 )
+_INSERT_ITEM = "INSERT OR REPLACE INTO items (item_id, response_id, body) VALUES (?, ?, ?)"
+_SELECT_ITEMS = (
+    "SELECT i.item_id, i.response_id, r.last_access, i.body FROM items AS i"
+    " JOIN responses AS r ON r.id = i.response_id WHERE i.item_id IN ({})"
+)
+_PRUNE_ITEMS = "DELETE FROM items WHERE response_id NOT IN (SELECT id FROM responses)"
+ITEMS_PER_SELECT = 256
 _TOUCH = "UPDATE responses SET last_access = MAX(last_access, ?) WHERE id = ?"
 _SELECT = "SELECT created_at, last_access, body FROM responses WHERE id = ?"
 _PRUNE_EXPIRED = "DELETE FROM responses WHERE last_access <= ?"
@@ -106,6 +123,7 @@ class _Touch:
 
 
 _Row = tuple[str, float, float, int, bytes]  # id, created_at, last_access, size, body
+_ItemRow = tuple[str, str, bytes]  # item id, response id, body
 _Operation = _Pending | _Touch | threading.Event | None  # Event: flush marker; None: stop
 
 
@@ -172,6 +190,44 @@ class SqliteResponseStore:
         if now - last_access >= TOUCH_INTERVAL_SECONDS and not self._closed:
             self._queue.put(_Touch(response_id, now))
         return _decode(response_id, created_at, body)
+
+    def find_items(self, item_ids: Collection[str]) -> dict[str, Item]:
+        now = self._clock()
+        wanted = set(item_ids)
+        found = self._pending_items(wanted, now)
+        for item_id, response_id, last_access, body in self._select_items(
+                sorted(wanted.difference(found))):
+            item = _decode_item(item_id, body) if not expired(last_access, now, self._ttl) \
+                else None
+            if item is not None:
+                found[item_id] = item
+                if now - last_access >= TOUCH_INTERVAL_SECONDS and not self._closed:
+                    self._queue.put(_Touch(response_id, now))
+        return found
+
+    def _pending_items(self, item_ids: set[str], now: float) -> dict[str, Item]:
+        """Wanted items of entries not yet committed (few: the writer is never far behind)."""
+        found: dict[str, Item] = {}
+        with self._pending_lock:
+            for pending in self._pending.values():
+                if not expired(pending.last_access, now, self._ttl):
+                    found.update((item_id, item) for item_id, item in
+                                 indexed_items(pending.entry) if item_id in item_ids)
+        return found
+
+    def _select_items(self, item_ids: list[str]) -> list[tuple[str, str, float, bytes]]:
+        rows: list[tuple[str, str, float, bytes]] = []
+        try:
+            with self._read_lock:
+                for start in range(0, len(item_ids), ITEMS_PER_SELECT):
+                    if self._closed:
+                        break
+                    chunk = item_ids[start:start + ITEMS_PER_SELECT]
+                    query = _SELECT_ITEMS.format(",".join("?" * len(chunk)))
+                    rows += self._reader.execute(query, chunk).fetchall()
+        except sqlite3.Error as error:
+            log.warning("response store item lookup failed: %s", error)
+        return [(str(a), str(b), float(c), bytes(d)) for a, b, c, d in rows]
 
     def _select(self, response_id: str) -> tuple[float, float, bytes] | None:
         try:
@@ -261,30 +317,36 @@ class SqliteResponseStore:
             elif isinstance(operation, _Pending):
                 writes[operation.entry.response_id] = operation
         try:
-            self._commit(self._encode_all(writes.values()), touches)
+            self._commit(*self._encode_all(writes.values()), touches)
         except Exception:
             log.exception("response store writer failed; %d entries lost", len(writes))
         finally:
             self._release(writes.values())
 
-    def _encode_all(self, writes: Iterable[_Pending]) -> list[_Row]:
+    def _encode_all(self, writes: Iterable[_Pending]) -> tuple[list[_Row], list[_ItemRow]]:
         rows: list[_Row] = []
+        item_rows: list[_ItemRow] = []
         for pending in writes:
             entry = pending.entry
             try:
                 body = _encode(entry)
+                items = [(item_id, entry.response_id, _compress(item))
+                         for item_id, item in indexed_items(entry)]
             except (TypeError, ValueError, RecursionError) as error:
                 log.warning("response %s cannot be stored: %s", entry.response_id, error)
                 continue
-            rows.append((entry.response_id, entry.created_at, pending.last_access,
-                         len(body), body))
-        return rows
+            size = len(body) + sum(len(item[2]) for item in items)
+            rows.append((entry.response_id, entry.created_at, pending.last_access, size, body))
+            item_rows += items
+        return rows, item_rows
 
-    def _commit(self, rows: list[_Row], touches: list[tuple[float, str]]) -> None:
+    def _commit(self, rows: list[_Row], item_rows: list[_ItemRow],
+                touches: list[tuple[float, str]]) -> None:
         if not rows and not touches:
             return
         with transaction(self._writer) as connection:
             connection.executemany(_INSERT, rows)
+            connection.executemany(_INSERT_ITEM, item_rows)
             connection.executemany(_TOUCH, touches)
 
     def _release(self, written: Iterable[_Pending]) -> None:
@@ -312,16 +374,29 @@ class SqliteResponseStore:
             (total,) = connection.execute("SELECT COALESCE(SUM(size), 0) FROM responses").fetchone()
             if total > self._max_bytes:
                 connection.execute(_PRUNE_BYTES, (self._max_bytes,))
+            connection.execute(_PRUNE_ITEMS)
 
 
 # --------------------------------------------------------------------------- encoding
 
 
 def _encode(entry: StoredResponse) -> bytes:
-    document = {"instructions": entry.instructions, "context": entry.context,
-                "output": entry.output}
+    return _compress({"instructions": entry.instructions, "context": entry.context,
+                      "output": entry.output})
+
+
+def _compress(document: object) -> bytes:
     text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
     return zlib.compress(text.encode("utf-8", "surrogatepass"), ZLIB_LEVEL)
+
+
+def _decode_item(item_id: str, body: bytes) -> Item | None:
+    try:
+        item = json.loads(zlib.decompress(body).decode("utf-8", "surrogatepass"))
+    except (zlib.error, ValueError, RecursionError) as error:
+        log.warning("stored item %s is unreadable: %s", item_id, error)
+        return None
+    return item if isinstance(item, dict) else None
 
 
 def _decode(response_id: str, created_at: float, body: bytes) -> StoredResponse | None:
