@@ -28,6 +28,8 @@ DEFAULT_UPSTREAM_URL = "https://chatgpt.com/backend-api/codex"
 DEFAULT_ISSUER = "https://auth.openai.com"
 DEFAULT_CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
 ENV_PREFIX = "CHATGPT_LOCAL_"
+DEFAULT_CLIENT_VERSION = "0.169.0"  # the Codex CLI release chatmock presents itself as
+DEFAULT_ORIGINATOR = "codex_cli_rs"  # the Codex CLI's own originator
 
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra")
 SUMMARIES = ("auto", "concise", "detailed", "none")
@@ -92,6 +94,8 @@ class Settings:
     responses_ttl: float = 3600.0
     responses_capacity: int = 10_000
     anthropic_models: ModelMap = DEFAULT_ANTHROPIC_MODELS
+    client_version: str = DEFAULT_CLIENT_VERSION
+    originator: str = DEFAULT_ORIGINATOR
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +210,25 @@ def parse_hosts(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
+_VERSION = re.compile(r"\d{1,6}\.\d{1,6}\.\d{1,6}(?:[-+][0-9A-Za-z.-]{1,32})?")
+_TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def parse_client_version(text: str) -> str:
+    """A Codex CLI version such as 0.169.0 (the backend refuses newer models to older ones)."""
+    if not _VERSION.fullmatch(text.strip()):
+        raise ValueError("expected a version like 0.169.0")
+    return text.strip()
+
+
+def parse_originator(text: str) -> str:
+    """An `originator` value: letters, digits, `_`, `.`, `-` (it is also the User-Agent's
+    product name)."""
+    if not _TOKEN.fullmatch(text.strip()):
+        raise ValueError("expected letters, digits, '_', '.' or '-' (at most 64)")
+    return text.strip()
+
+
 OPTIONS: tuple[Option, ...] = (
     Option("host", "address to listen on"),
     Option("port", "port to listen on", int),
@@ -251,6 +274,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("anthropic_models", "Claude family → upstream model on /v1/messages, as "
            "family=model pairs separated by commas (e.g. opus=gpt-5.5-high,haiku=gpt-5.4-mini)",
            parse_model_map),
+    Option("client_version", "Codex CLI version chatmock presents upstream (`version` header, "
+           "User-Agent, model discovery); newer models need a recent one",
+           parse_client_version),
+    Option("originator", "`originator` header chatmock sends upstream (also the User-Agent's "
+           "product)", parse_originator),
 )
 
 

@@ -252,7 +252,7 @@ async def _handshake(origin: Origin, trust: str) -> Finding:
 
 
 async def check_upstream(doctor: Doctor) -> Finding:
-    url = models_url(doctor.settings.upstream_url)
+    url = models_url(doctor.settings.upstream_url, doctor.settings.client_version)
     try:
         with trio.fail_after(PROBE_SECONDS):
             if doctor.credentials is None:  # still worth knowing: can the backend be reached?

@@ -16,6 +16,7 @@ from chatmock.errors import UpstreamError
 from chatmock.routes.relay import SSE_HEADERS, collect, drain, parse_json, relay
 from chatmock.server.exchange import Request, Responder, send_json
 from chatmock.state.response_store import look_up
+from chatmock.upstream.codex import codex_client_headers
 
 log = logging.getLogger("chatmock.responses")
 
@@ -32,7 +33,8 @@ async def answer_responses(app: App, request: Request, body: Any, out: Responder
                                        parsed.payload["input"])
     observer = ResponsesObserver(relay=parsed.stream,
                                  on_success=lambda done: remember(app, parsed, done))
-    async with app.backend.responses(parsed.payload, session) as upstream:
+    async with app.backend.responses(parsed.payload, session,
+                                     codex_client_headers(request.headers)) as upstream:
         if parsed.stream:
             await relay(upstream, observer, out, SSE_HEADERS)
             return

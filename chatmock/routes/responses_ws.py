@@ -54,6 +54,7 @@ from chatmock.server.exchange import (
     Responder,
     WebSocketUpgrade,
 )
+from chatmock.upstream.codex import codex_client_headers
 
 log = logging.getLogger("chatmock.responses")
 
@@ -159,7 +160,9 @@ async def _generate(app: App, request: Request, socket: MessageSocket,
     session = app.sessions.for_request(request.headers, parsed.payload.get("instructions"),
                                        parsed.payload["input"])
     observer = EventFrames(app, parsed)
-    async with socket.responding(), app.backend.responses(parsed.payload, session) as upstream:
+    forwarded = codex_client_headers(request.headers)
+    async with socket.responding(), app.backend.responses(parsed.payload, session,
+                                                          forwarded) as upstream:
         await _relay(upstream, observer, socket)
 
 

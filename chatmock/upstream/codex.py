@@ -5,6 +5,16 @@ body is handed to a translator, an error status is turned into an
 `UpstreamError` carrying the backend's own message (found wherever its body
 keeps it, spec: upstream.md §12.1) and a status the client can act on: 429
 keeps its `Retry-After`, a rejected ChatGPT token says how to sign in again.
+
+chatmock presents itself as the Codex CLI (`ClientIdentity`, from
+`--client-version` and `--originator`): `originator: codex_cli_rs`, its
+User-Agent shape, and `version: <client version>`, which the backend uses to
+refuse newer models to older clients ("requires a newer version of Codex").
+Like the Codex CLI 0.169 it sends `session-id` and `thread-id` (the same
+uuid: chatmock's session id). When the client *is* a Codex CLI (its
+`originator` or User-Agent starts with `codex_`), its own `session-id`,
+`thread-id`, `x-client-request-id` and `x-codex-*` headers (window id, turn
+metadata, beta features) are forwarded unchanged instead (`codex_client_headers`).
 """
 
 from __future__ import annotations
@@ -16,28 +26,55 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from chatmock import __version__, jsonbytes
 from chatmock.auth.store import CredentialStore
 from chatmock.auth.tokens import Credentials
+from chatmock.config import DEFAULT_CLIENT_VERSION, DEFAULT_ORIGINATOR
 from chatmock.errors import UpstreamError, extract_message
 from chatmock.net.client import HTTPClient, UpstreamResponse
 
 log = logging.getLogger("chatmock.upstream")
 
-CODEX_CLIENT_VERSION = "0.169.0"
-ORIGINATOR = "codex_cli_rs"
+CODEX_CLIENT_VERSION = DEFAULT_CLIENT_VERSION
+ORIGINATOR = DEFAULT_ORIGINATOR
+_CODEX_CLIENT_PREFIX = b"codex_"  # codex_cli_rs, codex_exec, codex_vscode, ...
+_CODEX_CLIENT_IDS = (b"session-id", b"thread-id", b"x-client-request-id")
 _REQUEST_ID_HEADERS = (b"x-request-id", b"x-openai-request-id", b"x-oai-request-id",
                        b"openai-request-id", b"request-id", b"cf-ray")
 MAX_ERROR_BODY = 1024 * 1024
 
 
-def user_agent() -> str:
+def user_agent(originator: str = ORIGINATOR, version: str = CODEX_CLIENT_VERSION) -> str:
+    """The Codex CLI's User-Agent shape; chatmock's name where the CLI names the terminal."""
     system = {"Darwin": "Mac OS"}.get(platform.system(), platform.system() or "unknown")
-    return (f"{ORIGINATOR}/{CODEX_CLIENT_VERSION} ({system} {platform.release()}; "
+    return (f"{originator}/{version} ({system} {platform.release()}; "
             f"{platform.machine() or 'unknown'}) chatmock/{__version__}")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientIdentity:
+    """Who chatmock says it is upstream (see the module docstring)."""
+
+    version: str = CODEX_CLIENT_VERSION
+    originator: str = ORIGINATOR
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"originator", self.originator.encode()),
+                (b"user-agent", user_agent(self.originator, self.version).encode()),
+                (b"version", self.version.encode())]
+
+
+def codex_client_headers(headers: Mapping[bytes, bytes]) -> tuple[tuple[bytes, bytes], ...]:
+    """The headers of a Codex CLI client that go upstream as they are (none for others)."""
+    if not (headers.get(b"originator", b"").startswith(_CODEX_CLIENT_PREFIX)
+            or headers.get(b"user-agent", b"").startswith(_CODEX_CLIENT_PREFIX)):
+        return ()
+    return tuple((name, value) for name, value in headers.items()
+                 if name in _CODEX_CLIENT_IDS or name.startswith(b"x-codex-"))
 
 
 def installation_id(home: Path) -> str:
@@ -58,7 +95,8 @@ def installation_id(home: Path) -> str:
 
 class CodexBackend:
     def __init__(self, base_url: str, http: HTTPClient, credentials: CredentialStore,
-                 install_id: str, *, log_bodies: bool = False, log_events: bool = False) -> None:
+                 install_id: str, *, identity: ClientIdentity = ClientIdentity(),
+                 log_bodies: bool = False, log_events: bool = False) -> None:
         self.responses_url = base_url.rstrip("/") + "/responses"
         self.log_bodies = log_bodies
         self.log_events = log_events
@@ -67,20 +105,28 @@ class CodexBackend:
         self.http = http
         self.credentials = credentials
         self.install_id = install_id
+        self.identity = identity
         self._fixed_headers = [
             (b"content-type", b"application/json"),
             (b"accept", b"text/event-stream"),
             (b"openai-beta", b"responses=experimental"),
-            (b"originator", ORIGINATOR.encode()),
-            (b"user-agent", user_agent().encode()),
+            *identity.headers(),
             (b"x-codex-installation-id", install_id.encode()),
         ]
 
-    def _headers(self, credentials: Credentials, session_id: str) -> list[tuple[bytes, bytes]]:
+    def _headers(self, credentials: Credentials, session_id: str,
+                 forwarded: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
+        """Per request: credentials, the session (`session-id` and `thread-id`, a Codex
+        client's own when it sent them), then the fixed set; forwarded headers win."""
+        session = session_id.encode("latin-1", "replace")
+        given = dict(forwarded)
+        ids = [(b"session-id", given.get(b"session-id", session)),
+               (b"thread-id", given.get(b"thread-id", given.get(b"session-id", session)))]
         return [(b"authorization", b"Bearer " + credentials.access_token.encode()),
-                (b"chatgpt-account-id", credentials.account_id.encode()),
-                (b"session-id", session_id.encode("latin-1", "replace")),
-                *self._fixed_headers]
+                (b"chatgpt-account-id", credentials.account_id.encode()), *ids,
+                *[header for header in self._fixed_headers if header[0] not in given],
+                *[header for header in forwarded if header[0] not in (b"session-id",
+                                                                      b"thread-id")]]
 
     def account_id(self) -> str:
         """The signed-in ChatGPT account ('' when signed out), from the cached credentials."""
@@ -92,8 +138,7 @@ class CodexBackend:
         return [(b"authorization", b"Bearer " + credentials.access_token.encode()),
                 (b"chatgpt-account-id", credentials.account_id.encode()),
                 (b"accept", b"application/json"),
-                (b"originator", ORIGINATOR.encode()),
-                (b"user-agent", user_agent().encode()),
+                *self.identity.headers(),
                 (b"x-codex-installation-id", self.install_id.encode())]
 
     def finish_payload(self, payload: dict[str, Any], session_id: str) -> None:
@@ -104,10 +149,12 @@ class CodexBackend:
             metadata.setdefault("x-codex-installation-id", self.install_id)
 
     @asynccontextmanager
-    async def responses(self, payload: dict[str, Any],
-                        session_id: str) -> AsyncIterator[UpstreamResponse]:
+    async def responses(self, payload: dict[str, Any], session_id: str,
+                        forwarded: tuple[tuple[bytes, bytes], ...] = (),
+                        ) -> AsyncIterator[UpstreamResponse]:
         """An open SSE response of status 200, or an UpstreamError.
 
+        `forwarded`: a Codex client's own headers (`codex_client_headers`).
         A 401 is answered once by refreshing the token and sending again."""
         self.finish_payload(payload, session_id)
         body = jsonbytes.dumps(payload)
@@ -116,7 +163,7 @@ class CodexBackend:
         credentials = await self.credentials.usable()
         for attempt in (1, 2):
             async with self.http.request("POST", self.responses_url,
-                                         self._headers(credentials, session_id),
+                                         self._headers(credentials, session_id, forwarded),
                                          body) as response:
                 if self.on_headers is not None:
                     self.on_headers(response.headers)

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from chatmock.errors import UpstreamError, extract_message
 from chatmock.state.prompt_cache import SessionIds, fingerprint
 from chatmock.upstream.codex import (
+    ClientIdentity,
+    codex_client_headers,
     installation_id,
     retry_after,
     upstream_error,
@@ -229,3 +231,33 @@ def test_installation_id_is_stable(tmp_path: Path) -> None:
 def test_user_agent() -> None:
     agent = user_agent()
     assert agent.startswith("codex_cli_rs/") and "chatmock/" in agent
+
+
+def test_client_identity_headers() -> None:
+    headers = dict(ClientIdentity("0.170.1", "codex_exec").headers())
+    assert headers[b"originator"] == b"codex_exec" and headers[b"version"] == b"0.170.1"
+    assert headers[b"user-agent"].startswith(b"codex_exec/0.170.1 (")
+    assert dict(ClientIdentity().headers())[b"version"] == b"0.169.0"
+
+
+CODEX_REQUEST = {b"originator": b"codex_exec", b"session-id": b"s", b"thread-id": b"t",
+                 b"x-client-request-id": b"r", b"x-codex-window-id": b"w",
+                 b"x-codex-turn-metadata": b"{}", b"authorization": b"Bearer k",
+                 b"user-agent": b"codex_exec/0.169.0", b"openai-beta": b"x"}
+
+
+@pytest.mark.parametrize("marker", [{b"originator": b"codex_exec"},
+                                    {b"originator": b"codex_vscode"},
+                                    {b"user-agent": b"codex_cli_rs/0.169.0 (Linux)"}])
+def test_codex_clients_are_recognised_by_originator_or_user_agent(
+        marker: dict[bytes, bytes]) -> None:
+    given = {**marker, b"session-id": b"s", b"x-codex-window-id": b"w"}
+    assert dict(codex_client_headers(given)) == {b"session-id": b"s", b"x-codex-window-id": b"w"}
+
+
+def test_only_ids_and_x_codex_headers_of_a_codex_client_are_forwarded() -> None:
+    assert dict(codex_client_headers(CODEX_REQUEST)) == {
+        b"session-id": b"s", b"thread-id": b"t", b"x-client-request-id": b"r",
+        b"x-codex-window-id": b"w", b"x-codex-turn-metadata": b"{}"}
+    others = {**CODEX_REQUEST, b"originator": b"opencode", b"user-agent": b"OpenAI/Python"}
+    assert codex_client_headers(others) == ()
