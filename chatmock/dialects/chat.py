@@ -22,7 +22,7 @@ references differ or fall short:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chatmock.config import Settings
@@ -36,6 +36,7 @@ from chatmock.dialects.common import (
     requested_model,
     service_tier,
 )
+from chatmock.dialects.tool_names import NameMap, shorten_tool_names
 from chatmock.errors import ClientError
 from chatmock.state.catalog import Catalog, Resolved
 
@@ -51,7 +52,17 @@ class ChatRequest:
     stream: bool
     include_usage: bool
     extra: ExtraTools
-    client_tools: list[Item]
+    client_tools: list[Item]  # as sent upstream (names the backend refuses renamed)
+    tool_names: NameMap = field(default_factory=dict)  # upstream name -> the client's
+
+
+def chat_request(payload: dict[str, Any], model: str, stream: bool, include_usage: bool,
+                 extra: ExtraTools, client_tools: int) -> ChatRequest:
+    """The request of a built payload whose first `client_tools` tools are the client's,
+    with the tool names the backend would refuse renamed (`tool_names`)."""
+    names = shorten_tool_names(payload)
+    return ChatRequest(payload, model, stream, include_usage, extra,
+                       payload["tools"][:client_tools], names)
 
 
 def parse_chat_request(body: Any, catalog: Catalog, settings: Settings) -> ChatRequest:
@@ -78,8 +89,8 @@ def parse_chat_request(body: Any, catalog: Catalog, settings: Settings) -> ChatR
         "reasoning": body_reasoning(body, resolved, catalog, settings),
     })
     _add_optional(payload, body, resolved, catalog, settings)
-    return ChatRequest(payload, model, bool(body.get("stream")), include_usage(body), extra,
-                       tools)
+    return chat_request(payload, model, bool(body.get("stream")), include_usage(body), extra,
+                        len(tools))
 
 
 def _add_optional(payload: dict[str, Any], body: dict[str, Any], resolved: Resolved,

@@ -17,7 +17,9 @@ backend adds event types over time):
 The frequent events (text, reasoning and argument deltas) are handled on the
 raw bytes: the `delta` string is located and handed over still escaped, ready
 to be copied into outgoing JSON. Only rare, structural events (created,
-item added/done, terminal) are parsed with `json.loads`.
+item added/done, terminal) are parsed with `json.loads`; when the request's
+tool names were renamed for the backend (`tool_names`), those parsed items
+get the client's names back before any hook sees them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any, ClassVar
 
 from chatmock import jsonbytes
 from chatmock.dialects.sse import SSEDecoder, SSEEvent
+from chatmock.dialects.tool_names import NameMap, restore_item, restore_response
 
 TRUNCATED_MESSAGE = "the backend's stream ended before the response was complete"
 
@@ -132,6 +135,8 @@ class UpstreamTranslator:
     # While the backend is silent (long reasoning), `heartbeat()` is written this often:
     # it keeps proxies from timing out and reveals a client that has gone away.
     heartbeat_seconds: ClassVar[float] = 15.0
+    # Upstream tool name -> the client's, when the request renamed any (set per request).
+    tool_names: NameMap = {}
 
     def __init__(self) -> None:
         self.state = State.STREAMING
@@ -220,6 +225,8 @@ class UpstreamTranslator:
     def _handle_item(self, data: bytes, done: bool) -> None:
         item = load(data).get("item")
         if isinstance(item, dict):
+            if self.tool_names:
+                item = restore_item(item, self.tool_names)
             (self.on_item_done if done else self.on_item_added)(item)
 
     def _handle_text(self, data: bytes) -> None:
@@ -240,6 +247,8 @@ class UpstreamTranslator:
     def _handle_terminal(self, data: bytes, incomplete: bool) -> None:
         self.state = State.DONE
         response = load(data).get("response")
+        if isinstance(response, dict) and self.tool_names:
+            response = restore_response(response, self.tool_names)
         self.on_completed(response if isinstance(response, dict) else {}, incomplete)
 
     def _handle_failed(self, data: bytes) -> None:

@@ -23,7 +23,7 @@ up for the body's `store_query`; nothing here reads the store.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chatmock.config import Settings
@@ -35,6 +35,7 @@ from chatmock.dialects.common import (
     service_tier,
 )
 from chatmock.dialects.input_repair import previous_response_id, restore_items
+from chatmock.dialects.tool_names import NameMap, shorten_tool_names
 from chatmock.errors import ClientError
 from chatmock.state.catalog import Catalog
 from chatmock.state.response_store import StoreAnswer, StoredResponse
@@ -57,6 +58,8 @@ class ResponsesRequest:
     stream: bool
     instructions: str | None
     dropped: tuple[str, ...] = ()  # ids of reasoning items that could not be restored
+    context: tuple[Item, ...] = ()  # the input with the client's tool names (to store)
+    tool_names: NameMap = field(default_factory=dict)  # upstream -> client, if renamed
 
 
 def parse_responses_request(body: Any, catalog: Catalog, settings: Settings,
@@ -87,8 +90,9 @@ def parse_responses_request(body: Any, catalog: Catalog, settings: Settings,
     payload.pop("prompt", None)
     payload.update(store=False, stream=True)
     _complete(payload, body, resolved, catalog, settings)
+    context = tuple(items)
     return ResponsesRequest(payload, body.get("stream") is True, instructions or None,
-                            tuple(dropped))
+                            tuple(dropped), context, shorten_tool_names(payload))
 
 
 def _input_of(body: dict[str, Any]) -> tuple[str, list[Item]]:
@@ -216,7 +220,7 @@ def stored_turn(response_id: str, request: ResponsesRequest, output: list[Item],
                 created_at: float) -> StoredResponse:
     """What to keep of a finished turn so that the next one can chain on it."""
     return StoredResponse(response_id=response_id, instructions=request.instructions,
-                          context=list(request.payload["input"]),
+                          context=list(request.context or request.payload["input"]),
                           output=replayable(output), created_at=created_at)
 
 

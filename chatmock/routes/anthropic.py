@@ -44,10 +44,12 @@ async def messages(app: App, request: Request, out: Responder) -> None:
     if req.stream:
         translator = MessagesStreamTranslator(model=req.model, thinking=req.thinking,
                                               input_tokens=input_tokens, account_tag=tag)
+        translator.tool_names = req.tool_names
         async with app.backend.responses(req.payload, session) as upstream:
             await relay(upstream, translator, out, ANTHROPIC_SSE_HEADERS)
         return
     collector = MessagesCollector(account_tag=tag)
+    collector.tool_names = req.tool_names
     async with app.backend.responses(req.payload, session) as upstream:
         await collect(upstream, collector)
         if collector.error is not None:

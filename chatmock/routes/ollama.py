@@ -74,10 +74,12 @@ async def _generate(app: App, request: Request, out: Responder, req: OllamaReque
     if req.stream:
         translator = OllamaStreamTranslator(model=req.model, created_at=stamp, think=req.think,
                                             compat=compat, generate=generate, started=started)
+        translator.tool_names = req.chat.tool_names
         async with open_chat_upstream(app, req.chat, session) as upstream:
             await relay(upstream, translator, out, NDJSON_HEADERS)
         return
     collector = OllamaCollector(started=started)
+    collector.tool_names = req.chat.tool_names
     async with open_chat_upstream(app, req.chat, session) as upstream:
         await collect(upstream, collector)
         if collector.error is not None:

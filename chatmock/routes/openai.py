@@ -39,10 +39,12 @@ async def chat_completions(app: App, request: Request, out: Responder) -> None:
         translator = ChatStreamTranslator(model=chat.model, created=created,
                                           compat=app.settings.reasoning_compat,
                                           include_usage=chat.include_usage)
+        translator.tool_names = chat.tool_names
         async with open_chat_upstream(app, chat, session) as upstream:
             await relay(upstream, translator, out, SSE_HEADERS)
         return
     collector = ResponseCollector()
+    collector.tool_names = chat.tool_names
     async with open_chat_upstream(app, chat, session) as upstream:
         await collect(upstream, collector)
         if collector.error is not None:

@@ -11,7 +11,7 @@ import trio
 from chatmock.app import App
 from chatmock.dialects.input_repair import store_query
 from chatmock.dialects.responses import ResponsesRequest, parse_responses_request, stored_turn
-from chatmock.dialects.responses_stream import ResponsesObserver
+from chatmock.dialects.responses_stream import ResponsesObserver, observer_for
 from chatmock.errors import UpstreamError
 from chatmock.routes.relay import SSE_HEADERS, collect, drain, parse_json, relay
 from chatmock.server.exchange import Request, Responder, send_json
@@ -31,8 +31,8 @@ async def answer_responses(app: App, request: Request, body: Any, out: Responder
     parsed = await parse_with_store(app, body)
     session = app.sessions.for_request(request.headers, parsed.payload.get("instructions"),
                                        parsed.payload["input"])
-    observer = ResponsesObserver(relay=parsed.stream,
-                                 on_success=lambda done: remember(app, parsed, done))
+    observer = observer_for(relay=parsed.stream, tool_names=parsed.tool_names,
+                            on_success=lambda done: remember(app, parsed, done))
     async with app.backend.responses(parsed.payload, session,
                                      codex_client_headers(request.headers)) as upstream:
         if parsed.stream:

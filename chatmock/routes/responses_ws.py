@@ -43,6 +43,7 @@ from chatmock.dialects.events import State
 from chatmock.dialects.responses import ResponsesRequest, stored_turn
 from chatmock.dialects.responses_stream import ResponsesObserver
 from chatmock.dialects.sse import SSEEvent
+from chatmock.dialects.tool_names import restore_response
 from chatmock.errors import ApiError, ClientError, UpstreamError
 from chatmock.net.client import UpstreamResponse
 from chatmock.routes.relay import drain
@@ -141,13 +142,14 @@ class EventFrames(ResponsesObserver):
     skip_events: ClassVar[tuple[bytes, ...]] = ()  # every event becomes a frame
 
     def __init__(self, app: App, request: ResponsesRequest) -> None:
-        super().__init__(relay=False, on_success=lambda done: remember(app, request, done))
+        super().__init__(relay=False, on_success=lambda done: remember(app, request, done),
+                         tool_names=request.tool_names)
         self.frames: list[bytes] = []
         self.cut: tuple[str, str] | None = None
 
     def dispatch(self, event: SSEEvent) -> None:
         if self.state is State.STREAMING and event.data != b"[DONE]":
-            self.frames.append(event.data)
+            self.frames.append(self.relayed(event))
         super().dispatch(event)
 
     def on_cut(self, message: str, code: str) -> None:
@@ -203,7 +205,8 @@ async def _prewarm(app: App, socket: MessageSocket, parsed: ResponsesRequest) ->
         "id": response_id, "object": "response", "created_at": int(created_at),
         "status": "in_progress", "model": payload["model"], "output": [], "error": None,
         "incomplete_details": None, "usage": None,
-        **{key: payload[key] for key in _ECHOED_FIELDS if key in payload}}
+        **restore_response({key: payload[key] for key in _ECHOED_FIELDS if key in payload},
+                           parsed.tool_names)}
     await socket.send_text(json.dumps({"type": "response.created", "sequence_number": 0,
                                        "response": response}))
     done = {**response, "status": "completed", "usage": _ZERO_USAGE}
