@@ -46,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                (settings.access_token,))
     try:
         trio.run(run_server, settings)
+    except ConfigError as exc:  # a setting that needed the app to check (a prompt file)
+        print(f"chatmock: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"chatmock: cannot listen on {settings.host}:{settings.port}: {exc}",
               file=sys.stderr)

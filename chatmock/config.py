@@ -96,6 +96,7 @@ class Settings:
     anthropic_models: ModelMap = DEFAULT_ANTHROPIC_MODELS
     client_version: str = DEFAULT_CLIENT_VERSION
     originator: str = DEFAULT_ORIGINATOR
+    base_instructions: str = "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +230,16 @@ def parse_originator(text: str) -> str:
     return text.strip()
 
 
+def parse_base_instructions(text: str) -> str:
+    """`none`, `codex`, or the path of a readable file (its text is read at start-up)."""
+    word = text.strip()
+    if word.lower() in ("none", "codex"):
+        return word.lower()
+    if not word or not Path(word).expanduser().is_file():
+        raise ValueError("expected none, codex or the path of a file")
+    return word
+
+
 OPTIONS: tuple[Option, ...] = (
     Option("host", "address to listen on"),
     Option("port", "port to listen on", int),
@@ -279,6 +290,8 @@ OPTIONS: tuple[Option, ...] = (
            parse_client_version),
     Option("originator", "`originator` header chatmock sends upstream (also the User-Agent's "
            "product)", parse_originator),
+    Option("base_instructions", "instructions sent when a client sends none: none, codex (the "
+           "bundled Codex prompts) or a file's path", parse_base_instructions),
 )
 
 

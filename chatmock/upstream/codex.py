@@ -36,6 +36,7 @@ from chatmock.auth.tokens import Credentials
 from chatmock.config import DEFAULT_CLIENT_VERSION, DEFAULT_ORIGINATOR
 from chatmock.errors import UpstreamError, extract_message
 from chatmock.net.client import HTTPClient, UpstreamResponse
+from chatmock.upstream.instructions import NO_INSTRUCTIONS, BaseInstructions
 
 log = logging.getLogger("chatmock.upstream")
 
@@ -96,6 +97,7 @@ def installation_id(home: Path) -> str:
 class CodexBackend:
     def __init__(self, base_url: str, http: HTTPClient, credentials: CredentialStore,
                  install_id: str, *, identity: ClientIdentity = ClientIdentity(),
+                 base_instructions: BaseInstructions = NO_INSTRUCTIONS,
                  log_bodies: bool = False, log_events: bool = False) -> None:
         self.responses_url = base_url.rstrip("/") + "/responses"
         self.log_bodies = log_bodies
@@ -106,6 +108,7 @@ class CodexBackend:
         self.credentials = credentials
         self.install_id = install_id
         self.identity = identity
+        self.base_instructions = base_instructions
         self._fixed_headers = [
             (b"content-type", b"application/json"),
             (b"accept", b"text/event-stream"),
@@ -142,7 +145,12 @@ class CodexBackend:
                 (b"x-codex-installation-id", self.install_id.encode())]
 
     def finish_payload(self, payload: dict[str, Any], session_id: str) -> None:
-        """Fields every Codex request carries: cache key and installation metadata."""
+        """Fields every Codex request carries: cache key and installation metadata, and
+        the base instructions (if configured) when the request has none."""
+        if not payload.get("instructions"):
+            base = self.base_instructions.for_model(str(payload.get("model") or ""))
+            if base:
+                payload["instructions"] = base
         payload.setdefault("prompt_cache_key", session_id)
         metadata = payload.setdefault("client_metadata", {})
         if isinstance(metadata, dict):

@@ -1,5 +1,6 @@
-"""chatmock presents itself upstream as the Codex CLI, and lets a Codex CLI client's own
-session headers through (upstream.md §2; the Codex CLI 0.169 in clients.md)."""
+"""chatmock presents itself upstream as the Codex CLI, lets a Codex CLI client's own
+session headers through (upstream.md §2; the Codex CLI 0.169 in clients.md), and sends
+`--base-instructions` only when a client sends no instructions."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from .conftest import Process, recorded_requests, start_chatmock
+from .conftest import Process, last_upstream_body, recorded_requests, start_chatmock
 from .wsclient import WSClient
 
 
@@ -90,3 +91,30 @@ def test_client_version_and_originator_settings(tmp_path: Path, fake_upstream: P
     headers = upstream_headers(fake_upstream, "configured identity check")
     assert headers["version"] == "0.170.2" and headers["originator"] == "codex_exec"
     assert headers["user-agent"].startswith("codex_exec/0.170.2 (")
+
+
+def test_base_instructions_fill_in_only_when_the_client_sends_none(
+        tmp_path: Path, fake_upstream: Process, chatmock_server: Process) -> None:
+    from importlib import resources
+
+    prompts = resources.files("chatmock") / "prompts"
+    general = (prompts / "prompt.md").read_text(encoding="utf-8").strip()
+    codex = (prompts / "prompt_codex_model.md").read_text(encoding="utf-8").strip()
+    server = start_chatmock(tmp_path, fake_upstream, "--base-instructions", "codex")
+    try:
+        with openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0) as other:
+            other.chat.completions.create(model="gpt-5.4", messages=[
+                {"role": "user", "content": "base general check"}])
+            other.responses.create(model="gpt-5.3-codex", input="base codex check")
+            other.chat.completions.create(model="gpt-5.4", messages=[
+                {"role": "system", "content": "Mine."},
+                {"role": "user", "content": "base own check"}])
+    finally:
+        server.stop()
+    assert last_upstream_body(fake_upstream, "base general check")["instructions"] == general
+    assert last_upstream_body(fake_upstream, "base codex check")["instructions"] == codex
+    assert last_upstream_body(fake_upstream, "base own check")["instructions"] == "Mine."
+    with openai.OpenAI(base_url=f"{chatmock_server.url}/v1", api_key="x",
+                       max_retries=0) as default:
+        default.responses.create(model="gpt-5.4", input="base default check")
+    assert "instructions" not in last_upstream_body(fake_upstream, "base default check")
