@@ -20,6 +20,7 @@ import pytest
 from chatmock.dialects.tool_names import upstream_name
 
 from .conftest import Process, last_upstream_body
+from .wsclient import WSClient, done_items
 
 MCP_NAME = "mcp__claude_ai_Atlassian_Rovo__getConfluencePageDescendantsWithAllTheirMetadata"
 DOTTED = "files.read"
@@ -135,3 +136,14 @@ def test_responses_dotted_tool_name_streamed_and_chained(openai_client: openai.O
         input=[{"type": "function_call_output", "call_id": call.call_id, "output": "read it"}])
     assert second.output_text == f"Tool {call.call_id} returned: read it"
     assert_upstream_names_valid(fake_upstream, "read it")
+
+
+def test_responses_websocket_frames_carry_the_clients_name(chatmock_server: Process) -> None:
+    tools = [{"type": "function", "name": MCP_NAME, "parameters": SCHEMA}]
+    with WSClient(chatmock_server.port) as socket:
+        events = socket.create(model="gpt-5.4", tools=tools,
+                               input=prompt(MCP_NAME, "mcp over the socket"))
+    calls = [item["name"] for item in done_items(events) if item["type"] == "function_call"]
+    assert calls == [MCP_NAME]
+    assert [tool["name"] for tool in events[-1]["response"]["tools"]] == [MCP_NAME]
+    assert upstream_name(MCP_NAME) not in json.dumps(events)
