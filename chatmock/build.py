@@ -11,7 +11,8 @@ What PyInstaller cannot see by itself is named explicitly:
   name (`importlib.import_module("jwt")` while serving; `sqlite3` for the
   response store; the `login`, `info` and `doctor` commands): every module of
   the package goes in as a hidden import, with `HIDDEN_IMPORTS` beside them;
-* data files inside the package (prompt texts, if any) are collected;
+* the base instruction texts (`chatmock.prompts`, the top-level prompts/ folder
+  mapped in by pyproject) are collected as data;
 * what only tests and builds use stays out: `chatmock.testing`, this module,
   the container's entry point; `cryptography`, which pyjwt would use only to
   verify signatures (chatmock reads claims without verifying, see
@@ -24,9 +25,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 
 import chatmock
@@ -45,11 +48,18 @@ def package_modules() -> list[str]:
                                  if not module.name.startswith(LEFT_OUT_MODULES))])
 
 
+def prompts_folder() -> Path:
+    """The prompts/ folder (the `chatmock.prompts` package, mapped in by pyproject): copied
+    in whole, since PyInstaller's module search does not follow that mapping."""
+    return Path(str(resources.files("chatmock.prompts")))
+
+
 def pyinstaller_arguments(name: str, dist: Path, work: Path) -> list[str]:
     entry = Path(chatmock.__file__).with_name("__main__.py")
     arguments = [str(entry), "--onefile", "--name", name, "--noconfirm",
                  "--log-level", "WARN", "--distpath", str(dist), "--workpath", str(work),
-                 "--specpath", str(work), "--collect-data", "chatmock"]
+                 "--specpath", str(work),
+                 "--add-data", f"{prompts_folder()}{os.pathsep}chatmock/prompts"]
     if sys.platform != "win32":
         arguments.append("--strip")  # symbol tables: half of libpython's size
     for module in (*package_modules(), *HIDDEN_IMPORTS):

@@ -5,7 +5,7 @@
 * `none` (the default): nothing. The backend accepts requests without
   instructions today (spec: upstream.md §6), and a client that wants a system
   prompt sends one;
-* `codex`: the prompts shipped in `chatmock/prompts/` (`prompt.md`, and
+* `codex`: the prompts shipped in `prompts/` (`prompt.md`, and
   `prompt_codex_model.md` for models whose slug contains `codex`), for clients
   that send no system prompt at all, should the backend require one again or
   if the Codex agent behaviour is wanted;
@@ -49,7 +49,7 @@ def load_base_instructions(setting: str) -> BaseInstructions:
     if setting == "none":
         return NO_INSTRUCTIONS
     if setting == "codex":
-        prompts = resources.files("chatmock") / "prompts"
+        prompts = resources.files("chatmock.prompts")
         return BaseInstructions(_text((prompts / _GENERAL).read_text, _GENERAL),
                                 _text((prompts / _CODEX_MODELS).read_text, _CODEX_MODELS))
     path = Path(setting).expanduser()

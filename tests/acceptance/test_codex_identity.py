@@ -97,7 +97,7 @@ def test_base_instructions_fill_in_only_when_the_client_sends_none(
         tmp_path: Path, fake_upstream: Process, chatmock_server: Process) -> None:
     from importlib import resources
 
-    prompts = resources.files("chatmock") / "prompts"
+    prompts = resources.files("chatmock.prompts")
     general = (prompts / "prompt.md").read_text(encoding="utf-8").strip()
     codex = (prompts / "prompt_codex_model.md").read_text(encoding="utf-8").strip()
     server = start_chatmock(tmp_path, fake_upstream, "--base-instructions", "codex")

@@ -6,9 +6,11 @@ Slow (the build takes about a minute on two busy cores), so deselected by defaul
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,14 +55,15 @@ def test_version(executable: Path, tmp_path: Path) -> None:
 def served(executable: Path, tmp_path: Path, fake_upstream: Process) -> Iterator[Process]:
     home = tmp_path / "home"
     write_auth_file(home)
-    process = spawn(["serve", "--port", "0", "--upstream-url",
+    process = spawn(["serve", "--port", "0", "--base-instructions", "codex", "--upstream-url",
                      f"{fake_upstream.url}/backend-api/codex"], tmp_path / "serve.log",
                     bare_environment(home), program=str(executable))
     yield process
     assert process.stop() == 0
 
 
-def test_serves_a_chat_against_the_fake_backend(served: Process) -> None:
+def test_serves_a_chat_against_the_fake_backend(served: Process,
+                                                 fake_upstream: Process) -> None:
     with openai.OpenAI(base_url=f"{served.url}/v1", api_key="x", max_retries=0,
                        timeout=30) as client:
         stream = client.chat.completions.create(
@@ -73,3 +76,6 @@ def test_serves_a_chat_against_the_fake_backend(served: Process) -> None:
                                          previous_response_id=chained.id)
     assert text.count("tok") == 5
     assert follow.status == "completed"  # the SQLite response store came along
+    with urllib.request.urlopen(f"{fake_upstream.url}/__fake__/requests", timeout=10) as reply:
+        sent = json.load(reply)
+    assert sent and all(entry["body"].get("instructions") for entry in sent)  # prompts/ came along

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
 from chatmock.build import pyinstaller_arguments
@@ -25,6 +26,8 @@ def test_one_file_from_the_package_main_with_its_data_and_without_test_tools() -
     arguments = pyinstaller_arguments("cm", Path("/d"), Path("/w"))
     assert arguments[0].endswith("chatmock/__main__.py")
     assert "--onefile" in arguments and named(arguments, "--name") == {"cm"}
-    assert named(arguments, "--collect-data") == {"chatmock"}
+    (data,) = named(arguments, "--add-data")
+    source, target = data.rsplit(os.pathsep, 1)
+    assert (Path(source) / "prompt.md").is_file() and target == "chatmock/prompts"
     assert {"chatmock.testing", "cryptography", "pytest"} <= named(arguments, "--exclude-module")
     assert named(arguments, "--distpath") == {"/d"} and named(arguments, "--workpath") == {"/w"}

@@ -14,7 +14,7 @@ from chatmock.net.client import HTTPClient
 from chatmock.upstream.codex import CodexBackend
 from chatmock.upstream.instructions import NO_INSTRUCTIONS, load_base_instructions
 
-PROMPTS = resources.files("chatmock") / "prompts"
+PROMPTS = resources.files("chatmock.prompts")
 
 
 def test_none_is_the_default_and_sends_nothing() -> None:
