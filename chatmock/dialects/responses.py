@@ -3,8 +3,10 @@
 The route is a near passthrough: the client's body goes upstream with only
 what the backend insists on changed (spec: translation.md §4.6):
 `model` normalised, `store: false`, `stream: true`, `system` input messages
-moved into `instructions`, parameters it rejects removed, `reasoning` and
-`include` completed, fast mode and the default web search applied. Every
+moved into `instructions`, parameters it rejects removed, Chat-form function
+tools and a Chat-shaped `tool_choice` object put in the Responses shape,
+`reasoning` and `include` completed, fast mode and the default web search
+applied. Every
 other field survives as sent (custom and `namespace` tools, `text`,
 `client_metadata`, input item ids).
 
@@ -27,7 +29,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatmock.config import Settings
-from chatmock.dialects.chat import as_object, convert_messages, convert_tools
+from chatmock.dialects.chat import (
+    as_object,
+    convert_messages,
+    convert_tool_choice,
+    convert_tools,
+)
 from chatmock.dialects.common import (
     REASONING_INCLUDE,
     WEB_SEARCH_TYPES,
@@ -199,6 +206,9 @@ def _complete(payload: dict[str, Any], body: dict[str, Any], resolved: Any, cata
     tools = body.get("tools")
     if isinstance(tools, list):
         payload["tools"] = [_responses_tool(tool) for tool in tools]
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        payload["tool_choice"] = convert_tool_choice(choice)  # the backend refuses Chat's shape
     elif settings.enable_web_search and body.get("tool_choice") != "none":
         payload["tools"] = [{"type": "web_search"}]
     tier = service_tier(body, resolved, catalog, settings)

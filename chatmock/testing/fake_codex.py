@@ -4,13 +4,19 @@
 an HTTP server (``chatmock.testing.fake_upstream``) does the socket work.
 
 Requests go through the same checks as on the real backend
-(``fake_rules``: credentials, ``stream``/``store``, unsupported parameters,
-models, efforts, input items; ``fake_items``: items it cannot find, encrypted
+(``fake_rules``: credentials, the account/client/session headers,
+``stream``/``store``, the accepted parameters, models, efforts, tools,
+``text.format``, input items; ``fake_items``: items it cannot find, encrypted
 content it did not mint, tool names it refuses); valid ones get a Responses
 API event stream whose shape is chosen by ``fake:`` directives in the last
 user message (``fake_events``); a structured-output request gets its answer as JSON of
 the requested shape (``fake_structured``).  Every reply carries the
 ``x-codex-*`` rate-limit headers and an ``x-request-id``.
+
+A missing bearer is a 401 (the auth layer's "Missing bearer or basic
+authentication in header", answered before anything else is looked at); a
+missing ``chatgpt-account-id``, ``originator``, ``user-agent`` or session id
+is a 400 naming the header.
 
 Bearer tokens: a JWT whose ``exp`` claim has passed is refused with the
 backend's 401 ``token_expired`` (signatures are not checked; non-JWT bearers
@@ -51,6 +57,7 @@ from chatmock.testing.fake_rules import (
     MODEL_EFFORTS,
     Rejected,
     bad_request,
+    check_headers,
     item_type,
     load_json,
     reject,
@@ -187,8 +194,9 @@ class FakeCodex:
         payload = load_json(request.body)
         self._record(request, payload)
         try:
-            check_auth(request.headers)
+            check_bearer(request.headers)
             self._check_token(request.headers)
+            check_headers(request.headers)
             validate_payload(payload)
             check_items_and_names(payload)
             scenario = select_scenario(payload["input"])
@@ -333,12 +341,6 @@ def token_rejected(reason: str) -> Rejected:
         "Could not validate your authentication token. Please try signing in again.",
         "invalid_token"))
     return reject(401, _openai_error(message, code))
-
-
-def check_auth(headers: Mapping[bytes, bytes]) -> None:
-    check_bearer(headers)
-    if not headers.get(b"chatgpt-account-id", b"").strip():
-        raise reject(401, _openai_error("Missing chatgpt-account-id header"))
 
 
 # --- scenario selection ---------------------------------------------------------------

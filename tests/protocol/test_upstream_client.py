@@ -12,12 +12,12 @@ import trustme
 from chatmock.errors import UpstreamError
 from chatmock.net.client import HTTPClient
 from chatmock.server.exchange import ConnectionLimits, Request, Responder
+from chatmock.testing.credentials import codex_headers
 from chatmock.testing.fake_upstream import FakeUpstreamApp
 
 from .helpers import serve_on_loopback, serve_tls_on_loopback
 
-HEADERS = [(b"authorization", b"Bearer x"), (b"chatgpt-account-id", b"acc"),
-           (b"content-type", b"application/json")]
+HEADERS = [*codex_headers().items(), (b"content-type", b"application/json")]
 
 
 def body(text: str) -> bytes:

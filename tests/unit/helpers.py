@@ -10,11 +10,12 @@ from typing import Any, Protocol
 import pytest
 
 from chatmock.errors import ClientError
+from chatmock.testing.credentials import codex_headers
 from chatmock.testing.fake_codex import FakeCodex
 
 JSON = dict[str, Any]
 RESPONSES_PATH = "/backend-api/codex/responses"
-AUTH = {b"authorization": b"Bearer x", b"chatgpt-account-id": b"acc"}
+AUTH = codex_headers()
 TOOL_TEXT = 'hi fake:reasoning fake:tool=get_weather fake:args={"city":"Paris"}'
 
 
