@@ -1,96 +1,200 @@
-"""What the fake Codex backend refuses in replayed items and tool names.
+"""Event sequences of single output items, and the payloads of in-stream failures.
 
-With `store: false` the real backend keeps nothing between requests, so it
-cannot look an item up by id. Users of clients that replay `response.output`
-(opencode, the AI SDK, oh-my-pi) report these answers, reproduced here with
-the backend's OpenAI-style error bodies:
+``OutputItems`` generates the events of one reasoning, web search, function
+call or custom tool call item at a time and keeps the stream's running totals
+(finished items, output and reasoning tokens); ``fake_events`` builds the
+whole stream (messages, endings, framing) on top of it.
 
-* an `item_reference`, or a `reasoning` item that carries an `id` but no
-  `encrypted_content` (null, empty or absent): 404 "Item with id '…' not
-  found. Items are not persisted when `store` is set to false. …";
-* `encrypted_content` it did not mint (another account, another service, a
-  made-up string): 400 `invalid_encrypted_content` (`fake_mint` tells);
-* a tool name longer than 64 characters or outside `^[a-zA-Z0-9_-]+$`, in
-  `tools` (function and custom tools) and in replayed `function_call` /
-  `custom_tool_call` items (OpenAI validates the names of replayed calls
-  too: `messages[9].tool_calls[0].function.name` on Chat Completions): 400
-  naming the field, `string_above_max_length` or `invalid_value`.
+A custom tool call (the Codex CLI's freeform tools such as ``apply_patch``)
+streams its input as ``response.custom_tool_call_input.delta`` events, then
+``.done`` with the whole input, as the backend does for ``custom`` tools.
 
-Function-call ids (`fc_…`) and the `msg_…`/`fco_…` ids clients mint are
-accepted, as the Codex CLI replays them on every turn.
+Citations (``fake:citations``): the answer ends with two markdown links to
+web sources, each covered by a ``url_citation`` annotation (``start_index`` /
+``end_index`` in characters of the message text, ``url``, ``title``)
+announced by ``response.output_text.annotation.added`` right after the delta
+that completes it, and repeated in the finished message's ``annotations``.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Any
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from chatmock.testing.fake_mint import minted_here
-from chatmock.testing.fake_rules import Rejected, reject
+from chatmock.testing.fake_mint import encrypted_reasoning
 
-MAX_TOOL_NAME = 64
-_TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]+")
-_NAMED_TOOLS = ("function", "custom")
-_NAMED_ITEMS = ("function_call", "custom_tool_call")
+if TYPE_CHECKING:
+    from chatmock.testing.fake_events import Scenario
 
+JSON = dict[str, Any]
+Event = tuple[str, JSON]
+"""An event type and its fields other than ``type`` and ``sequence_number``."""
+ItemEvents = Generator[Event, None, bool]
+"""Events of one output item; returns False when the stream stops inside it."""
 
-def check_items_and_names(payload: dict[str, Any]) -> None:
-    """Raise Rejected for the first replayed item or tool name the backend refuses.
-
-    `payload` already passed `fake_rules.validate_payload` (shapes are sound)."""
-    for index, item in enumerate(payload["input"]):
-        _check_item(index, item)
-    for index, tool in enumerate(payload.get("tools", [])):
-        if tool.get("type") in _NAMED_TOOLS:
-            _check_name(f"tools[{index}].name", tool["name"])
-
-
-def _check_item(index: int, item: dict[str, Any]) -> None:
-    kind = item.get("type")
-    if kind == "item_reference":
-        raise item_not_found(item["id"])
-    if kind == "reasoning":
-        content = item.get("encrypted_content")
-        if not content:
-            if isinstance(item.get("id"), str):
-                raise item_not_found(item["id"])
-        elif not (isinstance(content, str) and minted_here(content)):
-            raise invalid_encrypted_content(item.get("id"), content)
-    elif kind in _NAMED_ITEMS:
-        _check_name(f"input[{index}].name", item["name"])
-
-
-def item_not_found(item_id: str) -> Rejected:
-    message = (f"Item with id '{item_id}' not found. Items are not persisted when `store` is "
-               "set to false. Try again with `store` set to true, or remove this item from "
-               "your input.")
-    return reject(404, _error(message, "input", None))
+FAILURES: dict[str, str] = {
+    "server_error": "The fake backend failed this response",
+    "context_length_exceeded": "Your input exceeds the context window of this model. "
+                               "Please shorten the input and try again.",
+    "rate_limit_exceeded": "Rate limit reached for the fake backend on tokens per min (TPM): "
+                           "Limit 30000, Used 29000, Requested 4000. Please try again in 7.5s.",
+    "invalid_prompt": "Invalid prompt: this request was flagged as potentially violating "
+                      "the usage policy.",
+    "server_is_overloaded": "The fake backend is overloaded. Please try again later.",
+}
+"""``response.failed`` / ``error`` codes the Codex CLI is known to receive, each with the
+message it carries (in the fake's words; the rate limit names its delay as the backend's
+"try again in Ns" does)."""
+INCOMPLETE_REASONS = ("max_output_tokens", "content_filter")
+USAGE_LIMIT_VARIANTS = ("resets_in", "resets_at", "not_included", "headers_only", "plain")
+"""The 429 answers of ``fake:usage_limit`` (see ``fake_failures``)."""
+RATE_LIMIT_EVENT: JSON = {
+    "code": "rate_limit_exceeded",
+    "message": "Rate limit reached for the fake backend. Please try again later.",
+    "param": None,
+}
+"""The ``error`` event of ``fake:error_event`` (before any output)."""
+DEFAULT_PATCH = '*** Begin Patch\n*** Add File: hello.txt\n+Hello, "world"!\n*** End Patch\n'
+"""The input of ``fake:custom_tool`` unless ``fake:input`` gives one."""
+CITED_SOURCES = (("Example Docs", "https://example.com/docs?utm_source=openai"),
+                 ("Example News", "https://example.org/news?utm_source=openai"))
 
 
-def invalid_encrypted_content(item_id: object, content: object) -> Rejected:
-    text = content if isinstance(content, str) else str(content)
-    what = f"for item {item_id}" if isinstance(item_id, str) else _abridged(text)
-    message = (f"The encrypted content {what} could not be verified. "
-               "Reason: Encrypted content could not be decrypted or parsed.")
-    return reject(400, _error(message, None, "invalid_encrypted_content"))
+def failure(code: str) -> JSON:
+    """The ``error`` object of a ``response.failed`` with this code."""
+    return {"code": code, "message": FAILURES[code]}
 
 
-def _check_name(where: str, name: str) -> None:
-    if len(name) > MAX_TOOL_NAME:
-        raise reject(400, _error(
-            f"Invalid '{where}': string too long. Expected a string with maximum length "
-            f"{MAX_TOOL_NAME}, but got a string with length {len(name)} instead.",
-            where, "string_above_max_length"))
-    if not _TOOL_NAME.fullmatch(name):
-        raise reject(400, _error(
-            f"Invalid '{where}': string does not match pattern. Expected a string that "
-            "matches the pattern '^[a-zA-Z0-9_-]+$'.", where, "invalid_value"))
+def error_event(code: str) -> JSON:
+    """The fields of an ``error`` event with this code."""
+    return {"code": code, "message": FAILURES[code], "param": None}
 
 
-def _abridged(text: str) -> str:
-    return text if len(text) <= 8 else f"{text[:4]}...{text[-4:]}"
+def citation_deltas(start: int) -> Iterator[tuple[str, JSON | None]]:
+    """(delta, annotation completed by it or None) of the sources sentence that follows
+    ``start`` characters of answer text."""
+    yield " Sources: ", None
+    offset = start + len(" Sources: ")
+    for number, (title, url) in enumerate(CITED_SOURCES):
+        if number:
+            yield ", ", None
+            offset += 2
+        link = f"[{title}]({url})"
+        yield link, {"type": "url_citation", "start_index": offset,
+                     "end_index": offset + len(link), "url": url, "title": title}
+        offset += len(link)
+    yield ".", None
 
 
-def _error(message: str, param: str | None, code: str | None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": "invalid_request_error", "param": param,
-                      "code": code}}
+def split_arguments(arguments: str, pieces: int = 4) -> list[str]:
+    size = max(1, -(-len(arguments) // pieces))
+    return [arguments[i : i + size] for i in range(0, len(arguments), size)]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemPlan:
+    """One output item: ``kind`` is reasoning, commentary, web_search, message,
+    function_call or custom_tool_call (whose ``arguments`` hold its input)."""
+
+    kind: str
+    item_id: str
+    call_id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+class OutputItems:
+    """Events of the non-message items, and the totals the response object reports."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.output: list[JSON] = []
+        self.output_tokens = 0
+        self.reasoning_tokens = 0
+
+    def added(self, index: int, item: JSON) -> Event:
+        return "response.output_item.added", {"output_index": index, "item": item}
+
+    def done(self, index: int, item: JSON) -> Event:
+        self.output.append(item)
+        return "response.output_item.done", {"output_index": index, "item": item}
+
+    def reasoning(self, index: int, item_id: str) -> ItemEvents:
+        item: JSON = {"id": item_id, "type": "reasoning", "summary": []}
+        yield self.added(index, item)
+        where: JSON = {"item_id": item_id, "output_index": index}
+        raw = ""
+        if "reasoning_text" in self.scenario.flags:
+            raw = yield from self.reasoning_text(where)
+        summary: list[JSON] = []
+        for part in range(2):
+            text = yield from self.summary_part(where, part)
+            summary.append({"type": "summary_text", "text": text})
+        item = {**item, "summary": summary, "encrypted_content": encrypted_reasoning(item_id)}
+        if raw:
+            item["content"] = [{"type": "reasoning_text", "text": raw}]
+        yield self.done(index, item)
+        return True
+
+    def reasoning_text(self, where: JSON) -> Generator[Event, None, str]:
+        at = {**where, "content_index": 0}
+        parts = [f"raw{i} " for i in range(self.scenario.reasoning or 0)]
+        for delta in parts:
+            self.count_reasoning()
+            yield "response.reasoning_text.delta", {**at, "delta": delta}
+        text = "".join(parts)
+        yield "response.reasoning_text.done", {**at, "text": text}
+        return text
+
+    def summary_part(self, where: JSON, part: int) -> Generator[Event, None, str]:
+        at = {**where, "summary_index": part}
+        yield "response.reasoning_summary_part.added", {**at, "part": _summary("")}
+        count = self.scenario.reasoning or 0
+        parts = [f"**Step {part + 1}**\n\n"] + [f"thought {part + 1}.{i} " for i in range(1, count)]
+        for delta in parts:
+            self.count_reasoning()
+            yield "response.reasoning_summary_text.delta", {**at, "delta": delta}
+        text = "".join(parts)
+        yield "response.reasoning_summary_text.done", {**at, "text": text}
+        yield "response.reasoning_summary_part.done", {**at, "part": _summary(text)}
+        return text
+
+    def count_reasoning(self) -> None:
+        self.output_tokens += 1
+        self.reasoning_tokens += 1
+
+    def web_search(self, index: int, item_id: str) -> ItemEvents:
+        yield self.added(index, {"id": item_id, "type": "web_search_call", "status": "in_progress"})
+        where: JSON = {"output_index": index, "item_id": item_id}
+        for phase in ("in_progress", "searching", "completed"):
+            yield f"response.web_search_call.{phase}", dict(where)
+        action = {"type": "search", "query": self.scenario.websearch or "fake sources"}
+        item = {"type": "web_search_call", "id": item_id, "status": "completed", "action": action}
+        yield self.done(index, item)
+        return True
+
+    def function_call(self, index: int, plan: ItemPlan) -> ItemEvents:
+        return self._call(index, plan, "arguments", "response.function_call_arguments")
+
+    def custom_tool_call(self, index: int, plan: ItemPlan) -> ItemEvents:
+        return self._call(index, plan, "input", "response.custom_tool_call_input")
+
+    def _call(self, index: int, plan: ItemPlan, field: str, events: str) -> ItemEvents:
+        """A call item whose ``field`` (arguments, or a custom tool's input) streams as
+        ``<events>.delta`` pieces and one ``<events>.done``."""
+        kind = "function_call" if field == "arguments" else "custom_tool_call"
+        item: JSON = {"id": plan.item_id, "type": kind, "status": "in_progress", field: "",
+                      "call_id": plan.call_id, "name": plan.name}
+        yield self.added(index, item)
+        where: JSON = {"item_id": plan.item_id, "output_index": index}
+        for delta in split_arguments(plan.arguments):
+            self.output_tokens += 1
+            yield f"{events}.delta", {**where, "delta": delta}
+        yield f"{events}.done", {**where, field: plan.arguments}
+        yield self.done(index, {**item, "status": "completed", field: plan.arguments})
+        return True
+
+
+def _summary(text: str) -> JSON:
+    return {"type": "summary_text", "text": text}

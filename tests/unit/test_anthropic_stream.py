@@ -42,7 +42,8 @@ from chatmock.dialects.anthropic_stream import (
 from chatmock.dialects.chat_stream import KEEP_ALIVE
 from chatmock.dialects.events import TRUNCATED_MESSAGE, UpstreamTranslator
 from chatmock.dialects.signatures import account_tag, mint
-from chatmock.testing.fake_events import COMMENTARY_TEXT, encrypted_reasoning, numbered_delta
+from chatmock.testing.fake_events import COMMENTARY_TEXT, numbered_delta
+from chatmock.testing.fake_mint import encrypted_reasoning
 
 from .helpers import (
     JSON,

@@ -1,5 +1,5 @@
 """The fake backend refuses replayed items it cannot find, foreign encrypted content and
-tool names the real backend refuses (chatmock.testing.fake_items, fake_mint)."""
+tool names the real backend refuses (chatmock.testing.fake_replay, fake_mint)."""
 
 from __future__ import annotations
 
