@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import platform
 import time
 import uuid
@@ -208,15 +209,47 @@ def upstream_error(status: int, headers: list[tuple[bytes, bytes]], body: bytes)
                              "Run `chatmock login` to sign in again.", status=401,
                              error_type="authentication_error", code=code)
     if status == 429:
-        retry = retry_after(document, headers)
-        extra = ((b"retry-after", b"%d" % retry),) if retry is not None else ()
-        return UpstreamError(message, status=429, error_type="rate_limit_error",
-                             code=code or "rate_limit_exceeded", headers=extra)
+        return _usage_limit_error(document, headers, body, code, request_id)
     if status < 500:
         kind = "permission_error" if status == 403 else "invalid_request_error"
         return UpstreamError(message, status=status, error_type=kind, code=code)
     return UpstreamError(message, status=status if status < 600 else 502,
                          error_type="api_error", code=code)
+
+
+NOT_INCLUDED_MESSAGE = ("This ChatGPT account's plan does not include Codex, so the backend "
+                        "refused the request (usage_not_included). Upgrade the plan, or run "
+                        "`chatmock login` with an account whose plan includes Codex.")
+LIMIT_MESSAGE = "The ChatGPT usage limit has been reached"
+
+
+def _usage_limit_error(document: Any, headers: list[tuple[bytes, bytes]], body: bytes,
+                       code: str | None, request_id: str) -> UpstreamError:
+    """A 429: `usage_not_included` says what to do (waiting does not help, so no
+    Retry-After); any other keeps the backend's message (or says the limit was reached
+    when the body gives none) and gets `Retry-After` when the reset is known."""
+    suffix = f" (request id {request_id})" if request_id else ""
+    if code == "usage_not_included":
+        return UpstreamError(NOT_INCLUDED_MESSAGE + suffix, status=429,
+                             error_type="rate_limit_error", code=code)
+    message = extract_message(document)
+    if not message:
+        excerpt = "" if document is not None else _text_excerpt(body)
+        message = LIMIT_MESSAGE + (f" (the backend said: {excerpt})" if excerpt else "")
+    retry = retry_after(document, headers)
+    extra: tuple[tuple[bytes, bytes], ...] = ()
+    if retry is not None:
+        extra = ((b"retry-after", b"%d" % retry),)
+        message += f"; it resets in {_duration(retry)}"
+    return UpstreamError(message + suffix, status=429, error_type="rate_limit_error",
+                         code=code or "rate_limit_exceeded", headers=extra)
+
+
+def _duration(seconds: int) -> str:
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{round(seconds / size)} {unit}"
+    return f"{seconds} s"
 
 
 def _json_or_none(body: bytes) -> Any:
@@ -251,7 +284,9 @@ def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
 
 
 def retry_after(document: Any, headers: list[tuple[bytes, bytes]]) -> int | None:
-    """Seconds until a usage limit resets, from the body, else from the headers."""
+    """Seconds until a usage limit resets: from the body (`resets_in_seconds`,
+    `resets_at`), else `Retry-After`, else the `x-codex-*` headers (the spent window that
+    resets last; the primary window when none says it is spent)."""
     error = document.get("error") if isinstance(document, dict) else None
     try:
         if isinstance(error, dict):
@@ -262,9 +297,28 @@ def retry_after(document: Any, headers: list[tuple[bytes, bytes]]) -> int | None
     except (OverflowError, ValueError):  # Infinity / NaN are accepted by json.loads
         pass
     found: Mapping[bytes, bytes] = dict(headers)
-    for name in (b"retry-after", b"x-codex-primary-reset-after-seconds"):
-        try:
-            return max(0, int(float(found[name])))
-        except (KeyError, ValueError, OverflowError):
-            continue
-    return None
+    seconds = _number(found.get(b"retry-after"))
+    if seconds is not None:
+        return seconds
+    spent = [_number(found.get(b"x-codex-%s-reset-after-seconds" % window))
+             for window in (b"primary", b"secondary")
+             if (_percent(found.get(b"x-codex-%s-used-percent" % window)) or 0) >= 100]
+    known = [value for value in spent if value is not None]
+    if known:  # the spent window that resets last is the one that blocks
+        return max(known)
+    return _number(found.get(b"x-codex-primary-reset-after-seconds"))
+
+
+def _number(value: bytes | None) -> int | None:
+    try:
+        return None if value is None else max(0, int(float(value)))
+    except (ValueError, OverflowError):
+        return None
+
+
+def _percent(value: bytes | None) -> float | None:
+    try:
+        number = None if value is None else float(value)
+    except ValueError:
+        return None
+    return number if number is not None and math.isfinite(number) else None
