@@ -21,8 +21,14 @@ streamed message and a non-stream one carry the same blocks in the same order:
 * each function call → a `tool_use` block opened when the item starts, with
   `input_json_delta`s as the argument deltas arrive (raw copies); if none
   came, the item's full arguments in one delta when it is done.
+* a custom (freeform) tool call → a `tool_use` block whose input is
+  `{"input": "<the freeform text>"}`, sent whole when the call is done.
 * server-side web searches are not surfaced (the client did not define such
-  a tool; the results are part of the answer's text), as in chat.
+  a tool; the results are part of the answer's text), as in chat. Their
+  `url_citation` annotations are dropped: an Anthropic text-block citation
+  (`web_search_result_location`) must carry the source's `cited_text` and an
+  `encrypted_index` that only Anthropic's own search issues, and the backend
+  gives neither; the links stay in the text as the model wrote them.
 
 Exactly one block is open at a time and indexes count up from 0: the
 official SDKs index their snapshot by `index` and reject overlap.
@@ -47,7 +53,13 @@ from typing import Any, ClassVar
 
 from chatmock import jsonbytes
 from chatmock.dialects.chat_stream import KEEP_ALIVE
-from chatmock.dialects.events import UpstreamTranslator, arguments_of, content_filtered
+from chatmock.dialects.events import (
+    TOOL_CALLS,
+    UpstreamTranslator,
+    arguments_of,
+    content_filtered,
+    failure_kind,
+)
 from chatmock.dialects.signatures import mint
 
 PING = b'event: ping\ndata: {"type":"ping"}\n\n'
@@ -103,15 +115,11 @@ def _tokens(parent: Any, key: str) -> int:
 
 
 def error_type(code: str) -> str:
-    """Anthropic's error type for an upstream error code."""
-    lowered = code.lower()
-    if "rate_limit" in lowered or "usage_limit" in lowered or "quota" in lowered:
-        return "rate_limit_error"
-    if any(word in lowered for word in ("overload", "server_error", "unavailable", "capacity")):
-        return "overloaded_error"
-    if any(word in lowered for word in ("auth", "api_key", "token_expired")):
-        return "authentication_error"
-    return "api_error"
+    """Anthropic's error type for an upstream error code (`events.failure_kind`):
+    `invalid_request_error` for a prompt beyond the context window or flagged,
+    `rate_limit_error`, `overloaded_error` (also a `server_error`),
+    `authentication_error`, else `api_error`."""
+    return f"{failure_kind(code)}_error" if failure_kind(code) != "api" else "api_error"
 
 
 def error_event(message: str, code: str) -> bytes:
@@ -180,7 +188,7 @@ class _Blocks(UpstreamTranslator):
         kind = item.get("type")
         if kind == "reasoning" and self.thinking:
             self._start_thinking()
-        elif kind == "function_call":
+        elif kind in TOOL_CALLS:
             self._start_call(item)
 
     def on_text(self, raw: bytes) -> None:
@@ -217,7 +225,7 @@ class _Blocks(UpstreamTranslator):
 
     def on_item_done(self, item: dict[str, Any]) -> None:
         kind = item.get("type")
-        if kind == "function_call":
+        if kind in TOOL_CALLS:
             self._call_done(item)
         elif kind == "reasoning" and self.thinking:
             content = item.get("encrypted_content")

@@ -13,6 +13,15 @@ references differ or fall short:
   `{"type":"function","function":{"name":…}}` and the Responses form are
   accepted; `parallel_tool_calls` keeps OpenAI's default (true);
 * `response_format` becomes `text.format` (structured output);
+* custom (freeform) tools, in OpenAI's Chat form `{"type":"custom","custom":
+  {"name","description","format"}}` or the Responses form, go upstream as
+  `custom` tools. Their calls come back as *function* tool calls whose
+  arguments are `{"input": "<the freeform text>"}` (`events.arguments_of`),
+  because a streamed Chat delta can only carry function calls; a call the
+  client sends back for a tool it defined as custom (by name, or in OpenAI's
+  `{"type":"custom","custom":{"name","input"}}` form) becomes a
+  `custom_tool_call` with that input again, and the `tool` message answering
+  it a `custom_tool_call_output`: the backend wants both in its own terms;
 * what cannot be expressed upstream (audio parts, `n` > 1, unknown roles or
   tool types) is refused with a 400 naming the field, never dropped silently;
   sampling fields the backend rejects (`temperature`, `max_tokens`, …) are
@@ -69,10 +78,10 @@ def parse_chat_request(body: Any, catalog: Catalog, settings: Settings) -> ChatR
     if not isinstance(body, dict):
         raise ClientError("Request body must be a JSON object")
     model, resolved = requested_model(body, catalog, settings)
-    instructions, items = convert_messages(_messages_of(body))
+    tools = convert_tools(body.get("tools"))
+    instructions, items = convert_messages(_messages_of(body), custom_names(tools))
     if body.get("n") not in (None, 1):
         raise ClientError("n > 1 is not supported", code="unsupported_parameter")
-    tools = convert_tools(body.get("tools"))
     tool_choice = convert_tool_choice(body.get("tool_choice"))
     extra = extra_tools(body, settings, tool_choice, tools)
     payload: dict[str, Any] = {"model": resolved.slug}
@@ -130,10 +139,13 @@ def _bool(value: Any, default: bool) -> bool:
 # -- messages -------------------------------------------------------------------
 
 
-def convert_messages(messages: list[Any]) -> tuple[str, list[Item]]:
-    """(instructions, input items) of a Chat `messages` list."""
+def convert_messages(messages: list[Any],
+                     custom: frozenset[str] = frozenset()) -> tuple[str, list[Item]]:
+    """(instructions, input items) of a Chat `messages` list; calls of the `custom` tools
+    (names) and their results go upstream as custom tool items."""
     instructions: list[str] = []
     items: list[Item] = []
+    custom_calls: set[str] = set()
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
             raise ClientError(f"messages[{index}] must be an object", code="invalid_messages")
@@ -145,9 +157,9 @@ def convert_messages(messages: list[Any]) -> tuple[str, list[Item]]:
             upstream_role = "user" if role == "user" else "developer"
             _append_message(items, upstream_role, _user_parts(message.get("content"), where))
         elif role == "assistant":
-            items.extend(_assistant_items(message, where))
+            items.extend(_assistant_items(message, where, custom, custom_calls))
         elif role == "tool":
-            items.append(_tool_output(message, where))
+            items.append(_tool_output(message, where, custom_calls))
         else:
             raise ClientError(f"{where}.role {role!r} is not supported "
                               "(use system, developer, user, assistant or tool)",
@@ -219,7 +231,8 @@ def _user_part(part: Any, where: str) -> Item | None:
                       code="invalid_messages")
 
 
-def _assistant_items(message: dict[str, Any], where: str) -> list[Item]:
+def _assistant_items(message: dict[str, Any], where: str, custom: frozenset[str],
+                     custom_calls: set[str]) -> list[Item]:
     items: list[Item] = []
     texts = [t for t in _assistant_texts(message.get("content"), where) if t]
     if texts:
@@ -229,7 +242,10 @@ def _assistant_items(message: dict[str, Any], where: str) -> list[Item]:
     if not isinstance(calls, list):
         raise ClientError(f"{where}.tool_calls must be a list", code="invalid_messages")
     for number, call in enumerate(calls):
-        items.append(_function_call(call, f"{where}.tool_calls[{number}]"))
+        item = _function_call(call, f"{where}.tool_calls[{number}]", custom)
+        if item["type"] == "custom_tool_call":
+            custom_calls.add(item["call_id"])
+        items.append(item)
     return items
 
 
@@ -246,23 +262,44 @@ def _assistant_texts(content: Any, where: str) -> list[str]:
     return texts
 
 
-def _function_call(call: Any, where: str) -> Item:
-    if not isinstance(call, dict) or call.get("type", "function") != "function":
+def _function_call(call: Any, where: str, custom: frozenset[str]) -> Item:
+    if not isinstance(call, dict) or call.get("type", "function") not in ("function", "custom"):
         raise ClientError(f"{where} must be a function tool call", code="invalid_messages")
-    function = as_object(call.get("function"))
+    kind = call.get("type", "function")
+    function = as_object(call.get(kind))
     call_id = call.get("id") or call.get("call_id")
     name = function.get("name")
     if not isinstance(call_id, str) or not call_id:
         raise ClientError(f"{where}.id is required", code="invalid_messages")
     if not isinstance(name, str) or not name:
-        raise ClientError(f"{where}.function.name is required", code="invalid_messages")
+        raise ClientError(f"{where}.{kind}.name is required", code="invalid_messages")
+    if kind == "custom":
+        text = function.get("input")
+        return _custom_call(call_id, name, text if isinstance(text, str) else "")
     arguments = function.get("arguments")
     if not isinstance(arguments, str):
         arguments = json.dumps(arguments if arguments is not None else {})
+    if name in custom:
+        return _custom_call(call_id, name, freeform_input(arguments))
     return {"type": "function_call", "call_id": call_id, "name": name, "arguments": arguments}
 
 
-def _tool_output(message: dict[str, Any], where: str) -> Item:
+def _custom_call(call_id: str, name: str, text: str) -> Item:
+    return {"type": "custom_tool_call", "call_id": call_id, "name": name, "input": text}
+
+
+def freeform_input(arguments: str) -> str:
+    """A custom tool's input from the arguments its call was shown with (`{"input": …}`);
+    arguments of another shape are taken as the input itself."""
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return arguments
+    text = value.get("input") if isinstance(value, dict) else None
+    return text if isinstance(text, str) else arguments
+
+
+def _tool_output(message: dict[str, Any], where: str, custom_calls: set[str]) -> Item:
     call_id = message.get("tool_call_id")
     if not isinstance(call_id, str) or not call_id:
         raise ClientError(f"{where}.tool_call_id is required", code="invalid_messages")
@@ -274,7 +311,8 @@ def _tool_output(message: dict[str, Any], where: str) -> Item:
         output = ""
     else:
         output = content if isinstance(content, str) else json.dumps(content)
-    return {"type": "function_call_output", "call_id": call_id, "output": output}
+    kind = "custom_tool_call_output" if call_id in custom_calls else "function_call_output"
+    return {"type": kind, "call_id": call_id, "output": output}
 
 
 # -- tools ------------------------------------------------------------------------
@@ -294,6 +332,8 @@ def _tool(tool: Any, where: str) -> Item:
     kind = tool.get("type", "function")
     if kind in ("web_search", "web_search_preview"):
         return tool
+    if kind == "custom":
+        return _custom_tool(tool, where)
     if kind != "function":
         raise ClientError(f"{where}: tools of type {kind!r} are not supported",
                           code="invalid_tools")
@@ -308,6 +348,22 @@ def _tool(tool: Any, where: str) -> Item:
             else {"type": "object", "properties": {}}}
 
 
+def _custom_tool(tool: dict[str, Any], where: str) -> Item:
+    """A custom tool in the Chat form (`{"custom": {...}}`) or already in the Responses form."""
+    spec = as_object(tool.get("custom")) or tool
+    name = spec.get("name")
+    if not isinstance(name, str) or not name:
+        raise ClientError(f"{where}.custom.name is required", code="invalid_tools")
+    converted: Item = {"type": "custom", "name": name}
+    converted.update({key: spec[key] for key in ("description", "format") if spec.get(key)})
+    return converted
+
+
+def custom_names(tools: list[Item]) -> frozenset[str]:
+    """Names of the custom tools among converted tools."""
+    return frozenset(tool["name"] for tool in tools if tool.get("type") == "custom")
+
+
 def convert_tool_choice(choice: Any) -> Any:
     if choice is None:
         return "auto"
@@ -320,6 +376,9 @@ def convert_tool_choice(choice: Any) -> Any:
             return {"type": "function", "name": function["name"]}
         if kind == "function" and choice.get("name"):
             return {"type": "function", "name": choice["name"]}
+        named = as_object(choice.get("custom")).get("name") or choice.get("name")
+        if kind == "custom" and isinstance(named, str) and named:
+            return {"type": "custom", "name": named}
         if kind in ("auto", "none", "required"):
             return kind
     raise ClientError(f"tool_choice {json.dumps(choice)} is not supported", code="invalid_tools")

@@ -76,14 +76,46 @@ def error_of(event: dict[str, Any]) -> tuple[str, str]:
             code if isinstance(code, str) else "upstream_error")
 
 
+def failure_kind(code: str) -> str:
+    """What an upstream failure code means to a client, whatever its dialect:
+    `invalid_request` (this prompt cannot be served: beyond the context window, or
+    flagged), `rate_limit` (usage limits, quotas, a plan without Codex), `overloaded`,
+    `authentication`, or `api` (anything else, including a cut stream)."""
+    lowered = code.lower()
+    if "context_length" in lowered or lowered in _REFUSED_PROMPTS:
+        return "invalid_request"
+    if any(word in lowered for word in ("rate_limit", "usage_limit", "quota",
+                                        "usage_not_included")):
+        return "rate_limit"
+    if any(word in lowered for word in ("overload", "server_error", "unavailable", "capacity",
+                                        "slow_down")):
+        return "overloaded"
+    if any(word in lowered for word in ("auth", "api_key", "token_expired")):
+        return "authentication"
+    return "api"
+
+
+_REFUSED_PROMPTS = frozenset({"invalid_prompt", "cyber_policy", "bio_policy"})
+
+
 def content_filtered(response: dict[str, Any]) -> bool:
     """Was an incomplete response cut short by the content filter (not by length)?"""
     details = response.get("incomplete_details")
     return isinstance(details, dict) and details.get("reason") == "content_filter"
 
 
+TOOL_CALLS = ("function_call", "custom_tool_call")
+"""Output items every dialect shows as a tool call. A custom (freeform) tool's input
+is not JSON, so its call carries the arguments `{"input": "<the freeform text>"}`.
+(A tuple, not a set: an item's `type` may be any JSON value, lists included.)"""
+
+
 def arguments_of(item: dict[str, Any]) -> str:
-    """A tool call item's arguments as JSON text (`arguments`, else `parameters`/`input`)."""
+    """A tool call item's arguments as JSON text (`arguments`, else `parameters`/`input`;
+    a custom tool call's freeform input as `{"input": …}`)."""
+    if item.get("type") == "custom_tool_call":
+        text = item.get("input")
+        return json.dumps({"input": text if isinstance(text, str) else ""})
     for key in ("arguments", "parameters", "input"):
         value = item.get(key)
         if isinstance(value, str):

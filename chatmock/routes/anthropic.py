@@ -17,20 +17,14 @@ from chatmock.dialects.anthropic import (
 from chatmock.dialects.anthropic_stream import (
     MessagesCollector,
     MessagesStreamTranslator,
-    error_type,
     message_object,
 )
+from chatmock.dialects.errors import Dialect, failure_error
 from chatmock.dialects.signatures import account_tag
-from chatmock.errors import UpstreamError
 from chatmock.routes.relay import SSE_HEADERS, collect, drain, parse_json, relay
 from chatmock.server.exchange import Request, Responder, send_json
 
 ANTHROPIC_SSE_HEADERS = SSE_HEADERS
-# An in-stream upstream failure, non-streamed: the status of the error type the stream
-# translator gives the same code, so both renderings agree (529 is Anthropic's overloaded).
-_STATUS_OF_TYPE = {"rate_limit_error": 429, "overloaded_error": 529,
-                   "authentication_error": 401}
-_CLIENT_FAULTS = frozenset({"context_length_exceeded", "invalid_prompt"})
 
 
 async def messages(app: App, request: Request, out: Responder) -> None:
@@ -54,19 +48,11 @@ async def messages(app: App, request: Request, out: Responder) -> None:
         await collect(upstream, collector)
         if collector.error is not None:
             message, code = collector.error
-            raise UpstreamError(message, status=failure_status(code), code=code)
+            raise failure_error(message, code, Dialect.ANTHROPIC)
         await send_json(out, 200, message_object(collector, model=req.model,
                                                  thinking=req.thinking,
                                                  input_tokens=input_tokens))
         await drain(upstream)
-
-
-def failure_status(code: str) -> int:
-    """The HTTP status of an in-stream upstream failure code (502 `api_error` by default;
-    400 for a prompt the backend cannot take, such as one beyond the context window)."""
-    if code in _CLIENT_FAULTS:
-        return 400
-    return _STATUS_OF_TYPE.get(error_type(code), 502)
 
 
 async def count_tokens_route(app: App, request: Request, out: Responder) -> None:

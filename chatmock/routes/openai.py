@@ -12,6 +12,7 @@ from typing import Any
 from chatmock.app import App
 from chatmock.dialects.chat import ChatRequest, parse_chat_request
 from chatmock.dialects.chat_stream import ChatStreamTranslator, ResponseCollector, chat_completion
+from chatmock.dialects.errors import Dialect, failure_error
 from chatmock.errors import ClientError, UpstreamError
 from chatmock.logs import redact
 from chatmock.net.client import UpstreamResponse
@@ -49,7 +50,7 @@ async def chat_completions(app: App, request: Request, out: Responder) -> None:
         await collect(upstream, collector)
         if collector.error is not None:
             message, code = collector.error
-            raise UpstreamError(message, status=502, code=code)
+            raise failure_error(message, code, Dialect.OPENAI)
         await send_json(out, 200, chat_completion(collector, model=chat.model, created=created,
                                                   compat=app.settings.reasoning_compat))
         await drain(upstream)

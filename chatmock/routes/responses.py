@@ -9,10 +9,10 @@ from typing import Any
 import trio
 
 from chatmock.app import App
+from chatmock.dialects.errors import Dialect, failure_error
 from chatmock.dialects.input_repair import store_query
 from chatmock.dialects.responses import ResponsesRequest, parse_responses_request, stored_turn
 from chatmock.dialects.responses_stream import ResponsesObserver, observer_for
-from chatmock.errors import UpstreamError
 from chatmock.routes.relay import SSE_HEADERS, collect, drain, parse_json, relay
 from chatmock.server.exchange import Request, Responder, send_json
 from chatmock.state.response_store import look_up
@@ -41,7 +41,7 @@ async def answer_responses(app: App, request: Request, body: Any, out: Responder
         await collect(upstream, observer)
         if observer.error is not None:
             message, code = observer.error
-            raise UpstreamError(message, status=502, code=code)
+            raise failure_error(message, code, Dialect.OPENAI)
         await send_json(out, 200, observer.final_response())
         await drain(upstream)
 

@@ -17,9 +17,9 @@ from chatmock.dialects.anthropic import (
     resolve_claude_model,
 )
 from chatmock.dialects.common import REASONING_INCLUDE
+from chatmock.dialects.errors import Dialect, failure_error
 from chatmock.dialects.signatures import account_tag, mint
 from chatmock.errors import ClientError, ConfigError
-from chatmock.routes.anthropic import failure_status
 from chatmock.state.catalog import Catalog
 from chatmock.state.prompt_cache import SessionIds
 from chatmock.testing.fake_mint import encrypted_reasoning
@@ -674,10 +674,11 @@ def test_claude_code_session_header() -> None:
 
 @pytest.mark.parametrize(("code", "status"), [
     ("rate_limit_exceeded", 429), ("usage_limit_reached", 429), ("server_is_overloaded", 529),
-    ("context_length_exceeded", 400), ("upstream_error", 502), ("", 502),
+    ("context_length_exceeded", 400), ("invalid_prompt", 400), ("upstream_error", 502),
+    ("", 502),
 ])
 def test_failure_status(code: str, status: int) -> None:
-    assert failure_status(code) == status
+    assert failure_error("m", code, Dialect.ANTHROPIC).status == status
 
 
 # -- count_tokens -------------------------------------------------------------------------------

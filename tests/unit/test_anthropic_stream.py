@@ -388,7 +388,10 @@ def test_the_sdk_raises_on_an_error_event(text: str) -> None:
     ("insufficient_quota", "rate_limit_error"), ("server_is_overloaded", "overloaded_error"),
     ("server_error", "overloaded_error"), ("service_unavailable", "overloaded_error"),
     ("invalid_api_key", "authentication_error"), ("upstream_truncated", "api_error"),
-    ("upstream_error", "api_error"), ("", "api_error")])
+    ("upstream_error", "api_error"), ("", "api_error"),
+    ("context_length_exceeded", "invalid_request_error"),
+    ("invalid_prompt", "invalid_request_error"),
+    ("usage_not_included", "rate_limit_error"), ("slow_down", "overloaded_error")])
 def test_error_types(code: str, kind: str) -> None:
     assert error_type(code) == kind
 
