@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anthropic
+import ollama
 import pytest
 
 from chatmock.testing.credentials import write_auth_file
@@ -99,6 +101,20 @@ def chatmock_server(tmp_path_factory: pytest.TempPathFactory,
     process = start_chatmock(tmp_path_factory.mktemp("chatmock"), fake_upstream)
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="module")
+def anthropic_client(chatmock_server: Process) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=chatmock_server.url, api_key="sk-ant-unused",
+                             max_retries=0, timeout=20) as shared:
+        yield shared
+
+
+@pytest.fixture(scope="module")
+def ollama_client(chatmock_server: Process) -> Iterator[ollama.Client]:
+    shared = ollama.Client(host=chatmock_server.url, timeout=20)
+    yield shared
+    shared.close()  # type: ignore[no-untyped-call]
 
 
 def recorded_requests(fake: Process) -> list[dict[str, Any]]:

@@ -6,7 +6,6 @@ import base64
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import anthropic
@@ -25,10 +24,8 @@ TOOL_PROMPT = 'weather please fake:tool=get_weather fake:args={"city":"Paris"}'
 
 
 @pytest.fixture(scope="module")
-def client(chatmock_server: Process) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=chatmock_server.url, api_key="sk-ant-unused",
-                             max_retries=0, timeout=20) as shared:
-        yield shared
+def client(anthropic_client: anthropic.Anthropic) -> anthropic.Anthropic:
+    return anthropic_client
 
 
 def user(text: str) -> list[Any]:

@@ -7,13 +7,23 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chatmock.dialects.chat_stream import ResponseCollector, chat_completion
 from chatmock.dialects.completions import CompletionStreamTranslator, text_completion
 from chatmock.dialects.errors import Dialect, failure_error
 from chatmock.testing.fake_items import DEFAULT_PATCH, FAILURES
 
-from .helpers import JSON, PATCH_TOOL, accepted_upstream, fake_stream, run_bytes, sse_payloads
+from .helpers import (
+    JSON,
+    PATCH_TOOL,
+    accepted_upstream,
+    fake_stream,
+    frame,
+    run_bytes,
+    sse_payloads,
+)
 from .test_chat_request import payload as chat_payload
 from .test_chat_stream import CREATED, MODEL, parse, translate
 
@@ -197,3 +207,38 @@ def test_retry_after_from_the_message(message: str, retry: Any) -> None:
     error = failure_error(message, "rate_limit_exceeded", Dialect.OLLAMA)
     assert dict(error.headers).get(b"retry-after") == retry
     assert failure_error(message, "rate_limit_exceeded", Dialect.ANTHROPIC).status == 429
+
+
+# -- odd items --------------------------------------------------------------------------------
+
+odd_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=6),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(
+        st.sampled_from(["type", "text", "annotations", "start_index", "end_index", "url"]),
+        children, max_size=4),
+    max_leaves=10)
+names = st.text(min_size=1, max_size=4)
+citations = st.fixed_dictionaries({"type": st.just("url_citation")},
+                                  optional={"start_index": odd_values, "url": odd_values})
+text_parts = st.fixed_dictionaries({"type": st.just("output_text")}, optional={
+    "text": odd_values, "annotations": odd_values | st.lists(citations, max_size=2)})
+odd_items = st.fixed_dictionaries(
+    {"type": st.sampled_from(["message", "reasoning", "custom_tool_call", "function_call"]),
+     "name": names},
+    optional={"input": odd_values, "summary": odd_values,
+              "content": odd_values | st.lists(text_parts, max_size=2)})
+
+
+@settings(max_examples=150, deadline=None)
+@given(items=st.lists(st.tuples(st.booleans(), odd_items), max_size=5),
+       compat=st.sampled_from(["think-tags", "o3", "legacy"]))
+def test_odd_items_give_a_well_formed_stream(items: list[tuple[bool, JSON]],
+                                             compat: str) -> None:
+    kinds = ("response.output_item.added", "response.output_item.done")
+    stream = b"".join(frame(kinds[done], {"item": {**item, "id": f"i{n}", "call_id": f"c{n}"}})
+                      for n, (done, item) in enumerate(items))
+    stream += frame("response.completed", {"response": {"id": "r"}})
+    parsed = parse(translate(stream, compat))
+    assert parsed.finish and not parsed.errors
+    result = chat_completion(collect(stream), model=MODEL, created=CREATED, compat=compat)
+    json.dumps(result)
