@@ -119,7 +119,7 @@ def error_type(code: str) -> str:
     `invalid_request_error` for a prompt beyond the context window or flagged,
     `rate_limit_error`, `overloaded_error` (also a `server_error`),
     `authentication_error`, else `api_error`."""
-    return f"{failure_kind(code)}_error" if failure_kind(code) != "api" else "api_error"
+    return f"{failure_kind(code)}_error"
 
 
 def error_event(message: str, code: str) -> bytes:

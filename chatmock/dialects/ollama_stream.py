@@ -20,17 +20,16 @@ Tool calls (chat only) are streamed as one line per call when the backend
 finishes the call, with `arguments` parsed into an object (Ollama clients
 validate that it is one); arguments that are not a JSON object arrive as
 `{"raw": "<text>"}`, as in the Anthropic dialect, so nothing is lost. A
-custom (freeform) tool's call carries `{"input": "<text>"}`. Web-search
-citations have no place in Ollama's answer and are dropped (the links stay
-in the text). Each
-call also carries the backend's `id` (newer Ollama sends ids too; clients
-that drop them are paired by position on the next turn) and
-`function.index`.
+custom (freeform) tool's call carries `{"input": "<text>"}`. Each call also
+carries the backend's `id` (newer Ollama sends ids too; clients that drop
+them are paired by position on the next turn) and `function.index`.
+Web-search citations have no place in Ollama's answer and are dropped (the
+links stay in the text).
 
 The final line is `done: true` with `done_reason` (`stop`, `length` for a
 response cut at its output limit, `content_filter` for one the filter
-stopped; tool calls end with `stop` as in Ollama), the
-token counts of the backend's usage (`prompt_eval_count` = input tokens,
+stopped; tool calls end with `stop` as in Ollama), the token counts of the
+backend's usage (`prompt_eval_count` = input tokens,
 `eval_count` = output tokens, 0 when missing) and durations in nanoseconds
 on the monotonic clock from the request's start: `load_duration` up to the
 backend's `response.created`, `prompt_eval_duration` from there to the first

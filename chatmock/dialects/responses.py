@@ -6,9 +6,8 @@ what the backend insists on changed (spec: translation.md §4.6):
 moved into `instructions`, parameters it rejects removed, Chat-form function
 tools and a Chat-shaped `tool_choice` object put in the Responses shape,
 `reasoning` and `include` completed, fast mode and the default web search
-applied. Every
-other field survives as sent (custom and `namespace` tools, `text`,
-`client_metadata`, input item ids).
+applied. Every other field survives as sent (custom and `namespace` tools,
+`text`, `client_metadata`, input item ids).
 
 The backend keeps no state, so `previous_response_id` is resolved here: the
 stored turn's full input and its output are put in front of the new input
