@@ -124,6 +124,12 @@ def recorded_requests(fake: Process) -> list[dict[str, Any]]:
     return result
 
 
+def requests_mentioning(fake: Process, marker: str) -> int:
+    """How many recorded upstream bodies contain `marker` (a count that other tests,
+    sharing the fake, cannot move)."""
+    return sum(marker in json.dumps(record.get("body")) for record in recorded_requests(fake))
+
+
 def last_upstream_body(fake: Process, marker: str) -> dict[str, Any]:
     """The newest recorded upstream body whose JSON text contains `marker`."""
     for record in reversed(recorded_requests(fake)):
