@@ -23,7 +23,9 @@ choices where Anthropic's API has no upstream counterpart:
   becomes the Responses `text.format` json_schema, not strict: Anthropic
   schemas may leave properties optional, which OpenAI's strict mode refuses;
 * tools: client tools keep `input_schema` verbatim as `parameters` and their
-  names unchanged (clients match them case-sensitively); Anthropic's
+  names (clients match them case-sensitively); names the backend refuses
+  (Claude Code's MCP tools beyond 64 characters) go upstream renamed and come
+  back as sent (`chatmock.dialects.tool_names`); Anthropic's
   `web_search_*` server tool becomes `{"type": "web_search"}`; other server
   tools (bash, text editor, computer, code execution) are refused;
 * `tool_choice`: auto → auto, any → required, none → none, tool → the
@@ -38,7 +40,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chatmock.config import Settings
@@ -50,6 +52,7 @@ from chatmock.dialects.common import (
     service_tier,
 )
 from chatmock.dialects.fields import ANTHROPIC as fields
+from chatmock.dialects.tool_names import NameMap, shorten_tool_names
 from chatmock.errors import ClientError
 from chatmock.state.catalog import DEFAULT_MODEL, Catalog, Resolved
 
@@ -69,6 +72,7 @@ class MessagesRequest:
     model: str  # the requested id, echoed in responses
     stream: bool
     thinking: bool  # the client asked for thinking blocks (enabled or adaptive)
+    tool_names: NameMap = field(default_factory=dict)  # upstream name -> the client's
 
 
 def check_anthropic_headers(headers: Mapping[bytes, bytes]) -> None:
@@ -83,10 +87,11 @@ def check_anthropic_headers(headers: Mapping[bytes, bytes]) -> None:
 
 
 def parse_messages_request(body: Any, headers: Mapping[bytes, bytes], catalog: Catalog,
-                           settings: Settings) -> MessagesRequest:
+                           settings: Settings, account_tag: str = "") -> MessagesRequest:
     """The upstream payload of a `POST /v1/messages` body.
 
-    `headers` are accepted for beta flags; none changes the mapping today."""
+    `headers` are accepted for beta flags; none changes the mapping today.
+    `account_tag` (`signatures.account_tag`) decides which thinking blocks are ours."""
     if not isinstance(body, dict):
         raise ClientError("Request body must be a JSON object")
     model = body.get("model")
@@ -96,7 +101,7 @@ def parse_messages_request(body: Any, headers: Mapping[bytes, bytes], catalog: C
     _check_max_tokens(body)
     resolved = resolve_claude_model(model, catalog, settings)
     instructions = convert_system(body.get("system"))
-    items = convert_messages(body.get("messages"))
+    items = convert_messages(body.get("messages"), account_tag)
     tools = convert_tools(body.get("tools"))
     tool_choice, parallel = convert_tool_choice(body.get("tool_choice"))
     if not tools and settings.enable_web_search and tool_choice != "none":
@@ -115,7 +120,8 @@ def parse_messages_request(body: Any, headers: Mapping[bytes, bytes], catalog: C
     text_format = output_format(body.get("output_config"))
     if text_format:
         payload["text"] = {"format": text_format}
-    return MessagesRequest(payload, model, fields.boolean(body, "stream", False), thinking)
+    return MessagesRequest(payload, model, fields.boolean(body, "stream", False), thinking,
+                           shorten_tool_names(payload))
 
 
 def _check_max_tokens(body: dict[str, Any]) -> None:

@@ -17,10 +17,13 @@ images, documents and thinking), with these choices:
   the output says they follow. `is_error: true` prefixes the output with
   `Error: ` so the model sees the failure;
 * `tool_use` → `function_call` (arguments: compact JSON of `input`);
-* `thinking` blocks with a `signature` → `reasoning` items (the signature is
-  the upstream's encrypted reasoning, put there by the stream translator);
-  without a signature there is nothing to restore and the block is dropped.
-  `redacted_thinking` → a reasoning item with its `data` as encrypted content;
+* `thinking` blocks whose `signature` chatmock minted for this account →
+  `reasoning` items (the signature wraps the upstream's encrypted reasoning,
+  see `chatmock.dialects.signatures`). Any other block is dropped with its
+  text: without a signature there is nothing to restore, and a foreign one
+  (real Anthropic, another account) would make the backend refuse the whole
+  history. `redacted_thinking` (chatmock never sends one) likewise: its
+  `data` counts only if chatmock minted it;
 * documents: a text or content source → text; a base64 PDF → `input_file`
   with a data URL and a filename; any other source is refused;
 * every other shape is refused with a 400 naming the field in Anthropic's
@@ -35,6 +38,7 @@ from typing import Any
 
 from chatmock.dialects.common import image_url
 from chatmock.dialects.fields import ANTHROPIC as fields
+from chatmock.dialects.signatures import unwrap
 from chatmock.errors import ClientError
 
 Item = dict[str, Any]
@@ -59,8 +63,9 @@ def convert_system(system: Any) -> str:
     return "\n\n".join(text for text in texts if text)
 
 
-def convert_messages(messages: Any) -> list[Item]:
-    """The input items of a `messages` list."""
+def convert_messages(messages: Any, account_tag: str = "") -> list[Item]:
+    """The input items of a `messages` list (thinking blocks kept only when signed for
+    `account_tag`)."""
     if messages is None:
         raise invalid("messages", "Field required")
     if not isinstance(messages, list):
@@ -77,7 +82,7 @@ def convert_messages(messages: Any) -> list[Item]:
             raise invalid(f"{where}.role", "Input should be 'user', 'assistant' or 'system'")
         blocks = _blocks(message.get("content"), where)
         if role == "assistant":
-            items.extend(_assistant_items(blocks, where))
+            items.extend(_assistant_items(blocks, where, account_tag))
         elif role == "user":
             items.extend(_user_items(blocks, where))
         else:
@@ -122,7 +127,7 @@ def _append_message(items: list[Item], role: str, parts: list[Item]) -> None:
 # -- assistant turns ---------------------------------------------------------------------
 
 
-def _assistant_items(blocks: list[Item], where: str) -> list[Item]:
+def _assistant_items(blocks: list[Item], where: str, account_tag: str) -> list[Item]:
     items: list[Item] = []
     texts: list[Item] = []
     for number, block in enumerate(blocks):
@@ -138,7 +143,7 @@ def _assistant_items(blocks: list[Item], where: str) -> list[Item]:
         if kind == "tool_use":
             items.append(_function_call(block, at))
         elif kind in ("thinking", "redacted_thinking"):
-            reasoning = _reasoning(block, at)
+            reasoning = _reasoning(block, at, account_tag)
             if reasoning is not None:
                 items.append(reasoning)
         else:
@@ -160,18 +165,20 @@ def _function_call(block: Item, where: str) -> Item:
             "arguments": json.dumps(arguments, ensure_ascii=False, separators=(",", ":"))}
 
 
-def _reasoning(block: Item, where: str) -> Item | None:
+def _reasoning(block: Item, where: str, account_tag: str) -> Item | None:
     if block["type"] == "redacted_thinking":
-        data = _required_string(block, "data", where)
-        return {"type": "reasoning", "summary": [], "encrypted_content": data}
+        content = unwrap(_required_string(block, "data", where), account_tag)
+        return None if content is None else {"type": "reasoning", "summary": [],
+                                             "encrypted_content": content}
     thinking = fields.string(block, "thinking", where)
     if thinking is None:
         raise fields.missing(f"{where}.thinking")
     signature = fields.string(block, "signature", where)
-    if not signature:
+    content = unwrap(signature, account_tag) if signature else None
+    if content is None:
         return None
     summary = [{"type": "summary_text", "text": thinking}] if thinking else []
-    return {"type": "reasoning", "summary": summary, "encrypted_content": signature}
+    return {"type": "reasoning", "summary": summary, "encrypted_content": content}
 
 
 def _required_string(block: Item, key: str, where: str) -> str:

@@ -13,6 +13,15 @@ references differ or fall short:
   `{"type":"function","function":{"name":…}}` and the Responses form are
   accepted; `parallel_tool_calls` keeps OpenAI's default (true);
 * `response_format` becomes `text.format` (structured output);
+* custom (freeform) tools, in OpenAI's Chat form `{"type":"custom","custom":
+  {"name","description","format"}}` or the Responses form, go upstream as
+  `custom` tools. Their calls come back as *function* tool calls whose
+  arguments are `{"input": "<the freeform text>"}` (`events.arguments_of`),
+  because a streamed Chat delta can only carry function calls; a call the
+  client sends back for a tool it defined as custom (by name, or in OpenAI's
+  `{"type":"custom","custom":{"name","input"}}` form) becomes a
+  `custom_tool_call` with that input again, and the `tool` message answering
+  it a `custom_tool_call_output`: the backend wants both in its own terms;
 * what cannot be expressed upstream (audio parts, `n` > 1, unknown roles or
   tool types) is refused with a 400 naming the field, never dropped silently;
   sampling fields the backend rejects (`temperature`, `max_tokens`, …) are
@@ -24,7 +33,7 @@ references differ or fall short:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chatmock.config import Settings
@@ -41,6 +50,7 @@ from chatmock.dialects.common import (
     service_tier,
 )
 from chatmock.dialects.fields import OPENAI as fields
+from chatmock.dialects.tool_names import NameMap, shorten_tool_names
 from chatmock.errors import ClientError
 from chatmock.state.catalog import Catalog, Resolved
 
@@ -62,16 +72,26 @@ class ChatRequest:
     stream: bool
     include_usage: bool
     extra: ExtraTools
-    client_tools: list[Item]
+    client_tools: list[Item]  # as sent upstream (names the backend refuses renamed)
+    tool_names: NameMap = field(default_factory=dict)  # upstream name -> the client's
+
+
+def chat_request(payload: dict[str, Any], model: str, stream: bool, include_usage: bool,
+                 extra: ExtraTools, client_tools: int) -> ChatRequest:
+    """The request of a built payload whose first `client_tools` tools are the client's,
+    with the tool names the backend would refuse renamed (`tool_names`)."""
+    names = shorten_tool_names(payload)
+    return ChatRequest(payload, model, stream, include_usage, extra,
+                       payload["tools"][:client_tools], names)
 
 
 def parse_chat_request(body: Any, catalog: Catalog, settings: Settings) -> ChatRequest:
     if not isinstance(body, dict):
         raise ClientError("Request body must be a JSON object")
     model, resolved = requested_model(body, catalog, settings)
-    instructions, items = convert_messages(_messages_of(body))
-    refuse_choices(body, ("n",))
     tools = convert_tools(body.get("tools"))
+    instructions, items = convert_messages(_messages_of(body), custom_names(tools))
+    refuse_choices(body, ("n",))
     tool_choice = convert_tool_choice(body.get("tool_choice"))
     extra = extra_tools(body, settings, tool_choice, tools)
     payload: dict[str, Any] = {"model": resolved.slug}
@@ -88,8 +108,8 @@ def parse_chat_request(body: Any, catalog: Catalog, settings: Settings) -> ChatR
         "reasoning": body_reasoning(body, resolved, catalog, settings),
     })
     _add_optional(payload, body, resolved, catalog, settings)
-    return ChatRequest(payload, model, fields.boolean(body, "stream", False),
-                       include_usage(body), extra, tools)
+    return chat_request(payload, model, fields.boolean(body, "stream", False),
+                        include_usage(body), extra, len(tools))
 
 
 def _add_optional(payload: dict[str, Any], body: dict[str, Any], resolved: Resolved,
@@ -121,10 +141,13 @@ def _messages_of(body: dict[str, Any]) -> list[Any]:
 # -- messages -------------------------------------------------------------------
 
 
-def convert_messages(messages: list[Any]) -> tuple[str, list[Item]]:
-    """(instructions, input items) of a Chat `messages` list."""
+def convert_messages(messages: list[Any],
+                     custom: frozenset[str] = frozenset()) -> tuple[str, list[Item]]:
+    """(instructions, input items) of a Chat `messages` list; calls of the `custom` tools
+    (names) and their results go upstream as custom tool items."""
     instructions: list[str] = []
     items: list[Item] = []
+    custom_calls: set[str] = set()
     for index, message in enumerate(messages):
         where = f"messages[{index}]"
         fields.check(message, ("object",), where)
@@ -137,9 +160,9 @@ def convert_messages(messages: list[Any]) -> tuple[str, list[Item]]:
             upstream_role = "user" if role == "user" else "developer"
             _append_message(items, upstream_role, _user_parts(message.get("content"), where))
         elif role == "assistant":
-            items.extend(_assistant_items(message, where))
+            items.extend(_assistant_items(message, where, custom, custom_calls))
         else:
-            items.append(_tool_output(message, where))
+            items.append(_tool_output(message, where, custom_calls))
     return "\n\n".join(t for t in instructions if t), items
 
 
@@ -216,7 +239,8 @@ def _user_part(part: Any, where: str) -> Item | None:
     return {"type": "input_image", "image_url": image_url(url)}
 
 
-def _assistant_items(message: dict[str, Any], where: str) -> list[Item]:
+def _assistant_items(message: dict[str, Any], where: str, custom: frozenset[str],
+                     custom_calls: set[str]) -> list[Item]:
     items: list[Item] = []
     texts = [t for t in _assistant_texts(message.get("content"), where) if t]
     if texts:
@@ -224,7 +248,10 @@ def _assistant_items(message: dict[str, Any], where: str) -> list[Item]:
                       "content": [{"type": "output_text", "text": t} for t in texts]})
     calls = fields.array(message, "tool_calls", where) or []
     for number, call in enumerate(calls):
-        items.append(_function_call(call, f"{where}.tool_calls[{number}]"))
+        item = _function_call(call, f"{where}.tool_calls[{number}]", custom)
+        if item["type"] == "custom_tool_call":
+            custom_calls.add(item["call_id"])
+        items.append(item)
     return items
 
 
@@ -239,25 +266,47 @@ def _assistant_texts(content: Any, where: str) -> list[str]:
     return texts
 
 
-def _function_call(call: Any, where: str) -> Item:
+def _function_call(call: Any, where: str, custom: frozenset[str]) -> Item:
+    """A tool call of an assistant message: a function call, or a custom tool's call (in
+    OpenAI's custom form, or as a function call naming a tool defined as custom)."""
     fields.check(call, ("object",), where)
-    fields.choice(call, "type", ("function",), where)
-    function = fields.obj(call, "function", where)
+    kind = fields.choice(call, "type", ("function", "custom"), where) or "function"
+    function = fields.obj(call, kind, where)
     if function is None:
-        raise fields.missing(f"{where}.function")
+        raise fields.missing(f"{where}.{kind}")
     call_id = fields.string(call, "id", where) or fields.string(call, "call_id", where)
-    name = fields.string(function, "name", f"{where}.function")
+    name = fields.string(function, "name", f"{where}.{kind}")
     if not call_id:
         raise fields.missing(f"{where}.id")
     if not name:
-        raise fields.missing(f"{where}.function.name")
+        raise fields.missing(f"{where}.{kind}.name")
+    if kind == "custom":
+        return _custom_call(call_id, name, fields.string(function, "input", f"{where}.custom")
+                            or "")
     arguments = fields.get(function, "arguments", ("string", "object"), f"{where}.function")
     if not isinstance(arguments, str):
         arguments = json.dumps(arguments if arguments is not None else {})
+    if name in custom:
+        return _custom_call(call_id, name, freeform_input(arguments))
     return {"type": "function_call", "call_id": call_id, "name": name, "arguments": arguments}
 
 
-def _tool_output(message: dict[str, Any], where: str) -> Item:
+def _custom_call(call_id: str, name: str, text: str) -> Item:
+    return {"type": "custom_tool_call", "call_id": call_id, "name": name, "input": text}
+
+
+def freeform_input(arguments: str) -> str:
+    """A custom tool's input from the arguments its call was shown with (`{"input": …}`);
+    arguments of another shape are taken as the input itself."""
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return arguments
+    text = value.get("input") if isinstance(value, dict) else None
+    return text if isinstance(text, str) else arguments
+
+
+def _tool_output(message: dict[str, Any], where: str, custom_calls: set[str]) -> Item:
     call_id = fields.string(message, "tool_call_id", where)
     if not call_id:
         raise fields.missing(f"{where}.tool_call_id")
@@ -266,7 +315,8 @@ def _tool_output(message: dict[str, Any], where: str) -> Item:
         output = "\n".join(_texts(content, where))
     else:  # a tool's result as a JSON value: its JSON text
         output = json.dumps(content)
-    return {"type": "function_call_output", "call_id": call_id, "output": output}
+    kind = "custom_tool_call_output" if call_id in custom_calls else "function_call_output"
+    return {"type": kind, "call_id": call_id, "output": output}
 
 
 # -- tools ------------------------------------------------------------------------
@@ -286,6 +336,8 @@ def convert_tool(tool: Any, where: str) -> Item:
     kind = fields.string(checked, "type", where) or "function"
     if kind in WEB_SEARCH_TYPES:
         return checked
+    if kind == "custom":
+        return _custom_tool(checked, where)
     if kind != "function":
         raise ClientError(f"{where}: tools of type {kind!r} are not supported",
                           code="invalid_value", param=f"{where}.type")
@@ -303,6 +355,29 @@ def convert_tool(tool: Any, where: str) -> Item:
             else parameters}
 
 
+def _custom_tool(tool: dict[str, Any], where: str) -> Item:
+    """A custom tool in the Chat form (`{"custom": {...}}`) or already in the Responses form."""
+    spec = fields.obj(tool, "custom", where)
+    at = where if spec is None else f"{where}.custom"
+    spec = tool if spec is None else spec
+    name = fields.string(spec, "name", at)
+    if not name:
+        raise fields.missing(f"{at}.name")
+    converted: Item = {"type": "custom", "name": name}
+    description = fields.string(spec, "description", at)
+    if description:
+        converted["description"] = description
+    grammar = fields.obj(spec, "format", at)
+    if grammar:
+        converted["format"] = grammar
+    return converted
+
+
+def custom_names(tools: list[Item]) -> frozenset[str]:
+    """Names of the custom tools among converted tools."""
+    return frozenset(tool["name"] for tool in tools if tool.get("type") == "custom")
+
+
 def convert_tool_choice(choice: Any) -> Any:
     if choice is None:
         return "auto"
@@ -311,17 +386,17 @@ def convert_tool_choice(choice: Any) -> Any:
         if choice not in _TOOL_CHOICES:
             raise fields.invalid_value("tool_choice", choice, _TOOL_CHOICES)
         return choice
-    kind = fields.choice(choice, "type", ("function", *_TOOL_CHOICES), "tool_choice")
+    kind = fields.choice(choice, "type", ("function", "custom", *_TOOL_CHOICES), "tool_choice")
     if kind is None:
         raise fields.missing("tool_choice.type")
-    if kind != "function":
+    if kind not in ("function", "custom"):
         return kind
-    function = fields.obj(choice, "function", "tool_choice")
-    at = "tool_choice" if function is None else "tool_choice.function"
-    name = fields.string(choice if function is None else function, "name", at)
+    named = fields.obj(choice, kind, "tool_choice")
+    at = "tool_choice" if named is None else f"tool_choice.{kind}"
+    name = fields.string(choice if named is None else named, "name", at)
     if not name:
         raise fields.missing(f"{at}.name")
-    return {"type": "function", "name": name}
+    return {"type": kind, "name": name}
 
 
 def text_format(response_format: Any) -> dict[str, Any]:

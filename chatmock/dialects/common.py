@@ -1,7 +1,7 @@
 """Request-side building blocks shared by every dialect.
 
 Reasoning parameters, fast mode (`service_tier`), the web-search extension
-fields and image URLs follow `shared/spec/translation.md` §1; each function
+fields and image URLs follow the spec (translation.md §1); each function
 takes plain values and returns plain values so that dialects compose them.
 """
 

@@ -48,6 +48,7 @@ from typing import Any
 from chatmock.config import EFFORTS, Settings
 from chatmock.dialects.chat import (
     ChatRequest,
+    chat_request,
     convert_messages,
     convert_tool_choice,
     convert_tools,
@@ -173,7 +174,7 @@ def _build(body: dict[str, Any], model: str, instructions: str, items: list[Item
     if text:
         payload["text"] = text
     stream = fields.boolean(body, "stream", True)
-    chat = ChatRequest(payload, model, stream, False, extra, tools)
+    chat = chat_request(payload, model, stream, False, extra, len(tools))
     return OllamaRequest(chat, model, stream, think)
 
 

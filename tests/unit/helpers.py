@@ -10,11 +10,12 @@ from typing import Any, Protocol
 import pytest
 
 from chatmock.errors import ClientError
+from chatmock.testing.credentials import codex_headers
 from chatmock.testing.fake_codex import FakeCodex
 
 JSON = dict[str, Any]
 RESPONSES_PATH = "/backend-api/codex/responses"
-AUTH = {b"authorization": b"Bearer x", b"chatgpt-account-id": b"acc"}
+AUTH = codex_headers()
 TOOL_TEXT = 'hi fake:reasoning fake:tool=get_weather fake:args={"city":"Paris"}'
 
 
@@ -32,9 +33,13 @@ def upstream_body(text: str, model: str = "gpt-5.4") -> JSON:
             "parallel_tool_calls": False}
 
 
-def fake_stream(text: str) -> bytes:
+PATCH_TOOL = {"type": "custom", "name": "apply_patch", "description": "Edit files"}
+"""A custom (freeform) tool, which `fake:custom_tool=apply_patch` needs defined."""
+
+
+def fake_stream(text: str, tools: Sequence[JSON] = (PATCH_TOOL,)) -> bytes:
     """The whole SSE body the fake backend sends for a user message holding `text`."""
-    body = json.dumps(upstream_body(text)).encode()
+    body = json.dumps({**upstream_body(text), "tools": list(tools)}).encode()
     reply = FakeCodex().handle("POST", RESPONSES_PATH, AUTH, body)
     assert reply.status == 200, reply.body
     assert reply.chunks is not None
