@@ -96,7 +96,7 @@ def health_status(port: int) -> int | None:
     """The status of one raw `GET /health`, None when nothing answered."""
     try:
         with socket.create_connection((HOST, port), timeout=1.0) as sock:
-            sock.sendall(b"GET /health HTTP/1.1\r\nhost: bench\r\nconnection: close\r\n\r\n")
+            sock.sendall(b"GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
             line = sock.recv(64)
     except OSError:
         return None

@@ -68,7 +68,10 @@ def fake_body(text: str, model: str) -> dict[str, Any]:
     return {"model": model, "input": [message], "stream": True, "store": False}
 
 
-FAKE_HEADERS = (("authorization", "Bearer x"), ("chatgpt-account-id", "acc"))
+# What every Codex client sends and the fake backend requires (chatmock.testing.credentials).
+FAKE_HEADERS = (("authorization", "Bearer x"), ("chatgpt-account-id", "acc"),
+                ("originator", "codex_cli_rs"), ("user-agent", "codex_cli_rs/0.169.0 bench"),
+                ("session-id", "00000000-0000-4000-8000-00000000feed"))
 
 
 def responses_body(text: str, model: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import pytest
 import trio
 
 from chatmock.server.exchange import Request
+from chatmock.testing.credentials import codex_headers
 from chatmock.testing.fake_upstream import FakeUpstreamApp
 
 from .helpers import serve_on_loopback
@@ -93,10 +94,10 @@ async def fake_port(request: pytest.FixtureRequest, nursery: trio.Nursery) -> in
 
 async def stream_chunks(port: int, prompt: str) -> list[Chunk]:
     payload = body(prompt)
-    request = (b"POST /backend-api/codex/responses HTTP/1.1\r\nhost: t\r\n"
-               b"authorization: Bearer x\r\nchatgpt-account-id: acc\r\n"
+    headers = b"".join(b"%b: %b\r\n" % pair for pair in codex_headers().items())
+    request = (b"POST /backend-api/codex/responses HTTP/1.1\r\nhost: t\r\n%b"
                b"content-type: application/json\r\ncontent-length: %d\r\n\r\n%b"
-               % (len(payload), payload))
+               % (headers, len(payload), payload))
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     async with stream:
         await stream.send_all(request)
@@ -161,8 +162,7 @@ class BodyOf:
 async def test_pacing_keeps_its_schedule_when_writes_are_slow(
         autojump_clock: trio.abc.Clock) -> None:
     payload = body("x fake:deltas=6 fake:delay_ms=20")
-    request = Request("POST", "/backend-api/codex/responses", "",
-                      {b"authorization": b"Bearer x", b"chatgpt-account-id": b"acc"},
+    request = Request("POST", "/backend-api/codex/responses", "", codex_headers(),
                       BodyOf(payload), len(payload))
     out = SlowRecorder()
     started = trio.current_time()
