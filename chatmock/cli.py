@@ -1,4 +1,4 @@
-"""`chatmock` command line: `login`, `serve`, `info`."""
+"""`chatmock` command line: `login`, `serve`, `info`, `doctor`."""
 
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ log = logging.getLogger("chatmock")
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_command_line(sys.argv[1:] if argv is None else list(argv))
+    if args.command == "doctor":
+        from chatmock import doctor  # not loaded by `serve`
+
+        return doctor.run(vars(args), os.environ, as_json=args.json)
     if args.command in ("login", "info"):
         from chatmock import commands as other  # their code is not loaded by `serve`
 
@@ -44,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                (settings.access_token, *providers.secrets()))
     try:
         trio.run(run_server, settings)
+    except ConfigError as exc:  # a setting that needed the app to check (a prompt file)
+        print(f"chatmock: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"chatmock: cannot listen on {settings.host}:{settings.port}: {exc}",
               file=sys.stderr)
@@ -63,6 +70,12 @@ def parse_command_line(argv: list[str]) -> argparse.Namespace:
     info_parser = commands.add_parser("info", help="show the account and its usage limits "
                                       "(exit code 1 when not signed in)")
     info_parser.add_argument("--json", action="store_true", help="print JSON (never tokens)")
+    doctor_parser = commands.add_parser(
+        "doctor", help="check sign-in, token, clock, port, TLS and the backend",
+        description="Check what `serve` needs, one line per check. Takes serve's options, "
+                    "so it checks the configuration serve would run with.")
+    doctor_parser.add_argument("--json", action="store_true", help="print JSON (never tokens)")
+    add_serve_arguments(doctor_parser)
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         before_command = argv[:argv.index(args.command)]

@@ -38,6 +38,8 @@ DEFAULT_UPSTREAM_URL = "https://chatgpt.com/backend-api/codex"
 DEFAULT_ISSUER = "https://auth.openai.com"
 DEFAULT_CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
 ENV_PREFIX = "CHATGPT_LOCAL_"
+DEFAULT_CLIENT_VERSION = "0.169.0"  # the Codex CLI release chatmock presents itself as
+DEFAULT_ORIGINATOR = "codex_cli_rs"  # the Codex CLI's own originator
 
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra")
 SUMMARIES = ("auto", "concise", "detailed", "none")
@@ -109,6 +111,9 @@ class Settings:
     upstreams: tuple[Upstream, ...] = ()
     max_concurrency: int = 8
     queue_timeout: float = 60.0
+    client_version: str = DEFAULT_CLIENT_VERSION
+    originator: str = DEFAULT_ORIGINATOR
+    base_instructions: str = "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +274,35 @@ def _provider_name(text: str) -> str:
     return name
 
 
+_VERSION = re.compile(r"\d{1,6}\.\d{1,6}\.\d{1,6}(?:[-+][0-9A-Za-z.-]{1,32})?")
+_TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def parse_client_version(text: str) -> str:
+    """A Codex CLI version such as 0.169.0 (the backend refuses newer models to older ones)."""
+    if not _VERSION.fullmatch(text.strip()):
+        raise ValueError("expected a version like 0.169.0")
+    return text.strip()
+
+
+def parse_originator(text: str) -> str:
+    """An `originator` value: letters, digits, `_`, `.`, `-` (it is also the User-Agent's
+    product name)."""
+    if not _TOKEN.fullmatch(text.strip()):
+        raise ValueError("expected letters, digits, '_', '.' or '-' (at most 64)")
+    return text.strip()
+
+
+def parse_base_instructions(text: str) -> str:
+    """`none`, `codex`, or the path of a readable file (its text is read at start-up)."""
+    word = text.strip()
+    if word.lower() in ("none", "codex"):
+        return word.lower()
+    if not word or not Path(word).expanduser().is_file():
+        raise ValueError("expected none, codex or the path of a file")
+    return word
+
+
 OPTIONS: tuple[Option, ...] = (
     Option("host", "address to listen on"),
     Option("port", "port to listen on", int),
@@ -325,6 +359,13 @@ OPTIONS: tuple[Option, ...] = (
            "wait their turn, fairly per client", int, env_name="CHATMOCK_MAX_CONCURRENCY"),
     Option("queue_timeout", "seconds a request may wait for its turn before a 429", float,
            env_name="CHATMOCK_QUEUE_TIMEOUT"),
+    Option("client_version", "Codex CLI version chatmock presents upstream (`version` header, "
+           "User-Agent, model discovery); newer models need a recent one",
+           parse_client_version),
+    Option("originator", "`originator` header chatmock sends upstream (also the User-Agent's "
+           "product)", parse_originator),
+    Option("base_instructions", "instructions sent when a client sends none: none, codex (the "
+           "bundled Codex prompts) or a file's path", parse_base_instructions),
 )
 
 

@@ -57,12 +57,12 @@ from chatmock.testing.fake_codex import FakeReply, FakeRequest
 from chatmock.testing.fake_events import (
     JSON,
     DirectiveError,
-    ItemPlan,
     Scenario,
     dump_json,
     parse_scenario,
     tool_result_scenario,
 )
+from chatmock.testing.fake_items import ItemPlan
 from chatmock.testing.fake_rules import Rejected, load_json
 from chatmock.testing.fake_server import RECORDS_PATH, FakeApp, RequestLog, serve_forever
 from chatmock.testing.fake_structured import structured_answer

@@ -28,13 +28,12 @@ from chatmock.testing.fake_chat_flavors import FakeModel, Flavor, stream_error
 from chatmock.testing.fake_events import (
     JSON,
     TRUNCATE_AFTER,
-    ItemPlan,
     Scenario,
     answer_deltas,
     dump_json,
-    split_arguments,
 )
 from chatmock.testing.fake_events import _paced as paced  # the Codex fake's pacing rules
+from chatmock.testing.fake_items import ItemPlan, split_arguments
 
 COMMENT = b": OPENROUTER PROCESSING\n\n"
 DONE = b"data: [DONE]\n\n"

@@ -33,14 +33,19 @@ class Fake(Protocol):
 
 
 async def send_reply(reply: FakeReply, out: Responder) -> None:
-    """Write `reply` to `out`, sleeping before each chunk as it asks."""
+    """Write `reply` to `out`, each chunk when its delay (counted from the start) is due."""
     if reply.chunks is None:
         await out.respond(reply.status, reply.headers, reply.body)
         return
     await out.start(reply.status, reply.headers)
+    # The waits add up to a schedule fixed from the start, as a model produces tokens
+    # at its own pace: a slow reader (or a busy fake) gets the late events back to
+    # back instead of a stream that stretches by every delay.
+    due = trio.current_time()
     for delay, data in reply.chunks:
         if delay > 0:
-            await trio.sleep(delay)
+            due += delay
+            await trio.sleep_until(due)
         if data:
             await out.send(data)
     if not reply.cut:

@@ -15,7 +15,10 @@ controls such as `GET /__fake__/oauth/state`); everything else goes to the
 backend. The OAuth issuer is the bound address.
 
 By default the backend accepts any bearer (except a JWT whose `exp` has
-passed), so an auth.json from `credentials.write_auth_file` works. With
+passed), so an auth.json from `credentials.write_auth_file` works. Like the
+real backend it also wants a Codex client's `chatgpt-account-id`,
+`originator`, `user-agent` and `session-id` headers (chatmock sends them;
+`credentials.codex_headers` builds them for direct calls). With
 `--check-tokens` it accepts only access tokens issued by this process's
 OAuth server that are neither expired nor revoked.
 """

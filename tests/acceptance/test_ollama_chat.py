@@ -6,7 +6,6 @@ import base64
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import ollama
@@ -25,10 +24,8 @@ TOOL_PROMPT = 'weather please fake:tool=get_weather fake:args={"city":"Paris"}'
 
 
 @pytest.fixture(scope="module")
-def client(chatmock_server: Process) -> Iterator[ollama.Client]:
-    shared = ollama.Client(host=chatmock_server.url, timeout=20)
-    yield shared
-    shared.close()  # type: ignore[no-untyped-call]
+def client(ollama_client: ollama.Client) -> ollama.Client:
+    return ollama_client
 
 
 def user(text: str, **extra: Any) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 from websockets.typing import Origin
 
-from .conftest import Process, recorded_requests, start_chatmock
+from .conftest import Process, requests_mentioning, start_chatmock
 from .wsclient import Refused, WSClient
 
 
@@ -68,7 +68,7 @@ def test_the_token_file_guards_the_api_and_stays_out_of_ps(tmp_path: Path,
 
 def test_websocket_handshakes_from_foreign_pages_are_refused(
         chatmock_server: Process, fake_upstream: Process) -> None:
-    before = len(recorded_requests(fake_upstream))
+    marker = "ws from a loopback page"
     url = f"ws://127.0.0.1:{chatmock_server.port}/v1/responses"
     for origin in ("http://evil.example", "null"):
         with pytest.raises(InvalidStatus) as refused:
@@ -80,17 +80,17 @@ def test_websocket_handshakes_from_foreign_pages_are_refused(
     assert b"origin_not_allowed" in refused_raw.value.body
     with ws_connect(url, origin=Origin("http://localhost:5173"), open_timeout=10) as socket:
         socket.send(json.dumps({"type": "response.create", "model": "gpt-5.4",
-                                "input": "ws from a loopback page"}))
+                                "input": marker}))
         events: list[dict[str, object]] = []
         while not events or events[-1]["type"] != "response.completed":
             events.append(json.loads(socket.recv(timeout=20)))
-    assert len(recorded_requests(fake_upstream)) == before + 1
+    assert requests_mentioning(fake_upstream, marker) == 1
 
 
 def test_a_form_post_spends_nothing_and_a_curl_style_post_is_told_the_fix(
         chatmock_server: Process, fake_upstream: Process) -> None:
-    before = len(recorded_requests(fake_upstream))
-    body = json.dumps({"model": "gpt-5.4", "messages": [{"role": "user", "content": "x"}]})
+    marker = "a form post that must spend nothing"
+    body = json.dumps({"model": "gpt-5.4", "messages": [{"role": "user", "content": marker}]})
     url = f"{chatmock_server.url}/v1/chat/completions"
     attacks = [({"origin": "http://evil.example", "content-type": "text/plain"}, 403),
                ({}, 415)]  # urllib, like `curl -d`, sends a form Content-Type by default
@@ -102,4 +102,4 @@ def test_a_form_post_spends_nothing_and_a_curl_style_post_is_told_the_fix(
             assert error.code == status
             message = json.load(error)["error"]["message"]
         assert ("Content-Type: application/json" in message) == (status == 415)
-    assert len(recorded_requests(fake_upstream)) == before
+    assert requests_mentioning(fake_upstream, marker) == 0

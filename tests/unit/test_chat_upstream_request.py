@@ -22,9 +22,9 @@ from chatmock.dialects.chat_upstream_request import (
 )
 from chatmock.dialects.ollama import OllamaRequest, parse_chat
 from chatmock.dialects.responses import parse_responses_request
+from chatmock.dialects.signatures import account_tag, mint
 from chatmock.errors import ClientError
 from chatmock.state.catalog import Catalog
-from chatmock.state.response_store import MemoryResponseStore
 from chatmock.testing.fake_chat_flavors import FLAVORS
 from chatmock.testing.fake_chat_rules import validate_chat
 
@@ -57,13 +57,16 @@ def from_chat(body: JSON, **settings: Any) -> JSON:
     return parse_chat_request(body, CATALOG, replace(SETTINGS, **settings)).payload
 
 
+ACCOUNT = account_tag("acct-1")  # the thinking signatures chatmock minted for this account
+
+
 def from_anthropic(body: JSON) -> JSON:
     headers = {b"anthropic-version": b"2023-06-01", b"x-api-key": b"k"}
-    return parse_messages_request(body, headers, CATALOG, SETTINGS).payload
+    return parse_messages_request(body, headers, CATALOG, SETTINGS, ACCOUNT).payload
 
 
 def from_responses(body: JSON) -> JSON:
-    return parse_responses_request(body, CATALOG, SETTINGS, MemoryResponseStore()).payload
+    return parse_responses_request(body, CATALOG, SETTINGS).payload
 
 
 def tool_conversation() -> list[JSON]:
@@ -167,8 +170,9 @@ def anthropic_tool_turns() -> JSON:
                 {"role": "user", "content": "Weather?"},
                 {"role": "assistant", "content": [
                     {"type": "thinking", "thinking": "I should look it up.",
-                     "signature": pack_reasoning_details([{"type": "reasoning.encrypted",
-                                                           "data": "gAAA", "index": 0}])},
+                     "signature": mint(pack_reasoning_details([{"type": "reasoning.encrypted",
+                                                                "data": "gAAA", "index": 0}]),
+                                       ACCOUNT)},
                     {"type": "text", "text": "Checking."},
                     {"type": "tool_use", "id": "toolu_1", "name": "get_weather",
                      "input": {"city": "Oslo"}}]},

@@ -97,6 +97,10 @@ def test_current_compat_is_legacy() -> None:
     (["--model-refresh-interval", "-1"], {}, "--model-refresh-interval"),
     (["--shutdown-timeout", "-1"], {}, "--shutdown-timeout"),
     (["--header-timeout", "fast"], {}, "--header-timeout"),
+    (["--client-version", "latest"], {}, "--client-version"),
+    ([], {"client_version": "0.169"}, "CHATGPT_LOCAL_CLIENT_VERSION"),
+    (["--originator", "codex cli"], {}, "--originator"),
+    ([], {"originator": "codex\r\nx-evil: 1"}, "CHATGPT_LOCAL_ORIGINATOR"),
 ])
 def test_invalid_values(argv: list[str], env: dict[str, str], fragment: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -163,3 +167,10 @@ def test_settings_are_frozen() -> None:
         settings.port = 1  # type: ignore[misc]
     changed = replace(settings, port=1)
     assert changed.port == 1 and settings.port == 8000
+
+
+def test_client_identity_settings() -> None:
+    assert (Settings().client_version, Settings().originator) == ("0.169.0", "codex_cli_rs")
+    settings = from_argv("--client-version", "0.170.0-alpha.1", originator="codex_exec")
+    assert (settings.client_version, settings.originator) == ("0.170.0-alpha.1", "codex_exec")
+    assert from_argv(client_version=" 1.2.3 ").client_version == "1.2.3"
