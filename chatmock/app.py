@@ -16,7 +16,8 @@ from chatmock.state.recent_models import RecentModels
 from chatmock.state.response_store import ResponseStore
 from chatmock.state.stores import open_store, store_path
 from chatmock.state.usage_limits import UsageLimits, limits_path
-from chatmock.upstream.codex import CodexBackend, installation_id
+from chatmock.upstream.codex import ClientIdentity, CodexBackend, installation_id
+from chatmock.upstream.instructions import load_base_instructions
 from chatmock.upstream.model_sync import ModelSync, cache_path
 
 
@@ -45,6 +46,8 @@ def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
     oauth = OAuthClient(settings.issuer, settings.client_id, http)
     backend = CodexBackend(settings.upstream_url, http, CredentialStore(env, oauth=oauth),
                            installation_id(home_dir(env)),
+                           identity=ClientIdentity(settings.client_version, settings.originator),
+                           base_instructions=load_base_instructions(settings.base_instructions),
                            log_bodies=settings.verbose or settings.debug,
                            log_events=settings.verbose_obfuscation or settings.debug)
     usage = UsageLimits(limits_path(env))

@@ -84,7 +84,12 @@ async def _read_line() -> str:
     return await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
 
 
+EXIT_NOT_SIGNED_IN = 1
+
+
 def run_info(*, as_json: bool, env: Mapping[str, str]) -> int:
+    """Print the account and usage; exit code 0 when signed in, else `EXIT_NOT_SIGNED_IN`
+    (the report is printed either way, so scripts can test `chatmock info` alone)."""
     credentials, problems = find_auth(env)
     account = account_summary(credentials)
     usage = load(limits_path(env))
@@ -95,12 +100,12 @@ def run_info(*, as_json: bool, env: Mapping[str, str]) -> int:
         if problems:
             document["problems"] = problems
         print(json.dumps(document, indent=2))
-        return 0
-    for problem in problems:
-        print(f"warning: ignoring {problem}", file=sys.stderr)
-    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    sys.stdout.write(render_text(account, usage, now=now, color=color, store=store))
-    return 0
+    else:
+        for problem in problems:
+            print(f"warning: ignoring {problem}", file=sys.stderr)
+        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        sys.stdout.write(render_text(account, usage, now=now, color=color, store=store))
+    return 0 if account["signed_in"] else EXIT_NOT_SIGNED_IN
 
 
 def store_summary(env: Mapping[str, str]) -> StoreSummary:

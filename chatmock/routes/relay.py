@@ -9,14 +9,14 @@ then reads the little that is left so the backend connection can be pooled.
 
 from __future__ import annotations
 
-import json
 from contextlib import aclosing
 from typing import Any
 
 import trio
 
+from chatmock.dialects import request_body
 from chatmock.dialects.events import State, UpstreamTranslator
-from chatmock.errors import ClientError, UpstreamError
+from chatmock.errors import UpstreamError
 from chatmock.net.client import UpstreamResponse
 from chatmock.server.exchange import Responder
 
@@ -26,13 +26,10 @@ DRAIN_AFTER_DONE_SECONDS = 1.0
 
 
 def parse_json(body: bytes) -> Any:
-    """A request's JSON body; raw control characters inside strings are tolerated."""
-    if not body.strip():
-        raise ClientError("Request body is empty; expected a JSON object")
-    try:
-        return json.loads(body, strict=False)
-    except ValueError as exc:
-        raise ClientError(f"Invalid JSON body: {exc}", code="invalid_json") from None
+    """A request's JSON body, made safe (`chatmock.dialects.request_body`: lone
+    surrogates replaced, depth limited); raw control characters inside strings are
+    tolerated."""
+    return request_body.parse_json(body)
 
 
 async def relay(upstream: UpstreamResponse, translator: UpstreamTranslator, out: Responder,

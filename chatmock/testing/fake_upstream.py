@@ -15,7 +15,10 @@ controls such as `GET /__fake__/oauth/state`); everything else goes to the
 backend. The OAuth issuer is the bound address.
 
 By default the backend accepts any bearer (except a JWT whose `exp` has
-passed), so an auth.json from `credentials.write_auth_file` works. With
+passed), so an auth.json from `credentials.write_auth_file` works. Like the
+real backend it also wants a Codex client's `chatgpt-account-id`,
+`originator`, `user-agent` and `session-id` headers (chatmock sends them;
+`credentials.codex_headers` builds them for direct calls). With
 `--check-tokens` it accepts only access tokens issued by this process's
 OAuth server that are neither expired nor revoked.
 """
@@ -25,23 +28,26 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import trio
 
-from chatmock.server.exchange import ClientGone, ConnectionLimits, Request, Responder
-from chatmock.server.listen import open_listeners, serve
+from chatmock.server.exchange import ClientGone, Responder
+from chatmock.server.listen import open_listeners
 from chatmock.testing.fake_codex import FakeCodex, FakeReply
 from chatmock.testing.fake_oauth import FakeOAuth, is_oauth_path
+from chatmock.testing.fake_server import FakeApp, base_url, send_reply, serve_app
 
 
-class FakeUpstreamApp:
+class FakeUpstreamApp(FakeApp):
     """HTTP adapter: request in, `FakeReply` out, streamed with its pacing.
 
     OAuth paths go to `oauth`, the rest to `fake`."""
 
+    fake: FakeCodex
+
     def __init__(self, fake: FakeCodex | None = None, oauth: FakeOAuth | None = None) -> None:
-        self.fake = fake or FakeCodex()
+        super().__init__(fake or FakeCodex())
         self.oauth = oauth or FakeOAuth()
 
     @classmethod
@@ -57,18 +63,17 @@ class FakeUpstreamApp:
         server = self.oauth if is_oauth_path(target.partition("?")[0]) else self.fake
         return server.handle(method, target, headers, body)
 
-    async def __call__(self, request: Request, out: Responder) -> None:
-        body = await request.body()
-        target = request.path + ("?" + request.query if request.query else "")
-        reply = self.dispatch(request.method, target, request.headers, body)
+    async def reply(self, reply: FakeReply, out: Responder) -> None:
+        """Send `reply`, counting streamed ones in `fake.streams` (open, completed, and
+        abandoned when the client, chatmock, went away: what a test of cancellation reads)."""
         if reply.chunks is None:
-            await out.respond(reply.status, reply.headers, reply.body)
+            await send_reply(reply, out)
             return
         counters = self.fake.streams
         counters.open += 1
         ended, gone = False, False
         try:
-            await _play(reply, reply.chunks, out)
+            await send_reply(reply, out)
             ended = True
         except ClientGone:
             gone = True
@@ -79,34 +84,15 @@ class FakeUpstreamApp:
             counters.abandoned += gone or out.client_gone
 
 
-async def _play(reply: FakeReply, chunks: Iterator[tuple[float, bytes]], out: Responder) -> None:
-    """Write a streamed reply with its pacing."""
-    await out.start(reply.status, reply.headers)
-    for delay, data in chunks:
-        if delay > 0:
-            await trio.sleep(delay)
-        if data:
-            await out.send(data)
-    if not reply.cut:
-        await out.end()
-    # A cut reply returns unfinished: the connection closes mid-body.
-
-
-def base_url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
 async def run(host: str, port: int, shutdown: trio.Event | None = None,
               app: FakeUpstreamApp | None = None,
               task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     stop = shutdown if shutdown is not None else trio.Event()
     served = app if app is not None else FakeUpstreamApp()
-    limits = ConnectionLimits(idle_timeout=300.0, write_timeout=600.0)
     listeners = await open_listeners(host, port)
     if not served.oauth.issuer:
         served.oauth.issuer = base_url(host, listeners[0].socket.getsockname()[1])
-    await serve(served, listeners, limits=limits, max_connections=100_000,
-                shutdown=stop, shutdown_timeout=1.0, task_status=task_status)
+    await serve_app(served, listeners, stop, task_status=task_status)
 
 
 async def _main(host: str, port: int, check_tokens: bool) -> None:

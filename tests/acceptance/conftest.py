@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anthropic
+import ollama
 import pytest
 
 from chatmock.testing.credentials import write_auth_file
@@ -61,9 +63,11 @@ def _wait_for_port(popen: subprocess.Popen[bytes], log: Path) -> int:
     raise RuntimeError(f"process did not start; log:\n{log.read_text()}")
 
 
-def spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> Process:
+def spawn(args: list[str], log: Path, env: dict[str, str] | None = None, *,
+          program: str = sys.executable) -> Process:
+    """`program` (default: this Python) with `args`, its output in `log`."""
     with log.open("wb") as sink:
-        popen = subprocess.Popen([sys.executable, *args], stdout=sink, stderr=subprocess.STDOUT,
+        popen = subprocess.Popen([program, *args], stdout=sink, stderr=subprocess.STDOUT,
                                  env=env, stdin=subprocess.DEVNULL)
     return Process(popen, _wait_for_port(popen, log), log)
 
@@ -103,11 +107,31 @@ def chatmock_server(tmp_path_factory: pytest.TempPathFactory,
     process.stop()
 
 
+@pytest.fixture(scope="module")
+def anthropic_client(chatmock_server: Process) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=chatmock_server.url, api_key="sk-ant-unused",
+                             max_retries=0, timeout=20) as shared:
+        yield shared
+
+
+@pytest.fixture(scope="module")
+def ollama_client(chatmock_server: Process) -> Iterator[ollama.Client]:
+    shared = ollama.Client(host=chatmock_server.url, timeout=20)
+    yield shared
+    shared.close()  # type: ignore[no-untyped-call]
+
+
 def recorded_requests(fake: Process) -> list[dict[str, Any]]:
     """What the fake backend received, oldest first."""
     with urllib.request.urlopen(f"{fake.url}/__fake__/requests") as reply:
         result: list[dict[str, Any]] = json.load(reply)
     return result
+
+
+def requests_mentioning(fake: Process, marker: str) -> int:
+    """How many recorded upstream bodies contain `marker` (a count that other tests,
+    sharing the fake, cannot move)."""
+    return sum(marker in json.dumps(record.get("body")) for record in recorded_requests(fake))
 
 
 def last_upstream_body(fake: Process, marker: str) -> dict[str, Any]:
