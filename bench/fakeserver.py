@@ -19,6 +19,12 @@ chunk. Only the socket work differs from `python -m chatmock.testing.fake_upstre
 HTTP/1.1 only, requests with a Content-Length (what chatmock and nginx send);
 keep-alive; the response head is written when the response starts, each event
 then in its own chunk. No OAuth routes: the bench writes its credentials itself.
+
+`GET /__fake__/streams` counts the event streams as the other fake does
+(`StreamCounters`): `open` now, `completed` once the last chunk went to the
+kernel (a `fake:cut` too), `abandoned` when the client (chatmock) closed the
+connection first. The soak (`soak.py`) reads them to prove every client that
+left was cancelled upstream. Counting costs three increments per stream.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ class Conn:
     """One client connection: bytes received, bytes still to write, the stream it is in."""
 
     __slots__ = ("buf", "chunks", "closed", "cut", "due", "keep_alive", "out", "parked", "sock",
-                 "timer")
+                 "streaming", "timer")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -62,6 +68,8 @@ class Conn:
         self.due = 0.0
         self.timer = 0
         self.cut = self.closed = False
+        self.streaming = False
+        """In a counted event stream, until its last chunk is written or the client left."""
         self.keep_alive = True
 
 
@@ -156,6 +164,8 @@ class FakeServer:
             self.finish(conn)
             return
         conn.chunks, conn.cut, conn.due = reply.chunks, reply.cut, time.monotonic()
+        conn.streaming = True
+        self.fake.streams.open += 1
         if self.write(conn, data):
             self.advance(conn)
 
@@ -174,8 +184,10 @@ class FakeServer:
                 return
         conn.chunks = None
         if conn.cut:
+            self.stream_ended(conn)
             self.close(conn)
         elif self.write(conn, b"0\r\n\r\n"):
+            self.stream_ended(conn)
             self.finish(conn)
 
     def fire_timers(self) -> None:
@@ -215,8 +227,16 @@ class FakeServer:
         if conn.chunks is not None:
             self.advance(conn)
         elif not conn.closed:
+            self.stream_ended(conn)
             self.finish(conn)
         return not conn.closed
+
+    def stream_ended(self, conn: Conn) -> None:
+        """Count a stream whose last bytes are written (no-op outside a stream)."""
+        if conn.streaming:
+            conn.streaming = False
+            self.fake.streams.open -= 1
+            self.fake.streams.completed += 1
 
     def finish(self, conn: Conn) -> None:
         """A response is written: close, or wait for the next request."""
@@ -231,6 +251,10 @@ class FakeServer:
         if conn.closed:
             return
         conn.closed = True
+        if conn.streaming:  # the client left before the stream's end
+            conn.streaming = False
+            self.fake.streams.open -= 1
+            self.fake.streams.abandoned += 1
         self.conns.pop(conn.sock.fileno(), None)
         self.epoll.unregister(conn.sock.fileno())
         conn.sock.close()

@@ -7,6 +7,7 @@ in-process) and the bench's (`bench/fakeserver.py`, an epoll loop, as a process)
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -172,3 +173,46 @@ async def test_pacing_keeps_its_schedule_when_writes_are_slow(
     # (the first ones, written back to back, queue behind each other).
     assert times[-1] == round(0.02 * (len(times) - 1) + 0.015, 3)
     assert all(b - a <= 0.02 + 1e-9 for a, b in itertools.pairwise(times[1:]))
+
+
+async def open_stream(port: int, prompt: str) -> trio.SocketStream:
+    """A stream request sent, its head read."""
+    payload = body(prompt)
+    headers = b"".join(b"%b: %b\r\n" % pair for pair in codex_headers().items())
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(b"POST /backend-api/codex/responses HTTP/1.1\r\nhost: t\r\n%b"
+                          b"content-type: application/json\r\ncontent-length: %d\r\n\r\n%b"
+                          % (headers, len(payload), payload))
+    assert (await RawChunkedReader(stream).head())[0].startswith(b"HTTP/1.1 200 ")
+    return stream
+
+
+async def stream_counters(port: int) -> dict[str, int]:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(b"GET /__fake__/streams HTTP/1.1\r\nhost: t\r\n"
+                              b"connection: close\r\n\r\n")
+        data = b""
+        while chunk := await stream.receive_some(65536):
+            data += chunk
+    found: dict[str, int] = json.loads(data.split(b"\r\n\r\n", 1)[1])
+    return found
+
+
+async def test_both_fakes_count_how_streams_end(fake_port: int) -> None:
+    """What the soak reads: a stream played to its end (a cut one too) is completed, one
+    whose client left during a silence is abandoned, and neither stays open."""
+    before = await stream_counters(fake_port)  # the bench fake serves the whole module
+    await stream_chunks(fake_port, "x fake:deltas=3")
+    async with await open_stream(fake_port, "x fake:cut") as cut:
+        while await cut.receive_some(65536):
+            pass  # the fake drops the connection after two deltas
+    silent = await open_stream(fake_port, "x fake:delay_ms=60000")
+    assert await stream_counters(fake_port) == {
+        "open": 1, "completed": before["completed"] + 2, "abandoned": before["abandoned"]}
+    await silent.aclose()
+    with trio.fail_after(5):
+        while (found := await stream_counters(fake_port))["open"]:
+            await trio.sleep(0.01)
+    assert found == {"open": 0, "completed": before["completed"] + 2,
+                     "abandoned": before["abandoned"] + 1}
