@@ -242,13 +242,17 @@ class WebSocket:
         return b"".join(part for part in parts if isinstance(part, bytes))
 
     async def _answer_close(self, event: CloseConnection) -> None:
+        """Our close frame in reply. Shielded (for a moment at most): a response that ends
+        while `responding()` reads cancels the reader, which must not leave the peer
+        without its reply (wsproto counts the frame as sent once it is framed)."""
         state = self._conn.state
-        if state is ConnectionState.REMOTE_CLOSING:
-            await self._send(event.response())
-        elif state is ConnectionState.OPEN:
-            # wsproto reports a frame it could not parse as a close event of ours to send.
-            await self._send(CloseConnection(code=event.code, reason=event.reason or ""))
-            self._broken = True
+        with trio.move_on_after(CLOSE_TIMEOUT_SECONDS, shield=True):
+            if state is ConnectionState.REMOTE_CLOSING:
+                await self._send(event.response())
+            elif state is ConnectionState.OPEN:
+                # wsproto reports a frame it could not parse as a close event of ours to send.
+                await self._send(CloseConnection(code=event.code, reason=event.reason or ""))
+                self._broken = True
 
     async def _await_close_reply(self) -> None:
         """After our close frame: read, dropping messages, until the peer's close frame."""

@@ -7,6 +7,8 @@ leftover-bytes hand-over and close path as the server.
 
 from __future__ import annotations
 
+import contextlib
+
 import trio
 import trio.testing
 from wsproto import ConnectionType, WSConnection
@@ -323,3 +325,26 @@ async def test_a_frame_sent_before_a_slow_upgrade_is_kept(
     await client.stream.send_all(Connection(ConnectionType.CLIENT).send(TextMessage(data="hi")))
     assert isinstance(await client.next_event(), AcceptConnection)
     assert await client.text() == "hi"
+
+
+async def test_a_close_frame_that_comes_as_a_response_ends_is_answered(
+        autojump_clock: trio.abc.Clock) -> None:
+    """The soak's finding: a client that closes right after a response's last frame (here
+    while the server still tidies up the backend exchange) must get its close reply; the
+    end of the response cancels the reading task, and used to cancel the reply it was
+    writing, so the peer saw the connection drop without a close frame."""
+    incoming, arriving = trio.open_memory_channel[bytes](4)
+    written: list[bytes] = []
+
+    async def write(data: bytes) -> None:
+        await trio.sleep(0.01)  # a write takes a moment on a busy machine
+        written.append(data)
+
+    socket = WebSocket(Connection(ConnectionType.SERVER), arriving.receive, write)
+    peer = Connection(ConnectionType.CLIENT)
+    with contextlib.suppress(ClientGone):  # the peer left; the route may hear of it
+        async with socket.responding():
+            await incoming.send(peer.send(CloseConnection(code=1000)))
+            await trio.sleep(0.005)  # the response ends while the reply is being written
+    peer.receive_data(b"".join(written))
+    assert [type(event) for event in peer.events()] == [CloseConnection]
