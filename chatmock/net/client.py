@@ -10,6 +10,12 @@ A pooled connection may have been closed by the server while it sat idle. If
 a request on a reused connection fails before a single response byte came
 back, it is sent once more on a fresh connection: the server cannot have
 acted on a request it never read.
+
+A connection idle for `MAX_IDLE_SECONDS` is never reused (the backend may have
+dropped it). `close_idle_forever`, a background task of the server, closes such
+connections every `SWEEP_SECONDS`: otherwise a pool that once served a burst keeps its
+peak of backend sockets for good (the most recently used are taken first, so the
+oldest are never reached), half-closed (CLOSE_WAIT) once the backend drops them.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from chatmock.net.transport import Origin, open_stream, split_url
 
 RECEIVE_SIZE = 65536
 MAX_IDLE_SECONDS = 50.0
+SWEEP_SECONDS = MAX_IDLE_SECONDS / 2
 
 
 class _Stale(Exception):
@@ -241,6 +248,23 @@ class HTTPClient:
             idle.append(connection)
         else:
             await trio.aclose_forcefully(connection.stream)
+
+    async def close_idle_forever(self) -> None:
+        """Background task: close pooled connections too old to reuse, one wake-up every
+        `SWEEP_SECONDS`; so an idle server holds no backend sockets after a minute or so."""
+        while True:
+            await trio.sleep(SWEEP_SECONDS)
+            await self.close_expired()
+
+    async def close_expired(self) -> None:
+        now = trio.current_time()
+        for idle in list(self._idle.values()):
+            # Oldest first (`_release` appends): the expired ones are a prefix.
+            fresh = next((i for i, c in enumerate(idle) if now - c.idle_since < MAX_IDLE_SECONDS),
+                         len(idle))
+            expired, idle[:fresh] = idle[:fresh], []
+            for connection in expired:
+                await trio.aclose_forcefully(connection.stream)
 
     async def aclose(self) -> None:
         for idle in self._idle.values():

@@ -10,7 +10,7 @@ import trio
 import trustme
 
 from chatmock.errors import UpstreamError
-from chatmock.net.client import HTTPClient
+from chatmock.net.client import MAX_IDLE_SECONDS, HTTPClient
 from chatmock.server.exchange import ConnectionLimits, Request, Responder
 from chatmock.testing.credentials import codex_headers
 from chatmock.testing.fake_upstream import FakeUpstreamApp
@@ -158,3 +158,43 @@ async def test_an_abandoned_answer_closes_its_connection_and_the_fake_counts_it(
         await upstream.read_all()
     assert fake.fake.streams.completed == 2
     assert len(counting.clients) == 2  # the first connection was pooled, the second closed
+
+
+async def test_idle_connections_too_old_to_reuse_are_closed(
+        nursery: trio.Nursery, autojump_clock: trio.abc.Clock) -> None:
+    """The soak's finding: after a burst the pool kept its peak of backend connections
+    for good, although one idle for MAX_IDLE_SECONDS is never reused. The server's sweep
+    closes them, so the backend sees every one of them end."""
+    seen = {"open": 0, "closed": 0}
+    all_in = trio.Event()
+
+    async def keep_alive_server(stream: trio.SocketStream) -> None:
+        seen["open"] += 1
+        if seen["open"] == 3:
+            all_in.set()
+        buffered = b""
+        while data := await stream.receive_some(65536):
+            buffered += data
+            while b"\r\n\r\n" in buffered:  # GETs: a head, no body
+                _, buffered = buffered.split(b"\r\n\r\n", 1)
+                await all_in.wait()  # three requests at once: three connections
+                await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        seen["closed"] += 1
+
+    listeners = await nursery.start(trio.serve_tcp, keep_alive_server, 0)
+    url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/x"
+    client = HTTPClient()
+    nursery.start_soon(client.close_idle_forever)
+
+    async def fetch() -> None:
+        async with client.request("GET", url, []) as response:
+            assert await response.read_all() == b"ok"
+
+    async with trio.open_nursery() as burst:
+        for _ in range(3):
+            burst.start_soon(fetch)
+    await trio.sleep(MAX_IDLE_SECONDS - 1)
+    assert seen == {"open": 3, "closed": 0}  # still fit for reuse
+    await trio.sleep(MAX_IDLE_SECONDS)
+    assert seen == {"open": 3, "closed": 3}
+    await client.aclose()
