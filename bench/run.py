@@ -38,7 +38,7 @@ from phases import (
     stream_phase,
     warm_up,
 )
-from procs import HOST, BenchError, Child, free_port, raise_open_file_limit, spawn
+from procs import BenchError, free_port, raise_open_file_limit
 from procstat import loadavg, machine
 from report import print_report
 from servers import (
@@ -53,6 +53,7 @@ from servers import (
     log_file_name,
     nginx_spec,
     peer_spec,
+    start_fake,
     start_server,
 )
 
@@ -64,19 +65,6 @@ PHASES = ("startup", "burst", "coalesced", "paced", "latency")
 
 
 # --- set-up -----------------------------------------------------------------
-
-
-def start_fake(stack: contextlib.ExitStack, kind: str) -> tuple[Child, int]:
-    if kind == "bench":
-        argv = [PYTHON, str(BENCH / "fakeserver.py"), "--host", HOST, "--port", "0"]
-    else:
-        argv = [PYTHON, "-m", "chatmock.testing.fake_upstream", "--host", HOST, "--port", "0"]
-    fake = spawn(stack, "fake_upstream", argv, logs=LOGS, cwd=REPO, read_stdout=True)
-    line = fake.next_line(timeout=30)
-    match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
-    if not match:
-        raise BenchError(f"unexpected first line from the fake backend: {line!r}")
-    return fake, int(match[1])
 
 
 def server_specs(args: argparse.Namespace, stack: contextlib.ExitStack, plan: Plan,
@@ -122,7 +110,7 @@ class Run:
         self.turn = 0
         self.home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-home-")))
         _write_credentials(self.home)
-        self.fake, self.fake_port = start_fake(stack, args.fake)
+        self.fake, self.fake_port = start_fake(stack, args.fake, LOGS, REPO)
         self.specs = server_specs(args, stack, self.plan, self.fake_port, self.home, self.notes)
         self.servers: list[Server] = []
 

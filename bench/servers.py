@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -76,6 +77,22 @@ class Server:
 
     def ready(self) -> bool:
         return is_ready(self.port, strict=self.spec.kind != "peer")
+
+
+def start_fake(stack: contextlib.ExitStack, kind: str, logs: Path,
+               repo: Path) -> tuple[Child, int]:
+    """The fake Codex backend as a process: `bench` (bench/fakeserver.py) or `testing`
+    (`python -m chatmock.testing.fake_upstream`); (the child, its port)."""
+    if kind == "bench":
+        argv = [PYTHON, str(repo / "bench" / "fakeserver.py"), "--host", HOST, "--port", "0"]
+    else:
+        argv = [PYTHON, "-m", "chatmock.testing.fake_upstream", "--host", HOST, "--port", "0"]
+    fake = spawn(stack, "fake_upstream", argv, logs=logs, cwd=repo, read_stdout=True)
+    line = fake.next_line(timeout=30)
+    match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+    if not match:
+        raise BenchError(f"unexpected first line from the fake backend: {line!r}")
+    return fake, int(match[1])
 
 
 def start_server(stack: contextlib.ExitStack, spec: ServerSpec, port: int, logs: Path,
