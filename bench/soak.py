@@ -8,7 +8,9 @@ The fake backend (`bench/fakeserver.py`, `--fake testing` for the tests' one) an
 (`python -m chatmock serve`, default settings) run as processes of their own; this process
 is the clients (`soak_traffic`: every dialect, streamed or not, chained Responses turns,
 the WebSocket, client disconnects, slow clients, malformed requests, 429 storms, backend
-failures), seeded by `--seed`. chatmock's RSS and descriptors are sampled from /proc every
+failures), seeded by `--seed`, after a prefill of quick exchanges (`--prefill`) that fills
+chatmock's bounded caches (RSS climbs with the number of exchanges, not with time, for
+some 7,000 of them). chatmock's RSS and descriptors are sampled from /proc every
 `--sample-seconds`.
 
 It checks, and exits 1 when any check fails:
@@ -16,8 +18,7 @@ It checks, and exits 1 when any check fails:
   30 s). Flat means under 5 % of the mean RSS per hour, or under 1 MiB of fitted growth over
   the measured window: RSS moves in steps of allocator arenas (up to 1 MiB), so a shorter
   run cannot resolve less, while 5 %/h is what a server left running for days can afford
-  (with a 50 MiB heap, 2.5 MiB an hour; a leak of a few dozen bytes per request exceeds
-  it at this rate of traffic);
+  (with a 50 MiB heap, 2.5 MiB an hour: a dozen bytes an exchange at the default rate);
 - descriptors: after the traffic and `--idle-seconds` of quiet, no client connection is left
   and the non-network descriptors are back to their count before the traffic; the upstream
   pool (idle keep-alive connections to the backend) is reported, bounded by its size;
@@ -54,11 +55,20 @@ from typing import Any
 
 import trio
 from procs import BenchError, free_port, raise_open_file_limit
-from procstat import cpu_seconds, loadavg, machine
+from procstat import cpu_seconds, loadavg, machine, rss_kib
 from run import cleanup_on_signals
 from servers import PYTHON, chatmock_spec, start_fake, start_server
 from soak_proc import Sample, fake_counters, log_findings, other_fds, sample, slope_per_hour
-from soak_traffic import RUNNERS, Ledger, Worker, chain, normal, storms, websocket
+from soak_traffic import (
+    REQUEST_DEADLINE,
+    RUNNERS,
+    Ledger,
+    Worker,
+    chain,
+    normal,
+    storms,
+    websocket,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -73,10 +83,9 @@ MEMORY_RATE = 0.05
 MEMORY_FLOOR_KIB = 1024
 """...or by less than this over the measured window (allocator arenas come in 1 MiB)."""
 DRAIN_SECONDS = 15.0
-CI_WORKERS, CI_WARM_UP = 24, 60.0
-"""The CI soak: three times the clients, so that its first minute fills chatmock's bounded
-caches as the default mix fills them in two (see the module docstring), then a minute
-measured."""
+PREFILL, PREFILL_KINDS = 5000, ("normal", "chain", "websocket")
+CI_WORKERS, CI_WARM_UP = 24, 30.0
+"""The CI soak: three times the clients, for more exchanges in its two minutes."""
 KINDS = (*(runner.__name__ for runner in RUNNERS), "storm")
 POOL_SWEPT_AFTER = MAX_IDLE_SECONDS + SWEEP_SECONDS + 5
 """Quiet after which chatmock's upstream pool must be empty (net/client.py's sweep)."""
@@ -92,21 +101,26 @@ class Plan:
     idle_seconds: float
     warm_up: float
     """Seconds of traffic before RSS counts: until the bounded caches are full."""
+    prefill: int
+    """Quick exchanges before the traffic (see the module docstring)."""
     kinds: tuple[str, ...] = ()
     """Only these kinds of exchange (and `storm`), to narrow a finding down; all if empty."""
 
 
 async def soak(plan: Plan, pid: int, port: int, fake_port: int) -> dict[str, Any]:
-    """Prime every route, take the baseline, run the traffic, drain, idle, take the end."""
+    """Prime every route, prefill, take the baseline, run the traffic, drain, idle, take
+    the end."""
     ledger = Ledger()
-    primer = Worker(port, ledger, random.Random(f"{plan.seed}/prime"))
-    for runner in (normal, normal, normal, chain, websocket, None, chain):
-        if runner is None:  # the turns are written: the next chain reads them from the file
-            await trio.sleep(1.0)  # (SQLite opens the WAL of its reading connection then)
-        else:
-            await primer.run(runner)
-    await primer.drop()
-    await trio.sleep(1.0)
+    await prime(port, ledger, plan.seed)
+    fresh_rss = rss_kib(pid)
+    if plan.prefill:
+        deadline = trio.current_time() + REQUEST_DEADLINE * 4
+        async with trio.open_nursery() as nursery:
+            for index in range(plan.workers * 2):
+                worker = Worker(port, ledger, random.Random(f"{plan.seed}/prefill/{index}"))
+                nursery.start_soon(worker.run_until, deadline, PREFILL_KINDS,
+                                   ledger.kinds.total() + plan.prefill)
+        await trio.sleep(1.0)
     baseline = await sample(0.0, pid, port, fake_port)
     other_before = other_fds(pid, port, fake_port)
     samples: list[Sample] = []
@@ -114,13 +128,7 @@ async def soak(plan: Plan, pid: int, port: int, fake_port: int) -> dict[str, Any
     start = trio.current_time()
     async with trio.open_nursery() as watching:
         watching.start_soon(sampler, plan, samples, start, pid, port, fake_port)
-        async with trio.open_nursery() as traffic:
-            for index in range(plan.workers):
-                worker = Worker(port, ledger, random.Random(f"{plan.seed}/{index}"))
-                traffic.start_soon(worker.run_until, start + plan.seconds, plan.kinds)
-            if not plan.kinds or "storm" in plan.kinds:
-                traffic.start_soon(storms, port, ledger, random.Random(f"{plan.seed}/storms"),
-                                   start + plan.seconds, plan.storm_gap)
+        await traffic(plan, port, ledger, start + plan.seconds)
         traffic_seconds = trio.current_time() - start
         spent = {"chatmock_cpu_seconds": round(cpu_seconds(pid) - cpu[0], 1),
                  "clients_cpu_seconds": round(own_cpu_seconds() - cpu[1], 1)}
@@ -130,10 +138,33 @@ async def soak(plan: Plan, pid: int, port: int, fake_port: int) -> dict[str, Any
     end = await sample(trio.current_time() - start, pid, port, fake_port)
     other_after = other_fds(pid, port, fake_port)
     return {"traffic_seconds": round(traffic_seconds, 1), **spent, "drained_seconds": drained,
-            "baseline": asdict(baseline), "end": asdict(end),
+            "fresh_rss_kib": fresh_rss, "baseline": asdict(baseline), "end": asdict(end),
             "other_fds": {"before": other_before, "after": other_after},
             "samples": [asdict(s) for s in samples], "ledger": ledger_figures(ledger),
             "fake": await fake_counters(fake_port)}
+
+
+async def prime(port: int, ledger: Ledger, seed: int) -> None:
+    """A few exchanges that load every route's code and open the store's files."""
+    primer = Worker(port, ledger, random.Random(f"{seed}/prime"))
+    for runner in (normal, normal, normal, chain, websocket, None, chain):
+        if runner is None:  # the turns are written: the next chain reads them from the file
+            await trio.sleep(1.0)  # (SQLite opens the WAL of its reading connection then)
+        else:
+            await primer.run(runner)
+    await primer.drop()
+    await trio.sleep(1.0)
+
+
+async def traffic(plan: Plan, port: int, ledger: Ledger, deadline: float) -> None:
+    """The workers and the storms, until `deadline` (exchanges in flight then finish)."""
+    async with trio.open_nursery() as nursery:
+        for index in range(plan.workers):
+            worker = Worker(port, ledger, random.Random(f"{plan.seed}/{index}"))
+            nursery.start_soon(worker.run_until, deadline, plan.kinds)
+        if not plan.kinds or "storm" in plan.kinds:
+            nursery.start_soon(storms, port, ledger, random.Random(f"{plan.seed}/storms"),
+                               deadline, plan.storm_gap)
 
 
 async def sampler(plan: Plan, samples: list[Sample], start: float, pid: int, port: int,
@@ -238,8 +269,9 @@ def print_report(result: dict[str, Any], checks: dict[str, dict[str, Any]]) -> N
     print("  streams checked, per dialect: " + ", ".join(
         f"{k} {v}" for k, v in sorted(ledger["streams_checked"].items())))
     base, end = result["baseline"], result["end"]
-    print(f"  RSS: {base['rss_kib'] / 1024:.1f} MiB before, {end['rss_kib'] / 1024:.1f} MiB at"
-          f" the end; after {result['plan']['warm_up']:g} s of warm-up: mean "
+    print(f"  RSS: {result['fresh_rss_kib'] / 1024:.1f} MiB fresh, {base['rss_kib'] / 1024:.1f}"
+          f" MiB after {result['plan']['prefill']} quick exchanges, {end['rss_kib'] / 1024:.1f}"
+          f" MiB at the end; after {result['plan']['warm_up']:g} s of warm-up: mean "
           f"{mem['rss_mean_kib'] / 1024:.1f} MiB, slope {mem['rss_slope_kib_per_hour']} KiB/h "
           f"({mem['rss_slope_percent_per_hour']} %/h), fitted growth "
           f"{mem['fitted_growth_kib']} KiB over {mem['window_seconds']} s")
@@ -276,6 +308,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--storm-gap", type=float, default=20.0, help="mean seconds between 429 storms")
     add("--warm-up", type=float, default=None, metavar="SECONDS",
         help="traffic before RSS counts (default: a sixth of the run, at least 30 s)")
+    add("--prefill", type=int, default=PREFILL, metavar="EXCHANGES",
+        help=f"quick exchanges (normal, chain, websocket) first (default {PREFILL})")
     add("--sample-seconds", type=float, default=2.0)
     add("--idle-seconds", type=float, default=90.0,
         help="quiet before the last sample (80 or more: the upstream pool must be empty)")
@@ -299,7 +333,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     plan = Plan(args.minutes * 60, args.workers, args.seed, args.storm_gap,
-                args.sample_seconds, args.idle_seconds, args.warm_up, args.kinds)
+                args.sample_seconds, args.idle_seconds, args.warm_up, args.prefill, args.kinds)
     raise_open_file_limit()
     logs = args.out.parent / "soak-logs"
     logs.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ yet: `at-once`).
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import re
 from collections import Counter
@@ -109,11 +110,14 @@ class Worker:
         self.conn: Client | None = None
         self.started = 0.0
 
-    async def run_until(self, deadline: float, kinds: tuple[str, ...] = ()) -> None:
-        """Exchanges until `deadline`, of the `kinds` named (all when empty)."""
+    async def run_until(self, deadline: float, kinds: tuple[str, ...] = (),
+                        exchanges: float = math.inf) -> None:
+        """Exchanges of the `kinds` named (all when empty) until `deadline`, or until the
+        ledger counts `exchanges`."""
         mix = {r: w for r, w in RUNNERS.items() if not kinds or r.__name__ in kinds}
         runners, weights = list(mix), list(mix.values())
-        while trio.current_time() < deadline:
+        ledger = self.ledger
+        while trio.current_time() < deadline and ledger.kinds.total() < exchanges:
             await self.run(self.rng.choices(runners, weights)[0])
             await trio.sleep(self.rng.uniform(0, 0.02))
         await self.drop()
@@ -219,7 +223,7 @@ async def websocket(w: Worker) -> None:
                              allowed_5xx=ask_.upstream_5xx or ask_.end != SUCCESS,
                              stream_api="responses-websocket"))
             if last.get("type") == "response.completed":
-                previous = last["response"]["id"]
+                previous = (last.get("response") or {}).get("id")
     finally:
         with trio.move_on_after(5):
             await ws.close()
@@ -243,27 +247,28 @@ async def disconnect(w: Worker) -> None:
     prompt = {"mid-stream": ENDLESS_STREAM, "in a silence": SILENT_STREAM}.get(point,
                                                                                SILENT_START)
     client = await Client.connect(w.port)
+    status = None
     try:
         await client.send(w.api_request(api, prompt, stream or w.rng.random() < 0.5))
+        if point == "mid-stream":  # the head comes with the first deltas
+            status = (await client.read_head()).status
         if point != "at once":
-            await client.read_for(w.rng.uniform(0.5, 2.0))
+            await client.read_for(w.rng.uniform(0.3, 2.0))
     finally:
         await client.leave(reset=reset)
-    w.record(Outcome("disconnect", f"{api} {name}", _left_problem(point, bytes(client.buf)),
+    w.record(Outcome("disconnect", f"{api} {name}", _left_problem(point, status, client.buf),
                      left="at-once" if point == "at once" else "reached"))
 
 
-def _left_problem(point: str, received: bytes) -> str | None:
-    """Before the head nothing may have come; mid-stream a 200 and the first deltas must
-    have (a silence from the start may keep the head back: chat, Responses and Anthropic
-    send it at once, the others with their first keep-alive, 15 s on)."""
+def _left_problem(point: str, status: int | None, received: bytearray) -> str | None:
+    """Before the head nothing may have come; else a head, if one came, says 200 (a silence
+    from the start may keep the head back: chat, Responses and Anthropic send it at once,
+    the others with their first keep-alive, 15 s on)."""
     if point == "before the head" and received:
-        return f"answered during the backend's silence: {received[:120]!r}"
-    if point == "mid-stream" and not received:
-        return "nothing arrived of a flowing stream"
-    if received and not received.startswith(b"HTTP/1.1 200 "):
-        return f"not a 200: {received[:120]!r}"
-    return None
+        return f"answered during the backend's silence: {bytes(received[:120])!r}"
+    if status is None and received.startswith(b"HTTP/1.1 "):
+        status = int(received[9:12])
+    return None if status in (None, 200) else f"status {status}: {bytes(received[:120])!r}"
 
 
 async def leave_websocket(w: Worker, reset: bool) -> None:
