@@ -25,6 +25,13 @@ from chatmock.server.lifecycle import Lifecycle
 log = logging.getLogger("chatmock.server")
 
 _ACCEPT_BACKOFF = (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS)
+_GONE_WHILE_QUEUED = frozenset(  # accept's errors about that one connection, as trio's
+    getattr(errno, name) for name in (
+        "ECONNABORTED", "ECONNRESET", "EPROTO", "EPERM", "ETIMEDOUT", "ENETDOWN", "ENETUNREACH",
+        "EHOSTDOWN", "EHOSTUNREACH", "ENONET", "ENOPROTOOPT", "EOPNOTSUPP")
+    if hasattr(errno, name))
+ACCEPT_BATCH = 512
+"""Connections accepted in a row before the accept loop lets other tasks run."""
 
 
 def raise_open_file_limit() -> int:
@@ -80,23 +87,91 @@ async def _close(listeners: list[trio.SocketListener]) -> None:
 async def _accept_loop(listener: trio.SocketListener, nursery: trio.Nursery, app: Handler,
                        limits: ConnectionLimits, lifecycle: Lifecycle,
                        slots: trio.CapacityLimiter) -> None:
-    while True:
-        token = object()
-        await slots.acquire_on_behalf_of(token)
-        try:
-            stream = TCPStream.from_trio(await listener.accept(),
-                                         send_timeout=limits.write_timeout)
-        except OSError as exc:
-            slots.release_on_behalf_of(token)
-            if exc.errno not in _ACCEPT_BACKOFF:
+    """Accept every pending connection per wake-up (see `_Acceptor`), each under a slot."""
+    acceptor = _Acceptor(listener)
+    try:
+        while True:
+            token = object()
+            try:
+                slots.acquire_on_behalf_of_nowait(token)
+            except trio.WouldBlock:
+                await slots.acquire_on_behalf_of(token)
+            try:
+                sock = await acceptor.accept()
+            except OSError as exc:
+                slots.release_on_behalf_of(token)
+                if exc.errno not in _ACCEPT_BACKOFF:
+                    raise
+                log.warning("accept failed (%s); backing off",
+                            errno.errorcode.get(exc.errno or 0))
+                await trio.sleep(0.1)
+                continue
+            except BaseException:
+                slots.release_on_behalf_of(token)
                 raise
-            log.warning("accept failed (%s); backing off", errno.errorcode.get(exc.errno or 0))
-            await trio.sleep(0.1)
-            continue
-        except BaseException:
-            slots.release_on_behalf_of(token)
-            raise
-        nursery.start_soon(_handle, stream, app, limits, lifecycle, slots, token, nursery)
+            stream = TCPStream(sock, send_timeout=limits.write_timeout)
+            nursery.start_soon(_handle, stream, app, limits, lifecycle, slots, token, nursery)
+    finally:
+        acceptor.release()
+
+
+class _Acceptor:
+    """Accepts from a listener's socket without a trip through the scheduler per connection.
+
+    trio's `SocketListener.accept` yields to the scheduler after every connection
+    it takes, so a server busy with hundreds of streams (one scheduler round per
+    batch of their events, easily 100 ms) accepted about ten connections a second
+    while hundreds waited in the kernel's queue: newcomers waited tens of seconds
+    for their first byte (bench/RESULTS.md, issue 13). Here `accept` takes a
+    pending connection at once and yields only when the queue is empty (it waits
+    for the socket to become readable) or after `ACCEPT_BATCH` connections in a
+    row, so one wake-up empties the queue and the new connections' tasks start in
+    the very next round, beside the busy streams.
+
+    It accepts on a second socket object for the listener's descriptor (trio's
+    socket offers no synchronous accept), released (detached, never closed) when
+    the loop ends; the listener keeps owning and closing the descriptor."""
+
+    __slots__ = ("_in_a_row", "_socket")
+
+    def __init__(self, listener: trio.SocketListener) -> None:
+        self._socket = socket.socket(fileno=listener.socket.fileno())
+        self._socket.setblocking(False)
+        self._in_a_row = 0
+
+    async def accept(self) -> socket.socket:
+        """The next connection, TCP_NODELAY and TCP_NOTSENT_LOWAT set as trio would."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            try:
+                sock, _ = self._socket.accept()
+            except BlockingIOError:
+                self._in_a_row = 0
+                await trio.lowlevel.wait_readable(self._socket)
+                continue
+            except OSError as exc:
+                if exc.errno not in _GONE_WHILE_QUEUED:
+                    raise
+                sock = None
+            self._in_a_row += 1
+            if self._in_a_row >= ACCEPT_BATCH:
+                self._in_a_row = 0
+                await trio.lowlevel.cancel_shielded_checkpoint()  # `sock` must not be lost
+            if sock is not None:
+                return _configured(sock)
+
+    def release(self) -> None:
+        self._socket.detach()
+
+
+def _configured(sock: socket.socket) -> socket.socket:
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if hasattr(socket, "TCP_NOTSENT_LOWAT"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, 2**14)
+    except OSError:  # reset before we looked: the first read will say so
+        pass
+    return sock
 
 
 async def _handle(stream: TCPStream, app: Handler, limits: ConnectionLimits, lifecycle: Lifecycle,
