@@ -12,17 +12,7 @@ from chatmock.server import listen
 from chatmock.server.exchange import ConnectionLimits, Request, Responder
 from chatmock.server.listen import open_listeners, serve
 
-
-class Rounds:
-    """Counts the scheduler's rounds: a task that runs once per round and yields."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    async def run(self) -> None:
-        while True:
-            self.count += 1
-            await trio.lowlevel.checkpoint()
+from .helpers import Rounds
 
 
 class Recorder:

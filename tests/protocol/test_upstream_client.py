@@ -17,7 +17,7 @@ from chatmock.server.exchange import ConnectionLimits, Request, Responder
 from chatmock.testing.credentials import codex_headers
 from chatmock.testing.fake_upstream import FakeUpstreamApp
 
-from .helpers import serve_on_loopback, serve_tls_on_loopback
+from .helpers import Rounds, serve_on_loopback, serve_tls_on_loopback
 
 HEADERS = [*codex_headers().items(), (b"content-type", b"application/json")]
 
@@ -171,21 +171,14 @@ async def test_an_address_literal_is_connected_in_one_scheduler_round(host: str)
         listener = socket.create_server((host, 0), family=family)
     except OSError:
         pytest.skip(f"no {host} on this machine")
-    rounds = 0
-
-    async def count_rounds() -> None:
-        nonlocal rounds
-        while True:
-            rounds += 1
-            await trio.lowlevel.checkpoint()
-
+    rounds = Rounds()
     with listener:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(count_rounds)
+            nursery.start_soon(rounds.run)
             await trio.lowlevel.checkpoint()
-            before = rounds
+            before = rounds.count
             stream = await open_stream(Origin("http", host, listener.getsockname()[1]), 2)
-            assert rounds - before <= 2
+            assert rounds.count - before <= 2
             accepted, _ = listener.accept()
             with accepted:
                 await stream.send_all(b"ping")
