@@ -19,10 +19,12 @@ def store_path(env: Mapping[str, str]) -> Path:
     return home_dir(env) / STORE_FILENAME
 
 
-def open_store(kind: str, path: Path, **limits: Any) -> ResponseStore:
+def open_store(kind: str, path: Path, *, miss_grace: float = 0.0,
+               **limits: Any) -> ResponseStore:
     """Open the store named by `kind` ("sqlite" or "memory").
 
-    `limits` are the constructor keywords (ttl_seconds, capacity, max_bytes, clock).
+    `limits` are the constructor keywords (ttl_seconds, capacity, max_bytes, clock);
+    `miss_grace` is the SQLite store's (the file is shared by several processes).
     If the SQLite file cannot be opened at all (after moving a corrupt one aside),
     the memory store is used instead.
     """
@@ -35,7 +37,7 @@ def open_store(kind: str, path: Path, **limits: Any) -> ResponseStore:
     from chatmock.state.response_store_sqlite import SqliteResponseStore
 
     try:
-        return SqliteResponseStore(path, **limits)
+        return SqliteResponseStore(path, miss_grace=miss_grace, **limits)
     except (OSError, sqlite3.Error) as error:
         log.warning("cannot open response store %s (%s); keeping responses in memory only",
                     path, error)

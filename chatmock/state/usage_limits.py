@@ -8,6 +8,13 @@ header names and nothing else. Snapshots are kept in memory and persisted at
 most once per `min_interval` seconds: a busy server would otherwise fsync a
 file per request for data that only a human running `chatmock info` reads.
 
+Several processes may share the file (the workers of `serve --workers`, or
+other chatmock servers with the same home): a write happens under an exclusive
+lock on `usage_limits.json.lock`, and only if the file does not already hold a
+newer snapshot, which is then adopted instead. So the file always holds the
+newest snapshot any of them saw, `chatmock info` reads that, and `current()`
+gives a process the newest one, its own or another's.
+
 The file layout is shared with the reference proxies (ChatMock writes
 `captured_at` with `+00:00`, go-chatmock with `Z`), so both forms are read.
 
@@ -169,6 +176,8 @@ class UsageLimits:
         self._pending = False
         self._written_at: float | None = None
         self._failing = False
+        self._file_stamp: tuple[int, int] | None = None
+        self._on_disk: UsageSnapshot | None = None
 
     @property
     def pending(self) -> bool:
@@ -201,9 +210,23 @@ class UsageLimits:
         return True
 
     def flush(self) -> None:
-        """Write the pending snapshot now, whatever the throttle says."""
+        """Write the pending snapshot now, whatever the throttle says (waiting for the
+        lock if another process writes at that moment)."""
         if self._pending:
-            self._write()
+            self._write(wait=True)
+
+    def current(self) -> UsageSnapshot | None:
+        """The newest snapshot: this process's, or a newer one another process wrote
+        (the file is read again only when it changed)."""
+        try:
+            stat = self.path.stat()
+            stamp: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            stamp = None
+        if stamp != self._file_stamp:
+            self._file_stamp = stamp
+            self._on_disk = load(self.path) if stamp is not None else None
+        return _newer(self.latest, self._on_disk)
 
     async def run_writer(self) -> NoReturn:
         """Background task: write pending snapshots once their quiet period has passed.
@@ -218,8 +241,10 @@ class UsageLimits:
             await trio.sleep(max(self.min_interval, 1.0) if delay is None else delay)
             self.poll()
 
-    def _write(self) -> None:
-        from chatmock.fileio import write_private_json  # deferred: it imports trio
+    def _write(self, *, wait: bool = False) -> None:
+        """Write the latest snapshot unless the file holds a newer one; if another
+        process holds the lock (and not `wait`), try again after the quiet period."""
+        from chatmock.fileio import file_lock_sync  # deferred: it imports trio
 
         snapshot = self.latest
         self._pending = False
@@ -227,13 +252,34 @@ class UsageLimits:
         if snapshot is None:
             return
         try:
-            write_private_json(self.path, snapshot.to_json())
+            with file_lock_sync(self.path.with_name(LIMITS_FILENAME + ".lock"),
+                                wait=wait) as held:
+                if held:
+                    self._replace_if_newer(snapshot)
+                else:
+                    self._pending = True
         except Exception as exc:  # never into the request path
             if not self._failing:
                 log.warning("could not write %s: %s", self.path, exc)
             self._failing = True
         else:
             self._failing = False
+
+
+    def _replace_if_newer(self, snapshot: UsageSnapshot) -> None:
+        from chatmock.fileio import write_private_json
+
+        on_disk = load(self.path)
+        if on_disk is not None and on_disk.captured_at >= snapshot.captured_at:
+            self.latest = on_disk
+            return
+        write_private_json(self.path, snapshot.to_json())
+
+
+def _newer(first: UsageSnapshot | None, second: UsageSnapshot | None) -> UsageSnapshot | None:
+    if first is None or (second is not None and second.captured_at > first.captured_at):
+        return second
+    return first
 
 
 def _finite_float(value: object) -> float | None:
