@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from chatmock.auth.oauth import OAuthClient
 from chatmock.auth.store import CredentialStore
-from chatmock.config import Settings, home_dir
+from chatmock.config import Settings, home_dir, worker_count
 from chatmock.net.client import HTTPClient
 from chatmock.state.catalog import Catalog
 from chatmock.state.prompt_cache import SessionIds
@@ -16,9 +16,14 @@ from chatmock.state.recent_models import RecentModels
 from chatmock.state.response_store import ResponseStore
 from chatmock.state.stores import open_store, store_path
 from chatmock.state.usage_limits import UsageLimits, limits_path
+from chatmock.supervisor import WorkerInfo
 from chatmock.upstream.codex import ClientIdentity, CodexBackend, installation_id
 from chatmock.upstream.instructions import load_base_instructions
 from chatmock.upstream.model_sync import ModelSync, cache_path
+
+SHARED_STORE_GRACE = 0.5
+"""Seconds a worker looks again for a stored turn it misses: another worker may be
+committing it (see chatmock/state/response_store_sqlite.py)."""
 
 
 @dataclass(slots=True)
@@ -31,6 +36,7 @@ class App:
     usage: UsageLimits
     responses_store: ResponseStore
     recent: RecentModels = field(default_factory=RecentModels)  # Ollama's /api/ps
+    worker: WorkerInfo = field(default_factory=WorkerInfo)  # this process, in /health
 
     @property
     def catalog(self) -> Catalog:
@@ -57,5 +63,6 @@ def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
                        load_cache=False)
     store = open_store(settings.responses_store, store_path(env),
                        ttl_seconds=settings.responses_ttl, capacity=settings.responses_capacity,
-                       max_bytes=settings.responses_max_bytes)
+                       max_bytes=settings.responses_max_bytes,
+                       miss_grace=SHARED_STORE_GRACE if worker_count(settings) > 1 else 0.0)
     return App(settings, models, http, backend, SessionIds(), usage, store)

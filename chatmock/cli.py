@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import importlib
 import logging
@@ -15,12 +16,25 @@ import trio
 
 from chatmock import __version__, logs
 from chatmock.app import App, build_app
-from chatmock.config import Settings, add_serve_arguments, build_settings, is_loopback
+from chatmock.config import (
+    Settings,
+    add_serve_arguments,
+    build_settings,
+    is_loopback,
+    worker_count,
+)
 from chatmock.errors import ConfigError
 from chatmock.routes import PREFIX_ROUTES, ROUTES
 from chatmock.server.exchange import ConnectionLimits
-from chatmock.server.listen import open_listeners, serve
+from chatmock.server.listen import (
+    bind_sockets,
+    listeners_of,
+    open_listeners,
+    raise_open_file_limit,
+    serve,
+)
 from chatmock.server.router import Router
+from chatmock.supervisor import EXIT_CONFIG, Inherited, Supervisor
 from chatmock.upstream.providers import build_registry
 
 log = logging.getLogger("chatmock")
@@ -46,16 +60,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logs.setup(settings.verbose or settings.verbose_obfuscation or settings.debug,
                (settings.access_token, *providers.secrets()))
+    workers = worker_count(settings)
+    if workers > 1:
+        return supervise(settings, workers)
+    return serve_process(settings)
+
+
+def serve_process(settings: Settings, inherited: Inherited | None = None) -> int:
+    """Run one server process (alone, or as a worker); its exit code."""
     try:
-        trio.run(run_server, settings)
+        trio.run(run_server, settings, inherited)
     except ConfigError as exc:  # a setting that needed the app to check (a prompt file)
         print(f"chatmock: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     except OSError as exc:
         print(f"chatmock: cannot listen on {settings.host}:{settings.port}: {exc}",
               file=sys.stderr)
         return 1
     return 0
+
+
+def supervise(settings: Settings, workers: int) -> int:
+    """`serve --workers N`: bind once, then fork and keep the workers (chatmock/supervisor.py)."""
+    try:
+        sockets = bind_sockets(settings.host, settings.port)
+    except OSError as exc:
+        print(f"chatmock: cannot listen on {settings.host}:{settings.port}: {exc}",
+              file=sys.stderr)
+        return 1
+    raise_open_file_limit()
+    return Supervisor(workers, sockets, functools.partial(serve_process, settings)).run()
 
 
 def parse_command_line(argv: list[str]) -> argparse.Namespace:
@@ -117,15 +151,23 @@ def limits_of(settings: Settings) -> ConnectionLimits:
                   idle_timeout=settings.idle_timeout, write_timeout=settings.write_timeout)
 
 
-async def run_server(settings: Settings) -> None:
-    """Serve until SIGINT/SIGTERM, drain, return. A second signal stops at once."""
+async def run_server(settings: Settings, inherited: Inherited | None = None) -> None:
+    """Serve until SIGINT/SIGTERM, drain, return. A second signal stops at once.
+
+    A worker of `serve --workers` serves the sockets it `inherited`, and drains
+    by itself if its supervisor is gone."""
     shutdown = trio.Event()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        listeners = await open_listeners(settings.host, settings.port)
+        listeners = listeners_of(inherited.sockets) if inherited else \
+            await open_listeners(settings.host, settings.port)
         app = build_app(settings)
+        if inherited is not None:
+            app.worker = inherited.info
         tune_gc()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_signals, signals, shutdown, nursery.cancel_scope)
+            if inherited is not None:
+                nursery.start_soon(_watch_supervisor, inherited.supervisor_alive, shutdown)
             port = await nursery.start(_serve, app, settings, listeners, shutdown,
                                        nursery.cancel_scope)
             log.info("chatmock %s listening on http://%s:%d (upstream %s)", __version__,
@@ -168,6 +210,14 @@ async def _watch_signals(signals: AsyncIterator[int], shutdown: trio.Event,
             return
         log.info("%s received: draining (up to the shutdown timeout)",
                  signal.Signals(signum).name)
+        shutdown.set()
+
+
+async def _watch_supervisor(alive: int, shutdown: trio.Event) -> None:
+    """Drain once the supervisor is gone: its end of the pipe closes with it."""
+    await trio.lowlevel.wait_readable(alive)
+    if not shutdown.is_set():
+        log.warning("the supervisor is gone: draining")
         shutdown.set()
 
 

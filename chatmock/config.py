@@ -100,6 +100,7 @@ class Settings:
     idle_timeout: float = 75.0
     write_timeout: float = 120.0
     max_connections: int = 10_000
+    workers: int = 1  # 0: one per core (see `worker_count`)
     shutdown_timeout: float = 15.0
     upstream_connect_timeout: float = 15.0
     upstream_read_timeout: float = 300.0
@@ -276,6 +277,19 @@ def _provider_name(text: str) -> str:
     return name
 
 
+def parse_workers(text: str) -> int:
+    """A number of processes, or `auto` (stored as 0: one per core)."""
+    word = text.strip().lower()
+    count = 0 if word == "auto" else int(word)
+    if count < 0:
+        raise ValueError("expected a positive number or auto")
+    return count
+
+
+def worker_count(settings: Settings) -> int:
+    return settings.workers or os.cpu_count() or 1
+
+
 _VERSION = re.compile(r"\d{1,6}\.\d{1,6}\.\d{1,6}(?:[-+][0-9A-Za-z.-]{1,32})?")
 _TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
@@ -342,6 +356,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("idle_timeout", "seconds an idle keep-alive connection stays open", float),
     Option("write_timeout", "seconds a client may refuse to read before it is dropped", float),
     Option("max_connections", "open client connections at most (more wait)", int),
+    Option("workers", "server processes sharing the port, each with its own event loop "
+           "(auto: one per core)", parse_workers, metavar="{N,auto}"),
     Option("shutdown_timeout", "seconds in-flight requests get after SIGINT/SIGTERM", float),
     Option("upstream_connect_timeout", "seconds to connect to the backend", float),
     Option("upstream_read_timeout", "seconds the backend may stay silent mid-answer", float),
@@ -466,6 +482,9 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("--shutdown-timeout and --upstream-pool-size must not be negative")
     check_upstream_url(settings.upstream_url)
     _validate_providers(settings)
+    if settings.responses_store == "memory" and worker_count(settings) > 1:
+        raise ConfigError("--responses-store memory keeps turns inside one process: with "
+                          "--workers the store must be sqlite, which they share")
     if not is_loopback(settings.host) and not settings.access_token \
             and not settings.insecure_no_auth:
         raise ConfigError(f"--host {settings.host!r} is not a loopback address: anyone who can "

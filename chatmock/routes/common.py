@@ -12,6 +12,7 @@ from chatmock.state.response_store import MemoryResponseStore
 
 async def health(app: App, request: Request, out: Responder) -> None:
     await send_json(out, 200, {"status": "ok", "service": "chatmock", "version": __version__,
+                               "worker": app.worker.to_json(),
                                "responses_store": store_figures(app)})
 
 

@@ -30,6 +30,7 @@ _GONE_WHILE_QUEUED = frozenset(  # accept's errors about that one connection, as
         "ECONNABORTED", "ECONNRESET", "EPROTO", "EPERM", "ETIMEDOUT", "ENETDOWN", "ENETUNREACH",
         "EHOSTDOWN", "EHOSTUNREACH", "ENONET", "ENOPROTOOPT", "EOPNOTSUPP")
     if hasattr(errno, name))
+BACKLOG = 4096
 ACCEPT_BATCH = 512
 """Connections accepted in a row before the accept loop lets other tasks run."""
 
@@ -50,7 +51,37 @@ async def open_listeners(host: str, port: int) -> list[trio.SocketListener]:
     """Bind (raises OSError, e.g. address in use); done apart from `serve` so that
     the caller sees a bind failure as itself, not inside a nursery's group."""
     raise_open_file_limit()
-    return await trio.open_tcp_listeners(port, host=host, backlog=4096)
+    return listeners_of(bind_sockets(host, port))
+
+
+def bind_sockets(host: str, port: int, backlog: int = BACKLOG) -> list[socket.socket]:
+    """Listening sockets for every address of `host` (as trio's `open_tcp_listeners`:
+    SO_REUSEADDR, IPv6 sockets IPv6-only), all on one port even when `port` is 0.
+
+    Plain sockets, made before any event loop exists: `serve --workers` binds once
+    in the supervisor and every worker it forks inherits them (chatmock/supervisor.py)."""
+    bound: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE):
+            sock = socket.socket(family, kind, proto)
+            bound.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if bound[0] is not sock:  # port 0: the port the first address got
+                address = (address[0], bound[0].getsockname()[1], *address[2:])
+            sock.bind(address)
+            sock.listen(backlog)
+    except BaseException:
+        for sock in bound:
+            sock.close()
+        raise
+    return bound
+
+
+def listeners_of(sockets: list[socket.socket]) -> list[trio.SocketListener]:
+    return [trio.SocketListener(trio.socket.from_stdlib_socket(sock)) for sock in sockets]
 
 
 async def serve(app: Handler, listeners: list[trio.SocketListener], *, limits: ConnectionLimits,
