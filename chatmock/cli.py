@@ -163,7 +163,6 @@ async def run_server(settings: Settings, inherited: Inherited | None = None) -> 
         app = build_app(settings)
         if inherited is not None:
             app.worker = inherited.info
-        tune_gc()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_signals, signals, shutdown, nursery.cancel_scope)
             if inherited is not None:
@@ -225,8 +224,11 @@ async def _after_start(app: App) -> None:
     """Work that needs the credentials, once the server already answers.
 
     Decoding tokens imports pyjwt (and cryptography behind it), ~90 ms of import;
-    done in a worker thread, the event loop keeps serving meanwhile."""
+    done in a worker thread, the event loop keeps serving meanwhile. The collector
+    is tuned after that (a full collection of everything loaded, ~5 ms, no longer
+    on the way to the first answer), so pyjwt's objects are frozen too."""
     await trio.to_thread.run_sync(importlib.import_module, "jwt")
+    tune_gc()
     _report_credentials(app)
     await app.models.run()
 
