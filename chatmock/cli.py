@@ -89,6 +89,7 @@ def supervise(settings: Settings, workers: int) -> int:
               file=sys.stderr)
         return 1
     raise_open_file_limit()
+    gc.freeze()  # what the workers inherit stays out of their collections: its pages stay shared
     return Supervisor(workers, sockets, functools.partial(serve_process, settings)).run()
 
 
