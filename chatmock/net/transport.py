@@ -44,10 +44,12 @@ def split_url(url: str) -> tuple[Origin, str]:
 
 
 @cache
-def tls_context() -> ssl.SSLContext:
-    """Process-wide client TLS context with the system trust store."""
+def tls_context(alpn: tuple[str, ...] = ("http/1.1",)) -> ssl.SSLContext:
+    """Process-wide client TLS context with the system trust store, one per ALPN list
+    (none for Redis)."""
     context = ssl.create_default_context()
-    context.set_alpn_protocols(["http/1.1"])
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
     return context
 
 
