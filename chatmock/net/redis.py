@@ -47,6 +47,7 @@ from chatmock.net.resp import (
     encode_commands,
 )
 from chatmock.net.tcpstream import TCPStream
+from chatmock.net.transport import error_reason, tls_context
 
 log = logging.getLogger("chatmock.redis")
 
@@ -180,7 +181,7 @@ class RedisClient:
                 if reused and attempt == 1:
                     await self._drop_idle()
                     continue
-                raise self._failed(f"the connection broke: {_reason(exc)}") from None
+                raise self._failed(f"the connection broke: {error_reason(exc)}") from None
             except BaseException:  # cancelled mid-exchange: its replies must not reach others
                 await self._discard(connection)
                 raise
@@ -241,7 +242,7 @@ class RedisClient:
         except trio.TooSlowError:
             raise self._failed(f"connecting took over {self.connect_timeout:g} s") from None
         except _BROKEN as exc:
-            raise self._failed(f"cannot connect: {_reason(exc)}") from None
+            raise self._failed(f"cannot connect: {error_reason(exc)}") from None
 
     async def _handshake(self, connection: _Connection) -> None:
         """AUTH and SELECT, pipelined; a refusal is a configuration problem."""
@@ -260,8 +261,6 @@ class RedisClient:
 
     def _tls(self) -> ssl.SSLContext:
         if self._tls_context is None:
-            from chatmock.net.transport import tls_context
-
             self._tls_context = tls_context(alpn=())
         return self._tls_context
 
@@ -301,8 +300,3 @@ class RedisClient:
         self._problem = problem
         return RedisUnavailable(f"Redis at {self.target} is unavailable: {problem}")
 
-
-def _reason(exc: BaseException) -> str:
-    while not str(exc) and exc.__cause__ is not None:
-        exc = exc.__cause__
-    return str(exc) or type(exc).__name__

@@ -72,10 +72,10 @@ async def open_stream(origin: Origin, connect_timeout: float) -> trio.abc.Stream
         raise UpstreamError(f"connecting to {origin.authority} timed out after "
                             f"{connect_timeout:g} s", status=504) from None
     except (OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
-        raise UpstreamError(f"cannot connect to {origin.authority}: {_reason(exc)}") from None
+        raise UpstreamError(f"cannot connect to {origin.authority}: {error_reason(exc)}") from None
 
 
-def _reason(exc: BaseException) -> str:
+def error_reason(exc: BaseException) -> str:
     """What went wrong, in words: trio wraps a failed TLS handshake in an exception
     without a message, whose cause (e.g. certificate verify failed) is the news."""
     while not str(exc) and exc.__cause__ is not None:
