@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chatmock.errors import ConfigError
+from chatmock.net.redis_url import parse_state
 
 DEFAULT_UPSTREAM_URL = "https://chatgpt.com/backend-api/codex"
 DEFAULT_ISSUER = "https://auth.openai.com"
@@ -116,6 +117,7 @@ class Settings:
     client_version: str = DEFAULT_CLIENT_VERSION
     originator: str = DEFAULT_ORIGINATOR
     base_instructions: str = "none"
+    state: str = "embedded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,7 @@ class Option:
     repeatable: bool = False  # the flag may be given several times (values joined by ",")
     metavar: str = ""
     flag_name: str = ""  # instead of --<field>
+    also_env: str = ""  # a second environment variable, read when the first is unset
 
     @property
     def flag(self) -> str:
@@ -373,6 +376,10 @@ OPTIONS: tuple[Option, ...] = (
            "product)", parse_originator),
     Option("base_instructions", "instructions sent when a client sends none: none, codex (the "
            "bundled Codex prompts) or a file's path", parse_base_instructions),
+    Option("state", "where shared state lives: embedded (this machine's files) or "
+           "redis://[user:password@]host:port/db (rediss:// for TLS) to serve as one fleet",
+           parse_state, env_name="CHATMOCK_STATE", also_env="CHATGPT_LOCAL_STATE",
+           metavar="{embedded,redis://...}"),
 )
 
 
@@ -380,7 +387,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare every option on `parser`, with None meaning "not given"."""
     defaults = {field.name: field.default for field in dataclasses.fields(Settings)}
     for opt in OPTIONS:
-        help_text = f"{opt.help} (default: {_shown(defaults[opt.field])}; env {opt.env})"
+        env = f"{opt.env} or {opt.also_env}" if opt.also_env else opt.env
+        help_text = f"{opt.help} (default: {_shown(defaults[opt.field])}; env {env})"
         if opt.is_bool:
             parser.add_argument(opt.flag, dest=opt.field, default=None,
                                 action=argparse.BooleanOptionalAction, help=help_text)
@@ -408,8 +416,9 @@ def build_settings(args: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     for opt in OPTIONS:
         given = args.get(opt.field)
         source = opt.flag
-        if given is None and opt.env in env:
-            given, source = env[opt.env], opt.env
+        for name in (opt.env, opt.also_env):
+            if given is None and name and name in env:
+                given, source = env[name], name
         if given is None:
             continue
         values[opt.field] = _convert(opt, given, source)
@@ -434,6 +443,9 @@ def read_token_file(path: str) -> str:
     return token
 
 
+_USERINFO = re.compile(r"(://[^/@\s]*?:)[^/@\s]*@")
+
+
 def _convert(opt: Option, given: Any, source: str) -> Any:
     if isinstance(given, bool):
         return given
@@ -442,7 +454,8 @@ def _convert(opt: Option, given: Any, source: str) -> Any:
     try:
         value = parse_bool(given) if opt.is_bool else opt.parse(given)
     except ValueError as exc:
-        raise ConfigError(f"{source}: invalid value {given!r} ({exc})") from None
+        shown = _USERINFO.sub(r"\1***@", given)  # a URL's password stays out of the message
+        raise ConfigError(f"{source}: invalid value {shown!r} ({exc})") from None
     if opt.choices and value not in opt.choices:
         raise ConfigError(f"{source}: {given!r} is not one of {', '.join(opt.choices)}")
     if opt.field == "reasoning_compat" and value == "current":
