@@ -72,9 +72,21 @@ class RedisCommandError(RedisError):
         self.reply = reply
 
 
+class ScriptCall(list[Arg]):
+    """EVALSHA of a script, which `pipeline` sends again in full (EVAL) if the server
+    answers NOSCRIPT: it lacks the script after a restart or a failover. The script
+    then runs after the rest of its pipeline: keep commands that read its effects out
+    of the same pipeline."""
+
+    __slots__ = ("full",)
+
+    def __init__(self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]) -> None:
+        super().__init__(["EVALSHA", script.sha, len(keys), *keys, *args])
+        self.full: list[Arg] = ["EVAL", script.text, *self[2:]]
+
+
 class Script:
-    """A Lua script run by its SHA1 (EVALSHA), sent in full only when the server does
-    not have it yet (after a restart or a failover)."""
+    """A Lua script, run by its SHA1 and sent in full only when the server lacks it."""
 
     __slots__ = ("sha", "text")
 
@@ -82,11 +94,8 @@ class Script:
         self.text = text
         self.sha = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
-    def call(self, keys: Sequence[Arg], args: Sequence[Arg] = ()) -> list[Arg]:
-        return ["EVALSHA", self.sha, len(keys), *keys, *args]
-
-    def full_call(self, keys: Sequence[Arg], args: Sequence[Arg] = ()) -> list[Arg]:
-        return ["EVAL", self.text, len(keys), *keys, *args]
+    def call(self, keys: Sequence[Arg], args: Sequence[Arg] = ()) -> ScriptCall:
+        return ScriptCall(self, keys, args)
 
 
 class _Connection:
@@ -146,10 +155,7 @@ class RedisClient:
 
     async def call(self, *command: Arg) -> Reply:
         """One command's reply; RedisCommandError for an error reply."""
-        (reply,) = await self.pipeline([command])
-        if isinstance(reply, ReplyError):
-            raise RedisCommandError(reply)
-        return reply
+        return _raise_error(await self.pipeline([command]))
 
     async def pipeline(self, commands: Sequence[Command]) -> list[Reply]:
         """The replies of `commands`, in order, read after one send (errors as values)."""
@@ -162,7 +168,14 @@ class RedisClient:
         if waiting.cancelled_caught:
             raise RedisUnavailable(f"all Redis connections stayed busy for {self.timeout:g} s")
         try:
-            return await self._send(payload, len(commands))
+            replies = await self._send(payload, len(commands))
+            missing = {index: command.full for index, command in enumerate(commands)
+                       if isinstance(command, ScriptCall) and _noscript(replies[index])}
+            if missing:  # sent in full once per server start
+                again = await self._send(encode_commands(missing.values()), len(missing))
+                for index, reply in zip(missing, again, strict=True):
+                    replies[index] = reply
+            return replies
         finally:
             self._slots.release()
 
@@ -193,23 +206,7 @@ class RedisClient:
     async def evaluate(self, script: Script, keys: Sequence[Arg],
                        args: Sequence[Arg] = ()) -> Reply:
         """Run `script`; RedisCommandError if it fails."""
-        (reply,) = await self.run_scripts([(script, keys, args)])
-        if isinstance(reply, ReplyError):
-            raise RedisCommandError(reply)
-        return reply
-
-    async def run_scripts(self, calls: Sequence[tuple[Script, Sequence[Arg], Sequence[Arg]]],
-                          ) -> list[Reply]:
-        """Several script calls in one pipeline; those the server lacked are sent again
-        in full (a second round trip, once per server start)."""
-        replies = await self.pipeline([script.call(keys, args) for script, keys, args in calls])
-        missing = [index for index, reply in enumerate(replies)
-                   if isinstance(reply, ReplyError) and reply.kind == "NOSCRIPT"]
-        if missing:
-            again = await self.pipeline([calls[i][0].full_call(*calls[i][1:]) for i in missing])
-            for index, reply in zip(missing, again, strict=True):
-                replies[index] = reply
-        return replies
+        return _raise_error(await self.pipeline([script.call(keys, args)]))
 
     async def aclose(self) -> None:
         self._closed = True
@@ -300,3 +297,13 @@ class RedisClient:
         self._problem = problem
         return RedisUnavailable(f"Redis at {self.target} is unavailable: {problem}")
 
+
+def _noscript(reply: Reply) -> bool:
+    return isinstance(reply, ReplyError) and reply.kind == "NOSCRIPT"
+
+
+def _raise_error(replies: list[Reply]) -> Reply:
+    (reply,) = replies
+    if isinstance(reply, ReplyError):
+        raise RedisCommandError(reply)
+    return reply

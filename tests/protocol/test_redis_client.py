@@ -168,7 +168,8 @@ async def test_scripts_are_sent_in_full_only_when_missing(redis_server: RedisSer
     assert await client.evaluate(script, ["n"], [2]) == 2
     assert await client.call("SCRIPT", "EXISTS", script.sha) == [1]
     await client.call("SCRIPT", "FLUSH")
-    assert await client.run_scripts([(script, ["n"], [3]), (script, ["m"], [1])]) == [5, 1]
+    assert await client.pipeline([script.call(["n"], [3]), ["GET", "m"],
+                                  script.call(["m"], [1])]) == [5, None, 1]
     with pytest.raises(RedisCommandError):
         await client.evaluate(Script("return redis.call('NOPE')"), [])
     await client.aclose()
