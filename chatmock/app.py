@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from chatmock.auth.oauth import OAuthClient
 from chatmock.auth.store import CredentialStore
 from chatmock.config import Settings, home_dir
 from chatmock.net.client import HTTPClient
+from chatmock.net.redis_url import EMBEDDED, parse_redis_url
 from chatmock.state.catalog import Catalog
 from chatmock.state.prompt_cache import SessionIds
 from chatmock.state.recent_models import RecentModels
-from chatmock.state.response_store import ResponseStore
-from chatmock.state.stores import open_store, store_path
+from chatmock.state.response_store import AsyncResponseStore
+from chatmock.state.stores import open_response_store
 from chatmock.state.usage_limits import UsageLimits, limits_path
 from chatmock.upstream.codex import ClientIdentity, CodexBackend, installation_id
 from chatmock.upstream.instructions import load_base_instructions
 from chatmock.upstream.model_sync import ModelSync, cache_path
+
+if TYPE_CHECKING:
+    from chatmock.net.redis import RedisClient
+
+log = logging.getLogger("chatmock")
 
 
 @dataclass(slots=True)
@@ -29,8 +37,9 @@ class App:
     backend: CodexBackend
     sessions: SessionIds
     usage: UsageLimits
-    responses_store: ResponseStore
+    responses_store: AsyncResponseStore
     recent: RecentModels = field(default_factory=RecentModels)  # Ollama's /api/ps
+    redis: RedisClient | None = None  # fleet mode (--state redis://...)
 
     @property
     def catalog(self) -> Catalog:
@@ -55,7 +64,19 @@ def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
     models = ModelSync(backend, settings.upstream_url, cache_path(env),
                        enabled=settings.model_sync, interval=settings.model_refresh_interval,
                        load_cache=False)
-    store = open_store(settings.responses_store, store_path(env),
-                       ttl_seconds=settings.responses_ttl, capacity=settings.responses_capacity,
-                       max_bytes=settings.responses_max_bytes)
-    return App(settings, models, http, backend, SessionIds(), usage, store)
+    redis = open_redis(settings)
+    store = open_response_store(settings, env, redis)
+    return App(settings, models, http, backend, SessionIds(), usage, store, redis=redis)
+
+
+def open_redis(settings: Settings) -> RedisClient | None:
+    """The process's Redis client in fleet mode; None for the embedded state."""
+    if settings.state == EMBEDDED:
+        return None
+    from chatmock.net.redis import RedisClient
+
+    target = parse_redis_url(settings.state)
+    if not target.tls and not target.loopback:
+        log.warning("fleet state at %s travels unencrypted (tokens and conversations): "
+                    "use rediss:// across a network you do not trust", target)
+    return RedisClient(target)

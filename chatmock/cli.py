@@ -134,7 +134,9 @@ async def run_server(settings: Settings) -> None:
             nursery.start_soon(_after_start, app)
             nursery.start_soon(app.usage.run_writer)
         app.usage.flush()
-        app.responses_store.close()
+        await app.responses_store.aclose()
+        if app.redis is not None:
+            await app.redis.aclose()
         await app.http.aclose()
 
 

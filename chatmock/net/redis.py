@@ -149,6 +149,11 @@ class RedisClient:
         return not self._closed and trio.current_time() >= self._retry_at
 
     @property
+    def retry_in(self) -> float:
+        """Seconds until calls are tried again (0 when they are tried now)."""
+        return max(0.0, self._retry_at - trio.current_time())
+
+    @property
     def problem(self) -> str:
         """What went wrong last, while the client is backing off ('' when healthy)."""
         return self._problem if self._failures else ""
