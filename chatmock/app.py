@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from chatmock.auth.oauth import OAuthClient
+from chatmock.auth.refresh_guard import RedisGuard
 from chatmock.auth.store import CredentialStore
 from chatmock.config import Settings, home_dir
 from chatmock.net.client import HTTPClient
@@ -53,7 +54,10 @@ def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
                       read_timeout=settings.upstream_read_timeout,
                       pool_size=settings.upstream_pool_size)
     oauth = OAuthClient(settings.issuer, settings.client_id, http)
-    backend = CodexBackend(settings.upstream_url, http, CredentialStore(env, oauth=oauth),
+    redis = open_redis(settings)
+    guard = RedisGuard(redis) if redis is not None else None
+    backend = CodexBackend(settings.upstream_url, http,
+                           CredentialStore(env, oauth=oauth, guard=guard),
                            installation_id(home_dir(env)),
                            identity=ClientIdentity(settings.client_version, settings.originator),
                            base_instructions=load_base_instructions(settings.base_instructions),
@@ -64,7 +68,6 @@ def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
     models = ModelSync(backend, settings.upstream_url, cache_path(env),
                        enabled=settings.model_sync, interval=settings.model_refresh_interval,
                        load_cache=False)
-    redis = open_redis(settings)
     store = open_response_store(settings, env, redis)
     return App(settings, models, http, backend, SessionIds(), usage, store, redis=redis)
 
