@@ -20,6 +20,7 @@ from chatmock.state.recent_models import RecentModels
 from chatmock.state.response_store import AsyncResponseStore
 from chatmock.state.stores import open_response_store
 from chatmock.state.usage_limits import UsageLimits, limits_path
+from chatmock.state.usage_shared import SharedUsage
 from chatmock.upstream.codex import ClientIdentity, CodexBackend, installation_id
 from chatmock.upstream.instructions import load_base_instructions
 from chatmock.upstream.model_sync import ModelSync, cache_path
@@ -63,7 +64,8 @@ def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
                            base_instructions=load_base_instructions(settings.base_instructions),
                            log_bodies=settings.verbose or settings.debug,
                            log_events=settings.verbose_obfuscation or settings.debug)
-    usage = UsageLimits(limits_path(env))
+    usage = UsageLimits(limits_path(env), shared=None if redis is None else SharedUsage(
+        redis, lambda: getattr(backend.credentials.current(), "account_id", "")))
     backend.on_headers = usage.record
     models = ModelSync(backend, settings.upstream_url, cache_path(env),
                        enabled=settings.model_sync, interval=settings.model_refresh_interval,

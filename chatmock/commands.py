@@ -27,7 +27,8 @@ from chatmock.errors import ConfigError
 from chatmock.info import StoreSummary, account_summary, render_json, render_text
 from chatmock.net.client import HTTPClient
 from chatmock.state.stores import sqlite_figures, store_path
-from chatmock.state.usage_limits import limits_path, load
+from chatmock.state.usage_limits import limits_path, load, newest
+from chatmock.state.usage_shared import read_shared_usage
 
 
 def login_options(args: argparse.Namespace, env: Mapping[str, str]) -> LoginOptions:
@@ -92,7 +93,8 @@ def run_info(*, as_json: bool, env: Mapping[str, str]) -> int:
     (the report is printed either way, so scripts can test `chatmock info` alone)."""
     credentials, problems = find_auth(env)
     account = account_summary(credentials)
-    usage = load(limits_path(env))
+    usage = newest(load(limits_path(env)),
+                   read_shared_usage(env, credentials.account_id if credentials else ""))
     store = store_summary(env)
     now = datetime.now(UTC)
     if as_json:

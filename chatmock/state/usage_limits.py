@@ -8,6 +8,11 @@ header names and nothing else. Snapshots are kept in memory and persisted at
 most once per `min_interval` seconds: a busy server would otherwise fsync a
 file per request for data that only a human running `chatmock info` reads.
 
+In fleet mode (`--state redis://...`) each snapshot is also shared through
+Redis (`usage_shared`), newest capture wins, so `info` and `/health` on any
+instance show the same figures: `run_writer` publishes the latest snapshot,
+at most once per `min_interval`, through the `shared` sink.
+
 The file layout is shared with the reference proxies (ChatMock writes
 `captured_at` with `+00:00`, go-chatmock with `Z`), so both forms are read.
 
@@ -26,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from chatmock.config import home_dir
 
@@ -149,6 +154,20 @@ def load(path: Path) -> UsageSnapshot | None:
     return UsageSnapshot.from_json(document)
 
 
+class UsageSink(Protocol):
+    """Where snapshots are shared beyond this process (fleet mode)."""
+
+    async def publish(self, snapshot: UsageSnapshot) -> None: ...
+
+    async def latest(self) -> UsageSnapshot | None: ...
+
+
+def newest(*snapshots: UsageSnapshot | None) -> UsageSnapshot | None:
+    """The snapshot captured last (None if none is given)."""
+    found = [snapshot for snapshot in snapshots if snapshot is not None]
+    return max(found, key=lambda snapshot: snapshot.captured_at) if found else None
+
+
 class UsageLimits:
     """The latest snapshot in memory, persisted to `path` at most once per `min_interval`.
 
@@ -161,10 +180,13 @@ class UsageLimits:
     """
 
     def __init__(self, path: Path, *, min_interval: float = DEFAULT_MIN_INTERVAL,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 shared: UsageSink | None = None) -> None:
         self.path = path
         self.min_interval = min_interval
+        self.shared = shared
         self.latest: UsageSnapshot | None = None
+        self._unshared = False
         self._clock = clock
         self._pending = False
         self._written_at: float | None = None
@@ -182,6 +204,7 @@ class UsageLimits:
             return None
         self.latest = snapshot
         self._pending = True
+        self._unshared = self.shared is not None
         self.poll()
         return snapshot
 
@@ -217,6 +240,18 @@ class UsageLimits:
             delay = self.next_write_in()
             await trio.sleep(max(self.min_interval, 1.0) if delay is None else delay)
             self.poll()
+            await self.share()
+
+    async def newest(self) -> UsageSnapshot | None:
+        """This process's latest snapshot, or the fleet's if that one is newer."""
+        shared = await self.shared.latest() if self.shared is not None else None
+        return newest(self.latest, shared)
+
+    async def share(self) -> None:
+        """Publish the latest snapshot through the `shared` sink, if not done yet."""
+        if self.shared is not None and self._unshared and self.latest is not None:
+            self._unshared = False
+            await self.shared.publish(self.latest)
 
     def _write(self) -> None:
         from chatmock.fileio import write_private_json  # deferred: it imports trio
