@@ -133,6 +133,7 @@ async def run_server(settings: Settings) -> None:
             warn_if_open(settings)
             nursery.start_soon(_after_start, app)
             nursery.start_soon(app.usage.run_writer)
+            nursery.start_soon(app.responses_store.maintain)
         app.usage.flush()
         await app.responses_store.aclose()
         if app.redis is not None:

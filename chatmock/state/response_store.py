@@ -113,6 +113,11 @@ class AsyncResponseStore(Protocol):
         """What `GET /health` shows of the store (no I/O)."""
         ...
 
+    async def maintain(self) -> None:
+        """Background upkeep, run beside the listeners until cancelled (returns at once
+        if the store needs none)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

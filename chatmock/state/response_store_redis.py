@@ -33,7 +33,8 @@ Redis down: a request that needs a stored turn or item gets `StoreUnavailable`
 (503 in its dialect, with Retry-After); a request that needs none is not
 affected. A turn that could not be written is kept in this process (bounded,
 `UNSENT_TURNS`), found by this process's look-ups, and sent along with the
-next successful write; what overflows that bound, or is still unsent at
+next write, or by `maintain` (the server runs it beside the listeners) as
+soon as Redis answers again; what overflows that bound, or is still unsent at
 shutdown, is logged as lost.
 """
 
@@ -67,6 +68,7 @@ log = logging.getLogger("chatmock.responses")
 PREFIX = "chatmock:"
 DECODE_INLINE_BYTES = 16 * 1024
 UNSENT_TURNS = 1000
+RESEND_SECONDS = 0.5
 _KEYABLE = re.compile(r"[\x21-\x7e]{1,256}")  # ids that fit the header and a key as they are
 
 _TOUCH = Script("""
@@ -237,16 +239,30 @@ class RedisResponseStore:
         return {"kind": "redis", "redis": str(self.redis.target),
                 "available": self.redis.available, "unsent": len(self._unsent)}
 
+    async def maintain(self) -> None:
+        """Background task: send the unsent turns once Redis answers again."""
+        while True:
+            await trio.sleep(max(RESEND_SECONDS, self.redis.retry_in))
+            if self._unsent and self.redis.available:
+                await self._send_unsent()
+
+    async def _send_unsent(self) -> bool:
+        backlog = list(self._unsent.items())
+        try:
+            await self.redis.pipeline([command for _, (_, sent) in backlog for command in sent])
+        except RedisUnavailable:
+            return False
+        for response_id, pending in backlog:
+            if self._unsent.get(response_id) is pending:
+                del self._unsent[response_id]
+        log.info("%d responses kept during the Redis outage are now written", len(backlog))
+        return True
+
     async def aclose(self) -> None:
         """Send what is still unsent, once; what Redis does not take is logged as lost."""
-        if not self._unsent:
-            return
-        commands = [command for _, sent in self._unsent.values() for command in sent]
-        try:
-            await self.redis.pipeline(commands)
-        except RedisUnavailable as error:
-            log.error("%d responses were never written to Redis and are lost: %s",
-                      len(self._unsent), error)
+        if self._unsent and not await self._send_unsent():
+            log.error("%d responses were never written to Redis and are lost",
+                      len(self._unsent))
         self._unsent.clear()
 
 

@@ -78,6 +78,9 @@ class LocalStore:
             return {"kind": "memory", **self.store.figures()._asdict()}
         return {"kind": "sqlite"}
 
+    async def maintain(self) -> None:
+        """Nothing: the SQLite store prunes in its own writer thread."""
+
     async def aclose(self) -> None:
         await trio.to_thread.run_sync(self.store.close)  # SQLite: joins its writer thread
 
