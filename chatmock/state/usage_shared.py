@@ -66,14 +66,15 @@ class SharedUsage:
 
     async def latest(self) -> UsageSnapshot | None:
         """The fleet's newest snapshot; None if there is none or Redis cannot say."""
-        return await _read(self.redis, self.account())
+        try:
+            return await _read(self.redis, self.account())
+        except RedisError:
+            return None
 
 
 async def _read(redis: RedisClient, account_id: str) -> UsageSnapshot | None:
-    try:
-        document = await redis.call("HGET", usage_key(account_id), "doc")
-    except RedisError:
-        return None
+    """The stored snapshot (None if none or unreadable); RedisError if Redis cannot say."""
+    document = await redis.call("HGET", usage_key(account_id), "doc")
     if not isinstance(document, bytes):
         return None
     try:
@@ -84,7 +85,8 @@ async def _read(redis: RedisClient, account_id: str) -> UsageSnapshot | None:
 
 def read_shared_usage(env: Mapping[str, str], account_id: str) -> UsageSnapshot | None:
     """For `chatmock info`: the fleet's snapshot if the environment names a Redis state
-    (a flag given to a running `serve` is not visible here); None otherwise."""
+    (a flag given to a running `serve` is not visible here); None otherwise, RedisError
+    if that Redis cannot be read (quietly: the caller says so in its own words)."""
     state = next((env[name] for name in STATE_VARIABLES if env.get(name)), EMBEDDED)
     if state.strip().lower() == EMBEDDED:
         return None
@@ -100,4 +102,9 @@ def read_shared_usage(env: Mapping[str, str], account_id: str) -> UsageSnapshot 
         finally:
             await redis.aclose()
 
-    return trio.run(read)
+    client_log = logging.getLogger("chatmock.redis")
+    level, client_log.level = client_log.level, logging.ERROR
+    try:
+        return trio.run(read)
+    finally:
+        client_log.level = level

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import trio
 
-from chatmock.net.redis import RedisClient
+from chatmock.net.redis import RedisClient, RedisUnavailable
 from chatmock.net.redis_url import parse_redis_url
 from chatmock.state.usage_limits import UsageLimits, UsageSnapshot, Window
 from chatmock.state.usage_shared import SharedUsage, read_shared_usage
@@ -76,4 +77,5 @@ def test_info_reads_the_fleet_figures(redis_server: RedisServer) -> None:
     assert read_shared_usage({"CHATGPT_LOCAL_STATE": redis_server.url}, "nobody") is None
     assert read_shared_usage({}, "acct") is None
     redis_server.stop()
-    assert read_shared_usage({"CHATMOCK_STATE": redis_server.url}, "acct") is None
+    with pytest.raises(RedisUnavailable):
+        read_shared_usage({"CHATMOCK_STATE": redis_server.url}, "acct")

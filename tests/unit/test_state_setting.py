@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from chatmock.commands import store_summary
 from chatmock.config import settings_from_argv
 from chatmock.errors import ConfigError
+from chatmock.info import store_lines
 
 
 def test_embedded_is_the_default() -> None:
@@ -29,3 +31,9 @@ def test_a_bad_url_stops_the_start_without_showing_its_password(bad: str) -> Non
     with pytest.raises(ConfigError) as refused:
         settings_from_argv([], {"CHATMOCK_STATE": bad})
     assert "CHATMOCK_STATE" in str(refused.value) and "hunter2" not in str(refused.value)
+
+
+def test_info_names_the_fleet_store_without_its_password() -> None:
+    summary = store_summary({"CHATMOCK_STATE": "redis://:hunter2@10.0.0.5:6380/3"})
+    assert summary["kind"] == "redis" and summary["path"] == "redis://10.0.0.5:6380/3"
+    assert store_lines(summary)[0] == "  • Redis (fleet mode): redis://10.0.0.5:6380/3"
