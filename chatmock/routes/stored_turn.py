@@ -6,12 +6,14 @@ may send its next, chained request the moment it reads that event, and to any
 process of the fleet; so the turn is stored first and the event written after:
 `PendingTurn.finished` is the observer's `on_success`, `stored()` is awaited
 before the terminal bytes go out (`before_end` wraps a streamed Responder so that
-its last write does that; the collected and WebSocket paths call it directly).
+its `end` does that; the collected and WebSocket paths call it directly).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from chatmock.app import App
 from chatmock.dialects.responses import ResponsesRequest, stored_turn
@@ -43,11 +45,14 @@ class PendingTurn:
 
 
 class _StoredFirst:
-    """A Responder whose writes first store the pending turn (at most once)."""
+    """A Responder whose last write first stores the pending turn. The terminal event
+    always leaves through `end` (the relay ends the response on it), so `send`, the
+    per-read path, is the wrapped Responder's own: no extra call per write."""
 
     def __init__(self, out: Responder, turn: PendingTurn) -> None:
         self._out = out
         self._turn = turn
+        self.send: Callable[[bytes], Coroutine[Any, Any, None]] = out.send
 
     @property
     def extra_headers(self) -> list[tuple[bytes, bytes]]:
@@ -79,10 +84,6 @@ class _StoredFirst:
 
     async def start(self, status: int, headers: HeaderList) -> None:
         await self._out.start(status, headers)
-
-    async def send(self, data: bytes) -> None:
-        await self._turn.stored()
-        await self._out.send(data)
 
     async def end(self, data: bytes = b"") -> None:
         await self._turn.stored()

@@ -50,7 +50,7 @@ from typing import Any
 import trio
 
 from chatmock.errors import ApiError
-from chatmock.net.redis import Command, RedisClient, RedisUnavailable, Script
+from chatmock.net.redis import Command, RedisClient, RedisError, RedisUnavailable, Script
 from chatmock.net.resp import Reply, ReplyError
 from chatmock.state.response_store import (
     DEFAULT_MAX_BYTES,
@@ -240,11 +240,28 @@ class RedisResponseStore:
                 "available": self.redis.available, "unsent": len(self._unsent)}
 
     async def maintain(self) -> None:
-        """Background task: send the unsent turns once Redis answers again."""
+        """Background task: say at start whether Redis answers and how it is bounded, then
+        send the unsent turns once Redis answers again."""
+        await self._announce()
         while True:
             await trio.sleep(max(RESEND_SECONDS, self.redis.retry_in))
             if self._unsent and self.redis.available:
                 await self._send_unsent()
+
+    async def _announce(self) -> None:
+        try:
+            memory = await self.redis.call("INFO", "memory")
+        except RedisError as error:
+            log.warning("fleet mode: Redis does not answer yet (%s); requests that chain on "
+                        "a stored turn get a 503 until it does", error)
+            return
+        log.info("fleet mode: turns, token refreshes and usage figures are shared through "
+                 "Redis at %s", self.redis.target)
+        fields = dict(line.split(":", 1) for line in _text(memory).splitlines() if ":" in line)
+        if fields.get("maxmemory", "0") == "0" or fields.get("maxmemory_policy") == "noeviction":
+            log.warning("Redis has maxmemory %s with policy %s: stored turns are bounded by "
+                        "their TTL only (set maxmemory and maxmemory-policy volatile-lru)",
+                        fields.get("maxmemory", "?"), fields.get("maxmemory_policy", "?"))
 
     async def _send_unsent(self) -> bool:
         backlog = list(self._unsent.items())
@@ -271,3 +288,7 @@ def _item(item_id: str, reply: Reply) -> Item | None:
         return None
     _, newline, body = reply.partition(b"\n")
     return decode_item(item_id, body) if newline else None
+
+
+def _text(reply: Reply) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else ""

@@ -160,3 +160,23 @@ async def test_a_full_redis_that_refuses_writes_is_logged(
         await store.put(turn("resp_1"))
     assert "Redis refused to store response resp_1" in caplog.text
     assert "volatile-lru" in caplog.text
+
+
+async def test_the_background_task_advises_then_resends(
+        redis_server: RedisServer, store_on: Opener, caplog: pytest.LogCaptureFixture) -> None:
+    first, second = store_on(), store_on()
+    redis_server.pause()
+    try:
+        await first.put(turn("resp_1"))
+    finally:
+        redis_server.resume()
+    await trio.sleep(0.15)  # past the backoff
+    with caplog.at_level(logging.INFO, logger="chatmock"):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(first.maintain)
+            with trio.fail_after(3):
+                while first.health()["unsent"]:
+                    await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+    assert "shared through Redis" in caplog.text and "volatile-lru" in caplog.text
+    assert (await second.look_up(StoreQuery("resp_1"))).previous == turn("resp_1")
