@@ -146,6 +146,7 @@ def retry_until(deadline_seconds: float, attempt: Callable[[], Any]) -> Any:
             time.sleep(0.2)
 
 
+@WS_WARNING
 def test_redis_down_chains_get_a_503_and_nothing_is_lost(
         fleet: list[Process], clients: list[openai.OpenAI], redis_server: RedisServer) -> None:
     one, two = clients
@@ -159,6 +160,11 @@ def test_redis_down_chains_get_a_503_and_nothing_is_lost(
     assert refused.value.response.headers["retry-after"].isdigit()
     body = refused.value.response.json()
     assert body["error"]["code"] == "state_unavailable" and "Redis" in body["error"]["message"]
+    with two.responses.connect() as connection:  # the same answer as an error frame
+        frame = sdk_turn(connection, model=MODEL, previous_response_id=before.id,
+                         input="chained over the socket")[-1]
+    assert frame.type == "error" and frame.status_code == 503  # type: ignore[union-attr]
+    assert frame.error.code == "state_unavailable"  # type: ignore[union-attr]
     during = one.responses.create(model=MODEL, input="during the outage")
     kept = one.responses.create(model=MODEL, previous_response_id=during.id, input="same one")
     assert kept.output_text == "Hello! You said: same one"  # kept in process one meanwhile
