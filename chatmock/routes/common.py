@@ -10,7 +10,7 @@ from chatmock.server.exchange import Request, Responder, send_json
 
 
 async def health(app: App, request: Request, out: Responder) -> None:
-    usage = await app.usage.newest()  # in fleet mode, the fleet's newest figures
+    usage = app.usage.newest()  # in fleet mode, the fleet's newest figures
     await send_json(out, 200, {"status": "ok", "service": "chatmock", "version": __version__,
                                "responses_store": store_figures(app),
                                "usage_limits": usage.to_json() if usage else None})

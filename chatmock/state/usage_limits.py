@@ -10,8 +10,9 @@ file per request for data that only a human running `chatmock info` reads.
 
 In fleet mode (`--state redis://...`) each snapshot is also shared through
 Redis (`usage_shared`), newest capture wins, so `info` and `/health` on any
-instance show the same figures: `run_writer` publishes the latest snapshot,
-at most once per `min_interval`, through the `shared` sink.
+instance show the same figures: `run_writer` publishes the latest snapshot and
+reads the fleet's back (`fleet`), at most once per `min_interval` each, so
+`newest()` answers without I/O (figures agree within that interval).
 
 The file layout is shared with the reference proxies (ChatMock writes
 `captured_at` with `+00:00`, go-chatmock with `Z`), so both forms are read.
@@ -186,6 +187,7 @@ class UsageLimits:
         self.min_interval = min_interval
         self.shared = shared
         self.latest: UsageSnapshot | None = None
+        self.fleet: UsageSnapshot | None = None  # the fleet's, as last read
         self._unshared = False
         self._clock = clock
         self._pending = False
@@ -242,16 +244,19 @@ class UsageLimits:
             self.poll()
             await self.share()
 
-    async def newest(self) -> UsageSnapshot | None:
+    def newest(self) -> UsageSnapshot | None:
         """This process's latest snapshot, or the fleet's if that one is newer."""
-        shared = await self.shared.latest() if self.shared is not None else None
-        return newest(self.latest, shared)
+        return newest(self.latest, self.fleet)
 
     async def share(self) -> None:
-        """Publish the latest snapshot through the `shared` sink, if not done yet."""
-        if self.shared is not None and self._unshared and self.latest is not None:
+        """Publish the latest snapshot through the `shared` sink, if not done yet, and
+        read the fleet's."""
+        if self.shared is None:
+            return
+        if self._unshared and self.latest is not None:
             self._unshared = False
             await self.shared.publish(self.latest)
+        self.fleet = await self.shared.latest() or self.fleet
 
     def _write(self) -> None:
         from chatmock.fileio import write_private_json  # deferred: it imports trio
