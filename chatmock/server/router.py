@@ -14,6 +14,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+import trio
+
 from chatmock.app import App
 from chatmock.dialects.errors import dialect_of, render
 from chatmock.errors import ApiError, ClientError
@@ -42,7 +44,7 @@ class Router:
         note = ""
         try:
             await self._dispatch(request, out)
-        except ClientGone:
+        except (ClientGone, trio.Cancelled):  # the adapters cancel a route whose client left
             note = " (client gone)"
             raise
         except ApiError as error:

@@ -1,0 +1,165 @@
+"""An h2 connection state and the byte stream it is written to, shared by the
+server adapter (`chatmock.server.http2`) and the backend client (`chatmock.net.h2client`).
+
+Writing. Every task that frames something (a responder's DATA, the reader's
+acknowledgements, a request's HEADERS) then calls `flush`, which writes
+everything pending, coalesced, with at most one writer at a time. A task
+returns from `flush` once the bytes it queued are in the kernel, so a stream
+whose writes wait makes its own sender wait, and nothing else. The write
+itself is shielded from cancellation: a cancelled write could leave half a
+frame on the wire, which would break every stream of the connection, not
+just the one whose task was cancelled. The stream's own send timeout (or
+closing it) still ends a write that waits on a peer that stopped reading.
+
+Flow control. `send_data` frames no more than the stream's and the
+connection's windows allow and no more than one frame size at a time, then
+writes, then waits for a WINDOW_UPDATE to send the rest. So a stream never
+has more than the window plus one frame of data in flight or queued, and the
+sending task is held back until the peer takes more: that is how a slow
+reader's back-pressure reaches whatever produces the data.
+
+The peer's control frames (PING and SETTINGS acknowledgements) are queued by
+h2 while the reader handles a read; `flush(wait=False)` writes them unless
+someone else is writing, and waits for the writer only once more than
+`backlog` bytes are pending, so a peer that sends pings but never reads
+stops being read from, and its answers stay bounded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import h2.exceptions
+import trio
+
+WRITE_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError)
+
+
+class WireBroken(Exception):
+    """The connection's byte stream failed; no stream on it can continue."""
+
+
+class StreamGone(Exception):
+    """The stream was reset or closed while data was still to be sent on it."""
+
+
+class H2Wire:
+    """Writes for one h2 connection (see the module docstring)."""
+
+    __slots__ = ("_lot", "_outbox", "_queued", "_sent", "_waiters", "_writing", "backlog",
+                 "broken", "conn", "stream")
+
+    def __init__(self, stream: trio.abc.Stream, conn: Any, *, backlog: int = 64 * 1024) -> None:
+        self.stream = stream
+        self.conn = conn  # h2.connection.H2Connection (h2 has no type hints)
+        self.backlog = backlog
+        self.broken: str | None = None
+        self._outbox = bytearray()
+        self._queued = 0  # bytes ever queued
+        self._sent = 0  # bytes ever written
+        self._writing = False
+        self._lot = trio.lowlevel.ParkingLot()
+        self._waiters: dict[int, trio.Event] = {}  # stream id → waiting for window
+
+    def queue(self, frames: bytes) -> None:
+        """Bytes h2 does not build (our own GOAWAY), written with the next flush."""
+        self._take()
+        self._outbox += frames
+        self._queued += len(frames)
+
+    @property
+    def pending(self) -> int:
+        return len(self._outbox)
+
+    def _take(self) -> None:
+        data = self.conn.data_to_send()
+        if data:
+            self._outbox += data
+            self._queued += len(data)
+
+    async def flush(self, *, wait: bool = True) -> None:
+        """Write what is pending; with `wait`, return once everything queued up to now
+        is written. Raises WireBroken if the stream fails."""
+        self._take()
+        target = self._queued
+        while self._sent < target:
+            if self.broken is not None:
+                raise WireBroken(self.broken)
+            if self._writing:
+                if not wait and len(self._outbox) <= self.backlog:
+                    return
+                await self._lot.park()
+                continue
+            await self._write_once()
+
+    async def _write_once(self) -> None:
+        data, self._outbox = self._outbox, bytearray()
+        self._writing = True
+        try:
+            with trio.CancelScope(shield=True):
+                await self.stream.send_all(data)
+        except WRITE_ERRORS as exc:
+            self.fail(str(exc) or type(exc).__name__)
+            raise WireBroken(self.broken) from None
+        finally:
+            self._writing = False
+            self._lot.unpark_all()
+        self._sent += len(data)
+        self._take()
+
+    def fail(self, reason: str) -> None:
+        """Mark the connection dead and wake every task that waits on it."""
+        if self.broken is None:
+            self.broken = reason
+        self._lot.unpark_all()
+        self.window_opened(0)
+
+    def window_opened(self, stream_id: int) -> None:
+        """A WINDOW_UPDATE (0: for the connection, so every stream), a settings change
+        or the end of a stream: whoever waits to send on it looks again."""
+        if stream_id == 0:
+            waiters, self._waiters = self._waiters, {}
+            for event in waiters.values():
+                event.set()
+        else:
+            waiting = self._waiters.pop(stream_id, None)
+            if waiting is not None:
+                waiting.set()
+
+    async def send_data(self, stream_id: int, data: bytes, *, end_stream: bool = False) -> None:
+        """Send `data` on the stream within the flow-control windows, frame by frame;
+        returns once all of it is written. Raises StreamGone or WireBroken."""
+        size = len(data)
+        offset = 0
+        while True:
+            if self.broken is not None:
+                raise WireBroken(self.broken)
+            offset = self._frame(stream_id, data, offset, end_stream)
+            await self.flush()
+            if offset >= size:
+                return
+            event = self._waiters.get(stream_id)
+            if event is None:
+                event = self._waiters[stream_id] = trio.Event()
+            await event.wait()
+
+    def _frame(self, stream_id: int, data: bytes, offset: int, end_stream: bool) -> int:
+        """Frame as much of `data[offset:]` as the windows allow; the new offset."""
+        conn = self.conn
+        size = len(data)
+        try:
+            window = conn.local_flow_control_window(stream_id)
+            if size == 0 and end_stream:
+                conn.end_stream(stream_id)
+                return 1
+            frame_size = conn.max_outbound_frame_size
+            while offset < size and window > 0:
+                take = min(size - offset, window, frame_size)
+                piece = data if take == size else data[offset:offset + take]
+                offset += take
+                window -= take
+                conn.send_data(stream_id, piece, end_stream=end_stream and offset == size)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError,
+                KeyError) as exc:
+            raise StreamGone(str(exc)) from None
+        return offset

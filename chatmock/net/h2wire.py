@@ -1,0 +1,188 @@
+"""HTTP/2 wire pieces that the h2 library leaves to its user; sans-I/O.
+
+h2 parses frames and keeps the protocol's state. Three things it does not do
+the way chatmock needs are done here, by reading frame headers (9 bytes each)
+before h2 sees the bytes:
+
+- GOAWAY: h2 closes its whole state machine when one arrives or is sent, so
+  the streams a peer promised to finish could not be read to the end, nor could
+  a draining server finish its own. `FrameScanner` takes GOAWAY frames out of
+  the byte stream and reports them; `goaway_frame` builds one to send. h2 never
+  learns of either, and its state stays open for the streams in flight.
+- Bounds before buffering: h2 stores a whole frame before it checks the length
+  against SETTINGS_MAX_FRAME_SIZE, and up to 64 CONTINUATION frames of a header
+  block. The scanner refuses an oversized frame at its header, and a header
+  block (HEADERS or PUSH_PROMISE plus CONTINUATION) past a hard cap, before a
+  byte of payload is kept (the CONTINUATION flood).
+- Rates: `RateLimit` counts events (stream resets, pings, settings) in a fixed
+  window, for the rapid-reset (CVE-2023-44487) and control-frame flood defences.
+
+Error codes are RFC 9113's numbers; h2 takes them as plain ints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+FRAME_HEADER = 9
+DEFAULT_MAX_FRAME_SIZE = 16384
+
+DATA, HEADERS, PUSH_PROMISE, GOAWAY, CONTINUATION = 0x0, 0x1, 0x5, 0x7, 0x9
+END_HEADERS = 0x4
+
+NO_ERROR = 0x0
+PROTOCOL_ERROR = 0x1
+INTERNAL_ERROR = 0x2
+FRAME_SIZE_ERROR = 0x6
+REFUSED_STREAM = 0x7
+CANCEL = 0x8
+ENHANCE_YOUR_CALM = 0xB
+
+
+class WireError(Exception):
+    """The peer broke a rule of ours; the connection ends with GOAWAY(`error_code`)."""
+
+    def __init__(self, message: str, error_code: int) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
+@dataclass(frozen=True, slots=True)
+class GoAway:
+    last_stream_id: int
+    error_code: int
+    debug: bytes
+
+
+def goaway_frame(last_stream_id: int, error_code: int = NO_ERROR, debug: bytes = b"") -> bytes:
+    """A GOAWAY frame (RFC 9113 §6.8) as bytes."""
+    payload = ((last_stream_id & 0x7FFFFFFF).to_bytes(4, "big") + error_code.to_bytes(4, "big")
+               + debug)
+    return len(payload).to_bytes(3, "big") + bytes((GOAWAY, 0)) + bytes(4) + payload
+
+
+def _parse_goaway(payload: bytes) -> GoAway:
+    if len(payload) < 8:
+        raise WireError("GOAWAY frame shorter than 8 bytes", FRAME_SIZE_ERROR)
+    return GoAway(int.from_bytes(payload[:4], "big") & 0x7FFFFFFF,
+                  int.from_bytes(payload[4:8], "big"), bytes(payload[8:]))
+
+
+class FrameScanner:
+    """Walks the frame headers of an inbound byte stream (see the module docstring).
+
+    `feed(data)` returns the bytes h2 should receive and the GOAWAY frames taken
+    out, in arrival order within the read; it raises WireError for a frame longer
+    than `max_frame_size` or a header block longer than `max_header_block`.
+    `preface` is the number of bytes to pass through before the first frame (a
+    server's view of the client connection preface)."""
+
+    __slots__ = ("_block", "_goaway", "_goaway_left", "_head", "_left", "_preface",
+                 "max_frame_size", "max_header_block")
+
+    def __init__(self, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+                 max_header_block: int = 256 * 1024, preface: int = 0) -> None:
+        self.max_frame_size = max_frame_size
+        self.max_header_block = max_header_block
+        self._preface = preface
+        self._head = b""  # a frame header cut by the end of a read
+        self._left = 0  # payload bytes of the current passed-through frame still to come
+        self._goaway = bytearray()  # payload of a GOAWAY being collected
+        self._goaway_left = -1  # its bytes still to come; -1 when none is open
+        self._block = -1  # bytes of the header block in progress; -1 when none is open
+
+    @property
+    def in_header_block(self) -> bool:
+        """True while a header block waits for its END_HEADERS."""
+        return self._block >= 0
+
+    def feed(self, data: bytes) -> tuple[bytes, list[GoAway]]:
+        if self._head:
+            data, self._head = self._head + data, b""
+        end = len(data)
+        pos = self._skip_known(data, 0)
+        keep: list[bytes] = []
+        run = 0  # start of the passed-through bytes not yet in `keep`
+        goaways: list[GoAway] = []
+        if self._goaway_left >= 0:
+            pos = self._collect_goaway(data, 0, goaways)
+            run = pos
+        while pos < end:
+            if end - pos < FRAME_HEADER:
+                keep.append(data[run:pos])
+                self._head = data[pos:]
+                return b"".join(keep), goaways
+            length = int.from_bytes(data[pos:pos + 3], "big")
+            kind = data[pos + 3]
+            self._check(length, kind, data[pos + 4])
+            if kind == GOAWAY:
+                keep.append(data[run:pos])
+                self._goaway_left = length
+                pos = self._collect_goaway(data, pos + FRAME_HEADER, goaways)
+                run = pos
+                continue
+            pos += FRAME_HEADER + length
+            if pos > end:
+                self._left = pos - end
+                pos = end
+        if run == 0:
+            return data, goaways
+        keep.append(data[run:])
+        return b"".join(keep), goaways
+
+    def _skip_known(self, data: bytes, pos: int) -> int:
+        """Past the preface and the rest of a frame begun in an earlier read."""
+        if self._preface:
+            taken = min(self._preface, len(data) - pos)
+            self._preface -= taken
+            pos += taken
+        if self._left:
+            taken = min(self._left, len(data) - pos)
+            self._left -= taken
+            pos += taken
+        return pos
+
+    def _collect_goaway(self, data: bytes, pos: int, found: list[GoAway]) -> int:
+        taken = min(self._goaway_left, len(data) - pos)
+        self._goaway += data[pos:pos + taken]
+        self._goaway_left -= taken
+        if self._goaway_left == 0:
+            found.append(_parse_goaway(bytes(self._goaway)))
+            self._goaway.clear()
+            self._goaway_left = -1
+        return pos + taken
+
+    def _check(self, length: int, kind: int, flags: int) -> None:
+        if length > self.max_frame_size:
+            raise WireError(f"frame of {length} bytes exceeds the maximum frame size "
+                            f"{self.max_frame_size}", FRAME_SIZE_ERROR)
+        if kind in (HEADERS, PUSH_PROMISE):
+            self._block = -1 if flags & END_HEADERS else length
+        elif kind == CONTINUATION and self._block >= 0:
+            self._block += length
+            if self._block > self.max_header_block:
+                raise WireError(f"header block larger than {self.max_header_block} bytes",
+                                ENHANCE_YOUR_CALM)
+            if flags & END_HEADERS:
+                self._block = -1
+
+
+class RateLimit:
+    """At most `limit` events per `window` seconds, counted in fixed windows."""
+
+    __slots__ = ("_count", "_start", "limit", "window")
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self._start = float("-inf")
+        self._count = 0
+
+    def hit(self, now: float) -> bool:
+        """Count one event at `now`; False once the window holds more than `limit`."""
+        if now - self._start >= self.window:
+            self._start = now
+            self._count = 0
+        self._count += 1
+        return self._count <= self.limit
