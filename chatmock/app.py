@@ -41,7 +41,7 @@ def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
     env = os.environ if env is None else env
     http = HTTPClient(connect_timeout=settings.upstream_connect_timeout,
                       read_timeout=settings.upstream_read_timeout,
-                      pool_size=settings.upstream_pool_size)
+                      pool_size=settings.upstream_pool_size, http2=settings.upstream_http2)
     oauth = OAuthClient(settings.issuer, settings.client_id, http)
     backend = CodexBackend(settings.upstream_url, http, CredentialStore(env, oauth=oauth),
                            installation_id(home_dir(env)),

@@ -80,10 +80,14 @@ class Settings:
     idle_timeout: float = 75.0
     write_timeout: float = 120.0
     max_connections: int = 10_000
+    h2_max_streams: int = 100
+    tls_cert: str = ""
+    tls_key: str = ""
     shutdown_timeout: float = 15.0
     upstream_connect_timeout: float = 15.0
     upstream_read_timeout: float = 300.0
     upstream_pool_size: int = 256
+    upstream_http2: bool = True
     responses_store: str = "sqlite"
     responses_ttl: float = 3600.0
     responses_capacity: int = 10_000
@@ -177,10 +181,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("idle_timeout", "seconds an idle keep-alive connection stays open", float),
     Option("write_timeout", "seconds a client may refuse to read before it is dropped", float),
     Option("max_connections", "open client connections at most (more wait)", int),
+    Option("h2_max_streams", "concurrent streams per HTTP/2 client connection", int),
+    Option("tls_cert", "serve TLS (HTTP/2 and HTTP/1.1 by ALPN) with this PEM certificate "
+           "chain; needs --tls-key"),
+    Option("tls_key", "the PEM private key of --tls-cert"),
     Option("shutdown_timeout", "seconds in-flight requests get after SIGINT/SIGTERM", float),
     Option("upstream_connect_timeout", "seconds to connect to the backend", float),
     Option("upstream_read_timeout", "seconds the backend may stay silent mid-answer", float),
     Option("upstream_pool_size", "idle backend connections kept for reuse", int),
+    Option("upstream_http2", "offer HTTP/2 to an https backend (one connection carries many "
+           "streams); off: HTTP/1.1 only", is_bool=True),
     Option("responses_store", "where previous_response_id turns are kept (sqlite survives "
            "restarts)", _lower, RESPONSE_STORES),
     Option("responses_ttl", "seconds a stored turn stays chainable", float),
@@ -235,7 +245,7 @@ def _convert(opt: Option, given: Any, source: str) -> Any:
 
 def _validate(settings: Settings) -> None:
     positive = ("max_header_bytes", "max_body_bytes", "header_timeout", "idle_timeout",
-                "write_timeout", "max_connections", "upstream_connect_timeout",
+                "write_timeout", "max_connections", "h2_max_streams", "upstream_connect_timeout",
                 "upstream_read_timeout", "responses_ttl", "responses_capacity")
     for name in positive:
         if getattr(settings, name) <= 0:
@@ -247,6 +257,10 @@ def _validate(settings: Settings) -> None:
     if settings.shutdown_timeout < 0 or settings.upstream_pool_size < 0:
         raise ConfigError("--shutdown-timeout and --upstream-pool-size must not be negative")
     check_upstream_url(settings.upstream_url)
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    if settings.h2_max_streams >= 2**31:
+        raise ConfigError("--h2-max-streams must be below 2**31")
 
 
 def check_upstream_url(url: str) -> None:

@@ -18,6 +18,12 @@ has more than the window plus one frame of data in flight or queued, and the
 sending task is held back until the peer takes more: that is how a slow
 reader's back-pressure reaches whatever produces the data.
 
+Reading. `ReceiveBuffer` holds what arrived on one stream until its reader
+takes it, and only then acknowledges it (WINDOW_UPDATE): the stream's window
+is the buffer's high-water mark (the peer may not send beyond it), and h2
+hands the window back once half of it was taken (the low-water mark), so
+acknowledgements go out in batches, not one per frame.
+
 The peer's control frames (PING and SETTINGS acknowledgements) are queued by
 h2 while the reader handles a read; `flush(wait=False)` writes them unless
 someone else is writing, and waits for the writer only once more than
@@ -163,3 +169,52 @@ class H2Wire:
                 KeyError) as exc:
             raise StreamGone(str(exc)) from None
         return offset
+
+
+class ReceiveBuffer:
+    """One stream's received data, acknowledged when taken (see the module docstring)."""
+
+    __slots__ = ("_event", "_held", "_parts", "h2_state", "stream_id")
+
+    def __init__(self, h2_state: Any, stream_id: int) -> None:
+        self.h2_state = h2_state  # the connection's h2.connection.H2Connection
+        self.stream_id = stream_id
+        self._parts: list[bytes] = []
+        self._held = 0  # flow-controlled bytes received, not yet acknowledged
+        self._event: trio.Event | None = None
+
+    def push(self, data: bytes, flow_controlled: int) -> None:
+        if data:
+            self._parts.append(data)
+        self._held += flow_controlled
+        self.wake()
+
+    def wake(self) -> None:
+        """Whoever waits on the stream looks again."""
+        if self._event is not None:
+            self._event.set()
+            self._event = None
+
+    def take(self) -> bytes:
+        """What arrived since the last call, acknowledged to the peer."""
+        parts, self._parts = self._parts, []
+        self._acknowledge()
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def release(self) -> None:
+        """Drop what nobody will read, handing its window back."""
+        self._parts = []
+        self._acknowledge()
+
+    def _acknowledge(self) -> None:
+        if self._held:
+            self.h2_state.acknowledge_received_data(self._held, self.stream_id)
+            self._held = 0
+
+    async def wait(self, seconds: float) -> bool:
+        """Wait for news on the stream (see `wake`); False after `seconds`."""
+        event = self._event = trio.Event()
+        with trio.CancelScope(deadline=trio.current_time() + seconds):
+            await event.wait()
+            return True
+        return False

@@ -44,21 +44,31 @@ def split_url(url: str) -> tuple[Origin, str]:
 
 
 @cache
-def tls_context() -> ssl.SSLContext:
-    """Process-wide client TLS context with the system trust store."""
+def tls_context(http2: bool = True) -> ssl.SSLContext:
+    """Process-wide client TLS context with the system trust store, offering `h2` and
+    `http/1.1` by ALPN (or `http/1.1` alone)."""
     context = ssl.create_default_context()
-    context.set_alpn_protocols(["http/1.1"])
+    context.set_alpn_protocols(["h2", "http/1.1"] if http2 else ["http/1.1"])
     return context
 
 
-async def open_stream(origin: Origin, connect_timeout: float) -> trio.abc.Stream:
-    """A connected (and, for https, handshaken) stream to `origin`."""
+def negotiated_protocol(stream: trio.abc.Stream) -> str:
+    """What ALPN chose on a stream from `open_stream` ("" for plain TCP)."""
+    if isinstance(stream, trio.SSLStream):
+        return stream.selected_alpn_protocol() or ""
+    return ""
+
+
+async def open_stream(origin: Origin, connect_timeout: float, *,
+                      http2: bool = False) -> trio.abc.Stream:
+    """A connected (and, for https, handshaken) stream to `origin`; with `http2`, TLS
+    offers `h2` first (see `negotiated_protocol`)."""
     try:
         with trio.fail_after(connect_timeout):
             tcp = TCPStream.from_trio(await trio.open_tcp_stream(origin.host, origin.port))
             if origin.scheme != "https":
                 return tcp
-            tls = trio.SSLStream(tcp, tls_context(), server_hostname=origin.host,
+            tls = trio.SSLStream(tcp, tls_context(http2), server_hostname=origin.host,
                                  https_compatible=True)
             try:
                 await tls.do_handshake()

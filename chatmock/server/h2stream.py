@@ -24,7 +24,7 @@ import trio
 
 from chatmock import jsonbytes
 from chatmock.errors import ApiError, ClientError
-from chatmock.net.h2io import StreamGone, WireBroken
+from chatmock.net.h2io import ReceiveBuffer, StreamGone, WireBroken
 from chatmock.server.exchange import ClientGone, HeaderList, Request
 from chatmock.server.http1 import http_date
 
@@ -70,16 +70,16 @@ def build_request(headers: list[tuple[bytes, bytes]], stream: H2Exchange, client
                    http_version="2")
 
 
-class H2Exchange:
-    """Per-stream state; the connection's reader calls `receive`, `end` and `reset`."""
+class H2Exchange(ReceiveBuffer):
+    """Per-stream state; the connection's reader calls `push`, `end` and `reset`."""
 
-    __slots__ = ("_event", "_held", "_parts", "c", "declared", "ended", "extended_connect", "gone",
-                 "local_closed", "responder", "running", "scope", "stream_id")
+    __slots__ = ("c", "declared", "ended", "extended_connect", "gone", "local_closed",
+                 "responder", "running", "scope")
 
     def __init__(self, connection: H2ServerConnection, stream_id: int,
                  *, head_only: bool) -> None:
+        super().__init__(connection.conn, stream_id)
         self.c = connection
-        self.stream_id = stream_id
         self.scope = trio.CancelScope()
         self.responder = H2Responder(self, head_only=head_only)
         self.extended_connect = False
@@ -88,54 +88,17 @@ class H2Exchange:
         self.gone = False  # the stream was reset, or the connection lost
         self.local_closed = False  # our END_STREAM is framed
         self.running = False  # its route's task was started
-        self._parts: list[bytes] = []
-        self._held = 0  # flow-controlled bytes received and not yet acknowledged
-        self._event: trio.Event | None = None
-
-    def receive(self, data: bytes, flow_controlled: int) -> None:
-        if data:
-            self._parts.append(data)
-        self._held += flow_controlled
-        self._wake()
 
     def end(self) -> None:
         self.ended = True
-        self._wake()
+        self.wake()
 
     def reset(self) -> None:
         """The client reset the stream or left: the route is cancelled, writes fail."""
         self.gone = True
         self.scope.cancel()
-        self._wake()
+        self.wake()
         self.c.wire.window_opened(self.stream_id)
-
-    def _wake(self) -> None:
-        if self._event is not None:
-            self._event.set()
-            self._event = None
-
-    def take(self) -> bytes:
-        """What arrived since the last call, acknowledged to the client."""
-        parts, self._parts = self._parts, []
-        if self._held:
-            self.c.conn.acknowledge_received_data(self._held, self.stream_id)
-            self._held = 0
-        return parts[0] if len(parts) == 1 else b"".join(parts)
-
-    def release(self) -> None:
-        """Return the window of bytes nobody will read (the connection's share)."""
-        self._parts = []
-        if self._held:
-            self.c.conn.acknowledge_received_data(self._held, self.stream_id)
-            self._held = 0
-
-    async def _wait(self, seconds: float) -> bool:
-        """Wait for data or the end of the stream; False after `seconds`."""
-        event = self._event = trio.Event()
-        with trio.move_on_after(seconds):
-            await event.wait()
-            return True
-        return False
 
     async def read_body(self, limit: int) -> bytes:
         """BodyReader: the whole body; ClientError 413 beyond `limit`, 408 on a stall."""
@@ -156,7 +119,7 @@ class H2Exchange:
                 return b"".join(parts)
             if self.gone:
                 raise ClientGone("the stream was reset before the request body was complete")
-            if not await self._wait(self.c.limits.header_timeout):
+            if not await self.wait(self.c.limits.header_timeout):
                 raise ClientError("request body not received in time", status=408)
 
     async def read(self) -> bytes:
@@ -168,7 +131,7 @@ class H2Exchange:
                 return data
             if self.ended or self.gone:
                 return b""
-            await self._wait(float("inf"))
+            await self.wait(float("inf"))
 
     async def _flush(self, *, wait: bool = False) -> None:
         try:

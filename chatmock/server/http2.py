@@ -262,7 +262,7 @@ class H2ServerConnection:
         if exchange is None:
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
         else:
-            exchange.receive(event.data, event.flow_controlled_length)
+            exchange.push(event.data, event.flow_controlled_length)
 
     def _ended(self, event: Any) -> None:
         exchange = self.exchanges.get(event.stream_id)

@@ -26,7 +26,6 @@ from chatmock.net.h2wire import PREFACE
 from chatmock.net.tcpstream import TCPStream
 from chatmock.server.exchange import ConnectionLimits, Handler
 from chatmock.server.http1 import H1Connection
-from chatmock.server.http2 import H2ServerConnection
 from chatmock.server.lifecycle import Lifecycle
 
 log = logging.getLogger("chatmock.server")
@@ -142,18 +141,24 @@ async def _serve_connection(tcp: TCPStream, served: _Served) -> None:
             return
         stream = secured
         if secured.selected_alpn_protocol() == "h2":
-            await H2ServerConnection(stream, served.app, served.limits, served.lifecycle,
-                                     client).serve()
+            await _serve_h2(stream, served, client, b"")
             return
     first = await _first_bytes(stream, served.limits, served.lifecycle)
     if not first:
         await trio.aclose_forcefully(stream)
     elif first.startswith(PREFACE):
-        await H2ServerConnection(stream, served.app, served.limits, served.lifecycle, client,
-                                 buffered=first).serve()
+        await _serve_h2(stream, served, client, first)
     else:
         await H1Connection(stream, served.app, served.limits, served.lifecycle, client,
                            buffered=first).serve()
+
+
+async def _serve_h2(stream: trio.abc.Stream, served: _Served, client: str,
+                    buffered: bytes) -> None:
+    from chatmock.server.http2 import H2ServerConnection  # h2 (~10 ms): on first use
+
+    await H2ServerConnection(stream, served.app, served.limits, served.lifecycle, client,
+                             buffered=buffered).serve()
 
 
 async def _handshake(tcp: TCPStream, context: ssl.SSLContext,

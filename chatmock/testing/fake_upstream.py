@@ -2,12 +2,19 @@
 
 Serves `FakeCodex` (see `fake_codex.py` for routes, validation and the
 `fake:` scenario directives) and `FakeOAuth` (see `fake_oauth.py`) over
-chatmock's own HTTP/1.1 server. Point chatmock at it with
-`--upstream-url http://127.0.0.1:PORT/backend-api/codex` and, for login and
-refresh, `CHATGPT_LOCAL_ISSUER=http://127.0.0.1:PORT`.
-With `--port 0` the bound port is printed as the first line on stdout:
+chatmock's own server: HTTP/1.1, and HTTP/2 with prior knowledge. Point
+chatmock at it with `--upstream-url http://127.0.0.1:PORT/backend-api/codex`
+and, for login and refresh, `CHATGPT_LOCAL_ISSUER=http://127.0.0.1:PORT`.
+With `--tls-cert FILE --tls-key FILE` it serves TLS instead, offering `h2`
+and `http/1.1` by ALPN like the real backend (chatmock then needs the CA in
+`SSL_CERT_FILE` and an `https://` upstream URL), so chatmock's HTTP/2 client
+is what talks to it. With `--port 0` the bound port is printed as the first
+line on stdout:
 
-    fake-upstream listening on http://127.0.0.1:PORT
+    fake-upstream listening on http://127.0.0.1:PORT    (https:// with TLS)
+
+`GET /__fake__/protocols` counts the requests served per HTTP version
+(`{"1.1": n, "2": m}`), so a test can tell which one its client used.
 
 Requests under `/oauth/`, `/api/accounts/`, `/__fake__/oauth/` and
 `/codex/device` go to the OAuth server (authorize, token, device code, test
@@ -24,13 +31,16 @@ from __future__ import annotations
 
 import argparse
 import signal
+import ssl
 import sys
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import trio
 
+from chatmock import jsonbytes
 from chatmock.server.exchange import ConnectionLimits, Request, Responder
-from chatmock.server.listen import open_listeners, serve
+from chatmock.server.listen import open_listeners, serve, server_tls_context
 from chatmock.testing.fake_codex import FakeCodex, FakeReply
 from chatmock.testing.fake_oauth import FakeOAuth, is_oauth_path
 
@@ -43,6 +53,7 @@ class FakeUpstreamApp:
     def __init__(self, fake: FakeCodex | None = None, oauth: FakeOAuth | None = None) -> None:
         self.fake = fake or FakeCodex()
         self.oauth = oauth or FakeOAuth()
+        self.versions: Counter[str] = Counter()
 
     @classmethod
     def create(cls, *, check_tokens: bool = False) -> FakeUpstreamApp:
@@ -58,6 +69,11 @@ class FakeUpstreamApp:
         return server.handle(method, target, headers, body)
 
     async def __call__(self, request: Request, out: Responder) -> None:
+        if request.path == PROTOCOLS_PATH:
+            await out.respond(200, [(b"content-type", b"application/json")],
+                              jsonbytes.dumps(dict(self.versions)))
+            return
+        self.versions[request.http_version] += 1
         body = await request.body()
         target = request.path + ("?" + request.query if request.query else "")
         reply = self.dispatch(request.method, target, request.headers, body)
@@ -75,30 +91,35 @@ class FakeUpstreamApp:
         # A cut reply returns unfinished: the connection closes mid-body.
 
 
-def base_url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+PROTOCOLS_PATH = "/__fake__/protocols"
+
+
+def base_url(host: str, port: int, scheme: str = "http") -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 async def run(host: str, port: int, shutdown: trio.Event | None = None,
-              app: FakeUpstreamApp | None = None,
+              app: FakeUpstreamApp | None = None, tls: ssl.SSLContext | None = None,
               task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     stop = shutdown if shutdown is not None else trio.Event()
     served = app if app is not None else FakeUpstreamApp()
     limits = ConnectionLimits(idle_timeout=300.0, write_timeout=600.0)
     listeners = await open_listeners(host, port)
     if not served.oauth.issuer:
-        served.oauth.issuer = base_url(host, listeners[0].socket.getsockname()[1])
+        served.oauth.issuer = base_url(host, listeners[0].socket.getsockname()[1],
+                                       "https" if tls else "http")
     await serve(served, listeners, limits=limits, max_connections=100_000,
-                shutdown=stop, shutdown_timeout=1.0, task_status=task_status)
+                shutdown=stop, shutdown_timeout=1.0, tls=tls, task_status=task_status)
 
 
-async def _main(host: str, port: int, check_tokens: bool) -> None:
+async def _main(host: str, port: int, check_tokens: bool, tls: ssl.SSLContext | None) -> None:
     shutdown = trio.Event()
     app = FakeUpstreamApp.create(check_tokens=check_tokens)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            bound = await nursery.start(run, host, port, shutdown, app)
-            print(f"fake-upstream listening on http://{host}:{bound}", flush=True)
+            bound = await nursery.start(run, host, port, shutdown, app, tls)
+            url = base_url(host, bound, "https" if tls else "http")
+            print(f"fake-upstream listening on {url}", flush=True)
             async for _ in signals:
                 shutdown.set()
                 break
@@ -112,8 +133,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--check-tokens", action="store_true",
                         help="accept only live access tokens issued by the fake OAuth server")
+    parser.add_argument("--tls-cert", help="serve TLS (h2 and http/1.1 by ALPN) with this "
+                                           "PEM certificate chain")
+    parser.add_argument("--tls-key", help="the PEM private key of --tls-cert")
     args = parser.parse_args(argv)
-    trio.run(_main, args.host, args.port, args.check_tokens)
+    tls = server_tls_context(args.tls_cert, args.tls_key) if args.tls_cert else None
+    trio.run(_main, args.host, args.port, args.check_tokens, tls)
     return 0
 
 

@@ -4,6 +4,7 @@ open streams, read what arrived and send raw frames when they play an attacker."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,18 +147,8 @@ class H2Client:
 
     async def send_body(self, stream_id: int, data: bytes, *, end: bool = True) -> None:
         """DATA within the server's windows (stops early if the stream is answered)."""
-        while data and not self.streams[stream_id].done:
-            size = min(len(data), self.conn.local_flow_control_window(stream_id),
-                       self.conn.max_outbound_frame_size)
-            if size <= 0:
-                await self.changed.wait()
-                continue
-            self.conn.send_data(stream_id, data[:size])
-            data = data[size:]
-            await self.flush()
-        if end and not self.streams[stream_id].done:
-            self.conn.end_stream(stream_id)
-            await self.flush()
+        await send_windowed(self, stream_id, data, end=end,
+                            stopped=lambda: self.streams[stream_id].done)
 
     async def wait(self, stream_id: int) -> StreamLog:
         log = self.streams[stream_id]
@@ -176,3 +167,22 @@ class H2Client:
     def goaway(self) -> GoAwayFrame | None:
         """The last GOAWAY received, if any."""
         return self.goaways[-1] if self.goaways else None
+
+
+async def send_windowed(peer: Any, stream_id: int, data: bytes, *, end: bool,
+                        stopped: Callable[[], bool] = lambda: False) -> None:
+    """DATA on `peer.conn` (an h2 connection) within the windows, waiting on `peer.changed`
+    for WINDOW_UPDATEs; `stopped()` ends it early."""
+    conn = peer.conn
+    while data and not stopped():
+        size = min(len(data), conn.local_flow_control_window(stream_id),
+                   conn.max_outbound_frame_size)
+        if size <= 0:
+            await peer.changed.wait()
+            continue
+        conn.send_data(stream_id, data[:size])
+        data = data[size:]
+        await peer.flush()
+    if end and not stopped():
+        conn.end_stream(stream_id)
+        await peer.flush()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import ssl
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 import trio
@@ -14,7 +13,6 @@ import trustme
 
 from chatmock.errors import UpstreamError
 from chatmock.net.client import HTTPClient
-from chatmock.net.transport import tls_context
 from chatmock.server.exchange import ConnectionLimits, Request, Responder
 from chatmock.server.http1 import H1Connection
 from chatmock.server.lifecycle import Lifecycle
@@ -115,18 +113,6 @@ async def test_unreachable_backend_is_a_502(client: HTTPClient) -> None:
         async with client.request("POST", f"http://127.0.0.1:{port}/x", HEADERS, b"{}"):
             pass
     assert caught.value.status == 502
-
-
-@pytest.fixture
-def trusted_ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[trustme.CA]:
-    """A CA that the process-wide client TLS context trusts (through SSL_CERT_FILE,
-    which the system trust store honours), for the length of one test."""
-    ca = trustme.CA()
-    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
-    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
-    tls_context.cache_clear()
-    yield ca
-    tls_context.cache_clear()
 
 
 async def start_tls(nursery: trio.Nursery, app: Counting, certificate: trustme.LeafCert) -> int:
