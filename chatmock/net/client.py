@@ -76,8 +76,8 @@ class UpstreamResponse(ABC):
     @abstractmethod
     def chunks(self, heartbeat: float | None = None) -> AsyncGenerator[bytes, None]:
         """Body bytes, one item per network read (HTTP/1.1) or per batch of DATA frames
-        (HTTP/2). Over HTTP/1.1 it ends early if the peer cut the body; over HTTP/2 a
-        stream reset or a connection lost mid-body raises UpstreamError.
+        (HTTP/2); ends early (`complete` False) if the body was cut: the connection
+        closed, or (HTTP/2) the stream was reset.
 
         With `heartbeat`, an empty item is yielded whenever the backend has been
         silent that long (the read timeout still applies to the whole silence),

@@ -3,6 +3,12 @@
 Both are started with `--port 0`; the bound port is read from the process's
 own announcement, so tests never race for ports. Processes are stopped with
 SIGTERM at the end and their logs are kept in the test's temp dir.
+
+`CHATMOCK_TEST_UPSTREAM=h2` runs the whole suite against a fake backend behind
+TLS, which offers `h2` and `http/1.1` by ALPN like the real one, so chatmock
+talks HTTP/2 to it (`.ci/run` runs the directory once more that way). The
+certificates come from a trustme CA, trusted by chatmock and by the tests
+themselves through `SSL_CERT_FILE`.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ import pytest
 from chatmock.testing.credentials import write_auth_file
 
 STARTUP_SECONDS = 20.0
-_LISTENING = re.compile(rb"listening on http://[^:]+:(\d+)")
+_LISTENING = re.compile(rb"listening on (https?)://[^:]+:(\d+)")
+UPSTREAM_H2 = os.environ.get("CHATMOCK_TEST_UPSTREAM", "") == "h2"
+_TLS_FILES: list[str] = []  # cert, key of the fake backend in h2 mode
 
 
 @dataclass
@@ -33,10 +41,11 @@ class Process:
     popen: subprocess.Popen[bytes]
     port: int
     log: Path
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def stop(self, timeout: float = 10.0) -> int:
         if self.popen.poll() is None:
@@ -48,12 +57,12 @@ class Process:
             return self.popen.wait()
 
 
-def _wait_for_port(popen: subprocess.Popen[bytes], log: Path) -> int:
+def _wait_for_port(popen: subprocess.Popen[bytes], log: Path) -> tuple[str, int]:
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         found = _LISTENING.search(log.read_bytes())
         if found:
-            return int(found.group(1))
+            return found.group(1).decode(), int(found.group(2))
         if popen.poll() is not None:
             break
         time.sleep(0.02)
@@ -65,7 +74,34 @@ def spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> Proc
     with log.open("wb") as sink:
         popen = subprocess.Popen([sys.executable, *args], stdout=sink, stderr=subprocess.STDOUT,
                                  env=env, stdin=subprocess.DEVNULL)
-    return Process(popen, _wait_for_port(popen, log), log)
+    scheme, port = _wait_for_port(popen, log)
+    return Process(popen, port, log, scheme)
+
+
+def spawn_fake(log: Path, *flags: str) -> Process:
+    """The fake backend and OAuth server (behind TLS in h2 mode, see the docstring)."""
+    tls = ["--tls-cert", _TLS_FILES[0], "--tls-key", _TLS_FILES[1]] if UPSTREAM_H2 else []
+    return spawn(["-m", "chatmock.testing.fake_upstream", "--port", "0", *tls, *flags], log)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def upstream_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """In h2 mode: the fake's certificate, and its CA trusted by every process."""
+    if not UPSTREAM_H2:
+        yield
+        return
+    import trustme
+
+    tmp = tmp_path_factory.mktemp("tls")
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    ca.cert_pem.write_to_path(str(tmp / "ca.pem"))
+    leaf.cert_chain_pems[0].write_to_path(str(tmp / "cert.pem"))
+    leaf.private_key_pem.write_to_path(str(tmp / "key.pem"))
+    _TLS_FILES[:] = [str(tmp / "cert.pem"), str(tmp / "key.pem")]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SSL_CERT_FILE", str(tmp / "ca.pem"))
+        yield
 
 
 def start_chatmock(tmp: Path, upstream: Process | None, *flags: str,
@@ -86,8 +122,11 @@ def start_chatmock(tmp: Path, upstream: Process | None, *flags: str,
 @pytest.fixture(scope="session")
 def fake_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     tmp = tmp_path_factory.mktemp("fake")
-    process = spawn(["-m", "chatmock.testing.fake_upstream", "--port", "0"], tmp / "fake.log")
+    process = spawn_fake(tmp / "fake.log")
     yield process
+    if UPSTREAM_H2:  # chatmock did talk HTTP/2 to it (the tests' own reads are HTTP/1.1)
+        with urllib.request.urlopen(f"{process.url}/__fake__/protocols") as reply:
+            assert json.load(reply).get("2", 0) > 0, "chatmock never used HTTP/2 upstream"
     process.stop()
 
 

@@ -152,7 +152,7 @@ async def test_a_stream_reset_before_any_byte_for_another_reason_is_an_error(
     assert len(backend.servers) == 1
 
 
-async def test_a_lost_connection_fails_the_answering_stream_and_retries_the_other(
+async def test_a_lost_connection_cuts_the_answering_stream_and_retries_the_other(
         nursery: trio.Nursery) -> None:
     second_arrived = trio.Event()
 
@@ -175,8 +175,7 @@ async def test_a_lost_connection_fails_the_answering_stream_and_retries_the_othe
 
     nursery.start_soon(second)
     await second_arrived.wait()
-    with pytest.raises(UpstreamError):
-        await first.read_all()
+    assert await first.read_all() == b"partial" and not first.complete  # cut, as over HTTP/1.1
     await first.aclose()
     await trio.testing.wait_all_tasks_blocked()
     assert retried == [b"answered"]
