@@ -209,9 +209,11 @@ class H2ClientConnection:
         self.ready.set()
 
     async def _run(self) -> None:
+        assert self.wire is not None
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._watch)
+                nursery.start_soon(self.wire.run)
                 await self._read_loop()
                 nursery.cancel_scope.cancel()
         except Exception as exc:  # a system task must not raise
@@ -236,7 +238,7 @@ class H2ClientConnection:
             if not self._receive(bytes(data)):
                 return
             try:
-                await self.wire.flush(wait=False)
+                await self.wire.answer()
             except WireBroken as exc:
                 self.fail(str(exc))
                 return
@@ -355,7 +357,7 @@ class H2ClientConnection:
         """Write what h2 queued (WINDOW_UPDATE, PING) unless someone else is writing."""
         assert self.wire is not None
         with contextlib.suppress(WireBroken):
-            await self.wire.flush(wait=False)
+            await self.wire.answer()
 
     async def exchange(self, method: str, target: str, headers: Sequence[tuple[bytes, bytes]],
                        body: bytes) -> H2Response:

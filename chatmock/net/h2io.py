@@ -5,7 +5,9 @@ Writing. Every task that frames something (a responder's DATA, the reader's
 acknowledgements, a request's HEADERS) then calls `flush`, which writes
 everything pending, coalesced, with at most one writer at a time. A task
 returns from `flush` once the bytes it queued are in the kernel, so a stream
-whose writes wait makes its own sender wait, and nothing else. The write
+whose writes wait makes its own sender wait, and nothing else. An idle
+connection's writes cost no task switch: the task that framed writes; only
+what is left for nobody in particular goes to the connection's `run` task. The write
 itself is shielded from cancellation: a cancelled write could leave half a
 frame on the wire, which would break every stream of the connection, not
 just the one whose task was cancelled. The stream's own send timeout (or
@@ -24,11 +26,13 @@ is the buffer's high-water mark (the peer may not send beyond it), and h2
 hands the window back once half of it was taken (the low-water mark), so
 acknowledgements go out in batches, not one per frame.
 
-The peer's control frames (PING and SETTINGS acknowledgements) are queued by
-h2 while the reader handles a read; `flush(wait=False)` writes them unless
-someone else is writing, and waits for the writer only once more than
-`backlog` bytes are pending, so a peer that sends pings but never reads
-stops being read from, and its answers stay bounded.
+The answers to a peer's frames (PING and SETTINGS acknowledgements,
+WINDOW_UPDATEs) are queued by h2 while the reader handles a read; `answer`
+writes them unless someone else is writing, and waits for the writer only
+once more than `backlog` bytes of answers are pending, so a peer that sends
+pings but never reads stops being read from, and its answers stay bounded.
+The reader never waits on data other streams queued: two peers whose readers
+both waited on their own writers would each stop reading what the other writes.
 """
 
 from __future__ import annotations
@@ -52,8 +56,8 @@ class StreamGone(Exception):
 class H2Wire:
     """Writes for one h2 connection (see the module docstring)."""
 
-    __slots__ = ("_lot", "_outbox", "_queued", "_sent", "_waiters", "_writing", "backlog",
-                 "broken", "conn", "stream")
+    __slots__ = ("_answers", "_answers_writing", "_kick", "_lot", "_outbox", "_queued", "_sent",
+                 "_waiters", "_writing", "backlog", "broken", "conn", "stream")
 
     def __init__(self, stream: trio.abc.Stream, conn: Any, *, backlog: int = 64 * 1024) -> None:
         self.stream = stream
@@ -61,10 +65,13 @@ class H2Wire:
         self.backlog = backlog
         self.broken: str | None = None
         self._outbox = bytearray()
+        self._answers = 0  # bytes of answers in the outbox (see `answer`)
+        self._answers_writing = 0  # ... and in the write under way
         self._queued = 0  # bytes ever queued
         self._sent = 0  # bytes ever written
         self._writing = False
         self._lot = trio.lowlevel.ParkingLot()
+        self._kick = trio.Event()  # wakes `run`
         self._waiters: dict[int, trio.Event] = {}  # stream id → waiting for window
 
     def queue(self, frames: bytes) -> None:
@@ -77,29 +84,45 @@ class H2Wire:
     def pending(self) -> int:
         return len(self._outbox)
 
-    def _take(self) -> None:
+    def _take(self) -> int:
         data = self.conn.data_to_send()
         if data:
             self._outbox += data
             self._queued += len(data)
+        return len(data)
 
-    async def flush(self, *, wait: bool = True) -> None:
-        """Write what is pending; with `wait`, return once everything queued up to now
-        is written. Raises WireBroken if the stream fails."""
+    async def flush(self) -> None:
+        """Write what is pending; return once everything queued up to now is written.
+        Raises WireBroken if the stream fails."""
         self._take()
-        target = self._queued
+        await self._written(self._queued, wait=True)
+
+    async def answer(self) -> None:
+        """Write the answers h2 queued while handling a read (PING and SETTINGS
+        acknowledgements, WINDOW_UPDATEs) without waiting for another writer, unless
+        more than `backlog` bytes of answers are pending: then wait (see the module
+        docstring). Counting answers only, not the DATA other streams queued, keeps a
+        reader from waiting on its own peer's reading while that peer waits on ours."""
+        self._answers += self._take()
+        await self._written(self._queued, wait=False)
+
+    async def _written(self, target: int, *, wait: bool) -> None:
         while self._sent < target:
             if self.broken is not None:
                 raise WireBroken(self.broken)
             if self._writing:
-                if not wait and len(self._outbox) <= self.backlog:
+                if not wait and self._answers + self._answers_writing <= self.backlog:
                     return
                 await self._lot.park()
                 continue
-            await self._write_once()
+            await self._write_round()
+        if self._outbox and not self._writing:
+            self._kick.set()  # queued meanwhile by others: `run` writes it
 
-    async def _write_once(self) -> None:
+    async def _write_round(self) -> None:
+        """One write of everything pending."""
         data, self._outbox = self._outbox, bytearray()
+        self._answers_writing, self._answers = self._answers, 0
         self._writing = True
         try:
             with trio.CancelScope(shield=True):
@@ -109,15 +132,32 @@ class H2Wire:
             raise WireBroken(self.broken) from None
         finally:
             self._writing = False
+            self._answers_writing = 0
             self._lot.unpark_all()
         self._sent += len(data)
         self._take()
+
+    async def run(self) -> None:
+        """The writer of last resort, a task beside the reader for the connection's life.
+
+        A task writes only until its own bytes are out (a busy connection would
+        otherwise keep it writing for others, and its own stream would stall); what
+        others queued meanwhile without waiting for it (answers) is written here."""
+        while self.broken is None:
+            await self._kick.wait()
+            self._kick = trio.Event()
+            while self._outbox and not self._writing and self.broken is None:
+                try:
+                    await self._write_round()
+                except WireBroken:
+                    return
 
     def fail(self, reason: str) -> None:
         """Mark the connection dead and wake every task that waits on it."""
         if self.broken is None:
             self.broken = reason
         self._lot.unpark_all()
+        self._kick.set()
         self.window_opened(0)
 
     def window_opened(self, stream_id: int) -> None:
@@ -141,13 +181,15 @@ class H2Wire:
             if self.broken is not None:
                 raise WireBroken(self.broken)
             offset = self._frame(stream_id, data, offset, end_stream)
+            window: trio.Event | None = None
+            if offset < size:  # registered before the write: a window may open meanwhile
+                window = self._waiters.get(stream_id)
+                if window is None:
+                    window = self._waiters[stream_id] = trio.Event()
             await self.flush()
-            if offset >= size:
+            if window is None:
                 return
-            event = self._waiters.get(stream_id)
-            if event is None:
-                event = self._waiters[stream_id] = trio.Event()
-            await event.wait()
+            await window.wait()
 
     def _frame(self, stream_id: int, data: bytes, offset: int, end_stream: bool) -> int:
         """Frame as much of `data[offset:]` as the windows allow; the new offset."""

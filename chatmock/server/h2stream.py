@@ -134,8 +134,9 @@ class H2Exchange(ReceiveBuffer):
             await self.wait(float("inf"))
 
     async def _flush(self, *, wait: bool = False) -> None:
+        wire = self.c.wire
         try:
-            await self.c.wire.flush(wait=wait)
+            await (wire.flush() if wait else wire.answer())
         except WireBroken as exc:
             raise ClientGone(str(exc)) from None
 

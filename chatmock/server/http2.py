@@ -16,7 +16,9 @@ gone)"), nothing else; losing the connection cancels every route on it.
 Limits. `ConnectionLimits.max_streams` is advertised as
 SETTINGS_MAX_CONCURRENT_STREAMS; streams beyond it are refused one by one
 with REFUSED_STREAM (h2 itself would end the whole connection, even for
-streams a client opened before it could see our SETTINGS). Request heads are
+streams a client opened before it could see our SETTINGS). A stream counts
+while it is open in HTTP/2's terms: once both sides ended it, a route still
+finishing its work (draining its backend answer, logging) no longer does. Request heads are
 bounded by SETTINGS_MAX_HEADER_LIST_SIZE (the HPACK decoder stops there, which
 also stops HPACK bombs) and, compressed, by a hard cap on the header block
 across CONTINUATION frames. Resets (the client's and the REFUSED_STREAM ones),
@@ -140,6 +142,7 @@ class H2ServerConnection:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                nursery.start_soon(self.wire.run)
                 try:
                     await self._run()
                 finally:
@@ -152,7 +155,7 @@ class H2ServerConnection:
             pass
 
     async def _run(self) -> None:
-        await self.wire.flush(wait=False)  # our SETTINGS
+        await self.wire.answer()  # our SETTINGS
         data = self._buffered or await self._read()
         self._buffered = b""
         while data and await self._receive(data):
@@ -226,7 +229,7 @@ class H2ServerConnection:
         if goaways:
             self.peer_leaving = True
         self._start_routes()
-        await self.wire.flush(wait=False)
+        await self.wire.answer()
         return not self.closing and not (self.peer_leaving and not self.exchanges)
 
     def _open(self, event: Any) -> None:
@@ -235,13 +238,17 @@ class H2ServerConnection:
         if self.goaway_last is not None and stream_id > self.goaway_last:
             self._refuse(stream_id)
             return
-        if len(self.exchanges) >= self.limits.max_streams:
+        if self._open_streams() >= self.limits.max_streams:
             self._count_reset()
             self._refuse(stream_id)
             return
         exchange = H2Exchange(self, stream_id, head_only=False)
         self.exchanges[stream_id] = exchange
         self._starting.append((exchange, event.headers))
+
+    def _open_streams(self) -> int:
+        """Streams open in HTTP/2's terms (not ended by both sides, not reset)."""
+        return sum(not (x.gone or (x.ended and x.local_closed)) for x in self.exchanges.values())
 
     def _refuse(self, stream_id: int) -> None:
         with contextlib.suppress(h2.exceptions.StreamClosedError):  # reset in the same read
@@ -318,7 +325,7 @@ class H2ServerConnection:
         finally:
             self._close_stream(exchange)
         with contextlib.suppress(WireBroken):
-            await self.wire.flush(wait=False)
+            await self.wire.answer()
 
     def _close_stream(self, exchange: H2Exchange) -> None:
         """Forget a finished stream: end or reset what is still open of it."""

@@ -189,6 +189,25 @@ async def test_streams_beyond_the_limit_are_refused(nursery: trio.Nursery) -> No
     assert (await client.request("POST", "/echo", b"more")).body == b"more"
 
 
+async def test_a_stream_ended_both_ways_stops_counting_while_its_route_runs(
+        nursery: trio.Nursery) -> None:
+    """A route may work on after its answer (draining its backend, logging): the client
+    saw the stream end, so its next streams are not refused."""
+    lingering = trio.Event()
+
+    async def answer_then_linger(request: Request, out: Responder) -> None:
+        await out.respond(200, [], b"done")
+        await lingering.wait()
+
+    client = await connect(nursery, answer_then_linger, limits=ConnectionLimits(max_streams=2))
+    await client.wait_for(lambda: client.conn.remote_settings.max_concurrent_streams == 2)
+    for _ in range(3):
+        first, second = client.open("GET", "/"), client.open("GET", "/")
+        await client.flush()
+        assert (await client.wait(first)).body == (await client.wait(second)).body == b"done"
+    lingering.set()
+
+
 async def test_ping_is_answered(nursery: trio.Nursery) -> None:
     client = await connect(nursery, App())
     client.conn.ping(b"12345678")

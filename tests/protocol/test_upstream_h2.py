@@ -95,6 +95,30 @@ async def test_concurrent_requests_fill_a_connection_before_opening_another(
     await client.aclose()
 
 
+async def test_many_busy_streams_on_one_connection_all_flow(
+        nursery: trio.Nursery, trusted_ca: trustme.CA, tmp_path: Path) -> None:
+    """64 streams of 1,000 deltas at once on one connection: no stream waits on a window
+    update left unsent or a wake-up missed (each would stall it into the read timeout)."""
+    watching = Watching(FakeUpstreamApp())
+    url = await start_tls(nursery, watching, trusted_ca, tmp_path)
+    client = HTTPClient(connect_timeout=5, read_timeout=10)
+    done: list[int] = []
+
+    async def one(number: int) -> None:
+        for turn in range(2):
+            prompt = f"busy {number}.{turn} fake:deltas=1000 fake:burst=50"
+            async with client.request("POST", url, HEADERS, body(prompt)) as response:
+                data = await response.read_all()
+            assert data.count(b"event: response.output_text.delta\n") == 1000
+            done.append(number)
+
+    async with trio.open_nursery() as requests:
+        for number in range(64):
+            requests.start_soon(one, number)
+    assert len(done) == 128 and len(watching.connections) == 1
+    await client.aclose()
+
+
 async def test_a_backend_choosing_http11_by_alpn_gets_http11(
         nursery: trio.Nursery, client: HTTPClient, trusted_ca: trustme.CA,
         tmp_path: Path) -> None:
