@@ -127,7 +127,8 @@ class H2Response(UpstreamResponse):
         while True:
             data = stream.take()
             if data:
-                await self._stream.c.flush_acks()
+                if stream.acked:
+                    await stream.c.flush_acks()
                 self._silent = 0.0
                 if self.trace is not None:
                     self.trace(data)

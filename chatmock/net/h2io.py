@@ -24,7 +24,8 @@ Reading. `ReceiveBuffer` holds what arrived on one stream until its reader
 takes it, and only then acknowledges it (WINDOW_UPDATE): the stream's window
 is the buffer's high-water mark (the peer may not send beyond it), and h2
 hands the window back once half of it was taken (the low-water mark), so
-acknowledgements go out in batches, not one per frame.
+acknowledgements go out in batches, not one per frame (and reach h2 in
+batches of `ACK_BATCH` bytes).
 
 The answers to a peer's frames (PING and SETTINGS acknowledgements,
 WINDOW_UPDATEs) are queued by h2 while the reader handles a read; `answer`
@@ -43,6 +44,7 @@ import h2.exceptions
 import trio
 
 WRITE_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError)
+ACK_BATCH = 16 * 1024  # received bytes acknowledged to h2 at once (see ReceiveBuffer.take)
 
 
 class WireBroken(Exception):
@@ -73,12 +75,6 @@ class H2Wire:
         self._lot = trio.lowlevel.ParkingLot()
         self._kick = trio.Event()  # wakes `run`
         self._waiters: dict[int, trio.Event] = {}  # stream id → waiting for window
-
-    def queue(self, frames: bytes) -> None:
-        """Bytes h2 does not build (our own GOAWAY), written with the next flush."""
-        self._take()
-        self._outbox += frames
-        self._queued += len(frames)
 
     @property
     def pending(self) -> int:
@@ -216,11 +212,12 @@ class H2Wire:
 class ReceiveBuffer:
     """One stream's received data, acknowledged when taken (see the module docstring)."""
 
-    __slots__ = ("_event", "_held", "_parts", "h2_state", "stream_id")
+    __slots__ = ("_event", "_held", "_parts", "acked", "h2_state", "stream_id")
 
     def __init__(self, h2_state: Any, stream_id: int) -> None:
         self.h2_state = h2_state  # the connection's h2.connection.H2Connection
         self.stream_id = stream_id
+        self.acked = False
         self._parts: list[bytes] = []
         self._held = 0  # flow-controlled bytes received, not yet acknowledged
         self._event: trio.Event | None = None
@@ -238,9 +235,15 @@ class ReceiveBuffer:
             self._event = None
 
     def take(self) -> bytes:
-        """What arrived since the last call, acknowledged to the peer."""
+        """What arrived since the last call. It is acknowledged to the peer once
+        `ACK_BATCH` bytes were taken (`acked` says whether this call did): h2's own
+        window update needs half a window (a stream window is at least 64 KiB), so
+        this batching never holds a stream back, and small DATA frames (one per
+        backend event) cost one h2 call per batch instead of one each."""
         parts, self._parts = self._parts, []
-        self._acknowledge()
+        self.acked = self._held >= ACK_BATCH
+        if self.acked:
+            self._acknowledge()
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def release(self) -> None:

@@ -4,11 +4,10 @@ h2 parses frames and keeps the protocol's state. Three things it does not do
 the way chatmock needs are done here, by reading frame headers (9 bytes each)
 before h2 sees the bytes:
 
-- GOAWAY: h2 closes its whole state machine when one arrives or is sent, so
-  the streams a peer promised to finish could not be read to the end, nor could
-  a draining server finish its own. `FrameScanner` takes GOAWAY frames out of
-  the byte stream and reports them; `goaway_frame` builds one to send. h2 never
-  learns of either, and its state stays open for the streams in flight.
+- GOAWAY: h2 closes its whole state machine when one arrives, so the streams
+  a peer promised to finish could not be read to the end. `FrameScanner` takes
+  GOAWAY frames out of the byte stream and reports them; h2 never learns of
+  them, and its state stays open for the streams in flight.
 - Bounds before buffering: h2 stores a whole frame before it checks the length
   against SETTINGS_MAX_FRAME_SIZE, and up to 64 CONTINUATION frames of a header
   block. The scanner refuses an oversized frame at its header, and a header
@@ -53,13 +52,6 @@ class GoAway:
     last_stream_id: int
     error_code: int
     debug: bytes
-
-
-def goaway_frame(last_stream_id: int, error_code: int = NO_ERROR, debug: bytes = b"") -> bytes:
-    """A GOAWAY frame (RFC 9113 §6.8) as bytes."""
-    payload = ((last_stream_id & 0x7FFFFFFF).to_bytes(4, "big") + error_code.to_bytes(4, "big")
-               + debug)
-    return len(payload).to_bytes(3, "big") + bytes((GOAWAY, 0)) + bytes(4) + payload
 
 
 def _parse_goaway(payload: bytes) -> GoAway:

@@ -114,6 +114,7 @@ class H2Exchange(ReceiveBuffer):
                                   status=413)
             if data:
                 parts.append(data)
+            if self.acked:
                 await self._flush()
             if self.ended:
                 return b"".join(parts)
@@ -126,8 +127,9 @@ class H2Exchange(ReceiveBuffer):
         """The next piece of the stream's data; b"" once it ended (a WebSocket's read)."""
         while True:
             data = self.take()
-            if data:
+            if self.acked:
                 await self._flush()
+            if data:
                 return data
             if self.ended or self.gone:
                 return b""

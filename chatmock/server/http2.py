@@ -30,9 +30,13 @@ once they pile up unsent (`H2Wire.backlog`).
 
 Timeouts and shutdown. With no stream open the connection waits
 `idle_timeout` for a new one, then says GOAWAY and closes; a header block left
-unfinished for `header_timeout` closes it too. When the server drains, a
-GOAWAY naming the last stream accepted goes out at once: open streams finish,
-newer ones are refused, and the connection closes when the last one is done.
+unfinished for `header_timeout` closes it too. When the server drains, open
+streams finish, newer ones are refused (REFUSED_STREAM, which clients retry
+elsewhere), and once the last one is done a GOAWAY naming it goes out and the
+connection closes; an idle connection says GOAWAY at once. The GOAWAY waits
+for the streams because clients built on the h2 library (httpx, hence the
+openai and anthropic SDKs) end every stream of a connection at a GOAWAY, even
+one that promises to finish them.
 """
 
 from __future__ import annotations
@@ -61,7 +65,6 @@ from chatmock.net.h2wire import (
     FrameScanner,
     RateLimit,
     WireError,
-    goaway_frame,
 )
 from chatmock.server.exchange import ClientGone, ConnectionLimits, Handler
 from chatmock.server.h2stream import BadRequest, H2Exchange, build_request, error_body
@@ -117,7 +120,7 @@ class H2ServerConnection:
                                     preface=len(PREFACE))
         self.exchanges: dict[int, H2Exchange] = {}
         self.highest = 0  # the newest stream id seen
-        self.goaway_last: int | None = None  # our graceful GOAWAY's last stream id
+        self.drain_last: int | None = None  # draining: the newest stream still served
         self.peer_leaving = False  # the client sent GOAWAY
         self.closing = False
         self.resets = RateLimit(reset_limit(limits.max_streams), RATE_WINDOW_SECONDS)
@@ -177,21 +180,21 @@ class H2ServerConnection:
     async def _after_read_cancelled(self) -> None:
         if self._header_block_late():
             await self._end(PROTOCOL_ERROR, "header block not completed in time")
-        elif self.goaway_last is None and self.lifecycle.draining:
-            await self._goaway_gracefully()
+        elif self.drain_last is None and self.lifecycle.draining:
+            self.drain_last = self.highest  # newer streams are refused from now on
         elif not self.exchanges:  # idle, or drained
-            await self._end(None if self.goaway_last is not None else NO_ERROR, "idle")
+            await self._end(NO_ERROR, "idle" if self.drain_last is None else "drained")
 
     def _new_read_scope(self) -> trio.CancelScope:
-        """Cancelled by a drain (until our GOAWAY is out), by the idle timeout when no
-        stream is open, by the header timeout while a header block is unfinished."""
-        scope = self.lifecycle.idle() if self.goaway_last is None else trio.CancelScope()
+        """Cancelled by a drain (once), by the idle timeout when no stream is open, by
+        the header timeout while a header block is unfinished."""
+        scope = self.lifecycle.idle() if self.drain_last is None else trio.CancelScope()
         deadline = math.inf
         if not self.exchanges:
             deadline = self._idle_since + self.limits.idle_timeout
         if self.scanner.in_header_block:
             deadline = min(deadline, self._block_since + self.limits.header_timeout)
-        if (self.goaway_last is not None or self.peer_leaving) and not self.exchanges:
+        if (self.drain_last is not None or self.peer_leaving) and not self.exchanges:
             deadline = -math.inf
         scope.deadline = deadline
         return scope
@@ -235,7 +238,7 @@ class H2ServerConnection:
     def _open(self, event: Any) -> None:
         stream_id: int = event.stream_id
         self.highest = max(self.highest, stream_id)
-        if self.goaway_last is not None and stream_id > self.goaway_last:
+        if self.drain_last is not None and stream_id > self.drain_last:
             self._refuse(stream_id)
             return
         if self._open_streams() >= self.limits.max_streams:
@@ -347,23 +350,18 @@ class H2ServerConnection:
         self.wire.window_opened(stream_id)
         if not self.exchanges:
             self._idle_since = trio.current_time()
-            if self.goaway_last is not None or self.peer_leaving:
+            if self.drain_last is not None or self.peer_leaving:
                 self._read_scope.cancel()
             elif not self.scanner.in_header_block:
                 self._read_scope.deadline = self._idle_since + self.limits.idle_timeout
-
-    async def _goaway_gracefully(self) -> None:
-        """Tell the client which streams will be served; newer ones are refused."""
-        self.goaway_last = self.highest
-        self.wire.queue(goaway_frame(self.highest, NO_ERROR))
-        await self._flush_before_close()
 
     async def _end(self, error_code: int | None, reason: str) -> None:
         """Close with GOAWAY(`error_code`) (None: h2 already queued one)."""
         self.closing = True
         if error_code is not None:
             log.debug("closing HTTP/2 connection from %s: %s", self.client, reason)
-            self.conn.close_connection(error_code=error_code, last_stream_id=self.highest)
+            last = self.highest if self.drain_last is None else self.drain_last
+            self.conn.close_connection(error_code=error_code, last_stream_id=last)
         await self._flush_before_close()
 
     async def _flush_before_close(self) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -104,6 +105,23 @@ def test_anthropic_and_ollama_packages_over_http2(chatmock_server: Process) -> N
         parts = [part["message"]["content"] for part in local.chat(
             model=MODEL, messages=[{"role": "user", "content": "ollama h2"}], stream=True)]
     assert "ollama h2" in "".join(parts)
+
+
+def test_sigterm_lets_an_open_http2_stream_finish(tmp_path: Path,
+                                                  fake_upstream: Process) -> None:
+    """The drain's GOAWAY refuses new streams but lets the open one run to its end."""
+    server = start_chatmock(tmp_path, fake_upstream, "--shutdown-timeout", "20")
+    with h2c_client() as http, openai.OpenAI(base_url=f"{server.url}/v1", api_key="x",
+                                              max_retries=0, http_client=http) as client:
+        chunks = iter(client.chat.completions.create(
+            model=MODEL, stream=True,
+            messages=[{"role": "user", "content": "x fake:deltas=12 fake:delay_ms=100"}]))
+        assert next(chunks).choices[0].delta.role == "assistant"
+        server.popen.send_signal(signal.SIGTERM)
+        rest = list(chunks)
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in rest if chunk.choices)
+    assert text.count("tok") == 12 and rest[-1].choices[0].finish_reason == "stop"
+    assert server.popen.wait(10) == 0
 
 
 @pytest.fixture(scope="module")

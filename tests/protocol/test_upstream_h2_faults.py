@@ -17,11 +17,12 @@ import pytest
 import trio
 import trio.lowlevel
 import trio.testing
+from hyperframe.frame import GoAwayFrame
 
 from chatmock.errors import UpstreamError
-from chatmock.net.h2client import STREAM_WINDOW
+from chatmock.net.h2client import MAX_IDLE_SECONDS, STREAM_WINDOW, TICK_SECONDS
 from chatmock.net.h2pool import H2Pool
-from chatmock.net.h2wire import REFUSED_STREAM, goaway_frame
+from chatmock.net.h2wire import REFUSED_STREAM
 from chatmock.net.transport import Origin
 from chatmock.server.exchange import ConnectionLimits, Request, Responder
 from chatmock.server.http2 import H2ServerConnection
@@ -104,6 +105,11 @@ class Backend:
         return H2Pool(ORIGIN, self.connect, connect_timeout=5, read_timeout=read_timeout)
 
 
+def goaway(last_stream_id: int) -> bytes:
+    """A GOAWAY frame built by hyperframe (the scripted server's h2 would close its state)."""
+    return GoAwayFrame(0, last_stream_id=last_stream_id, error_code=0).serialize()
+
+
 async def answer(server: Scripted, stream_id: int) -> None:
     await server.head(stream_id)
     await server.data(stream_id, b"answered", end=True)
@@ -121,7 +127,7 @@ async def request(pool: H2Pool) -> bytes:
 async def test_a_goaway_before_the_answer_is_retried_on_a_fresh_connection(
         nursery: trio.Nursery) -> None:
     async def going_away(server: Scripted, stream_id: int) -> None:
-        await server.flush(goaway_frame(0))
+        await server.flush(goaway(0))
         await server.stream.aclose()
 
     backend = Backend(nursery, going_away, answer)
@@ -184,7 +190,7 @@ async def test_a_lost_connection_cuts_the_answering_stream_and_retries_the_other
 async def test_a_graceful_goaway_lets_the_stream_finish(nursery: trio.Nursery) -> None:
     async def finishing_then_leaving(server: Scripted, stream_id: int) -> None:
         await server.head(stream_id)
-        await server.flush(goaway_frame(stream_id))
+        await server.flush(goaway(stream_id))
         await server.data(stream_id, b"finished after GOAWAY", end=True)
 
     backend = Backend(nursery, finishing_then_leaving, answer)
@@ -203,6 +209,18 @@ async def test_an_unanswered_ping_fails_the_connection(
     started = trio.current_time()
     assert await request(backend.pool(read_timeout=300)) == b"answered"
     assert 30 < trio.current_time() - started < 90  # a PING, not the read timeout
+    assert len(backend.servers) == 2
+
+
+async def test_an_idle_connection_is_closed_and_the_next_request_opens_one(
+        nursery: trio.Nursery, autojump_clock: trio.abc.Clock) -> None:
+    backend = Backend(nursery, answer)
+    pool = backend.pool()
+    assert await request(pool) == b"answered"
+    await trio.sleep(MAX_IDLE_SECONDS + 2 * TICK_SECONDS)
+    assert backend.servers[0].count(h2.events.ConnectionTerminated) == 1  # our GOAWAY
+    assert not pool.connections or pool.connections[0].closed
+    assert await request(pool) == b"answered"
     assert len(backend.servers) == 2
 
 

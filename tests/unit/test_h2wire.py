@@ -24,7 +24,6 @@ from chatmock.net.h2wire import (
     GoAway,
     RateLimit,
     WireError,
-    goaway_frame,
 )
 
 FRAMES = [SettingsFrame(0).serialize(),
@@ -71,8 +70,8 @@ def test_a_read_without_goaway_is_passed_as_it_is() -> None:
     assert passed is data and found == []
 
 
-def test_goaway_frame_round_trips() -> None:
-    frame = goaway_frame(41, 2, b"why")
+def test_a_goaway_alone_is_taken_out_whole() -> None:
+    frame = GoAwayFrame(0, last_stream_id=41, error_code=2, additional_data=b"why").serialize()
     assert FrameScanner().feed(frame) == (b"", [GoAway(41, 2, b"why")])
 
 

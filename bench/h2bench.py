@@ -1,4 +1,4 @@
-"""HTTP/2 figures for chatmock: `python bench/h2.py [--streams 1000] [--rounds 3]`.
+"""HTTP/2 figures for chatmock: `python bench/h2bench.py [--streams 1000] [--rounds 3]`.
 
 Everything runs in one go on one machine, and the figures that matter are
 ratios of servers measured side by side, so a busy machine moves both sides:
@@ -10,15 +10,18 @@ ratios of servers measured side by side, so a busy machine moves both sides:
    Target: h2 within 15 % of h1-tls (the same TLS work on both sides).
 2. Backend connections held for N concurrent streams (loadgen's hold mode),
    counted from /proc: h2 (target <= 10 for 1,000) against h1-tls.
-3. RSS per open stream: N streams held over inbound HTTP/2 (`hold-h2` below,
-   100 streams a connection) through the h2 server, against N streams over
-   inbound HTTP/1.1 through the h1 server (bench/run.py's figure).
+3. RSS per open stream, on two fresh servers warmed alike: N streams held over
+   inbound HTTP/2 (`hold-h2` below, 100 streams a connection) with the h2
+   backend, against N streams over inbound HTTP/1.1 with the plain HTTP/1.1
+   backend (bench/run.py's figure).
 4. Inbound HTTP/2 clients: `curl --http2-prior-knowledge` and httpx with
    `http2=True` stream a chat completion whole.
 
-`python bench/h2.py hold-h2 --port P --streams N` is the HTTP/2 hold client
+`python bench/h2bench.py hold-h2 --port P --streams N` is the HTTP/2 hold client
 (h2 package, trio): it prints {"event": "held", ...} once every stream got its
 first delta, and closes them on a stdin line. Logs go to bench/out/logs/.
+(Not `bench/h2.py`: scripts here import their neighbours by name, and that
+name would hide the h2 package from this script, httpx included.)
 """
 
 from __future__ import annotations
@@ -225,15 +228,22 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]
         result[f"hold_{name}"] = hold(
             stack, server, [*hold_argv, "--port", str(port)], 2.0,
             lambda pid=server.pid: {"backend_connections": backend_connections(pid, tls)})
-    phase(f"{args.streams} streams held over inbound HTTP/2 (h2 server) and HTTP/1.1 (h1)")
-    server, port = servers["h2"]
-    result["hold_inbound_h2"] = hold(
+    phase(f"RSS: {args.streams} streams over HTTP/2 both ways, and over HTTP/1.1 both ways")
+    rss = {"h2": start_chatmock(stack, "chatmock_rss_h2", f"https://127.0.0.1:{tls}", env),
+           "h1": start_chatmock(stack, "chatmock_rss_h1", f"http://{HOST}:{plain}", env)}
+    for name in ("h2", "h1"):  # fresh servers, warmed alike: no heap left over by a hold
+        stream_cpu(stack, *rss[name], requests=2, connections=args.connections)
+    server, port = rss["h2"]
+    result["rss_inbound_h2_upstream_h2"] = hold(
         stack, server, [PYTHON, str(Path(__file__)), "hold-h2", "--port", str(port),
                         "--streams", str(args.streams)], 2.0,
         lambda pid=server.pid: {"backend_connections": backend_connections(pid, tls)})
-    server, port = servers["h1"]
-    result["hold_inbound_h1"] = hold(stack, server, [*hold_argv, "--port", str(port)], 2.0,
-                                     dict)
+    server, port = rss["h1"]
+    result["rss_inbound_h1_upstream_h1"] = hold(stack, server, [*hold_argv, "--port", str(port)],
+                                                2.0, dict)
+    result["rss_per_stream_h2_over_h1"] = round(
+        result["rss_inbound_h2_upstream_h2"]["rss_per_stream_kib"]
+        / result["rss_inbound_h1_upstream_h1"]["rss_per_stream_kib"], 3)
     phase("inbound HTTP/2 clients")
     result["inbound_clients"] = inbound_clients(servers["h2"][1])
     return result
@@ -292,7 +302,7 @@ def phase(name: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench/h2.py", description=__doc__,
+    parser = argparse.ArgumentParser(prog="bench/h2bench.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     modes = parser.add_subparsers(dest="mode")
     holder = modes.add_parser("hold-h2", help="the HTTP/2 hold client")
