@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import h2.config
@@ -41,8 +41,8 @@ import h2.settings
 import trio
 
 from chatmock.errors import UpstreamError
-from chatmock.net.client import UpstreamResponse
-from chatmock.net.h2io import H2Wire, ReceiveBuffer, StreamGone, WireBroken
+from chatmock.net.h2io import H2Wire, StreamGone, WireBroken
+from chatmock.net.h2response import H2Response, ResponseStream, Retry
 from chatmock.net.h2wire import CANCEL, NO_ERROR, REFUSED_STREAM, FrameScanner, GoAway, WireError
 from chatmock.net.transport import Origin
 
@@ -61,10 +61,6 @@ _HOP_BY_HOP = frozenset({b"host", b"connection", b"keep-alive", b"proxy-connecti
                          b"transfer-encoding", b"upgrade", b"te"})
 
 
-class Retry(Exception):
-    """The stream was never processed by the backend: send it again elsewhere."""
-
-
 def new_client_state() -> Any:
     conn = h2.connection.H2Connection(
         h2.config.H2Configuration(client_side=True, header_encoding=None))
@@ -74,82 +70,6 @@ def new_client_state() -> Any:
     conn.initiate_connection()
     conn.increment_flow_control_window(min(MAX_STREAMS * STREAM_WINDOW, 2**31 - 1) - 65535)
     return conn
-
-
-class ResponseStream(ReceiveBuffer):
-    """One request's stream: the response head, then body bytes as they arrive."""
-
-    __slots__ = ("c", "ended", "error", "headers", "started", "status")
-
-    def __init__(self, connection: H2ClientConnection, stream_id: int) -> None:
-        super().__init__(connection.conn, stream_id)
-        self.c = connection
-        self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.started = False  # a byte of the answer arrived: no retry from here on
-        self.ended = False
-        self.error: Exception | None = None
-
-    def on_head(self, headers: list[tuple[bytes, bytes]]) -> None:
-        self.started = True
-        self.headers = [(name, value) for name, value in headers if name[:1] != b":"]
-        self.status = int(dict(headers).get(b":status", b"0"))
-        self.wake()
-
-    def on_data(self, data: bytes, flow_controlled: int) -> None:
-        self.started = True
-        self.push(data, flow_controlled)
-
-    def on_end(self) -> None:
-        self.ended = True
-        self.wake()
-
-    def fail(self, reason: str, *, retry: bool) -> None:
-        """The stream cannot go on: a retry if nothing of it arrived (and `retry`)."""
-        if self.ended or self.error is not None:
-            return
-        if retry and not self.started:
-            self.error = Retry(reason)
-        else:
-            self.error = UpstreamError(f"{self.c.origin.authority}: {reason}")
-        self.wake()
-
-
-class H2Response(UpstreamResponse):
-    """A response read from an HTTP/2 stream."""
-
-    def __init__(self, stream: ResponseStream, read_timeout: float) -> None:
-        super().__init__(stream.status, stream.headers, read_timeout)
-        self._stream = stream
-
-    async def chunks(self, heartbeat: float | None = None) -> AsyncGenerator[bytes, None]:
-        stream = self._stream
-        while True:
-            data = stream.take()
-            if data:
-                if stream.acked:
-                    await stream.c.flush_acks()
-                self._silent = 0.0
-                if self.trace is not None:
-                    self.trace(data)
-                yield data
-                continue
-            if stream.ended:
-                self.complete = True
-                return
-            if stream.error is not None:
-                # Cut mid-answer, as a closed HTTP/1.1 connection cuts a body: the caller
-                # sees the stream end without its terminal event and reports that.
-                log.warning("upstream stream cut short: %s", stream.error)
-                return
-            wait = self._wait_for(heartbeat)
-            if not await stream.wait(wait):
-                self._silence(wait)
-                yield b""
-
-    async def aclose(self) -> None:
-        """Done with the response: reset the stream if it is still open, forget it."""
-        await self._stream.c.forget(self._stream)
 
 
 class H2ClientConnection:

@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Callable, Sequence
 import trio
 
 from chatmock.errors import UpstreamError
-from chatmock.net.h2client import H2ClientConnection, H2Response, Retry
+from chatmock.net.h2client import H2ClientConnection
+from chatmock.net.h2response import H2Response, Retry
 from chatmock.net.transport import Origin
 
 Connect = Callable[[Origin], Awaitable[tuple[trio.abc.Stream, str]]]

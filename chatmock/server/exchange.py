@@ -51,7 +51,8 @@ class BodyReader(Protocol):
 
 
 class Request:
-    """Method, target, headers (lower-case names) and a lazily read body."""
+    """Method, target, headers (lower-case names), the HTTP version ("1.1" or "2", for
+    logs and tests: routes never branch on it) and a lazily read body."""
 
     __slots__ = ("_body", "_reader", "body_limit", "client", "headers", "http_version", "method",
                  "path", "query")
