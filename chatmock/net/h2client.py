@@ -2,8 +2,9 @@
 
 An `H2ClientConnection` runs a reader task for its life (a trio system task: the
 connection outlives the request that opened it). The reader feeds h2 (behind
-`FrameScanner`, which takes GOAWAY out: see `chatmock.net.h2wire`) and files each
-stream's events in its `ResponseStream`; requests write through `H2Wire`.
+`FrameScanner`, which takes GOAWAY out, see `chatmock.net.h2wire`, and the lean
+path for plain DATA frames, `chatmock.net.h2data`) and files each stream's
+events in its `ResponseStream`; requests write through `H2Wire`.
 
 Flow control is what keeps one slow client from slowing the others. Each
 stream's receive window is `STREAM_WINDOW`; bytes are acknowledged (h2 batches
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import h2.config
@@ -41,9 +42,18 @@ import h2.settings
 import trio
 
 from chatmock.errors import UpstreamError
+from chatmock.net.h2data import receive
 from chatmock.net.h2io import H2Wire, StreamGone, WireBroken
 from chatmock.net.h2response import H2Response, ResponseStream, Retry
-from chatmock.net.h2wire import CANCEL, NO_ERROR, REFUSED_STREAM, FrameScanner, GoAway, WireError
+from chatmock.net.h2wire import (
+    CANCEL,
+    NO_ERROR,
+    REFUSED_STREAM,
+    FrameScanner,
+    GoAway,
+    PlainData,
+    WireError,
+)
 from chatmock.net.transport import Origin
 
 log = logging.getLogger("chatmock.upstream")
@@ -96,13 +106,15 @@ class H2ClientConnection:
         self.idle_since = 0.0
         self._ping_sent: float | None = None
         self._settings_seen = trio.Event()
-        self._dispatch = {
+        self._dispatch: dict[type, Callable[[Any], None]] = {
             h2.events.ResponseReceived: self._on_head,
             h2.events.DataReceived: self._on_data,
             h2.events.StreamEnded: self._on_end,
             h2.events.StreamReset: self._on_reset,
             h2.events.WindowUpdated: self._on_window,
             h2.events.RemoteSettingsChanged: self._on_settings,
+            PlainData: self._on_plain_data,
+            GoAway: self._on_goaway,
         }
 
     @property
@@ -168,8 +180,7 @@ class H2ClientConnection:
 
     def _receive(self, data: bytes) -> bool:
         try:
-            passed, goaways = self.scanner.feed(data)
-            events = self.conn.receive_data(passed) if passed else []
+            events = receive(self.conn, self.scanner, data, self.streams.__contains__)
         except (WireError, h2.exceptions.ProtocolError) as exc:
             self.fail(f"HTTP/2 protocol error: {exc}")
             return False
@@ -177,9 +188,10 @@ class H2ClientConnection:
             handler = self._dispatch.get(type(event))
             if handler is not None:
                 handler(event)
-        for goaway in goaways:
-            self._on_goaway(goaway)
         return True
+
+    def _on_plain_data(self, frame: PlainData) -> None:
+        self.streams[frame.stream_id].on_data(frame.payload, len(frame.payload))
 
     def _on_head(self, event: Any) -> None:
         stream = self.streams.get(event.stream_id)

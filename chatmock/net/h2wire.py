@@ -16,7 +16,9 @@ before h2 sees the bytes:
 - Rates: `RateLimit` counts events (stream resets, pings, settings) in a fixed
   window, for the rapid-reset (CVE-2023-44487) and control-frame flood defences.
 
-Error codes are RFC 9113's numbers; h2 takes them as plain ints.
+The client also takes plain DATA frames out (`split`), for the lean path of
+`chatmock.net.h2data`. Error codes are RFC 9113's numbers; h2 takes them as
+plain ints.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ FRAME_HEADER = 9
 DEFAULT_MAX_FRAME_SIZE = 16384
 
 DATA, HEADERS, PUSH_PROMISE, GOAWAY, CONTINUATION = 0x0, 0x1, 0x5, 0x7, 0x9
-END_HEADERS = 0x4
+END_HEADERS = 0x4  # (END_STREAM is 0x1 and PADDED 0x8: a DATA frame with either stays with h2)
 
 NO_ERROR = 0x0
 PROTOCOL_ERROR = 0x1
@@ -61,17 +63,31 @@ def _parse_goaway(payload: bytes) -> GoAway:
                   int.from_bytes(payload[4:8], "big"), bytes(payload[8:]))
 
 
+@dataclass(frozen=True, slots=True)
+class PlainData:
+    """A DATA frame without padding or END_STREAM, taken out by `FrameScanner.split`;
+    `header` and `payload` are its bytes, for h2 after all if it is not taken."""
+
+    stream_id: int
+    payload: bytes
+    header: bytes
+
+
+Item = bytes | GoAway | PlainData
+
+
 class FrameScanner:
     """Walks the frame headers of an inbound byte stream (see the module docstring).
 
     `feed(data)` returns the bytes h2 should receive and the GOAWAY frames taken
-    out, in arrival order within the read; it raises WireError for a frame longer
-    than `max_frame_size` or a header block longer than `max_header_block`.
-    `preface` is the number of bytes to pass through before the first frame (a
-    server's view of the client connection preface)."""
+    out, in arrival order within the read; `split(data)` also takes out plain DATA
+    frames (see `chatmock.net.h2data`) and returns everything as one ordered list.
+    Both raise WireError for a frame longer than `max_frame_size` or a header block
+    longer than `max_header_block`. `preface` is the number of bytes to pass through
+    before the first frame (a server's view of the client connection preface)."""
 
-    __slots__ = ("_block", "_goaway", "_goaway_left", "_head", "_left", "_preface",
-                 "max_frame_size", "max_header_block")
+    __slots__ = ("_block", "_capture", "_capture_head", "_capture_left", "_head", "_left",
+                 "_preface", "_take_data", "max_frame_size", "max_header_block")
 
     def __init__(self, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
                  max_header_block: int = 256 * 1024, preface: int = 0) -> None:
@@ -80,9 +96,11 @@ class FrameScanner:
         self._preface = preface
         self._head = b""  # a frame header cut by the end of a read
         self._left = 0  # payload bytes of the current passed-through frame still to come
-        self._goaway = bytearray()  # payload of a GOAWAY being collected
-        self._goaway_left = -1  # its bytes still to come; -1 when none is open
+        self._capture = bytearray()  # payload of a frame being taken out
+        self._capture_head = b""  # ... and its header
+        self._capture_left = -1  # its bytes still to come; -1 when none is open
         self._block = -1  # bytes of the header block in progress; -1 when none is open
+        self._take_data = False
 
     @property
     def in_header_block(self) -> bool:
@@ -90,38 +108,50 @@ class FrameScanner:
         return self._block >= 0
 
     def feed(self, data: bytes) -> tuple[bytes, list[GoAway]]:
+        self._take_data = False
+        items = self._scan(data)
+        if len(items) == 1 and type(items[0]) is bytes:
+            return items[0], []
+        passed = b"".join(item for item in items if type(item) is bytes)
+        return passed, [item for item in items if type(item) is GoAway]
+
+    def split(self, data: bytes) -> list[Item]:
+        self._take_data = True
+        return self._scan(data)
+
+    def _scan(self, data: bytes) -> list[Item]:
         if self._head:
             data, self._head = self._head + data, b""
         end = len(data)
-        pos = self._skip_known(data, 0)
-        keep: list[bytes] = []
-        run = 0  # start of the passed-through bytes not yet in `keep`
-        goaways: list[GoAway] = []
-        if self._goaway_left >= 0:
-            pos = self._collect_goaway(data, 0, goaways)
-            run = pos
+        items: list[Item] = []
+        pos = run = self._skip_known(data, 0)  # `run`: start of passed bytes not yet out
+        if self._capture_left >= 0:
+            pos = run = self._collect(data, pos, items)
+        elif pos:
+            run = 0
         while pos < end:
             if end - pos < FRAME_HEADER:
-                keep.append(data[run:pos])
                 self._head = data[pos:]
-                return b"".join(keep), goaways
+                end = pos
+                break
             length = int.from_bytes(data[pos:pos + 3], "big")
-            kind = data[pos + 3]
-            self._check(length, kind, data[pos + 4])
-            if kind == GOAWAY:
-                keep.append(data[run:pos])
-                self._goaway_left = length
-                pos = self._collect_goaway(data, pos + FRAME_HEADER, goaways)
-                run = pos
+            kind, flags = data[pos + 3], data[pos + 4]
+            self._check(length, kind, flags)
+            if kind == GOAWAY or (kind == DATA and self._take_data and not flags & 0x9
+                                  and self._block < 0):
+                if run < pos:
+                    items.append(data[run:pos])
+                self._capture_head = data[pos:pos + FRAME_HEADER]
+                self._capture_left = length
+                pos = run = self._collect(data, pos + FRAME_HEADER, items)
                 continue
             pos += FRAME_HEADER + length
             if pos > end:
                 self._left = pos - end
                 pos = end
-        if run == 0:
-            return data, goaways
-        keep.append(data[run:])
-        return b"".join(keep), goaways
+        if run < end:
+            items.append(data if run == 0 and end == len(data) else data[run:end])
+        return items
 
     def _skip_known(self, data: bytes, pos: int) -> int:
         """Past the preface and the rest of a frame begun in an earlier read."""
@@ -135,14 +165,25 @@ class FrameScanner:
             pos += taken
         return pos
 
-    def _collect_goaway(self, data: bytes, pos: int, found: list[GoAway]) -> int:
-        taken = min(self._goaway_left, len(data) - pos)
-        self._goaway += data[pos:pos + taken]
-        self._goaway_left -= taken
-        if self._goaway_left == 0:
-            found.append(_parse_goaway(bytes(self._goaway)))
-            self._goaway.clear()
-            self._goaway_left = -1
+    def _collect(self, data: bytes, pos: int, items: list[Item]) -> int:
+        """Take the payload of the frame being taken out; the item once it is whole."""
+        taken = min(self._capture_left, len(data) - pos)
+        if taken == self._capture_left and not self._capture:
+            payload = data[pos:pos + taken]  # whole within this read: one copy
+        else:
+            self._capture += data[pos:pos + taken]
+            payload = b""
+        self._capture_left -= taken
+        if self._capture_left == 0:
+            if self._capture:
+                payload, self._capture = bytes(self._capture), bytearray()
+            head = self._capture_head
+            if head[3] == GOAWAY:
+                items.append(_parse_goaway(payload))
+            else:
+                items.append(PlainData(int.from_bytes(head[5:9], "big") & 0x7FFFFFFF,
+                                       payload, head))
+            self._capture_left = -1
         return pos + taken
 
     def _check(self, length: int, kind: int, flags: int) -> None:

@@ -22,6 +22,7 @@ from chatmock.net.h2wire import (
     PREFACE,
     FrameScanner,
     GoAway,
+    PlainData,
     RateLimit,
     WireError,
 )
@@ -61,6 +62,38 @@ def test_any_split_gives_the_same_result(cuts: list[int]) -> None:
     points = [0, *sorted(cuts), len(WIRE)]
     pieces = [WIRE[a:b] for a, b in itertools.pairwise(points)]
     assert scan(pieces) == (EXPECTED_PASSED, EXPECTED_GOAWAYS)
+
+
+def split(pieces: list[bytes]) -> tuple[bytes, list[GoAway], list[PlainData]]:
+    scanner = FrameScanner(preface=len(PREFACE))
+    passed = b""
+    goaways: list[GoAway] = []
+    plain: list[PlainData] = []
+    for piece in pieces:
+        for item in scanner.split(piece):
+            if isinstance(item, bytes):
+                passed += item
+            elif isinstance(item, PlainData):
+                passed += item.header + item.payload
+                plain.append(item)
+            else:
+                goaways.append(item)
+    return passed, goaways, plain
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(WIRE)), max_size=12))
+def test_split_takes_plain_data_out_at_any_split(cuts: list[int]) -> None:
+    points = [0, *sorted(cuts), len(WIRE)]
+    passed, goaways, plain = split([WIRE[a:b] for a, b in itertools.pairwise(points)])
+    assert (passed, goaways) == (EXPECTED_PASSED, EXPECTED_GOAWAYS)
+    assert [(p.stream_id, p.payload) for p in plain] == [(1, b"d" * 5000)]  # not END_STREAM
+
+
+def test_data_inside_a_header_block_stays_with_h2() -> None:
+    scanner = FrameScanner()
+    wire = (HeadersFrame(1, data=b"h").serialize() + DataFrame(1, data=b"x").serialize()
+            + DataFrame(1, data=b"padded", pad_length=2).serialize())
+    assert scanner.split(wire) == [wire]
 
 
 def test_a_read_without_goaway_is_passed_as_it_is() -> None:
