@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -11,14 +12,17 @@ from chatmock.auth.store import CredentialStore
 from chatmock.config import Settings, home_dir
 from chatmock.net.client import HTTPClient
 from chatmock.state.catalog import Catalog
+from chatmock.state.exchanges import Exchanges
 from chatmock.state.prompt_cache import SessionIds
 from chatmock.state.recent_models import RecentModels
 from chatmock.state.response_store import ResponseStore
 from chatmock.state.stores import open_store, store_path
 from chatmock.state.usage_limits import UsageLimits, limits_path
 from chatmock.upstream.codex import ClientIdentity, CodexBackend, installation_id
+from chatmock.upstream.gate import Gate
 from chatmock.upstream.instructions import load_base_instructions
 from chatmock.upstream.model_sync import ModelSync, cache_path
+from chatmock.upstream.providers import ProviderRegistry, build_registry
 
 
 @dataclass(slots=True)
@@ -31,6 +35,10 @@ class App:
     usage: UsageLimits
     responses_store: ResponseStore
     recent: RecentModels = field(default_factory=RecentModels)  # Ollama's /api/ps
+    exchanges: Exchanges = field(default_factory=Exchanges)  # in flight, recent errors
+    providers: ProviderRegistry | None = None  # shown on the status page
+    gates: dict[str, Gate] = field(default_factory=dict)  # per provider, once wired
+    started_at: float = field(default_factory=time.time)
 
     @property
     def catalog(self) -> Catalog:
@@ -58,4 +66,7 @@ def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
     store = open_store(settings.responses_store, store_path(env),
                        ttl_seconds=settings.responses_ttl, capacity=settings.responses_capacity,
                        max_bytes=settings.responses_max_bytes)
-    return App(settings, models, http, backend, SessionIds(), usage, store)
+    providers = build_registry(settings, env)
+    exchanges = Exchanges(secrets=(settings.access_token, *providers.secrets()))
+    return App(settings, models, http, backend, SessionIds(), usage, store,
+               exchanges=exchanges, providers=providers)

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import trio
 
-from chatmock import __version__, logs
+from chatmock import __version__, banner, logs
 from chatmock.app import App, build_app
 from chatmock.config import Settings, add_serve_arguments, build_settings, is_loopback
 from chatmock.errors import ConfigError
@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"chatmock: {exc}", file=sys.stderr)
         return 2
     logs.setup(settings.verbose or settings.verbose_obfuscation or settings.debug,
-               (settings.access_token, *providers.secrets()))
+               (settings.access_token, *providers.secrets()), settings.log_format)
     try:
         trio.run(run_server, settings)
     except ConfigError as exc:  # a setting that needed the app to check (a prompt file)
@@ -128,8 +128,9 @@ async def run_server(settings: Settings) -> None:
             nursery.start_soon(_watch_signals, signals, shutdown, nursery.cancel_scope)
             port = await nursery.start(_serve, app, settings, listeners, shutdown,
                                        nursery.cancel_scope)
-            log.info("chatmock %s listening on http://%s:%d (upstream %s)", __version__,
-                     settings.host, port, settings.upstream_url)
+            text, fields = banner.start_banner(__version__, settings.host, port,
+                                               settings.upstream_url)
+            log.info("%s", text, extra={logs.FIELDS: fields})
             warn_if_open(settings)
             nursery.start_soon(_after_start, app)
             nursery.start_soon(app.usage.run_writer)
@@ -187,4 +188,5 @@ def _report_credentials(app: App) -> None:
         log.warning("no ChatGPT credentials found: API calls will answer 401 until you run "
                     "`chatmock login`")
     else:
-        log.info("using credentials from %s", credentials.path)
+        text, fields = banner.account_banner(credentials)
+        log.info("%s", text, extra={logs.FIELDS: fields})

@@ -46,6 +46,7 @@ SUMMARIES = ("auto", "concise", "detailed", "none")
 COMPAT_MODES = ("think-tags", "o3", "legacy", "current")
 RESPONSE_FORMATS = ("route", "input")
 RESPONSE_STORES = ("sqlite", "memory")
+LOG_FORMATS = ("text", "json")
 BUILTIN_PROVIDERS = ("chatgpt", "xai", "openrouter", "qwen", "openai")
 Upstream = tuple[str, str, str]
 """(name, base URL, environment variable holding its key or '')."""
@@ -75,6 +76,7 @@ class Settings:
     verbose: bool = False
     verbose_obfuscation: bool = False
     debug: bool = False
+    log_format: str = "text"
     access_token: str = ""
     access_token_file: str = ""
     insecure_no_auth: bool = False
@@ -311,6 +313,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("verbose", "log request and upstream bodies (secrets redacted)", is_bool=True),
     Option("verbose_obfuscation", "also log every raw upstream SSE event", is_bool=True),
     Option("debug", "log full inbound requests and upstream responses", is_bool=True),
+    Option("log_format", "log lines as text, or as JSON objects (one a line, for log "
+           "shippers)", _lower, LOG_FORMATS),
     Option("access_token", "require this bearer token (or x-api-key) on API routes"),
     Option("access_token_file", "read the access token from this file (not visible in `ps`)"),
     Option("insecure_no_auth", "allow a non-loopback --host without an access token",
