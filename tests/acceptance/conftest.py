@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ import pytest
 from chatmock.testing.credentials import write_auth_file
 
 STARTUP_SECONDS = 20.0
+CHROMIUM = shutil.which("chromium")  # Debian's package; tests that need it skip without it
 _LISTENING = re.compile(rb"listening on http://[^:]+:(\d+)")
 
 
@@ -141,3 +144,25 @@ def last_upstream_body(fake: Process, marker: str) -> dict[str, Any]:
             body: dict[str, Any] = record["body"]
             return body
     raise AssertionError(f"no upstream request contained {marker!r}")
+
+
+@contextmanager
+def headless_chromium(log: Path, profile: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """Headless Chromium with its own profile and `args`, its output in `log`; its whole
+    process group is stopped when the block ends."""
+    assert CHROMIUM is not None
+    with log.open("wb") as sink:
+        browser = subprocess.Popen([
+            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-default-apps", f"--user-data-dir={profile}", *args],
+            stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, start_new_session=True)
+    try:
+        yield browser
+    finally:
+        os.killpg(browser.pid, signal.SIGTERM)
+        try:
+            browser.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(browser.pid, signal.SIGKILL)
+            browser.wait()
