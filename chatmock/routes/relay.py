@@ -38,7 +38,7 @@ async def relay(upstream: UpstreamResponse, translator: UpstreamTranslator, out:
     """Pull a read, translate it, write it, repeat: the client's pace sets the backend's.
     The exchange's record (`state/exchanges.py`) counts what is written."""
     exchange = exchanges.current_or_detached()
-    exchange.streaming = True
+    exchange.streaming = waiting_first = True
     await out.start(200, headers)
     try:
         async with aclosing(upstream.chunks(translator.heartbeat_seconds)) as chunks:
@@ -47,8 +47,9 @@ async def relay(upstream: UpstreamResponse, translator: UpstreamTranslator, out:
                     await out.send(translator.heartbeat())
                     continue
                 data = translator.feed(chunk)
-                if not exchange.sent:
+                if waiting_first and data:  # a local, not the record: cheaper per read
                     exchange.mark_first_byte()
+                    waiting_first = False
                 exchange.sent += len(data)
                 if translator.state is State.DONE:
                     exchange.note_outcome(translator.usage, translator.failure)
