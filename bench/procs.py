@@ -37,11 +37,19 @@ class Child:
 
     def next_line(self, timeout: float) -> str:
         """The next stdout line; raises BenchError on EOF or after `timeout` seconds."""
+        line = self.poll_line(timeout)
+        if line is None:
+            raise BenchError(f"{self.name}: no output within {timeout:g} s")
+        return line
+
+    def poll_line(self, timeout: float) -> str | None:
+        """The next stdout line, None if none came within `timeout` seconds; raises
+        BenchError on EOF."""
         assert self.lines is not None
         try:
-            line = self.lines.get(timeout=timeout)
+            line = self.lines.get(timeout=max(0.0, timeout))
         except queue.Empty:
-            raise BenchError(f"{self.name}: no output within {timeout:g} s") from None
+            return None
         if line is None:
             raise BenchError(f"{self.name} exited (status {self.popen.wait()})")
         return line

@@ -1,4 +1,4 @@
-"""`chatmock` command line: `login`, `serve`, `info`."""
+"""`chatmock` command line: `login`, `serve`, `info`, `doctor`."""
 
 from __future__ import annotations
 
@@ -14,29 +14,25 @@ from collections.abc import AsyncIterator, Sequence
 
 import trio
 
-from chatmock import __version__, logs
+from chatmock import __version__, banner, logs
 from chatmock.app import App, build_app
-from chatmock.config import Settings, add_serve_arguments, build_settings
+from chatmock.config import Settings, add_serve_arguments, build_settings, is_loopback
 from chatmock.errors import ConfigError
 from chatmock.routes import PREFIX_ROUTES, ROUTES
 from chatmock.server.exchange import ConnectionLimits
 from chatmock.server.listen import open_listeners, serve, server_tls_context
 from chatmock.server.router import Router
+from chatmock.upstream.providers import build_registry
 
 log = logging.getLogger("chatmock")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="chatmock", description="ChatGPT account → "
-                                     "OpenAI, Anthropic and Ollama APIs on localhost.")
-    parser.add_argument("--version", action="version", version=f"chatmock {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve_parser = commands.add_parser("serve", help="run the local API server")
-    add_serve_arguments(serve_parser)
-    add_login_arguments(commands.add_parser("login", help="sign in with your ChatGPT account"))
-    info_parser = commands.add_parser("info", help="show the account and its usage limits")
-    info_parser.add_argument("--json", action="store_true", help="print JSON (never tokens)")
-    args = parser.parse_args(argv)
+    args = parse_command_line(sys.argv[1:] if argv is None else list(argv))
+    if args.command == "doctor":
+        from chatmock import doctor  # not loaded by `serve`
+
+        return doctor.run(vars(args), os.environ, as_json=args.json)
     if args.command in ("login", "info"):
         from chatmock import commands as other  # their code is not loaded by `serve`
 
@@ -45,11 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return other.run_info(as_json=args.json, env=os.environ)
     try:
         settings = build_settings(vars(args), os.environ)
+        providers = build_registry(settings, os.environ)
     except ConfigError as exc:
         print(f"chatmock: {exc}", file=sys.stderr)
         return 2
     logs.setup(settings.verbose or settings.verbose_obfuscation or settings.debug,
-               (settings.access_token,))
+               (settings.access_token, *providers.secrets()), settings.log_format)
     try:
         tls = tls_of(settings)
     except (OSError, ssl.SSLError) as exc:
@@ -57,11 +54,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         trio.run(run_server, settings, tls)
+    except ConfigError as exc:  # a setting that needed the app to check (a prompt file)
+        print(f"chatmock: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"chatmock: cannot listen on {settings.host}:{settings.port}: {exc}",
               file=sys.stderr)
         return 1
     return 0
+
+
+def parse_command_line(argv: list[str]) -> argparse.Namespace:
+    """The parsed arguments; a usage error exits 2 with the usage of the command
+    whose arguments are wrong (`chatmock serve --prot 1` shows `serve`'s)."""
+    parser = argparse.ArgumentParser(prog="chatmock", description="ChatGPT account → "
+                                     "OpenAI, Anthropic and Ollama APIs on localhost.")
+    parser.add_argument("--version", action="version", version=f"chatmock {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_serve_arguments(commands.add_parser("serve", help="run the local API server"))
+    add_login_arguments(commands.add_parser("login", help="sign in with your ChatGPT account"))
+    info_parser = commands.add_parser("info", help="show the account and its usage limits "
+                                      "(exit code 1 when not signed in)")
+    info_parser.add_argument("--json", action="store_true", help="print JSON (never tokens)")
+    doctor_parser = commands.add_parser(
+        "doctor", help="check sign-in, token, clock, port, TLS and the backend",
+        description="Check what `serve` needs, one line per check. Takes serve's options, "
+                    "so it checks the configuration serve would run with.")
+    doctor_parser.add_argument("--json", action="store_true", help="print JSON (never tokens)")
+    add_serve_arguments(doctor_parser)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        before_command = argv[:argv.index(args.command)]
+        owner = parser if any(arg in before_command for arg in unknown) else \
+            commands.choices[args.command]
+        owner.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def tune_gc() -> None:
@@ -92,8 +119,9 @@ def add_login_arguments(parser: argparse.ArgumentParser) -> None:
 def limits_of(settings: Settings) -> ConnectionLimits:
     return ConnectionLimits(max_header_bytes=settings.max_header_bytes,
                   max_body_bytes=settings.max_body_bytes,
-                  header_timeout=settings.header_timeout, idle_timeout=settings.idle_timeout,
-                  write_timeout=settings.write_timeout, max_streams=settings.h2_max_streams)
+                  header_timeout=settings.header_timeout, body_timeout=settings.body_timeout,
+                  idle_timeout=settings.idle_timeout, write_timeout=settings.write_timeout,
+                  max_streams=settings.h2_max_streams)
 
 
 def tls_of(settings: Settings) -> ssl.SSLContext | None:
@@ -115,8 +143,10 @@ async def run_server(settings: Settings, tls: ssl.SSLContext | None = None) -> N
             nursery.start_soon(_watch_signals, signals, shutdown, nursery.cancel_scope)
             port = await nursery.start(_serve, app, settings, listeners, shutdown, tls,
                                        nursery.cancel_scope)
-            log.info("chatmock %s listening on %s://%s:%d (upstream %s)", __version__,
-                     "https" if tls else "http", settings.host, port, settings.upstream_url)
+            text, fields = banner.start_banner(__version__, settings.host, port,
+                                               settings.upstream_url, tls=tls is not None)
+            log.info("%s", text, extra={logs.FIELDS: fields})
+            warn_if_open(settings)
             nursery.start_soon(_after_start, app)
             nursery.start_soon(app.usage.run_writer)
         app.usage.flush()
@@ -132,6 +162,17 @@ async def _serve(app: App, settings: Settings, listeners: list[trio.SocketListen
                 max_connections=settings.max_connections, shutdown=shutdown,
                 shutdown_timeout=settings.shutdown_timeout, tls=tls, task_status=task_status)
     helpers.cancel()
+
+
+def warn_if_open(settings: Settings) -> None:
+    """Say loudly at start what an open configuration lets others do."""
+    if settings.insecure_no_auth and not settings.access_token and not is_loopback(settings.host):
+        log.warning("INSECURE: listening on %s without an access token (--insecure-no-auth): "
+                    "anyone who can reach this address can use your ChatGPT account",
+                    settings.host)
+    if "*" in settings.cors_origins and not settings.access_token:
+        log.warning("INSECURE: --cors-origins '*' without an access token: any web page "
+                    "you open can use your ChatGPT account through this server")
 
 
 async def _watch_signals(signals: AsyncIterator[int], shutdown: trio.Event,
@@ -162,4 +203,5 @@ def _report_credentials(app: App) -> None:
         log.warning("no ChatGPT credentials found: API calls will answer 401 until you run "
                     "`chatmock login`")
     else:
-        log.info("using credentials from %s", credentials.path)
+        text, fields = banner.account_banner(credentials)
+        log.info("%s", text, extra={logs.FIELDS: fields})

@@ -15,10 +15,18 @@ from chatmock import logs
 from chatmock.auth.login import LoginError, LoginOptions, browser_login, device_login
 from chatmock.auth.oauth import DEFAULT_CALLBACK_PORT, OAuthClient
 from chatmock.auth.tokens import find_auth
-from chatmock.config import DEFAULT_CLIENT_ID, DEFAULT_ISSUER, check_upstream_url, home_dir
+from chatmock.config import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_ISSUER,
+    Settings,
+    build_settings,
+    check_upstream_url,
+    home_dir,
+)
 from chatmock.errors import ConfigError
-from chatmock.info import account_summary, render_json, render_text
+from chatmock.info import StoreSummary, account_summary, render_json, render_text
 from chatmock.net.client import HTTPClient
+from chatmock.state.stores import sqlite_figures, store_path
 from chatmock.state.usage_limits import limits_path, load
 
 
@@ -76,19 +84,54 @@ async def _read_line() -> str:
     return await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
 
 
+EXIT_NOT_SIGNED_IN = 1
+
+
 def run_info(*, as_json: bool, env: Mapping[str, str]) -> int:
+    """Print the account and usage; exit code 0 when signed in, else `EXIT_NOT_SIGNED_IN`
+    (the report is printed either way, so scripts can test `chatmock info` alone)."""
     credentials, problems = find_auth(env)
     account = account_summary(credentials)
     usage = load(limits_path(env))
+    store = store_summary(env)
     now = datetime.now(UTC)
     if as_json:
-        document = render_json(account, usage, now=now)
+        document = render_json(account, usage, now=now, store=store)
         if problems:
             document["problems"] = problems
         print(json.dumps(document, indent=2))
-        return 0
-    for problem in problems:
-        print(f"warning: ignoring {problem}", file=sys.stderr)
-    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    sys.stdout.write(render_text(account, usage, now=now, color=color))
-    return 0
+    else:
+        for problem in problems:
+            print(f"warning: ignoring {problem}", file=sys.stderr)
+        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        sys.stdout.write(render_text(account, usage, now=now, color=color, store=store))
+    return 0 if account["signed_in"] else EXIT_NOT_SIGNED_IN
+
+
+def store_summary(env: Mapping[str, str]) -> StoreSummary:
+    """The response store `serve` would use with this environment, and how full it is.
+
+    Bounds come from the environment (or the defaults): flags given to a running
+    `serve` are not visible from here."""
+    import sqlite3
+
+    try:
+        settings = build_settings({}, env)
+    except ConfigError:
+        settings = Settings()
+    summary = StoreSummary(kind=settings.responses_store,
+                           max_entries=settings.responses_capacity,
+                           max_bytes=settings.responses_max_bytes)
+    if settings.responses_store != "sqlite":
+        return summary
+    path = store_path(env)
+    summary["path"] = str(path)
+    try:
+        entries, payload, on_disk = sqlite_figures(path)
+    except FileNotFoundError:
+        entries = payload = on_disk = 0  # no turn stored yet
+    except (OSError, sqlite3.Error) as error:
+        summary["problem"] = str(error)
+        return summary
+    summary["entries"], summary["bytes"], summary["file_bytes"] = entries, payload, on_disk
+    return summary

@@ -1,8 +1,9 @@
 """One root for every error chatmock raises on purpose.
 
 An `ApiError` carries what the HTTP boundary needs to answer: a status, a
-human message, an error type (OpenAI/Anthropic vocabulary) and optional extra
-headers. Dialect renderers (`chatmock.dialects.errors`) turn it into the
+human message, an error type (OpenAI/Anthropic vocabulary), the request
+field it is about (`param`, a path such as `messages[2].content`) and
+optional extra headers. Dialect renderers (`chatmock.dialects.errors`) turn it into the
 client's own error shape; nothing below the routes formats error bodies.
 """
 
@@ -28,6 +29,7 @@ class ApiError(ChatmockError):
         status: int | None = None,
         error_type: str | None = None,
         code: str | None = None,
+        param: str | None = None,
         headers: tuple[tuple[bytes, bytes], ...] = (),
     ) -> None:
         super().__init__(message)
@@ -37,6 +39,7 @@ class ApiError(ChatmockError):
         if error_type is not None:
             self.error_type = error_type
         self.code = code
+        self.param = param
         self.headers = headers
 
 

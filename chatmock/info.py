@@ -1,4 +1,5 @@
-"""What `chatmock info` shows: the signed-in account and the last usage-limit snapshot.
+"""What `chatmock info` shows: the signed-in account, the last usage-limit snapshot and
+the response store (`previous_response_id` turns) against its bounds.
 
 The text layout follows ChatMock's (auth.md §7.1) so that users of either see
 the same thing; the JSON follows go-chatmock's (auth.md §7.2) without
@@ -39,6 +40,20 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # key, label, icon of each window, in display order
 _WINDOWS = (("primary", "5 hour limit", "⚡"), ("secondary", "Weekly limit", "📅"))
+
+
+class StoreSummary(TypedDict, total=False):
+    """The response store as `info` found it (commands.store_summary); bounds always,
+    figures when the SQLite file could be read, `problem` when it could not."""
+
+    kind: str  # "sqlite" or "memory"
+    path: str
+    entries: int
+    bytes: int  # SQLite: compressed payloads
+    file_bytes: int  # the database and its WAL on disk
+    max_entries: int
+    max_bytes: int
+    problem: str
 
 
 class AccountSummary(TypedDict):
@@ -83,12 +98,43 @@ def plan_display(raw: object) -> str:
 
 
 def render_text(account: AccountSummary, usage: UsageSnapshot | None, *, now: datetime,
-                color: bool, tz: tzinfo | None = None) -> str:
+                color: bool, tz: tzinfo | None = None, store: StoreSummary | None = None) -> str:
     """The full `chatmock info` text, ending in a newline; times in `tz` (default: local)."""
     now = _aware(now)
     lines = ["👤 Account", *_account_lines(account, now, tz), "", "📊 Usage Limits",
              *_usage_lines(usage, now, color, tz)]
+    if store is not None:
+        lines += ["", "🗄 Response Store", *store_lines(store)]
     return "\n".join(lines) + "\n"
+
+
+def store_lines(store: StoreSummary) -> list[str]:
+    """The response store's section: where, how full, against which bounds."""
+    bounds = (f"at most {store.get('max_entries', 0):,} turns and "
+              f"{format_bytes(store.get('max_bytes', 0))}")
+    if store.get("kind") == "memory":
+        return ["  • In memory, inside the running server (its GET /health shows how full)",
+                f"  • Bounds: {bounds}"]
+    lines = [f"  • SQLite: {store.get('path', '?')}"]
+    if "problem" in store:
+        return [*lines, f"  • Unreadable: {store['problem']}", f"  • Bounds: {bounds}"]
+    return [*lines,
+            f"  • Turns: {store.get('entries', 0):,} of at most {store.get('max_entries', 0):,}",
+            f"  • Size: {format_bytes(store.get('bytes', 0))} compressed, of at most "
+            f"{format_bytes(store.get('max_bytes', 0))} "
+            f"({format_bytes(store.get('file_bytes', 0))} on disk)"]
+
+
+def format_bytes(count: int) -> str:
+    """`512 B`, `1.5 KiB`, `256.0 MiB`, `2.0 GiB`."""
+    if count < 1024:
+        return f"{count} B"
+    size = float(count)
+    for unit in ("KiB", "MiB", "GiB"):
+        size /= 1024
+        if size < 1024 or unit == "GiB":
+            break
+    return f"{size:.1f} {unit}"
 
 
 def _account_lines(account: AccountSummary, now: datetime, tz: tzinfo | None) -> list[str]:
@@ -203,10 +249,14 @@ def format_rfc3339(moment: datetime) -> str:
 
 
 def render_json(account: AccountSummary, usage: UsageSnapshot | None, *, now: datetime,
-                tz: tzinfo | None = None) -> dict[str, Any]:
-    """go-chatmock's `info --json` document without `available_models`, plus our two fields."""
+                tz: tzinfo | None = None, store: StoreSummary | None = None) -> dict[str, Any]:
+    """go-chatmock's `info --json` document without `available_models`, plus our fields
+    (the RFC 3339 times, `responses_store`)."""
     now = _aware(now)
-    return {"account": _account_json(account), "usage_limits": _usage_json(usage, now, tz)}
+    document = {"account": _account_json(account), "usage_limits": _usage_json(usage, now, tz)}
+    if store is not None:
+        document["responses_store"] = dict(store)
+    return document
 
 
 def _account_json(account: AccountSummary) -> dict[str, Any]:

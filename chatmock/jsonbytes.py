@@ -104,6 +104,12 @@ def _string_body(doc: bytes, start: int) -> bytes | None:
     return None
 
 
+def string_at(doc: bytes, start: int) -> bytes | None:
+    """Escaped content of the JSON string whose first content byte is at `start` (just
+    after its opening quote), or None if it does not end or holds an invalid escape."""
+    return _string_body(doc, start)
+
+
 def safe_to_copy(data: bytes) -> bool:
     """True if `data` holds no raw control character and is valid UTF-8.
 

@@ -3,15 +3,19 @@
 Browser flow (auth.md §2): a callback server on the fixed port waits for the
 authorize redirect; at the same time the terminal accepts the full redirect
 URL pasted by hand (for SSH and containers, where the browser cannot reach
-this machine). Whichever arrives first is checked (state, denial), exchanged
-for tokens, and saved. Device flow (`--headless`, §2.8): the user enters a
-code on a web page while we poll. Every failure is a `LoginError` with a
+this machine). A redirect without this attempt's `state` is ignored (the
+callback answers 400 and keeps waiting; the terminal asks again), so another
+page or a stale tab can neither complete nor abort the sign-in; the first one
+with the right state is checked (denial, code), exchanged for tokens, and
+saved. Device flow (`--headless`, §2.8): the user enters a code on a web page
+while we poll. Every failure is a `LoginError` with a
 message for the user and an exit code; nothing here prints a traceback.
 """
 
 from __future__ import annotations
 
 import errno
+import html
 import logging
 import secrets
 import webbrowser
@@ -100,8 +104,15 @@ class _Attempt:
         self.error: str | None = None
         self._busy = trio.Lock()
 
+    def belongs(self, query: Mapping[str, list[str]]) -> bool:
+        """True if a redirect carries this attempt's state; any other one is ignored,
+        so that a stray or forged request (another tab, a page probing the port) can
+        neither complete nor abort the sign-in."""
+        state = (query.get("state") or [""])[0]
+        return secrets.compare_digest(state.encode(), self.state.encode())
+
     async def complete(self, query: Mapping[str, list[str]]) -> str | None:
-        """Finish the attempt from a redirect's query; returns an error message or None."""
+        """Finish the attempt from a redirect that `belongs` to it; an error message or None."""
         async with self._busy:
             if self.done.is_set():
                 return self.error
@@ -116,9 +127,6 @@ class _Attempt:
         if first("error"):
             detail = first("error_description") or first("error")
             return f"sign-in was not completed: {detail}"
-        state = first("state")
-        if state and not secrets.compare_digest(state, self.state):
-            return "state mismatch: this redirect belongs to another login attempt"
         if not first("code"):
             return "the redirect carried no authorization code"
         try:
@@ -187,6 +195,10 @@ async def _read_pasted(attempt: _Attempt, read_line: ReadLine, say: Say) -> None
         if not query.get("code") and not query.get("error"):
             say("That does not look like the redirect URL (it has no code=...); try again:")
             continue
+        if not attempt.belongs(query):
+            say("That redirect belongs to another sign-in (its state does not match); "
+                "paste the URL this sign-in ended on:")
+            continue
         await attempt.complete(query)
 
 
@@ -201,11 +213,17 @@ class _CallbackApp:
         if request.path == "/success":
             await out.respond(200, headers, _success_page())
         elif request.path == "/auth/callback" and request.method == "GET":
-            error = await self.attempt.complete(parse_qs(request.query))
+            query = parse_qs(request.query)
+            if not self.attempt.belongs(query):
+                await out.respond(400, headers, page("Not this sign-in", "This redirect does "
+                                  "not carry the state of the sign-in in progress, so it was "
+                                  "ignored; the sign-in is still waiting."))
+                return
+            error = await self.attempt.complete(query)
             if error is None:
                 await out.respond(200, headers, _success_page())
             else:
-                await out.respond(400, headers, page("Login failed", error))
+                await out.respond(400, headers, page("Login failed", html.escape(error)))
         else:
             await out.respond(404, headers, page("Not found", "This is chatmock's sign-in "
                                                  "callback; nothing else lives here."))

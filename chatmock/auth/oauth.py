@@ -1,6 +1,6 @@
 """OpenAI's OAuth for the Codex client: PKCE, the authorize URL, the token endpoint.
 
-Facts from shared/spec/auth.md: the public Codex client id, scopes
+Facts from the spec (auth.md): the public Codex client id, scopes
 `openid profile email offline_access`, the fixed redirect
 `http://localhost:1455/auth/callback`, form-encoded token requests, and the
 device-code endpoints under `/api/accounts/deviceauth/`. Every failure is an

@@ -3,7 +3,7 @@
 Reading: auth.json is re-read only when a file of the search order changed,
 and that is checked at most once per `recheck_seconds`.
 
-Refreshing (shared/spec/auth.md §6) happens before expiry (5-minute margin)
+Refreshing (spec: auth.md §6) happens before expiry (5-minute margin)
 and once after the backend rejected a token. Refresh tokens rotate and a
 reused one is refused, so a refresh must happen exactly once per token, even
 with many requests in flight and several processes (or the Codex CLI) sharing

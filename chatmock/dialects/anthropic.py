@@ -23,7 +23,9 @@ choices where Anthropic's API has no upstream counterpart:
   becomes the Responses `text.format` json_schema, not strict: Anthropic
   schemas may leave properties optional, which OpenAI's strict mode refuses;
 * tools: client tools keep `input_schema` verbatim as `parameters` and their
-  names unchanged (clients match them case-sensitively); Anthropic's
+  names (clients match them case-sensitively); names the backend refuses
+  (Claude Code's MCP tools beyond 64 characters) go upstream renamed and come
+  back as sent (`chatmock.dialects.tool_names`); Anthropic's
   `web_search_*` server tool becomes `{"type": "web_search"}`; other server
   tools (bash, text editor, computer, code execution) are refused;
 * `tool_choice`: auto → auto, any → required, none → none, tool → the
@@ -38,7 +40,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chatmock.config import Settings
@@ -49,6 +51,8 @@ from chatmock.dialects.common import (
     reasoning_param,
     service_tier,
 )
+from chatmock.dialects.fields import ANTHROPIC as fields
+from chatmock.dialects.tool_names import NameMap, shorten_tool_names
 from chatmock.errors import ClientError
 from chatmock.state.catalog import DEFAULT_MODEL, Catalog, Resolved
 
@@ -68,6 +72,7 @@ class MessagesRequest:
     model: str  # the requested id, echoed in responses
     stream: bool
     thinking: bool  # the client asked for thinking blocks (enabled or adaptive)
+    tool_names: NameMap = field(default_factory=dict)  # upstream name -> the client's
 
 
 def check_anthropic_headers(headers: Mapping[bytes, bytes]) -> None:
@@ -82,20 +87,21 @@ def check_anthropic_headers(headers: Mapping[bytes, bytes]) -> None:
 
 
 def parse_messages_request(body: Any, headers: Mapping[bytes, bytes], catalog: Catalog,
-                           settings: Settings) -> MessagesRequest:
+                           settings: Settings, account_tag: str = "") -> MessagesRequest:
     """The upstream payload of a `POST /v1/messages` body.
 
-    `headers` are accepted for beta flags; none changes the mapping today."""
+    `headers` are accepted for beta flags; none changes the mapping today.
+    `account_tag` (`signatures.account_tag`) decides which thinking blocks are ours."""
     if not isinstance(body, dict):
         raise ClientError("Request body must be a JSON object")
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise invalid("model", "Field required" if model is None
                       else "Input should be a non-empty string")
-    _check_max_tokens(body.get("max_tokens"))
+    _check_max_tokens(body)
     resolved = resolve_claude_model(model, catalog, settings)
     instructions = convert_system(body.get("system"))
-    items = convert_messages(body.get("messages"))
+    items = convert_messages(body.get("messages"), account_tag)
     tools = convert_tools(body.get("tools"))
     tool_choice, parallel = convert_tool_choice(body.get("tool_choice"))
     if not tools and settings.enable_web_search and tool_choice != "none":
@@ -114,16 +120,13 @@ def parse_messages_request(body: Any, headers: Mapping[bytes, bytes], catalog: C
     text_format = output_format(body.get("output_config"))
     if text_format:
         payload["text"] = {"format": text_format}
-    return MessagesRequest(payload, model, body.get("stream") is True, thinking)
+    return MessagesRequest(payload, model, fields.boolean(body, "stream", False), thinking,
+                           shorten_tool_names(payload))
 
 
-def _check_max_tokens(value: Any) -> None:
-    if value is None:
-        raise invalid("max_tokens", "Field required")
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise invalid("max_tokens", "Input should be a valid integer")
-    if value < 1:
-        raise invalid("max_tokens", "Input should be greater than or equal to 1")
+def _check_max_tokens(body: dict[str, Any]) -> None:
+    if fields.integer(body, "max_tokens", minimum=1) is None:
+        raise fields.missing("max_tokens")
 
 
 # -- models ----------------------------------------------------------------------------------
@@ -154,17 +157,13 @@ def resolve_claude_model(name: str, catalog: Catalog, settings: Settings) -> Res
 def messages_reasoning(body: dict[str, Any], resolved: Resolved, catalog: Catalog,
                        settings: Settings) -> tuple[dict[str, str], bool]:
     """(the upstream `reasoning` object, whether the client asked for thinking)."""
-    thinking = body.get("thinking")
-    if thinking is not None and not isinstance(thinking, dict):
-        raise invalid("thinking", "Input should be a valid dictionary")
-    kind = thinking.get("type") if thinking else None
+    thinking = fields.obj(body, "thinking") or {}
+    kind = fields.choice(thinking, "type", ("enabled", "disabled", "adaptive"), "thinking")
     if kind == "disabled":
         return {"effort": lowest_effort(resolved, catalog)}, False
     efforts = _output_config_efforts(body.get("output_config"))
     if kind == "enabled":
-        efforts += budget_efforts(thinking.get("budget_tokens") if thinking else None)
-    elif kind not in (None, "adaptive"):
-        raise invalid("thinking.type", "Input should be 'enabled', 'disabled' or 'adaptive'")
+        efforts += budget_efforts(thinking.get("budget_tokens"))
     return reasoning_param(resolved, catalog, settings, efforts), kind is not None
 
 
@@ -173,8 +172,8 @@ def _output_config_efforts(config: Any) -> tuple[str, ...]:
         return ()
     if not isinstance(config, dict):
         raise invalid("output_config", "Input should be a valid dictionary")
-    effort = config.get("effort")
-    if not isinstance(effort, str):
+    effort = fields.string(config, "effort", "output_config")
+    if effort is None:
         return ()
     effort = effort.lower()
     return (effort, "xhigh") if effort == "max" else (effort,)
@@ -235,9 +234,8 @@ def _tool(tool: Any, where: str) -> Item:
         schema = {"type": "object", "properties": {}}
     elif not isinstance(schema, dict):
         raise invalid(f"{where}.input_schema", "Input should be a valid dictionary")
-    description = tool.get("description")
     return {"type": "function", "name": name,
-            "description": description if isinstance(description, str) else "",
+            "description": fields.string(tool, "description", where) or "",
             "strict": False, "parameters": schema}
 
 
@@ -249,7 +247,7 @@ def convert_tool_choice(choice: Any) -> tuple[Any, bool]:
         choice = {"type": choice}
     if not isinstance(choice, dict):
         raise invalid("tool_choice", "Input should be a valid dictionary")
-    parallel = choice.get("disable_parallel_tool_use") is not True
+    parallel = not fields.boolean(choice, "disable_parallel_tool_use", False, "tool_choice")
     kind = choice.get("type")
     if kind in ("auto", "none"):
         return kind, parallel

@@ -17,14 +17,18 @@ images, documents and thinking), with these choices:
   the output says they follow. `is_error: true` prefixes the output with
   `Error: ` so the model sees the failure;
 * `tool_use` → `function_call` (arguments: compact JSON of `input`);
-* `thinking` blocks with a `signature` → `reasoning` items (the signature is
-  the upstream's encrypted reasoning, put there by the stream translator);
-  without a signature there is nothing to restore and the block is dropped.
-  `redacted_thinking` → a reasoning item with its `data` as encrypted content;
+* `thinking` blocks whose `signature` chatmock minted for this account →
+  `reasoning` items (the signature wraps the upstream's encrypted reasoning,
+  see `chatmock.dialects.signatures`). Any other block is dropped with its
+  text: without a signature there is nothing to restore, and a foreign one
+  (real Anthropic, another account) would make the backend refuse the whole
+  history. `redacted_thinking` (chatmock never sends one) likewise: its
+  `data` counts only if chatmock minted it;
 * documents: a text or content source → text; a base64 PDF → `input_file`
   with a data URL and a filename; any other source is refused;
 * every other shape is refused with a 400 naming the field in Anthropic's
-  dotted style (`messages.0.content.1.type: ...`).
+  dotted style (`messages.0.content.1.type: ...`), a wrong type in pydantic's
+  words as Anthropic's API answers (`...: Input should be a valid string`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ import json
 from typing import Any
 
 from chatmock.dialects.common import image_url
+from chatmock.dialects.fields import ANTHROPIC as fields
+from chatmock.dialects.signatures import unwrap
 from chatmock.errors import ClientError
 
 Item = dict[str, Any]
@@ -42,7 +48,7 @@ PDF = "application/pdf"
 
 def invalid(where: str, message: str) -> ClientError:
     """A 400 `invalid_request_error` naming the field, as Anthropic words them."""
-    return ClientError(f"{where}: {message}", code="invalid_request_error")
+    return fields.invalid(where, message)
 
 
 def convert_system(system: Any) -> str:
@@ -57,8 +63,9 @@ def convert_system(system: Any) -> str:
     return "\n\n".join(text for text in texts if text)
 
 
-def convert_messages(messages: Any) -> list[Item]:
-    """The input items of a `messages` list."""
+def convert_messages(messages: Any, account_tag: str = "") -> list[Item]:
+    """The input items of a `messages` list (thinking blocks kept only when signed for
+    `account_tag`)."""
     if messages is None:
         raise invalid("messages", "Field required")
     if not isinstance(messages, list):
@@ -75,7 +82,7 @@ def convert_messages(messages: Any) -> list[Item]:
             raise invalid(f"{where}.role", "Input should be 'user', 'assistant' or 'system'")
         blocks = _blocks(message.get("content"), where)
         if role == "assistant":
-            items.extend(_assistant_items(blocks, where))
+            items.extend(_assistant_items(blocks, where, account_tag))
         elif role == "user":
             items.extend(_user_items(blocks, where))
         else:
@@ -92,17 +99,19 @@ def _blocks(content: Any, where: str) -> list[Item]:
     if not isinstance(content, list):
         raise invalid(f"{where}.content", "Input should be a valid string or a list of blocks")
     for number, block in enumerate(content):
-        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
-            raise invalid(f"{where}.content.{number}.type", "Field required")
+        at = f"{where}.content.{number}"
+        fields.check(block, ("object",), at)
+        if fields.string(block, "type", at) is None:
+            raise fields.missing(f"{at}.type")
     return content
 
 
 def _text_of(block: Any, where: str) -> str:
     if not isinstance(block, dict) or block.get("type") != "text":
         raise invalid(f"{where}.type", "only text blocks are allowed here")
-    text = block.get("text")
-    if not isinstance(text, str):
-        raise invalid(f"{where}.text", "Field required")
+    text = fields.string(block, "text", where)
+    if text is None:
+        raise fields.missing(f"{where}.text")
     return text
 
 
@@ -118,7 +127,7 @@ def _append_message(items: list[Item], role: str, parts: list[Item]) -> None:
 # -- assistant turns ---------------------------------------------------------------------
 
 
-def _assistant_items(blocks: list[Item], where: str) -> list[Item]:
+def _assistant_items(blocks: list[Item], where: str, account_tag: str) -> list[Item]:
     items: list[Item] = []
     texts: list[Item] = []
     for number, block in enumerate(blocks):
@@ -134,7 +143,7 @@ def _assistant_items(blocks: list[Item], where: str) -> list[Item]:
         if kind == "tool_use":
             items.append(_function_call(block, at))
         elif kind in ("thinking", "redacted_thinking"):
-            reasoning = _reasoning(block, at)
+            reasoning = _reasoning(block, at, account_tag)
             if reasoning is not None:
                 items.append(reasoning)
         else:
@@ -156,24 +165,26 @@ def _function_call(block: Item, where: str) -> Item:
             "arguments": json.dumps(arguments, ensure_ascii=False, separators=(",", ":"))}
 
 
-def _reasoning(block: Item, where: str) -> Item | None:
+def _reasoning(block: Item, where: str, account_tag: str) -> Item | None:
     if block["type"] == "redacted_thinking":
-        data = _required_string(block, "data", where)
-        return {"type": "reasoning", "summary": [], "encrypted_content": data}
-    thinking = block.get("thinking")
-    if not isinstance(thinking, str):
-        raise invalid(f"{where}.thinking", "Field required")
-    signature = block.get("signature")
-    if not isinstance(signature, str) or not signature:
+        content = unwrap(_required_string(block, "data", where), account_tag)
+        return None if content is None else {"type": "reasoning", "summary": [],
+                                             "encrypted_content": content}
+    thinking = fields.string(block, "thinking", where)
+    if thinking is None:
+        raise fields.missing(f"{where}.thinking")
+    signature = fields.string(block, "signature", where)
+    content = unwrap(signature, account_tag) if signature else None
+    if content is None:
         return None
     summary = [{"type": "summary_text", "text": thinking}] if thinking else []
-    return {"type": "reasoning", "summary": summary, "encrypted_content": signature}
+    return {"type": "reasoning", "summary": summary, "encrypted_content": content}
 
 
 def _required_string(block: Item, key: str, where: str) -> str:
-    value = block.get(key)
-    if not isinstance(value, str) or not value:
-        raise invalid(f"{where}.{key}", "Field required")
+    value = fields.string(block, key, where)
+    if not value:
+        raise fields.missing(f"{where}.{key}")
     return value
 
 
@@ -209,9 +220,9 @@ def _user_parts(block: Item, where: str) -> list[Item]:
 
 
 def _source(block: Item, where: str) -> Item:
-    source = block.get("source")
-    if not isinstance(source, dict):
-        raise invalid(f"{where}.source", "Field required")
+    source = fields.obj(block, "source", where)
+    if source is None:
+        raise fields.missing(f"{where}.source")
     return source
 
 
@@ -240,8 +251,8 @@ def _document(block: Item, where: str) -> list[Item]:
                 for part in _user_parts(inner, f"{where}.source.content.{number}")]
     if kind == "base64" and source.get("media_type") == PDF:
         data = _required_string(source, "data", f"{where}.source")
-        title = block.get("title")
-        filename = title if isinstance(title, str) and title.strip() else "document.pdf"
+        title = fields.string(block, "title", where)
+        filename = title if title and title.strip() else "document.pdf"
         return [{"type": "input_file", "filename": filename,
                  "file_data": f"data:{PDF};base64,{data}"}]
     described = f"{kind} ({source.get('media_type')})" if kind == "base64" else repr(kind)
@@ -265,7 +276,7 @@ def _tool_result(block: Item, where: str) -> tuple[Item, list[Item]]:
                 else:
                     attachments.append(part)
     output = "\n".join(texts)
-    if block.get("is_error") is True:
+    if fields.boolean(block, "is_error", False, where):
         output = f"Error: {output}" if output else "Error"
     if attachments:
         note = f"[{len(attachments)} attachment(s) of this result follow in the next message]"

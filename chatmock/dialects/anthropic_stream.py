@@ -7,9 +7,11 @@ streamed message and a non-stream one carry the same blocks in the same order:
   client shows "thinking" at once), its summary deltas as `thinking_delta`s
   (later summary parts preceded by "\\n", as in chat; raw `reasoning_text`
   deltas, rare here, join the same block after a blank line), and one
-  `signature_delta` before the stop carrying the item's `encrypted_content`
-  verbatim: a thinking block sent back next turn restores the reasoning from
-  it. An item without `encrypted_content` gets the empty signature `""`
+  `signature_delta` before the stop carrying the item's `encrypted_content`,
+  tagged as chatmock's for this account (`chatmock.dialects.signatures`): a
+  thinking block sent back next turn restores the reasoning from it, and a
+  block chatmock did not mint can be told apart. An item without
+  `encrypted_content` gets the empty signature `""`
   (nothing to restore; the request side can drop such blocks). Blocks are
   only rendered when the client asked for thinking; the collector keeps them
   and `message_object` filters.
@@ -19,8 +21,14 @@ streamed message and a non-stream one carry the same blocks in the same order:
 * each function call → a `tool_use` block opened when the item starts, with
   `input_json_delta`s as the argument deltas arrive (raw copies); if none
   came, the item's full arguments in one delta when it is done.
+* a custom (freeform) tool call → a `tool_use` block whose input is
+  `{"input": "<the freeform text>"}`, sent whole when the call is done.
 * server-side web searches are not surfaced (the client did not define such
-  a tool; the results are part of the answer's text), as in chat.
+  a tool; the results are part of the answer's text), as in chat. Their
+  `url_citation` annotations are dropped: an Anthropic text-block citation
+  (`web_search_result_location`) must carry the source's `cited_text` and an
+  `encrypted_index` that only Anthropic's own search issues, and the backend
+  gives neither; the links stay in the text as the model wrote them.
 
 Exactly one block is open at a time and indexes count up from 0: the
 official SDKs index their snapshot by `index` and reject overlap.
@@ -45,7 +53,14 @@ from typing import Any, ClassVar
 
 from chatmock import jsonbytes
 from chatmock.dialects.chat_stream import KEEP_ALIVE
-from chatmock.dialects.events import UpstreamTranslator, arguments_of, content_filtered
+from chatmock.dialects.events import (
+    TOOL_CALLS,
+    UpstreamTranslator,
+    arguments_of,
+    content_filtered,
+    failure_kind,
+)
+from chatmock.dialects.signatures import mint
 
 PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
@@ -100,15 +115,11 @@ def _tokens(parent: Any, key: str) -> int:
 
 
 def error_type(code: str) -> str:
-    """Anthropic's error type for an upstream error code."""
-    lowered = code.lower()
-    if "rate_limit" in lowered or "usage_limit" in lowered or "quota" in lowered:
-        return "rate_limit_error"
-    if any(word in lowered for word in ("overload", "server_error", "unavailable", "capacity")):
-        return "overloaded_error"
-    if any(word in lowered for word in ("auth", "api_key", "token_expired")):
-        return "authentication_error"
-    return "api_error"
+    """Anthropic's error type for an upstream error code (`events.failure_kind`):
+    `invalid_request_error` for a prompt beyond the context window or flagged,
+    `rate_limit_error`, `overloaded_error` (also a `server_error`),
+    `authentication_error`, else `api_error`."""
+    return f"{failure_kind(code)}_error"
 
 
 def error_event(message: str, code: str) -> bytes:
@@ -124,9 +135,10 @@ def _call_key(item: dict[str, Any]) -> str:
 class _Blocks(UpstreamTranslator):
     """The content-block state machine; subclasses render `_begin`, `_append`, `_end`."""
 
-    def __init__(self, *, thinking: bool) -> None:
+    def __init__(self, *, thinking: bool, account_tag: str = "") -> None:
         super().__init__()
         self.thinking = thinking
+        self.account_tag = account_tag  # signatures are minted for this account
         self.index = -1  # of the last block begun
         self.open: str | None = None  # kind of the open block
         self.saw_tool_use = False
@@ -176,7 +188,7 @@ class _Blocks(UpstreamTranslator):
         kind = item.get("type")
         if kind == "reasoning" and self.thinking:
             self._start_thinking()
-        elif kind == "function_call":
+        elif kind in TOOL_CALLS:
             self._start_call(item)
 
     def on_text(self, raw: bytes) -> None:
@@ -213,13 +225,13 @@ class _Blocks(UpstreamTranslator):
 
     def on_item_done(self, item: dict[str, Any]) -> None:
         kind = item.get("type")
-        if kind == "function_call":
+        if kind in TOOL_CALLS:
             self._call_done(item)
         elif kind == "reasoning" and self.thinking:
-            signature = item.get("encrypted_content")
+            content = item.get("encrypted_content")
             if self.open != "thinking":  # no `added` event: a block for the signature alone
                 self._start_thinking()
-            self._close(signature if isinstance(signature, str) else "")
+            self._close(mint(content, self.account_tag) if isinstance(content, str) else "")
         elif kind == "message" and self.open == "text":
             self._close()
 
@@ -242,8 +254,9 @@ class MessagesStreamTranslator(_Blocks):
 
     heartbeat_seconds: ClassVar[float] = 10.0
 
-    def __init__(self, *, model: str, thinking: bool, input_tokens: int) -> None:
-        super().__init__(thinking=thinking)
+    def __init__(self, *, model: str, thinking: bool, input_tokens: int,
+                 account_tag: str = "") -> None:
+        super().__init__(thinking=thinking, account_tag=account_tag)
         self.model = model
         self.input_tokens = input_tokens
         self.started = False
@@ -312,8 +325,8 @@ class MessagesCollector(_Blocks):
     """Collects a whole answer as content blocks (thinking included; `message_object`
     drops it unless asked) for a non-stream reply. Deltas stay escaped until the end."""
 
-    def __init__(self) -> None:
-        super().__init__(thinking=True)
+    def __init__(self, *, account_tag: str = "") -> None:
+        super().__init__(thinking=True, account_tag=account_tag)
         self.response_id = ""
         self.blocks: list[_Block] = []
         self.response: dict[str, Any] = {}

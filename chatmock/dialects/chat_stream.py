@@ -19,7 +19,15 @@ reasoning is dropped), `o3` sends `delta.reasoning.content[].text`, `legacy`
 sends `reasoning_summary` and `reasoning` strings.
 
 The text of several message items (a `commentary` preamble, then the final
-answer) is joined by a blank line. Server-side web searches are not reported
+answer) is joined by a blank line. Custom tool calls come as function tool
+calls with the arguments `{"input": "<freeform text>"}`, whole when the call
+is done (see `chatmock.dialects.chat`). Web-search citations (`url_citation`
+annotations of the backend's text) become the message's `annotations` in
+OpenAI's Chat shape (`{"type": "url_citation", "url_citation": {start_index,
+end_index, url, title}}`), their indices moved to where the item's text sits
+in `content`; streamed, they come in one `delta.annotations` chunk when the
+item is done. The position is known from finished items alone (`ContentPlaces`),
+so no delta is ever counted. Server-side web searches are not reported
 as tool calls: the client did not define such a tool and could not answer it;
 their results are already part of the answer's text.
 """
@@ -30,7 +38,9 @@ import secrets
 from typing import Any, ClassVar
 
 from chatmock import jsonbytes
+from chatmock.dialects.errors import failure_type
 from chatmock.dialects.events import (
+    TOOL_CALLS,
     UpstreamTranslator,
     arguments_of,
     content_filtered,
@@ -122,8 +132,66 @@ class OpenAIChunkStream(UpstreamTranslator):
         self.out.append(DONE_LINE)
 
     def on_failed(self, message: str, code: str) -> None:
-        self.out.append(error_chunk(message, code))
+        self.out.append(error_chunk(message, code, failure_type(code)))
         self.out.append(DONE_LINE)
+
+
+def chat_annotations(item: dict[str, Any], start: int) -> list[dict[str, Any]]:
+    """The `url_citation` annotations of a message item's text parts, in Chat's shape,
+    with indices moved by `start` (where the item's text begins in the content)."""
+    found: list[dict[str, Any]] = []
+    for part in _text_parts(item):
+        notes = part.get("annotations")
+        for note in notes if isinstance(notes, list) else ():
+            if isinstance(note, dict) and note.get("type") == "url_citation":
+                cited = {key: note.get(key) for key in ("url", "title")}
+                for key in ("start_index", "end_index"):
+                    index = note.get(key)
+                    cited[key] = start + index if isinstance(index, int) else start
+                found.append({"type": "url_citation", "url_citation": cited})
+        start += len(str(part.get("text") or ""))
+    return found
+
+
+def message_text(item: dict[str, Any]) -> str:
+    return "".join(str(part.get("text") or "") for part in _text_parts(item))
+
+
+def _text_parts(item: dict[str, Any]) -> list[dict[str, Any]]:
+    content = item.get("content")
+    return [part for part in content if isinstance(part, dict)
+            and part.get("type") == "output_text"] if isinstance(content, list) else []
+
+
+class ContentPlaces:
+    """Where a message item's text starts in the streamed `content`, from finished items
+    only: each message item's text, a blank line before an item that follows text, and
+    a `<think>` block's length (its reasoning items' texts plus the paragraph breaks the
+    translator added) once it closes."""
+
+    def __init__(self) -> None:
+        self.before = 0  # characters before the current message item's text
+        self.think = 0
+        self.separated = False
+
+    def message_added(self, after_text: bool) -> None:
+        self.separated = after_text
+
+    def reasoning_done(self, item: dict[str, Any]) -> None:
+        for key in ("summary", "content"):
+            parts = item.get(key)
+            self.think += sum(len(str(part.get("text") or "")) for part in parts
+                              if isinstance(part, dict)) if isinstance(parts, list) else 0
+
+    def think_closed(self) -> None:
+        self.before += len("<think></think>") + self.think
+
+    def message_done(self, item: dict[str, Any]) -> int:
+        """The item's start; moves past its text."""
+        text = message_text(item)
+        start = self.before + (2 if self.separated and text else 0)
+        self.before = start + len(text)
+        return start
 
 
 class ChatStreamTranslator(OpenAIChunkStream):
@@ -142,6 +210,7 @@ class ChatStreamTranslator(OpenAIChunkStream):
         self._tool_index: dict[str, int] = {}
         self._streamed_arguments: set[str] = set()
         self._saw_tool_call = False
+        self._places = ContentPlaces()
 
     # -- chunk assembly -------------------------------------------------------
 
@@ -160,6 +229,7 @@ class ChatStreamTranslator(OpenAIChunkStream):
     def _close_think(self) -> bytes:
         if self._think == "open":
             self._think = "closed"
+            self._places.think_closed()
             return b"</think>"
         self._think = "closed"
         return b""
@@ -179,6 +249,8 @@ class ChatStreamTranslator(OpenAIChunkStream):
             self._paragraph_pending = False
             if self.reasoning.compat != "legacy":
                 raw = _NEWLINE + raw
+                if self._think != "closed":
+                    self._places.think += 1
         if not self.think_tags:
             self._chunk(self.reasoning.delta(raw, summary))
         elif self._think == "unopened":
@@ -189,10 +261,12 @@ class ChatStreamTranslator(OpenAIChunkStream):
 
     def on_item_added(self, item: dict[str, Any]) -> None:
         kind = item.get("type")
-        if kind == "function_call":
+        if kind in TOOL_CALLS:
             self._start_call(item, arguments="")
-        else:
-            self._note_item(item)
+            return
+        if kind == "message":
+            self._places.message_added(self._text_sent)
+        self._note_item(item)
 
     def on_arguments(self, item_id: bytes, raw: bytes) -> None:
         key = jsonbytes.decode_string(item_id)
@@ -204,7 +278,12 @@ class ChatStreamTranslator(OpenAIChunkStream):
                     + raw + b'"}}]}')
 
     def on_item_done(self, item: dict[str, Any]) -> None:
-        if item.get("type") != "function_call":
+        kind = item.get("type")
+        if kind == "message":
+            self._annotate(item)
+        elif kind == "reasoning" and self._think == "open":
+            self._places.reasoning_done(item)
+        if kind not in TOOL_CALLS:
             return
         key = str(item.get("id") or item.get("call_id") or "")
         arguments = arguments_of(item)
@@ -214,6 +293,11 @@ class ChatStreamTranslator(OpenAIChunkStream):
             index = self._tool_index[key]
             self._chunk(b'{"tool_calls":[{"index":%d,"function":{"arguments":' % index
                         + jsonbytes.quote(arguments) + b"}}]}")
+
+    def _annotate(self, item: dict[str, Any]) -> None:
+        annotations = chat_annotations(item, self._places.message_done(item))
+        if annotations:
+            self._chunk(b'{"annotations":' + jsonbytes.dumps(annotations) + b"}")
 
     def _start_call(self, item: dict[str, Any], arguments: str) -> None:
         key = str(item.get("id") or item.get("call_id") or "")
@@ -259,6 +343,7 @@ class ResponseCollector(UpstreamTranslator):
         self._summary_started = False
         self._separator_due = False
         self.tool_calls: list[dict[str, Any]] = []
+        self.annotations: list[dict[str, Any]] = []  # in Chat's shape, indices into `text`
         self.response: dict[str, Any] = {}
         self.incomplete = False
         self.error: tuple[str, str] | None = None
@@ -285,7 +370,10 @@ class ResponseCollector(UpstreamTranslator):
         (self._summary if summary else self._full_reasoning).append(raw)
 
     def on_item_done(self, item: dict[str, Any]) -> None:
-        if item.get("type") == "function_call":
+        found = chat_annotations(item, 0) if item.get("type") == "message" else []
+        if found:  # the item's text ends the text so far (decoded once per such item)
+            self.annotations += shifted(found, len(self.text) - len(message_text(item)))
+        if item.get("type") in TOOL_CALLS:
             self.tool_calls.append({"id": item.get("call_id") or item.get("id") or "",
                                     "name": item.get("name") or "",
                                     "arguments": arguments_of(item)})
@@ -320,7 +408,11 @@ def chat_completion(collected: ResponseCollector, *, model: str, created: int,
             {"id": call["id"], "type": "function",
              "function": {"name": call["name"], "arguments": call["arguments"]}}
             for call in collected.tool_calls]
+    plain = len(message["content"] or "")
     _apply_reasoning(message, collected.summary, collected.full_reasoning, compat)
+    if collected.annotations:
+        message["annotations"] = shifted(collected.annotations,
+                                         len(message["content"] or "") - plain)
     result: dict[str, Any] = {
         "id": collected.response_id or fallback_id(), "object": "chat.completion",
         "created": created, "model": model,
@@ -331,6 +423,14 @@ def chat_completion(collected: ResponseCollector, *, model: str, created: int,
     if usage is not None:
         result["usage"] = usage
     return result
+
+
+def shifted(annotations: list[dict[str, Any]], by: int) -> list[dict[str, Any]]:
+    """Chat annotations with their indices moved by `by` (text put before the answer)."""
+    return [{**note, "url_citation": {**note["url_citation"],
+                                      "start_index": note["url_citation"]["start_index"] + by,
+                                      "end_index": note["url_citation"]["end_index"] + by}}
+            for note in annotations]
 
 
 def _apply_reasoning(message: dict[str, Any], summary: str, full: str, compat: str) -> None:

@@ -1,7 +1,7 @@
 """Request-side building blocks shared by every dialect.
 
 Reasoning parameters, fast mode (`service_tier`), the web-search extension
-fields and image URLs follow `shared/spec/translation.md` §1; each function
+fields and image URLs follow the spec (translation.md §1); each function
 takes plain values and returns plain values so that dialects compose them.
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from chatmock.config import EFFORTS, SUMMARIES, Settings
+from chatmock.dialects.fields import OPENAI as fields
 from chatmock.errors import ClientError
 from chatmock.state.catalog import Catalog, Resolved
 
@@ -48,9 +49,7 @@ def reasoning_param(resolved: Resolved, catalog: Catalog, settings: Settings,
 def requested_model(body: dict[str, Any], catalog: Catalog,
                     settings: Settings) -> tuple[str, Resolved]:
     """(the name to echo back as `model`, its resolution) of a body's `model` (spec §1.1)."""
-    model = body.get("model")
-    if model is not None and not isinstance(model, str):
-        raise ClientError("model must be a string", code="invalid_model")
+    model = fields.string(body, "model")
     resolved = catalog.resolve(model, settings.debug_model)
     return model or resolved.slug, resolved
 
@@ -58,17 +57,26 @@ def requested_model(body: dict[str, Any], catalog: Catalog,
 def body_reasoning(body: dict[str, Any], resolved: Resolved, catalog: Catalog,
                    settings: Settings) -> dict[str, str]:
     """`reasoning_param` from a body's `reasoning` object, then `reasoning_effort` (spec §1.2)."""
-    reasoning = body.get("reasoning")
-    found: dict[str, Any] = reasoning if isinstance(reasoning, dict) else {}
+    found = fields.obj(body, "reasoning") or {}
     return reasoning_param(resolved, catalog, settings,
-                           (found.get("effort"), body.get("reasoning_effort")),
-                           found.get("summary"))
+                           (fields.string(found, "effort", "reasoning"),
+                            fields.string(body, "reasoning_effort")),
+                           fields.string(found, "summary", "reasoning"))
 
 
 def include_usage(body: dict[str, Any]) -> bool:
-    """`stream_options.include_usage` is exactly true."""
-    options = body.get("stream_options")
-    return isinstance(options, dict) and options.get("include_usage") is True
+    """`stream_options.include_usage`, false by default."""
+    options = fields.obj(body, "stream_options") or {}
+    return fields.boolean(options, "include_usage", False, "stream_options")
+
+
+def refuse_choices(body: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """`n` (or the legacy `best_of`) above 1: the backend answers with one choice."""
+    for key in keys:
+        count = fields.integer(body, key, minimum=1)
+        if count is not None and count > 1:
+            raise ClientError(f"{key} > 1 is not supported", code="unsupported_parameter",
+                              param=key)
 
 
 def lowest_effort(resolved: Resolved, catalog: Catalog) -> str:
@@ -80,13 +88,14 @@ def service_tier(body: dict[str, Any], resolved: Resolved, catalog: Catalog,
                  settings: Settings) -> str | None:
     """Fast mode: `fast_mode` > `service_tier` > `--fast-mode` (spec: upstream.md §7)."""
     explicit = True
-    fast = _truthy(body.get("fast_mode"))
+    fast = _truthy(fields.get(body, "fast_mode", ("boolean", "string")))
+    requested = fields.string(body, "service_tier")
     if fast is True:
         tier: str | None = "priority"
     elif fast is False:
         return None
-    elif isinstance(body.get("service_tier"), str) and body["service_tier"].strip():
-        tier = body["service_tier"].strip().lower()
+    elif requested is not None and requested.strip():
+        tier = requested.strip().lower()
     elif settings.fast_mode:
         tier, explicit = "priority", False
     else:
@@ -129,16 +138,20 @@ def extra_tools(body: dict[str, Any], settings: Settings, tool_choice: Any,
     tools: list[dict[str, Any]] = []
     if requested is not None:
         if not isinstance(requested, list):
-            raise ClientError("responses_tools must be a list", code="RESPONSES_TOOL_UNSUPPORTED")
-        for tool in requested:
+            raise ClientError("responses_tools must be a list", code="RESPONSES_TOOL_UNSUPPORTED",
+                              param="responses_tools")
+        for number, tool in enumerate(requested):
             if not isinstance(tool, dict):
                 continue
-            if tool.get("type") not in WEB_SEARCH_TYPES:
+            kind = tool.get("type")
+            if not isinstance(kind, str) or kind not in WEB_SEARCH_TYPES:
                 raise ClientError("Only web_search/web_search_preview are supported in "
-                                  "responses_tools", code="RESPONSES_TOOL_UNSUPPORTED")
+                                  "responses_tools", code="RESPONSES_TOOL_UNSUPPORTED",
+                                  param=f"responses_tools[{number}].type")
             tools.append(tool)
         if len(json.dumps(tools)) > MAX_RESPONSES_TOOLS_BYTES:
-            raise ClientError("responses_tools too large", code="RESPONSES_TOOLS_TOO_LARGE")
+            raise ClientError("responses_tools too large", code="RESPONSES_TOOLS_TOO_LARGE",
+                              param="responses_tools")
     choice = body.get("responses_tool_choice")
     choice = choice if choice in ("auto", "none") else None
     has_own = any(tool.get("type") in WEB_SEARCH_TYPES for tool in client_tools)

@@ -43,10 +43,12 @@ from chatmock.dialects.common import (
     REASONING_INCLUDE,
     body_reasoning,
     include_usage,
+    refuse_choices,
     requested_model,
     service_tier,
 )
 from chatmock.dialects.events import UpstreamTranslator, map_usage
+from chatmock.dialects.fields import OPENAI as fields
 from chatmock.errors import ClientError
 from chatmock.state.catalog import Catalog
 
@@ -87,7 +89,8 @@ def parse_completion_request(body: Any, catalog: Catalog,
     tier = service_tier(body, resolved, catalog, settings)
     if tier:
         payload["service_tier"] = tier
-    return CompletionRequest(payload, model, bool(body.get("stream")), include_usage(body))
+    return CompletionRequest(payload, model, fields.boolean(body, "stream", False),
+                             include_usage(body))
 
 
 def prompt_text(prompt: Any) -> str:
@@ -95,18 +98,16 @@ def prompt_text(prompt: Any) -> str:
     if isinstance(prompt, list):
         if any(_is_tokens(part) for part in prompt):
             raise ClientError("prompt: token arrays are not supported; send the prompt as text",
-                              code="invalid_prompt")
-        if not all(isinstance(part, str) for part in prompt):
-            raise ClientError("prompt must be a string or a list of strings",
-                              code="invalid_prompt")
+                              code="invalid_prompt", param="prompt")
+        for number, part in enumerate(prompt):
+            fields.check(part, ("string",), f"prompt[{number}]")
         prompt = "".join(prompt)
     if prompt is None:
-        raise ClientError("prompt is required", code="invalid_prompt")
-    if not isinstance(prompt, str):
-        raise ClientError("prompt must be a string or a list of strings", code="invalid_prompt")
+        raise ClientError("prompt is required", code="invalid_prompt", param="prompt")
+    fields.check(prompt, ("string", "array"), "prompt")
     if not prompt:
-        raise ClientError("prompt must not be empty", code="invalid_prompt")
-    return prompt
+        raise ClientError("prompt must not be empty", code="invalid_prompt", param="prompt")
+    return str(prompt)
 
 
 def _is_tokens(part: Any) -> bool:
@@ -118,16 +119,13 @@ def _is_tokens(part: Any) -> bool:
 
 
 def _refuse_unsupported(body: dict[str, Any]) -> None:
-    if body.get("echo") not in (None, False):
+    if fields.boolean(body, "echo", False):
         raise ClientError("echo is not supported: the backend cannot return the prompt with "
-                          "the completion", code=_UNSUPPORTED)
-    if body.get("suffix") not in (None, ""):
+                          "the completion", code=_UNSUPPORTED, param="echo")
+    if fields.string(body, "suffix"):
         raise ClientError("suffix is not supported (insert mode is not available)",
-                          code=_UNSUPPORTED)
-    if body.get("n") not in (None, 1):
-        raise ClientError("n > 1 is not supported", code=_UNSUPPORTED)
-    if body.get("best_of") not in (None, 1):
-        raise ClientError("best_of > 1 is not supported", code=_UNSUPPORTED)
+                          code=_UNSUPPORTED, param="suffix")
+    refuse_choices(body, ("n", "best_of"))
 
 
 # -- streaming --------------------------------------------------------------------------

@@ -3,15 +3,27 @@
 OpenAI: `{"error": {"message", "type", "param", "code"}}`.
 Anthropic: `{"type": "error", "error": {"type", "message"}}`, with the type
 chosen by status the way Anthropic's API does.
-Ollama: `{"error": "message"}`.
+Ollama: `{"error": "message"}`, the message led by the field's path when the
+error is about one (`param`) and does not name it already.
+
+`failure_error` is the error of a backend failure inside the stream of a
+non-streamed answer (`response.failed` or `error`): the status follows what
+the code means (`events.failure_kind`): 400 for a prompt the backend cannot
+serve (context length, flagged prompt), 429 for limits (with `Retry-After`
+when the message says "try again in Ns"), 401 for credentials, 529 for an
+overloaded backend on the Anthropic routes (Anthropic's own status for
+`overloaded_error`), else 502.
 """
 
 from __future__ import annotations
 
 import enum
+import math
+import re
 
 from chatmock import jsonbytes
-from chatmock.errors import ApiError
+from chatmock.dialects.events import failure_kind
+from chatmock.errors import ApiError, UpstreamError
 
 
 class Dialect(enum.Enum):
@@ -27,7 +39,7 @@ _ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error",
 
 
 def openai_error(error: ApiError) -> dict[str, object]:
-    return {"error": {"message": error.message, "type": error.error_type, "param": None,
+    return {"error": {"message": error.message, "type": error.error_type, "param": error.param,
                       "code": error.code}}
 
 
@@ -39,8 +51,16 @@ def render(error: ApiError, dialect: Dialect) -> bytes:
         return jsonbytes.dumps({"type": "error", "error": {"type": kind,
                                                            "message": error.message}})
     if dialect is Dialect.OLLAMA:
-        return jsonbytes.dumps({"error": error.message})
+        return jsonbytes.dumps({"error": named_message(error)})
     return jsonbytes.dumps(openai_error(error))
+
+
+def named_message(error: ApiError) -> str:
+    """The message, led by the field's path when it does not name it already (for shapes
+    without a `param`: Ollama's, WebSocket error frames)."""
+    if error.param and error.param not in error.message:
+        return f"{error.param}: {error.message}"
+    return error.message
 
 
 def dialect_of(path: str, headers: dict[bytes, bytes]) -> Dialect:
@@ -50,3 +70,29 @@ def dialect_of(path: str, headers: dict[bytes, bytes]) -> Dialect:
     if path.startswith("/v1/messages") or b"anthropic-version" in headers:
         return Dialect.ANTHROPIC
     return Dialect.OPENAI
+
+
+_FAILURES = {"invalid_request": (400, "invalid_request_error"),
+             "rate_limit": (429, "rate_limit_error"),
+             "authentication": (401, "authentication_error")}
+_TRY_AGAIN = re.compile(r"try again in\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|seconds?)\b", re.I)
+
+
+def failure_type(code: str) -> str:
+    """The OpenAI error `type` of an upstream failure code (in-stream error chunks)."""
+    return _FAILURES.get(failure_kind(code), (502, "api_error"))[1]
+
+
+def failure_error(message: str, code: str, dialect: Dialect) -> UpstreamError:
+    """The error a non-streamed answer gets for an in-stream backend failure (module doc)."""
+    kind = failure_kind(code)
+    status, error_type = _FAILURES.get(kind, (502, "api_error"))
+    if kind == "overloaded" and dialect is Dialect.ANTHROPIC:
+        status = 529
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    wait = _TRY_AGAIN.search(message) if kind == "rate_limit" else None
+    if wait is not None:
+        seconds = float(wait.group(1)) / (1000 if wait.group(2).lower() == "ms" else 1)
+        headers = ((b"retry-after", b"%d" % max(1, math.ceil(seconds))),)
+    return UpstreamError(message, status=status, error_type=error_type, code=code,
+                         headers=headers)

@@ -17,7 +17,9 @@ backend adds event types over time):
 The frequent events (text, reasoning and argument deltas) are handled on the
 raw bytes: the `delta` string is located and handed over still escaped, ready
 to be copied into outgoing JSON. Only rare, structural events (created,
-item added/done, terminal) are parsed with `json.loads`.
+item added/done, terminal) are parsed with `json.loads`; when the request's
+tool names were renamed for the backend (`tool_names`), those parsed items
+get the client's names back before any hook sees them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any, ClassVar
 
 from chatmock import jsonbytes
 from chatmock.dialects.sse import SSEDecoder, SSEEvent
+from chatmock.dialects.tool_names import NameMap, restore_item, restore_response
 
 TRUNCATED_MESSAGE = "the backend's stream ended before the response was complete"
 
@@ -73,14 +76,46 @@ def error_of(event: dict[str, Any]) -> tuple[str, str]:
             code if isinstance(code, str) else "upstream_error")
 
 
+def failure_kind(code: str) -> str:
+    """What an upstream failure code means to a client, whatever its dialect:
+    `invalid_request` (this prompt cannot be served: beyond the context window, or
+    flagged), `rate_limit` (usage limits, quotas, a plan without Codex), `overloaded`,
+    `authentication`, or `api` (anything else, including a cut stream)."""
+    lowered = code.lower()
+    if "context_length" in lowered or lowered in _REFUSED_PROMPTS:
+        return "invalid_request"
+    if any(word in lowered for word in ("rate_limit", "usage_limit", "quota",
+                                        "usage_not_included")):
+        return "rate_limit"
+    if any(word in lowered for word in ("overload", "server_error", "unavailable", "capacity",
+                                        "slow_down")):
+        return "overloaded"
+    if any(word in lowered for word in ("auth", "api_key", "token_expired")):
+        return "authentication"
+    return "api"
+
+
+_REFUSED_PROMPTS = frozenset({"invalid_prompt", "cyber_policy", "bio_policy"})
+
+
 def content_filtered(response: dict[str, Any]) -> bool:
     """Was an incomplete response cut short by the content filter (not by length)?"""
     details = response.get("incomplete_details")
     return isinstance(details, dict) and details.get("reason") == "content_filter"
 
 
+TOOL_CALLS = ("function_call", "custom_tool_call")
+"""Output items every dialect shows as a tool call. A custom (freeform) tool's input
+is not JSON, so its call carries the arguments `{"input": "<the freeform text>"}`.
+(A tuple, not a set: an item's `type` may be any JSON value, lists included.)"""
+
+
 def arguments_of(item: dict[str, Any]) -> str:
-    """A tool call item's arguments as JSON text (`arguments`, else `parameters`/`input`)."""
+    """A tool call item's arguments as JSON text (`arguments`, else `parameters`/`input`;
+    a custom tool call's freeform input as `{"input": …}`)."""
+    if item.get("type") == "custom_tool_call":
+        text = item.get("input")
+        return json.dumps({"input": text if isinstance(text, str) else ""})
     for key in ("arguments", "parameters", "input"):
         value = item.get(key)
         if isinstance(value, str):
@@ -132,6 +167,12 @@ class UpstreamTranslator:
     # While the backend is silent (long reasoning), `heartbeat()` is written this often:
     # it keeps proxies from timing out and reveals a client that has gone away.
     heartbeat_seconds: ClassVar[float] = 15.0
+    # Upstream tool name -> the client's, when the request renamed any (set per request).
+    tool_names: NameMap = {}
+    # What the stream ended with, for the access log: the terminal event's `usage`, and
+    # the message of a failure (the backend's, or a stream cut short). Set once, at the end.
+    usage: Any = None
+    failure: str = ""
 
     def __init__(self) -> None:
         self.state = State.STREAMING
@@ -158,16 +199,19 @@ class UpstreamTranslator:
         for event in self._decoder.finish():
             self.dispatch(event)
         if self.state is State.STREAMING:
-            self.state = State.DONE
-            self.on_cut(TRUNCATED_MESSAGE, "upstream_truncated")
+            self._cut(TRUNCATED_MESSAGE, "upstream_truncated")
         return self._drain()
 
     def abort(self, message: str, code: str = "upstream_error") -> bytes:
         """The upstream broke (timeout, network); report it in-band if still open."""
         if self.state is State.STREAMING:
-            self.state = State.DONE
-            self.on_cut(message, code)
+            self._cut(message, code)
         return self._drain()
+
+    def _cut(self, message: str, code: str) -> None:
+        self.state = State.DONE
+        self.failure = message
+        self.on_cut(message, code)
 
     def heartbeat(self) -> bytes:
         """Bytes that keep the client stream alive while the backend is silent (none by default)."""
@@ -175,6 +219,7 @@ class UpstreamTranslator:
 
     def fail(self, message: str, code: str) -> None:
         self.state = State.DONE
+        self.failure = message
         self.on_failed(message, code)
 
     def _drain(self) -> bytes:
@@ -220,6 +265,8 @@ class UpstreamTranslator:
     def _handle_item(self, data: bytes, done: bool) -> None:
         item = load(data).get("item")
         if isinstance(item, dict):
+            if self.tool_names:
+                item = restore_item(item, self.tool_names)
             (self.on_item_done if done else self.on_item_added)(item)
 
     def _handle_text(self, data: bytes) -> None:
@@ -240,6 +287,10 @@ class UpstreamTranslator:
     def _handle_terminal(self, data: bytes, incomplete: bool) -> None:
         self.state = State.DONE
         response = load(data).get("response")
+        if isinstance(response, dict):
+            self.usage = response.get("usage")
+            if self.tool_names:
+                response = restore_response(response, self.tool_names)
         self.on_completed(response if isinstance(response, dict) else {}, incomplete)
 
     def _handle_failed(self, data: bytes) -> None:

@@ -34,7 +34,9 @@ the same upstream input. Choices:
 * an empty `messages` list (chat) or prompt (generate) is Ollama's load
   request: `LoadAck` (`unload` when `keep_alive` is 0), no upstream call;
 * Ollama's own `tool_choice` does not exist; chat's `tool_choice`,
-  `parallel_tool_calls`, `responses_tools` and `fast_mode` are honoured.
+  `parallel_tool_calls`, `responses_tools` and `fast_mode` are honoured;
+* every field read is type-checked (`chatmock.dialects.fields`): a wrong type
+  is a 400 `{"error": "..."}` whose message names the field's path.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from typing import Any
 from chatmock.config import EFFORTS, Settings
 from chatmock.dialects.chat import (
     ChatRequest,
+    chat_request,
     convert_messages,
     convert_tool_choice,
     convert_tools,
@@ -59,6 +62,7 @@ from chatmock.dialects.common import (
     reasoning_param,
     service_tier,
 )
+from chatmock.dialects.fields import OPENAI as fields
 from chatmock.errors import ClientError
 from chatmock.state.catalog import Catalog, Resolved
 
@@ -101,11 +105,9 @@ def resolve_model(name: str, catalog: Catalog, settings: Settings) -> Resolved:
 def parse_chat(body: Any, catalog: Catalog, settings: Settings) -> OllamaRequest | LoadAck:
     body = _object(body)
     model = _model(body)
-    messages = body.get("messages")
-    if messages is None or messages == []:
+    messages = fields.array(body, "messages")
+    if not messages:
         return LoadAck(model, _load_reason(body))
-    if not isinstance(messages, list):
-        raise ClientError("messages must be a list", code="invalid_messages")
     instructions, items = convert_messages(chat_messages(messages))
     return _build(body, model, instructions, items, convert_tools(body.get("tools")),
                   catalog, settings)
@@ -114,17 +116,13 @@ def parse_chat(body: Any, catalog: Catalog, settings: Settings) -> OllamaRequest
 def parse_generate(body: Any, catalog: Catalog, settings: Settings) -> OllamaRequest | LoadAck:
     body = _object(body)
     model = _model(body)
-    prompt = body.get("prompt")
-    if prompt is not None and not isinstance(prompt, str):
-        raise ClientError("prompt must be a string", code="invalid_prompt")
-    if body.get("suffix"):
+    prompt = fields.string(body, "prompt")
+    if fields.string(body, "suffix"):
         raise ClientError("suffix (fill-in-the-middle) is not supported by this model",
-                          code="unsupported_parameter")
+                          code="unsupported_parameter", param="suffix")
     if not prompt:
         return LoadAck(model, _load_reason(body))
-    system = body.get("system")
-    if system is not None and not isinstance(system, str):
-        raise ClientError("system must be a string", code="invalid_prompt")
+    system = fields.string(body, "system")
     user = _user_content(prompt, body.get("images"), "images")
     _, items = convert_messages([{"role": "user", "content": user}])
     return _build(body, model, system or "", items, [], catalog, settings)
@@ -133,32 +131,25 @@ def parse_generate(body: Any, catalog: Catalog, settings: Settings) -> OllamaReq
 def _object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ClientError("Request body must be a JSON object")
+    fields.get(body, "keep_alive", ("string", "number"))  # the route reads it for /api/ps
     return body
 
 
 def _model(body: dict[str, Any]) -> str:
-    model = body.get("model")
-    if not isinstance(model, str) or not model.strip():
-        raise ClientError("model is required", code="invalid_model")
+    model = fields.string(body, "model")
+    if model is None or not model.strip():
+        raise ClientError("model is required", code="missing_required_parameter",
+                          param="model")
     return model
 
 
 def _load_reason(body: dict[str, Any]) -> str:
-    keep_alive = body.get("keep_alive")
+    keep_alive = fields.get(body, "keep_alive", ("string", "number"))
     if isinstance(keep_alive, int | float) and not isinstance(keep_alive, bool):
         return "unload" if keep_alive == 0 else "load"
     if isinstance(keep_alive, str) and keep_alive.strip() and _ZERO_DURATION.fullmatch(keep_alive):
         return "unload"
     return "load"
-
-
-def _stream(body: dict[str, Any]) -> bool:
-    stream = body.get("stream")
-    if stream is None:
-        return True
-    if not isinstance(stream, bool):
-        raise ClientError("stream must be a boolean", code="invalid_stream")
-    return stream
 
 
 def _build(body: dict[str, Any], model: str, instructions: str, items: list[Item],
@@ -170,11 +161,10 @@ def _build(body: dict[str, Any], model: str, instructions: str, items: list[Item
     payload: dict[str, Any] = {"model": resolved.slug}
     if instructions:
         payload["instructions"] = instructions
-    parallel = body.get("parallel_tool_calls")
     payload.update({
         "input": items, "tools": tools + extra.tools,
         "tool_choice": extra.tool_choice or tool_choice,
-        "parallel_tool_calls": parallel if isinstance(parallel, bool) else True,
+        "parallel_tool_calls": fields.boolean(body, "parallel_tool_calls", True),
         "store": False, "stream": True, "include": [REASONING_INCLUDE],
         "reasoning": reasoning})
     tier = service_tier(body, resolved, catalog, settings)
@@ -183,8 +173,8 @@ def _build(body: dict[str, Any], model: str, instructions: str, items: list[Item
     text = format_text(body.get("format"))
     if text:
         payload["text"] = text
-    stream = _stream(body)
-    chat = ChatRequest(payload, model, stream, False, extra, tools)
+    stream = fields.boolean(body, "stream", True)
+    chat = chat_request(payload, model, stream, False, extra, len(tools))
     return OllamaRequest(chat, model, stream, think)
 
 
@@ -202,7 +192,7 @@ def think_reasoning(think: Any, resolved: Resolved, catalog: Catalog,
     if isinstance(think, str) and think.strip().lower() in EFFORTS:
         return reasoning_param(resolved, catalog, settings, (think.strip(),), shown), True
     raise ClientError(f"invalid think value: {think!r} (use true, false, low, medium or high)",
-                      code="invalid_think")
+                      code="invalid_think", param="think")
 
 
 def format_text(value: Any) -> dict[str, Any]:
@@ -214,7 +204,8 @@ def format_text(value: Any) -> dict[str, Any]:
     if isinstance(value, dict):
         return text_format({"type": "json_schema", "json_schema": {
             "name": "response", "schema": value, "strict": False}})
-    raise ClientError('format must be "json" or a JSON schema object', code="invalid_format")
+    raise ClientError('format must be "json" or a JSON schema object', code="invalid_format",
+                      param="format")
 
 
 # -- messages -----------------------------------------------------------------------
@@ -251,15 +242,15 @@ def chat_messages(messages: list[Any]) -> list[Item]:
     converted: list[Item] = []
     for index, message in enumerate(messages):
         where = f"messages[{index}]"
-        if not isinstance(message, dict):
-            raise ClientError(f"{where} must be an object", code="invalid_messages")
+        fields.check(message, ("object",), where)
         role = message.get("role") or "user"
         if role == "assistant":
             converted.append(_assistant(message, ids, where))
         elif role == "tool":
+            answered = ids.answer(fields.string(message, "tool_call_id", where),
+                                  fields.string(message, "tool_name", where), where)
             converted.append({"role": "tool", "content": message.get("content"),
-                              "tool_call_id": ids.answer(message.get("tool_call_id"),
-                                                         message.get("tool_name"), where)})
+                              "tool_call_id": answered})
         elif role == "user":
             converted.append({"role": role, "content": _user_content(
                 message.get("content"), message.get("images"), f"{where}.images")})
@@ -275,24 +266,19 @@ def _assistant(message: dict[str, Any], ids: CallIds, where: str) -> Item:
     if message.get("images"):
         raise ClientError(f"{where}.images: images are only supported on user messages",
                           code="invalid_messages")
-    calls = message.get("tool_calls") or []
-    if not isinstance(calls, list):
-        raise ClientError(f"{where}.tool_calls must be a list", code="invalid_messages")
+    calls = fields.array(message, "tool_calls", where) or []
     converted = []
     for number, call in enumerate(calls):
         spot = f"{where}.tool_calls[{number}]"
-        function = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str) \
-                or not function["name"]:
-            raise ClientError(f"{spot}.function.name is required", code="invalid_messages")
-        arguments = function.get("arguments")
-        if arguments is not None and not isinstance(arguments, dict | str):
-            raise ClientError(f"{spot}.function.arguments must be an object",
-                              code="invalid_messages")
-        converted.append({"id": ids.call(call.get("id") or call.get("call_id"),
-                                         function["name"]),
-                          "type": "function",
-                          "function": {"name": function["name"], "arguments": arguments or {}}})
+        fields.check(call, ("object",), spot)
+        function = fields.obj(call, "function", spot) or {}
+        name = fields.string(function, "name", f"{spot}.function")
+        if not name:
+            raise fields.missing(f"{spot}.function.name")
+        arguments = fields.get(function, "arguments", ("object", "string"), f"{spot}.function")
+        given = fields.string(call, "id", spot) or fields.string(call, "call_id", spot)
+        converted.append({"id": ids.call(given, name), "type": "function",
+                          "function": {"name": name, "arguments": arguments or {}}})
     result: Item = {"role": "assistant", "content": message.get("content")}
     if converted:
         result["tool_calls"] = converted

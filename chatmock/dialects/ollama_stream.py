@@ -19,14 +19,17 @@ Reasoning (spec §1.3 and the `think` mode of `chatmock.dialects.ollama`):
 Tool calls (chat only) are streamed as one line per call when the backend
 finishes the call, with `arguments` parsed into an object (Ollama clients
 validate that it is one); arguments that are not a JSON object arrive as
-`{"raw": "<text>"}`, as in the Anthropic dialect, so nothing is lost. Each
-call also carries the backend's `id` (newer Ollama sends ids too; clients
-that drop them are paired by position on the next turn) and
-`function.index`.
+`{"raw": "<text>"}`, as in the Anthropic dialect, so nothing is lost. A
+custom (freeform) tool's call carries `{"input": "<text>"}`. Each call also
+carries the backend's `id` (newer Ollama sends ids too; clients that drop
+them are paired by position on the next turn) and `function.index`.
+Web-search citations have no place in Ollama's answer and are dropped (the
+links stay in the text).
 
-The final line is `done: true` with `done_reason` (`stop`, or `length` for
-an incomplete response; tool calls end with `stop` as in Ollama), the
-token counts of the backend's usage (`prompt_eval_count` = input tokens,
+The final line is `done: true` with `done_reason` (`stop`, `length` for a
+response cut at its output limit, `content_filter` for one the filter
+stopped; tool calls end with `stop` as in Ollama), the token counts of the
+backend's usage (`prompt_eval_count` = input tokens,
 `eval_count` = output tokens, 0 when missing) and durations in nanoseconds
 on the monotonic clock from the request's start: `load_duration` up to the
 backend's `response.created`, `prompt_eval_duration` from there to the first
@@ -51,7 +54,13 @@ from typing import Any, ClassVar
 from chatmock import jsonbytes
 from chatmock.dialects.anthropic_stream import tool_input
 from chatmock.dialects.chat_stream import ResponseCollector
-from chatmock.dialects.events import Handler, UpstreamTranslator, arguments_of
+from chatmock.dialects.events import (
+    TOOL_CALLS,
+    Handler,
+    UpstreamTranslator,
+    arguments_of,
+    content_filtered,
+)
 
 NDJSON_HEADERS = ((b"content-type", b"application/x-ndjson"), (b"cache-control", b"no-cache"),
                   (b"x-accel-buffering", b"no"))
@@ -99,13 +108,22 @@ class Timing:
         created = self.created or now
         first = self.first or now
         usage = response.get("usage")
-        return {"done_reason": "length" if incomplete else "stop",
+        return {"done_reason": done_reason(response, incomplete),
                 "total_duration": max(now - self.started, 1),
                 "load_duration": max(created - self.started, 0),
                 "prompt_eval_count": _count(usage, "input_tokens"),
                 "prompt_eval_duration": max(first - created, 0),
                 "eval_count": _count(usage, "output_tokens"),
                 "eval_duration": max(now - first, 1)}
+
+
+def done_reason(response: dict[str, Any], incomplete: bool) -> str:
+    """`stop`; `length` for a response cut at its output limit; `content_filter` for one
+    the content filter stopped (Ollama has no such reason of its own: `length` would tell
+    the client to ask for more tokens, which is wrong)."""
+    if not incomplete:
+        return "stop"
+    return "content_filter" if content_filtered(response) else "length"
 
 
 def _count(usage: Any, key: str) -> int:
@@ -206,7 +224,7 @@ class OllamaStreamTranslator(UpstreamTranslator):
             self._separator_due = True
 
     def on_item_done(self, item: dict[str, Any]) -> None:
-        if item.get("type") != "function_call" or self.generate:
+        if item.get("type") not in TOOL_CALLS or self.generate:
             return
         self.timing.mark_output()
         self._flush_think()
@@ -250,7 +268,7 @@ class OllamaCollector(ResponseCollector):
         super().on_reasoning(raw, summary)
 
     def on_item_done(self, item: dict[str, Any]) -> None:
-        if item.get("type") == "function_call":
+        if item.get("type") in TOOL_CALLS:
             self.timing.mark_output()
         super().on_item_done(item)
 

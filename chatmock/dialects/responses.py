@@ -1,37 +1,53 @@
 """Responses API requests → the Codex backend, with a local `previous_response_id`.
 
 The route is a near passthrough: the client's body goes upstream with only
-what the backend insists on changed (shared/spec/translation.md §4.6):
+what the backend insists on changed (spec: translation.md §4.6):
 `model` normalised, `store: false`, `stream: true`, `system` input messages
-moved into `instructions`, parameters it rejects removed, `reasoning` and
-`include` completed, fast mode and the default web search applied. Every
-other field survives as sent (custom and `namespace` tools, `text`,
-`client_metadata`, input item ids).
+moved into `instructions`, parameters it rejects removed, Chat-form function
+tools and a Chat-shaped `tool_choice` object put in the Responses shape,
+`reasoning` and `include` completed, fast mode and the default web search
+applied. Every other field survives as sent (custom and `namespace` tools,
+`text`, `client_metadata`, input item ids).
 
 The backend keeps no state, so `previous_response_id` is resolved here: the
 stored turn's full input and its output are put in front of the new input
-(unless the client already resent them), instructions are inherited when the
-new request has none, and a `function_call_output` whose call is missing gets
+(unless the client already resent them, or resent the output), instructions
+are inherited when the new request has none, and a `function_call_output` whose call is missing gets
 the stored `function_call` put back in front of it. An unknown or expired id,
-or a call id found nowhere, is a 400 that names it.
+or a call id found nowhere, is a 400 that names it. Items the backend could
+not find by id (reasoning without its encrypted content, `item_reference`s)
+are repaired first (`chatmock.dialects.input_repair`).
+
+What chatmock reads is type-checked (`chatmock.dialects.fields`; OpenAI's
+400 `invalid_type` with `param`): `model`, `instructions`, `input` (a string,
+an item, or a list of items; in each item `type`, `role`, a message's
+`content` and a call's `call_id`), `include`, `tools`, `tool_choice`,
+`reasoning`, `stream`, `previous_response_id` and the fast-mode fields. The
+rest passes through for the backend to judge.
+
+Sans-I/O: the stored turn and items come in a `StoreAnswer` the route looked
+up for the body's `store_query`; nothing here reads the store.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chatmock.config import Settings
-from chatmock.dialects.chat import as_object, convert_messages, convert_tools
+from chatmock.dialects.chat import convert_messages, convert_tool, convert_tool_choice
 from chatmock.dialects.common import (
     REASONING_INCLUDE,
     WEB_SEARCH_TYPES,
     reasoning_param,
     service_tier,
 )
+from chatmock.dialects.fields import OPENAI as fields
+from chatmock.dialects.input_repair import previous_response_id, restore_items
+from chatmock.dialects.tool_names import NameMap, shorten_tool_names
 from chatmock.errors import ClientError
 from chatmock.state.catalog import Catalog
-from chatmock.state.response_store import ResponseStore, StoredResponse
+from chatmock.state.response_store import StoreAnswer, StoredResponse
 
 Item = dict[str, Any]
 
@@ -43,6 +59,8 @@ UNSUPPORTED_FIELDS = ("max_output_tokens", "max_tokens", "max_completion_tokens"
                       "truncation", "fast_mode")
 # Output item fields that describe the answer but are not valid in a request's input.
 _OUTPUT_ONLY = ("status",)
+_CALL_TYPES = ("function_call", "custom_tool_call")
+_OUTPUT_TYPES = ("function_call_output", "custom_tool_call_output")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,22 +68,27 @@ class ResponsesRequest:
     payload: dict[str, Any]
     stream: bool
     instructions: str | None
+    dropped: tuple[str, ...] = ()  # ids of reasoning items that could not be restored
+    context: tuple[Item, ...] = ()  # the input with the client's tool names (to store)
+    tool_names: NameMap = field(default_factory=dict)  # upstream -> client, if renamed
 
 
 def parse_responses_request(body: Any, catalog: Catalog, settings: Settings,
-                            store: ResponseStore) -> ResponsesRequest:
+                            stored: StoreAnswer | None = None) -> ResponsesRequest:
+    """The upstream payload of a Responses body; `stored`: what the route found in the
+    local store for `input_repair.store_query(body)`."""
     if not isinstance(body, dict):
         raise ClientError("Request body must be a JSON object")
     payload = {key: value for key, value in body.items() if key not in UNSUPPORTED_FIELDS}
-    model = body.get("model")
-    if model is not None and not isinstance(model, str):
-        raise ClientError("model must be a string", code="invalid_model")
-    resolved = catalog.resolve(model, settings.debug_model)
+    resolved = catalog.resolve(fields.string(body, "model"), settings.debug_model)
     payload["model"] = resolved.slug
+    stored = stored or StoreAnswer()
     instructions, items = _input_of(body)
-    previous = payload.pop("previous_response_id", None)
+    items, dropped = restore_items(items, stored.items)
+    previous = previous_response_id(body)
+    payload.pop("previous_response_id", None)
     if previous is not None:
-        instructions, items = _chain(previous, instructions, items, store)
+        instructions, items = _chain(previous, instructions, items, stored.previous)
     if instructions:
         payload["instructions"] = instructions
     else:
@@ -75,30 +98,42 @@ def parse_responses_request(body: Any, catalog: Catalog, settings: Settings,
     payload.pop("prompt", None)
     payload.update(store=False, stream=True)
     _complete(payload, body, resolved, catalog, settings)
-    return ResponsesRequest(payload, body.get("stream") is True, instructions or None)
+    context = tuple(items)
+    return ResponsesRequest(payload, fields.boolean(body, "stream", False), instructions or None,
+                            tuple(dropped), context, shorten_tool_names(payload))
 
 
 def _input_of(body: dict[str, Any]) -> tuple[str, list[Item]]:
     """(instructions, input items) of a Responses body, or of a chat-shaped one."""
-    own = body.get("instructions")
-    if own is not None and not isinstance(own, str):
-        raise ClientError("instructions must be a string", code="invalid_instructions")
+    own = fields.string(body, "instructions")
     if "input" not in body and isinstance(body.get("messages"), list):
         system, items = convert_messages(body["messages"])
         return _join(own, system), items
-    raw = body.get("input", body.get("prompt"))
+    key = "input" if "input" in body or "prompt" not in body else "prompt"
+    raw = fields.get(body, key, ("string", "object", "array"))
+    if raw is None:
+        raise fields.missing("input")
     if isinstance(raw, str):
         items = [{"type": "message", "role": "user",
                   "content": [{"type": "input_text", "text": raw}]}]
     elif isinstance(raw, dict):
-        items = [raw]
-    elif isinstance(raw, list):
-        items = [item for item in raw if isinstance(item, dict)]
+        items = [input_item(raw, key)]
     else:
-        raise ClientError("input must be a string or a list of input items",
-                          code="invalid_input")
+        items = [input_item(item, f"{key}[{number}]") for number, item in enumerate(raw)]
     system, items = _lift_system_messages(items)
     return _join(own, system), items
+
+
+def input_item(item: Any, where: str) -> Item:
+    """An input item, with the fields chatmock reads type-checked."""
+    checked: Item = fields.check(item, ("object",), where)
+    kind = fields.string(checked, "type", where)
+    fields.string(checked, "role", where)
+    if kind in (None, "message"):
+        fields.get(checked, "content", ("string", "array"), where)
+    elif kind in _CALL_TYPES or kind in _OUTPUT_TYPES:
+        fields.string(checked, "call_id", where)
+    return checked
 
 
 def _lift_system_messages(items: list[Item]) -> tuple[str, list[Item]]:
@@ -126,39 +161,43 @@ def _join(*texts: str | None) -> str:
     return "\n\n".join(text for text in texts if text)
 
 
-def _chain(previous: Any, instructions: str, items: list[Item],
-           store: ResponseStore) -> tuple[str, list[Item]]:
-    if not isinstance(previous, str) or not previous:
-        raise ClientError("previous_response_id must be a non-empty string",
-                          code="invalid_previous_response_id")
-    stored = store.get(previous)
+def _chain(previous: str, instructions: str, items: list[Item],
+           stored: StoredResponse | None) -> tuple[str, list[Item]]:
     if stored is None:
         raise ClientError(f"Previous response with id '{previous}' not found (unknown, or "
                           "expired from chatmock's local store).", status=400,
-                          code="previous_response_not_found")
+                          code="previous_response_not_found", param="previous_response_id")
     history = [*stored.context, *stored.output]
-    if replayable(items[:len(history)]) != history:
-        items = history + items
-    return instructions or stored.instructions or "", _restore_calls(items, history, previous)
+    return (instructions or stored.instructions or "",
+            _restore_calls(_with_history(items, stored), history, previous))
+
+
+def _with_history(items: list[Item], stored: StoredResponse) -> list[Item]:
+    """The stored turn in front of `items`, minus what the client resent: the whole
+    history, or just the previous output (clients that append `response.output`)."""
+    history = [*stored.context, *stored.output]
+    if replayable(items[:len(history)]) == history:
+        return items
+    if stored.output and replayable(items[:len(stored.output)]) == stored.output:
+        return [*stored.context, *items]
+    return history + items
 
 
 def _restore_calls(items: list[Item], history: list[Item], previous: str) -> list[Item]:
     """Put a stored `function_call` back in front of an output whose call is missing."""
-    calls = {item.get("call_id"): item for item in history
-             if item.get("type") in ("function_call", "custom_tool_call")}
+    calls = {item.get("call_id"): item for item in history if item.get("type") in _CALL_TYPES}
     seen: set[Any] = set()
     restored: list[Item] = []
     for item in items:
         kind = item.get("type")
-        if kind in ("function_call", "custom_tool_call"):
+        if kind in _CALL_TYPES:
             seen.add(item.get("call_id"))
-        elif kind in ("function_call_output", "custom_tool_call_output") and \
-                item.get("call_id") not in seen:
+        elif kind in _OUTPUT_TYPES and item.get("call_id") not in seen:
             call = calls.get(item.get("call_id"))
             if call is None:
                 raise ClientError(f"No tool call found for call_id '{item.get('call_id')}' in "
                                   f"this input or in response '{previous}'.",
-                                  code="tool_call_not_found")
+                                  code="tool_call_not_found", param="input")
             restored.append(call)
             seen.add(item.get("call_id"))
         restored.append(item)
@@ -167,16 +206,22 @@ def _restore_calls(items: list[Item], history: list[Item], previous: str) -> lis
 
 def _complete(payload: dict[str, Any], body: dict[str, Any], resolved: Any, catalog: Catalog,
               settings: Settings) -> None:
-    reasoning = as_object(body.get("reasoning"))
+    reasoning = fields.obj(body, "reasoning") or {}
     kept = {key: value for key, value in reasoning.items() if key not in ("effort", "summary")}
     payload["reasoning"] = {**kept, **reasoning_param(
-        resolved, catalog, settings, (reasoning.get("effort"),), reasoning.get("summary"))}
-    include = [i for i in body.get("include") or [] if isinstance(i, str)]
+        resolved, catalog, settings, (fields.string(reasoning, "effort", "reasoning"),),
+        fields.string(reasoning, "summary", "reasoning"))}
+    include = fields.array(body, "include") or []
+    for number, entry in enumerate(include):
+        fields.check(entry, ("string",), f"include[{number}]")
     payload["include"] = [*dict.fromkeys([*include, REASONING_INCLUDE])]
-    tools = body.get("tools")
-    if isinstance(tools, list):
-        payload["tools"] = [_responses_tool(tool) for tool in tools]
-    elif settings.enable_web_search and body.get("tool_choice") != "none":
+    tools = fields.array(body, "tools")
+    choice = fields.get(body, "tool_choice", ("string", "object"))
+    if tools is not None:
+        payload["tools"] = [_responses_tool(tool, f"tools[{n}]") for n, tool in enumerate(tools)]
+    if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        payload["tool_choice"] = convert_tool_choice(choice)  # the backend refuses Chat's shape
+    if tools is None and settings.enable_web_search and choice != "none":
         payload["tools"] = [{"type": "web_search"}]
     tier = service_tier(body, resolved, catalog, settings)
     if tier:
@@ -185,11 +230,11 @@ def _complete(payload: dict[str, Any], body: dict[str, Any], resolved: Any, cata
         payload.pop("service_tier", None)
 
 
-def _responses_tool(tool: Any) -> Any:
+def _responses_tool(tool: Any, where: str) -> Any:
     """Chat-form function tools become Responses ones; everything else passes as sent."""
-    if isinstance(tool, dict) and tool.get("type", "function") == "function" and \
-            isinstance(tool.get("function"), dict):
-        return convert_tools([tool])[0]
+    fields.check(tool, ("object",), where)
+    if tool.get("type", "function") == "function" and isinstance(tool.get("function"), dict):
+        return convert_tool(tool, where)
     return tool
 
 
@@ -197,7 +242,7 @@ def stored_turn(response_id: str, request: ResponsesRequest, output: list[Item],
                 created_at: float) -> StoredResponse:
     """What to keep of a finished turn so that the next one can chain on it."""
     return StoredResponse(response_id=response_id, instructions=request.instructions,
-                          context=list(request.payload["input"]),
+                          context=list(request.context or request.payload["input"]),
                           output=replayable(output), created_at=created_at)
 
 

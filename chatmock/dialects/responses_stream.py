@@ -10,6 +10,12 @@ handler table.
 
 When the backend's stream breaks off before a terminal event, an `error`
 event is appended so the client is never left with a silent success.
+
+When the request's tool names were renamed for the backend
+(`chatmock.dialects.tool_names`), `RenamingRelay` relays instead: every
+event is re-framed, and the few that name tools (items added or done, the
+response objects, `*_arguments.done`) are parsed and carry the client's names
+again; deltas are copied unparsed. Only such requests pay for it.
 """
 
 from __future__ import annotations
@@ -20,9 +26,16 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from chatmock import jsonbytes
-from chatmock.dialects.events import Handler, UpstreamTranslator
+from chatmock.dialects.events import Handler, State, UpstreamTranslator, load, raw_field
+from chatmock.dialects.sse import SSEEvent
+from chatmock.dialects.tool_names import NameMap, restore_event
 
 Item = dict[str, Any]
+_NAMING_EVENTS = frozenset({
+    b"response.created", b"response.in_progress", b"response.output_item.added",
+    b"response.output_item.done", b"response.completed", b"response.incomplete",
+    b"response.failed", b"response.function_call_arguments.done",
+    b"response.custom_tool_call_input.done"})
 
 
 class ResponsesObserver(UpstreamTranslator):
@@ -42,8 +55,11 @@ class ResponsesObserver(UpstreamTranslator):
     copies_raw: ClassVar[bool] = False
 
     def __init__(self, *, relay: bool,
-                 on_success: Callable[[ResponsesObserver], None] | None = None) -> None:
+                 on_success: Callable[[ResponsesObserver], None] | None = None,
+                 tool_names: NameMap | None = None) -> None:
         super().__init__()
+        if tool_names:
+            self.tool_names = tool_names
         self.relay = relay
         # Called at the terminal event, before its bytes go to the client: a chained
         # request sent the moment the client sees `response.completed` must find the turn.
@@ -58,6 +74,15 @@ class ResponsesObserver(UpstreamTranslator):
     def feed(self, chunk: bytes) -> bytes:
         translated = super().feed(chunk)
         return chunk + translated if self.relay else translated
+
+    def relayed(self, event: SSEEvent) -> bytes:
+        """An event's JSON as the client gets it: as sent, or with the client's tool names."""
+        if not self.tool_names:
+            return event.data
+        kind = event.event or raw_field(event.data, b'"type"') or b""
+        document = load(event.data) if kind in _NAMING_EVENTS else None
+        return jsonbytes.dumps(restore_event(document, self.tool_names)) if document \
+            else event.data
 
     def on_created(self, response: dict[str, Any]) -> None:
         self.created = response
@@ -92,6 +117,35 @@ class ResponsesObserver(UpstreamTranslator):
     def output_items(self) -> list[Item]:
         final = (self.response or {}).get("output")
         return final if isinstance(final, list) and final else self.output
+
+
+class RenamingRelay(ResponsesObserver):
+    """The relay of a request whose tool names were renamed (see the module docstring)."""
+
+    skip_events: ClassVar[tuple[bytes, ...]] = ()  # every event is re-framed
+
+    def __init__(self, *, tool_names: NameMap,
+                 on_success: Callable[[ResponsesObserver], None] | None = None) -> None:
+        super().__init__(relay=True, on_success=on_success, tool_names=tool_names)
+
+    def feed(self, chunk: bytes) -> bytes:
+        return UpstreamTranslator.feed(self, chunk)  # the re-framed events, not the chunk
+
+    def dispatch(self, event: SSEEvent) -> None:
+        if self.state is State.STREAMING:
+            lines = self.relayed(event).split(b"\n")
+            head = b"event: " + event.event + b"\n" if event.event else b""
+            self.out.append(head + b"".join(b"data: " + line + b"\n" for line in lines) + b"\n")
+        super().dispatch(event)
+
+
+def observer_for(*, relay: bool, tool_names: NameMap,
+                 on_success: Callable[[ResponsesObserver], None] | None = None,
+                 ) -> ResponsesObserver:
+    """The observer of one Responses request: a byte-for-byte relay unless it renamed tools."""
+    if relay and tool_names:
+        return RenamingRelay(tool_names=tool_names, on_success=on_success)
+    return ResponsesObserver(relay=relay, on_success=on_success, tool_names=tool_names)
 
 
 def error_body(error: tuple[str, str]) -> bytes:

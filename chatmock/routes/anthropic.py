@@ -17,52 +17,42 @@ from chatmock.dialects.anthropic import (
 from chatmock.dialects.anthropic_stream import (
     MessagesCollector,
     MessagesStreamTranslator,
-    error_type,
     message_object,
 )
-from chatmock.errors import UpstreamError
+from chatmock.dialects.errors import Dialect, failure_error
+from chatmock.dialects.signatures import account_tag
 from chatmock.routes.relay import SSE_HEADERS, collect, drain, parse_json, relay
 from chatmock.server.exchange import Request, Responder, send_json
 
 ANTHROPIC_SSE_HEADERS = SSE_HEADERS
-# An in-stream upstream failure, non-streamed: the status of the error type the stream
-# translator gives the same code, so both renderings agree (529 is Anthropic's overloaded).
-_STATUS_OF_TYPE = {"rate_limit_error": 429, "overloaded_error": 529,
-                   "authentication_error": 401}
-_CLIENT_FAULTS = frozenset({"context_length_exceeded", "invalid_prompt"})
 
 
 async def messages(app: App, request: Request, out: Responder) -> None:
     check_anthropic_headers(request.headers)
     body = parse_json(await request.body())
-    req = parse_messages_request(body, request.headers, app.catalog, app.settings)
+    tag = account_tag(app.backend.account_id())
+    req = parse_messages_request(body, request.headers, app.catalog, app.settings, tag)
     input_tokens = estimate_payload_tokens(req.payload)
     session = app.sessions.for_request(request.headers, req.payload.get("instructions"),
                                        req.payload["input"])
     if req.stream:
         translator = MessagesStreamTranslator(model=req.model, thinking=req.thinking,
-                                              input_tokens=input_tokens)
+                                              input_tokens=input_tokens, account_tag=tag)
+        translator.tool_names = req.tool_names
         async with app.backend.responses(req.payload, session) as upstream:
             await relay(upstream, translator, out, ANTHROPIC_SSE_HEADERS)
         return
-    collector = MessagesCollector()
+    collector = MessagesCollector(account_tag=tag)
+    collector.tool_names = req.tool_names
     async with app.backend.responses(req.payload, session) as upstream:
         await collect(upstream, collector)
         if collector.error is not None:
             message, code = collector.error
-            raise UpstreamError(message, status=failure_status(code), code=code)
+            raise failure_error(message, code, Dialect.ANTHROPIC)
         await send_json(out, 200, message_object(collector, model=req.model,
                                                  thinking=req.thinking,
                                                  input_tokens=input_tokens))
         await drain(upstream)
-
-
-def failure_status(code: str) -> int:
-    """The HTTP status of an in-stream upstream failure code (502 `api_error` by default;
-    400 for a prompt the backend cannot take, such as one beyond the context window)."""
-    if code in _CLIENT_FAULTS:
-        return 400
-    return _STATUS_OF_TYPE.get(error_type(code), 502)
 
 
 async def count_tokens_route(app: App, request: Request, out: Responder) -> None:

@@ -20,7 +20,7 @@ from chatmock.dialects.completions import (
     parse_completion_request,
     text_completion,
 )
-from chatmock.errors import UpstreamError
+from chatmock.dialects.errors import Dialect, failure_error
 from chatmock.logs import redact
 from chatmock.routes.relay import SSE_HEADERS, collect, drain, parse_json, relay
 from chatmock.server.exchange import Request, Responder, send_json
@@ -45,7 +45,7 @@ async def completions(app: App, request: Request, out: Responder) -> None:
         await collect(upstream, collector)
         if collector.error is not None:
             message, code = collector.error
-            raise UpstreamError(message, status=502, code=code)
+            raise failure_error(message, code, Dialect.OPENAI)
         await send_json(out, 200, text_completion(collector, model=completion.model,
                                                   created=created))
         await drain(upstream)

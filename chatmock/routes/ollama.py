@@ -9,18 +9,21 @@ answered at once, without the backend.
 
 Errors take Ollama's shape (`{"error": "…"}`, the router picks it for
 `/api/*`): validation 400; backend refusals keep their status; a failure
-inside a non-streamed answer is 429 for rate limits, 400 for a prompt the
-backend cannot take, else 502; a streamed one is the last NDJSON line.
+inside a non-streamed answer takes the status of its code
+(`dialects.errors.failure_error`: 400 for a prompt the backend cannot take,
+429 for limits, else 502); a streamed one is the last NDJSON line.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from typing import Any
 
 from chatmock.app import App
+from chatmock.dialects.errors import Dialect, failure_error
 from chatmock.dialects.ollama import LoadAck, OllamaRequest, parse_chat, parse_generate
 from chatmock.dialects.ollama_stream import (
     NDJSON_HEADERS,
@@ -31,14 +34,12 @@ from chatmock.dialects.ollama_stream import (
     generate_object,
     load_object,
 )
-from chatmock.errors import UpstreamError
 from chatmock.logs import redact
 from chatmock.routes.openai import open_chat_upstream
 from chatmock.routes.relay import collect, drain, parse_json, relay
 from chatmock.server.exchange import Request, Responder, send_json
 
 log = logging.getLogger("chatmock.ollama")
-_CLIENT_FAULTS = frozenset({"context_length_exceeded", "invalid_prompt"})
 
 
 async def chat(app: App, request: Request, out: Responder) -> None:
@@ -74,15 +75,17 @@ async def _generate(app: App, request: Request, out: Responder, req: OllamaReque
     if req.stream:
         translator = OllamaStreamTranslator(model=req.model, created_at=stamp, think=req.think,
                                             compat=compat, generate=generate, started=started)
+        translator.tool_names = req.chat.tool_names
         async with open_chat_upstream(app, req.chat, session) as upstream:
             await relay(upstream, translator, out, NDJSON_HEADERS)
         return
     collector = OllamaCollector(started=started)
+    collector.tool_names = req.chat.tool_names
     async with open_chat_upstream(app, req.chat, session) as upstream:
         await collect(upstream, collector)
         if collector.error is not None:
             message, code = collector.error
-            raise UpstreamError(message, status=failure_status(code), code=code)
+            raise failure_error(message, code, Dialect.OLLAMA)
         render = generate_object if generate else chat_object
         await send_json(out, 200, render(collector, model=req.model, created_at=stamp,
                                          think=req.think, compat=compat))
@@ -95,7 +98,8 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 def keep_alive_seconds(value: Any) -> float | None:
     """Ollama's `keep_alive`: seconds, or a duration such as "5m", "1h", "0", "-1"."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        # An integer beyond float's range (valid JSON) is "forever" of its sign.
+        return float(value) if abs(value) < 1e300 else math.inf if value > 0 else -math.inf
     if not isinstance(value, str):
         return None
     text = value.strip()
@@ -109,13 +113,3 @@ def keep_alive_seconds(value: Any) -> float | None:
         return float(text)
     except ValueError:
         return None
-
-
-def failure_status(code: str) -> int:
-    """The HTTP status of an in-stream failure in a non-streamed answer."""
-    lowered = code.lower()
-    if code in _CLIENT_FAULTS:
-        return 400
-    if "rate_limit" in lowered or "usage_limit" in lowered or "quota" in lowered:
-        return 429
-    return 502

@@ -12,6 +12,7 @@ from typing import Any
 from chatmock.app import App
 from chatmock.dialects.chat import ChatRequest, parse_chat_request
 from chatmock.dialects.chat_stream import ChatStreamTranslator, ResponseCollector, chat_completion
+from chatmock.dialects.errors import Dialect, failure_error
 from chatmock.errors import ClientError, UpstreamError
 from chatmock.logs import redact
 from chatmock.net.client import UpstreamResponse
@@ -39,15 +40,17 @@ async def chat_completions(app: App, request: Request, out: Responder) -> None:
         translator = ChatStreamTranslator(model=chat.model, created=created,
                                           compat=app.settings.reasoning_compat,
                                           include_usage=chat.include_usage)
+        translator.tool_names = chat.tool_names
         async with open_chat_upstream(app, chat, session) as upstream:
             await relay(upstream, translator, out, SSE_HEADERS)
         return
     collector = ResponseCollector()
+    collector.tool_names = chat.tool_names
     async with open_chat_upstream(app, chat, session) as upstream:
         await collect(upstream, collector)
         if collector.error is not None:
             message, code = collector.error
-            raise UpstreamError(message, status=502, code=code)
+            raise failure_error(message, code, Dialect.OPENAI)
         await send_json(out, 200, chat_completion(collector, model=chat.model, created=created,
                                                   compat=app.settings.reasoning_compat))
         await drain(upstream)

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
+import trio
+
 from chatmock.app import App
+from chatmock.dialects.errors import Dialect, failure_error
+from chatmock.dialects.input_repair import store_query
 from chatmock.dialects.responses import ResponsesRequest, parse_responses_request, stored_turn
-from chatmock.dialects.responses_stream import ResponsesObserver
-from chatmock.errors import UpstreamError
+from chatmock.dialects.responses_stream import ResponsesObserver, observer_for
 from chatmock.routes.relay import SSE_HEADERS, collect, drain, parse_json, relay
 from chatmock.server.exchange import Request, Responder, send_json
+from chatmock.state.response_store import look_up
+from chatmock.upstream.codex import codex_client_headers
+
+log = logging.getLogger("chatmock.responses")
 
 
 async def responses(app: App, request: Request, out: Responder) -> None:
@@ -20,21 +28,35 @@ async def responses(app: App, request: Request, out: Responder) -> None:
 async def answer_responses(app: App, request: Request, body: Any, out: Responder) -> None:
     """Serve a parsed Responses body (also reached from the chat route, see
     `--response-format input`)."""
-    parsed = parse_responses_request(body, app.catalog, app.settings, app.responses_store)
+    parsed = await parse_with_store(app, body)
     session = app.sessions.for_request(request.headers, parsed.payload.get("instructions"),
                                        parsed.payload["input"])
-    observer = ResponsesObserver(relay=parsed.stream,
-                                 on_success=lambda done: remember(app, parsed, done))
-    async with app.backend.responses(parsed.payload, session) as upstream:
+    observer = observer_for(relay=parsed.stream, tool_names=parsed.tool_names,
+                            on_success=lambda done: remember(app, parsed, done))
+    async with app.backend.responses(parsed.payload, session,
+                                     codex_client_headers(request.headers)) as upstream:
         if parsed.stream:
             await relay(upstream, observer, out, SSE_HEADERS)
             return
         await collect(upstream, observer)
         if observer.error is not None:
             message, code = observer.error
-            raise UpstreamError(message, status=502, code=code)
+            raise failure_error(message, code, Dialect.OPENAI)
         await send_json(out, 200, observer.final_response())
         await drain(upstream)
+
+
+async def parse_with_store(app: App, body: Any) -> ResponsesRequest:
+    """Parse a Responses body with what it needs from the local store (a turn to chain
+    on, items to restore), looked up in a worker thread: the SQLite store reads a file."""
+    query = store_query(body)
+    stored = await trio.to_thread.run_sync(look_up, app.responses_store, query) \
+        if query else None
+    parsed = parse_responses_request(body, app.catalog, app.settings, stored)
+    if parsed.dropped:
+        log.debug("dropped reasoning items without encrypted content that chatmock did not "
+                  "stream (or that expired): %s", ", ".join(parsed.dropped))
+    return parsed
 
 
 def remember(app: App, request: ResponsesRequest, observer: ResponsesObserver) -> None:

@@ -5,13 +5,17 @@ CLI's WebSocket mode; upstream.md §11) send JSON text frames
 `{"type": "response.create", ...create fields...}` and read the Responses
 stream events back, one per frame, up to the terminal one; then the next
 `response.create` may follow on the same socket. Each create body goes
-through the same `parse_responses_request` as an HTTP body, so
+through the same `parse_with_store` as an HTTP body, so
 `previous_response_id` chaining (the client sends only the new items) is
 resolved from the local store and the backend gets the full input.
 
 `generate: false` is the Codex prewarm: nothing goes upstream; a synthetic
 response (created + completed, no output) is answered and its turn stored,
 so that the first real turn can chain on it.
+
+Browsers apply no CORS to WebSockets, so the handshake's `Origin` is judged
+by the router before this route runs, by the same rules as any request
+(`server/browser.py`): a page from a foreign origin gets a 403, never a 101.
 
 Anything that goes wrong with one request becomes an error frame
 `{"type": "error", "status_code": N, "error": {"message", "code"}}` and the
@@ -36,13 +40,16 @@ import trio
 
 from chatmock.app import App
 from chatmock.dialects.events import State
-from chatmock.dialects.responses import ResponsesRequest, parse_responses_request, stored_turn
+from chatmock.dialects.fields import OPENAI as fields
+from chatmock.dialects.request_body import parse_json
+from chatmock.dialects.responses import ResponsesRequest, stored_turn
 from chatmock.dialects.responses_stream import ResponsesObserver
 from chatmock.dialects.sse import SSEEvent
+from chatmock.dialects.tool_names import restore_response
 from chatmock.errors import ApiError, ClientError, UpstreamError
 from chatmock.net.client import UpstreamResponse
 from chatmock.routes.relay import drain
-from chatmock.routes.responses import remember
+from chatmock.routes.responses import parse_with_store, remember
 from chatmock.server.exchange import (
     ClientGone,
     MessageSocket,
@@ -50,6 +57,7 @@ from chatmock.server.exchange import (
     Responder,
     WebSocketUpgrade,
 )
+from chatmock.upstream.codex import codex_client_headers
 
 log = logging.getLogger("chatmock.responses")
 
@@ -69,11 +77,9 @@ async def responses_socket(app: App, request: Request, out: Responder) -> None:
                           "connect with `Upgrade: websocket`, or POST for HTTP.", status=426,
                           code="upgrade_required", headers=UPGRADE_HEADERS)
     socket = await out.upgrade_websocket(request)
-    try:
+    try:  # a ClientGone (the peer left mid-response) goes on to the router's log line
         while (message := await socket.receive()) is not None:
             await _serve_one(app, request, socket, message)
-    except ClientGone:
-        pass
     finally:
         with trio.move_on_after(CLOSE_SECONDS, shield=True):
             await socket.close()
@@ -84,14 +90,14 @@ async def _serve_one(app: App, request: Request, socket: MessageSocket,
     """One client frame: a response streamed back, or one error frame."""
     try:
         body, generate = parse_frame(message)
-        parsed = parse_responses_request(body, app.catalog, app.settings, app.responses_store)
+        parsed = await parse_with_store(app, body)
         if generate:
             await _generate(app, request, socket, parsed)
         else:
             await _prewarm(app, socket, parsed)
     except ApiError as error:
         await socket.send_text(error_frame(error.status, error.message, error.code,
-                                           error.headers))
+                                           error.headers, error.param))
     except ClientGone:
         raise
     except Exception:
@@ -105,10 +111,7 @@ def parse_frame(message: str | bytes) -> tuple[dict[str, Any], bool]:
     if isinstance(message, bytes):
         raise ClientError("Binary frames are not supported: send JSON as text frames",
                           code="invalid_frame")
-    try:
-        frame = json.loads(message, strict=False)
-    except ValueError as exc:
-        raise ClientError(f"Invalid JSON frame: {exc}", code="invalid_json") from None
+    frame = parse_json(message.encode(), "frame")
     if not isinstance(frame, dict):
         raise ClientError("A frame must be a JSON object", code="invalid_frame")
     kind = frame.get("type")
@@ -116,13 +119,15 @@ def parse_frame(message: str | bytes) -> tuple[dict[str, Any], bool]:
         raise ClientError(f"Unsupported frame type {kind!r}: expected 'response.create'",
                           code="unsupported_frame_type")
     body = {key: value for key, value in frame.items() if key not in ("type", "generate")}
-    return body, frame.get("generate") is not False
+    return body, fields.boolean(frame, "generate", True)
 
 
 def error_frame(status: int, message: str, code: str | None,
-                headers: tuple[tuple[bytes, bytes], ...] = ()) -> str:
+                headers: tuple[tuple[bytes, bytes], ...] = (), param: str | None = None) -> str:
     frame: dict[str, Any] = {"type": "error", "status_code": status,
                              "error": {"message": message, "code": code}}
+    if param:  # the request field the error is about, as in OpenAI's error objects
+        frame["error"]["param"] = param
     if headers:  # e.g. retry-after of a 429
         frame["headers"] = {name.decode("latin-1"): value.decode("latin-1")
                             for name, value in headers}
@@ -136,13 +141,14 @@ class EventFrames(ResponsesObserver):
     skip_events: ClassVar[tuple[bytes, ...]] = ()  # every event becomes a frame
 
     def __init__(self, app: App, request: ResponsesRequest) -> None:
-        super().__init__(relay=False, on_success=lambda done: remember(app, request, done))
+        super().__init__(relay=False, on_success=lambda done: remember(app, request, done),
+                         tool_names=request.tool_names)
         self.frames: list[bytes] = []
         self.cut: tuple[str, str] | None = None
 
     def dispatch(self, event: SSEEvent) -> None:
         if self.state is State.STREAMING and event.data != b"[DONE]":
-            self.frames.append(event.data)
+            self.frames.append(self.relayed(event))
         super().dispatch(event)
 
     def on_cut(self, message: str, code: str) -> None:
@@ -155,7 +161,9 @@ async def _generate(app: App, request: Request, socket: MessageSocket,
     session = app.sessions.for_request(request.headers, parsed.payload.get("instructions"),
                                        parsed.payload["input"])
     observer = EventFrames(app, parsed)
-    async with socket.responding(), app.backend.responses(parsed.payload, session) as upstream:
+    forwarded = codex_client_headers(request.headers)
+    async with socket.responding(), app.backend.responses(parsed.payload, session,
+                                                          forwarded) as upstream:
         await _relay(upstream, observer, socket)
 
 
@@ -196,7 +204,8 @@ async def _prewarm(app: App, socket: MessageSocket, parsed: ResponsesRequest) ->
         "id": response_id, "object": "response", "created_at": int(created_at),
         "status": "in_progress", "model": payload["model"], "output": [], "error": None,
         "incomplete_details": None, "usage": None,
-        **{key: payload[key] for key in _ECHOED_FIELDS if key in payload}}
+        **restore_response({key: payload[key] for key in _ECHOED_FIELDS if key in payload},
+                           parsed.tool_names)}
     await socket.send_text(json.dumps({"type": "response.created", "sequence_number": 0,
                                        "response": response}))
     done = {**response, "status": "completed", "usage": _ZERO_USAGE}

@@ -11,6 +11,16 @@ A responder may also offer `WebSocketUpgrade`, an optional capability a route
 checks with `isinstance`: it turns the exchange into a `WebSocket`. HTTP/1.1
 does it with `Upgrade: websocket` and a 101; HTTP/2 does it with an extended
 CONNECT (RFC 8441), presented to routes as the same GET.
+
+The handler is cancelled when its client is gone. Whatever the version, the
+adapter notices a client that leaves while the route works (HTTP/1.1: EOF or
+a reset on the connection once the request is complete; HTTP/2: RST_STREAM
+or the connection's end), sets `Responder.client_gone` and cancels the
+handler (trio cancellation) within a few milliseconds. Routes need no code
+for it: their `async with` blocks close the backend exchange on the way out
+(`chatmock.net.client` never pools a connection whose answer was not read to
+the end), and the router logs the request with `(client gone)`. A route that
+must finish something whatever happens shields it itself.
 """
 
 from __future__ import annotations
@@ -34,7 +44,8 @@ class ConnectionLimits:
 
     max_header_bytes: int = 64 * 1024
     max_body_bytes: int = 64 * 1024 * 1024
-    header_timeout: float = 30.0
+    header_timeout: float = 30.0  # the whole request head, from its first byte
+    body_timeout: float = 60.0  # the whole request body, from the route's first read
     idle_timeout: float = 75.0
     write_timeout: float = 120.0  # applied by the connection's stream (server/listen.py)
     max_streams: int = 100  # concurrent HTTP/2 streams (SETTINGS_MAX_CONCURRENT_STREAMS)
@@ -91,6 +102,11 @@ class Responder(Protocol):
         """True once a status line was committed (errors can no longer change it)."""
         ...
 
+    @property
+    def client_gone(self) -> bool:
+        """True once the adapter saw the client leave (the handler is then cancelled)."""
+        ...
+
     async def respond(self, status: int, headers: HeaderList, body: bytes) -> None:
         """Send a complete response with a Content-Length, in one write."""
         ...
@@ -124,7 +140,8 @@ class MessageSocket(Protocol):
         ...
 
     def responding(self) -> AbstractAsyncContextManager[None]:
-        """Around a response: pings are answered and a close cancels the body."""
+        """Around a response: pings are answered; a peer that closes or vanishes cancels
+        the body, and ClientGone is raised after it."""
         ...
 
 

@@ -195,6 +195,11 @@ class H2Responder:
         self.finished = False
         self.status = 0
 
+    @property
+    def client_gone(self) -> bool:
+        """True once the client reset the stream or the connection was lost."""
+        return self._x.gone
+
     def _begin(self, status: int) -> None:
         if self.started:
             raise RuntimeError("response already started")

@@ -19,6 +19,23 @@ request head go to wsproto, and h11 is simply no longer used (its state
 machine would need the 101 built a second time, from headers wsproto
 computed, for a connection that never returns to HTTP). The connection is
 closed once the route is done with the socket.
+
+A client that leaves is noticed while its route works (exchange.py's
+contract): once the request is complete -- the route has read the body, or
+the head was all there was -- a `ClientWatch` (server/watch.py) reads the
+connection beside the handler, as a task in the server's nursery of
+connections; EOF or a reset cancels the connection's exchanges, handler
+included, and pipelined bytes go to h11's buffer (up to `max_header_bytes`).
+A request whose body the route never reads is not watched: such a route
+answers without waiting on it.
+
+Limits: the head must arrive within `header_timeout` of its first byte and
+the body within `body_timeout` of the route's first read (each read also
+within `header_timeout`), else 408, whatever the pace of the bytes. A
+request that carries both Content-Length and Transfer-Encoding is read by
+the Transfer-Encoding alone, answered, and the connection is closed after
+the answer (RFC 9112 §6.1), so bytes smuggled behind it are never read as a
+request.
 """
 
 from __future__ import annotations
@@ -41,6 +58,7 @@ from chatmock.server.exchange import (
     Request,
 )
 from chatmock.server.lifecycle import Lifecycle
+from chatmock.server.watch import ClientWatch
 
 if TYPE_CHECKING:
     from chatmock.server.websocket import WebSocket
@@ -91,14 +109,30 @@ class H1Connection:
         self._primed = bool(buffered)  # the first bytes were read already (server/listen.py)
         if buffered:
             self.conn.receive_data(buffered)
+        self.client_gone = False
+        self._tasks: trio.Nursery | None = None
+        self._exchanges = trio.CancelScope()  # cancelled when the client is gone
+        self._watch = ClientWatch(stream, feed=self.conn.receive_data, gone=self._client_left,
+                                  budget=limits.max_header_bytes)
 
-    async def serve(self) -> None:
+    async def serve(self, tasks: trio.Nursery | None = None) -> None:
+        """Serve every exchange until the connection ends. The client watch runs in
+        `tasks` (a server passes the nursery of its connections, which costs nothing per
+        connection), else in a nursery of the connection's own."""
+        if tasks is None:
+            async with trio.open_nursery() as own:
+                await self.serve(own)
+            return
+        self._tasks = tasks
         try:
-            while await self._serve_one():
-                pass
+            with self._exchanges:
+                while await self._serve_one():
+                    pass
         except ClientGone:
             pass
         finally:
+            with trio.CancelScope(shield=True):
+                await self._watch.stop()
             await trio.aclose_forcefully(self.stream)
 
     async def _serve_one(self) -> bool:
@@ -111,16 +145,32 @@ class H1Connection:
         headers: dict[bytes, bytes] = {}
         for name, value in head.headers:
             headers[name] = headers[name] + b", " + value if name in headers else value
-        self.declared_length = int(headers.get(b"content-length", b"0"))
         request = Request(head.method.decode("latin-1"), path, query, headers, self,
                           self.limits.max_body_bytes, self.client)
+        if self._without_body(headers):
+            self._start_watching()
         await self.app(request, out)
+        await self._watch.stop()
         if not out.finished:
             if out.started:
                 return False
             await out.respond(500, [(b"content-type", b"application/json")],
                               _error_body("the route produced no response"))
         return await self._prepare_next_cycle()
+
+    def _without_body(self, headers: dict[bytes, bytes]) -> bool:
+        """Note the body's framing; True (and the empty body read) when there is none.
+
+        RFC 9112 §6.1: with both Transfer-Encoding and Content-Length, the former
+        frames the body (h11 reads it so) and the connection closes after the answer."""
+        if b"transfer-encoding" in headers:
+            self.declared_length = 0
+            self.must_close = b"content-length" in headers
+            return False
+        self.declared_length = int(headers.get(b"content-length", b"0"))
+        if self.declared_length:
+            return False
+        return isinstance(self.conn.next_event(), h11.EndOfMessage)  # parsed, no read
 
     async def _prepare_next_cycle(self) -> bool:
         if self.must_close or self.lifecycle.draining or self.conn.our_state is h11.MUST_CLOSE:
@@ -193,7 +243,15 @@ class H1Connection:
             self.conn.receive_data(data)
 
     async def read_body(self, limit: int) -> bytes:
-        """BodyReader for the current request (see `Request.body`)."""
+        """BodyReader for the current request (see `Request.body`); once the body is
+        read, the client is watched (see the module docstring)."""
+        body = await self._read_body(limit)
+        self._start_watching()
+        return body
+
+    async def _read_body(self, limit: int) -> bytes:
+        if self.conn.their_state is not h11.SEND_BODY:
+            return b""  # none, or read already
         if self.declared_length > limit:
             self.must_close = True
             raise ClientError(f"request body exceeds the limit of {limit} bytes", status=413)
@@ -201,19 +259,22 @@ class H1Connection:
             await self.write(self.conn.send(h11.InformationalResponse(status_code=100, headers=[])))
         parts: list[bytes] = []
         size = 0
-        while True:
-            event = await self._body_event()
-            if isinstance(event, h11.Data):
-                size += len(event.data)
-                if size > limit:
-                    self.must_close = True
-                    raise ClientError(f"request body exceeds the limit of {limit} bytes",
-                                      status=413)
-                parts.append(event.data)
-            elif isinstance(event, h11.EndOfMessage):
-                return b"".join(parts)
-            else:
-                raise ClientGone("connection closed before the request body was complete")
+        with trio.move_on_after(self.limits.body_timeout):
+            while True:
+                event = await self._body_event()
+                if isinstance(event, h11.Data):
+                    size += len(event.data)
+                    if size > limit:
+                        self.must_close = True
+                        raise ClientError(f"request body exceeds the limit of {limit} bytes",
+                                          status=413)
+                    parts.append(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    return b"".join(parts)
+                else:
+                    raise ClientGone("connection closed before the request body was complete")
+        self.must_close = True
+        raise ClientError("request body not received in time", status=408)
 
     async def _body_event(self) -> h11.Event:
         try:
@@ -227,10 +288,18 @@ class H1Connection:
 
     async def _discard_body(self) -> bool:
         try:
-            await self.read_body(self.limits.max_body_bytes)
+            await self._read_body(self.limits.max_body_bytes)
         except (ClientError, ClientGone):
             return False
         return self.conn.their_state is h11.DONE
+
+    def _start_watching(self) -> None:
+        if self._tasks is not None:
+            self._watch.start(self._tasks)
+
+    def _client_left(self) -> None:
+        self.client_gone = self.must_close = True
+        self._exchanges.cancel()
 
     async def write(self, data: bytes) -> None:
         try:
@@ -285,6 +354,10 @@ class H1Responder:
         self.finished = False
         self.status = 0
 
+    @property
+    def client_gone(self) -> bool:
+        return self._c.client_gone
+
     def _response_head(self, status: int, headers: HeaderList, length: int | None) -> bytes:
         if self.started:
             raise RuntimeError("response already started")
@@ -293,7 +366,7 @@ class H1Responder:
         all_headers = [*headers, *self.extra_headers, (b"date", http_date())]
         if length is not None:
             all_headers.append((b"content-length", b"%d" % length))
-        if self._c.lifecycle.draining:
+        if self._c.must_close or self._c.lifecycle.draining:
             all_headers.append((b"connection", b"close"))
         event = h11.Response(status_code=status, reason=reason(status), headers=all_headers)
         return self._c.conn.send(event)
@@ -353,6 +426,7 @@ class H1Responder:
         from chatmock.server.websocket import WebSocket, accept_handshake  # wsproto: on first use
 
         answer, framing = accept_handshake(request, subprotocol)
+        await connection._watch.stop()  # the WebSocket reads from here on
         buffered, eof = connection.conn.trailing_data
         self.started = self.finished = True
         self.status = 101

@@ -116,14 +116,16 @@ async def _accept_loop(listener: trio.SocketListener, nursery: trio.Nursery, ser
         except BaseException:
             slots.release_on_behalf_of(token)
             raise
-        nursery.start_soon(_handle, stream, served, slots, token)
+        nursery.start_soon(_handle, stream, served, slots, token, nursery)
 
 
 async def _handle(stream: TCPStream, served: _Served, slots: trio.CapacityLimiter,
-                  token: object) -> None:
+                  token: object, tasks: trio.Nursery) -> None:
+    """One connection's task; `tasks` (the connections' nursery) also runs the HTTP/1.1
+    client watch, so that no connection needs a nursery of its own."""
     served.lifecycle.connection_opened()
     try:
-        await _serve_connection(stream, served)
+        await _serve_connection(stream, served, tasks)
     except Exception:
         log.exception("connection task failed")
     finally:
@@ -132,7 +134,7 @@ async def _handle(stream: TCPStream, served: _Served, slots: trio.CapacityLimite
         slots.release_on_behalf_of(token)
 
 
-async def _serve_connection(tcp: TCPStream, served: _Served) -> None:
+async def _serve_connection(tcp: TCPStream, served: _Served, tasks: trio.Nursery) -> None:
     client = _peer(tcp)
     stream: trio.abc.Stream = tcp
     if served.tls is not None:
@@ -150,7 +152,7 @@ async def _serve_connection(tcp: TCPStream, served: _Served) -> None:
         await _serve_h2(stream, served, client, first)
     else:
         await H1Connection(stream, served.app, served.limits, served.lifecycle, client,
-                           buffered=first).serve()
+                           buffered=first).serve(tasks)
 
 
 async def _serve_h2(stream: trio.abc.Stream, served: _Served, client: str,

@@ -1,9 +1,15 @@
 """(method, path) → route function, plus what every route shares.
 
-The router answers CORS preflights, checks the access token (constant-time)
-everywhere except `/` and `/health`, renders any `ApiError` in the dialect the
-path belongs to, turns unexpected exceptions into a logged 500, and writes
-one access-log line per request. Routes are plain async functions
+The router first applies the browser rules of `server/browser.py` (Host and
+Origin on every request, before any route; Content-Type on JSON routes) and
+answers CORS preflights. It checks the access token (constant-time) everywhere
+except `/` and `/health`, renders any `ApiError` in the dialect the path
+belongs to, turns unexpected exceptions into a logged 500, and writes one
+access-log line per request (at DEBUG for the polled `/health` and
+`/status.json` when they succeed: a health check or an open status page would
+fill the log). Each request gets an `Exchange` record (`state/exchanges.py`),
+made the running task's for the route, the relay and the backend to fill in;
+the access line is written from it. Routes are plain async functions
 `route(app, request, responder)`.
 """
 
@@ -11,21 +17,21 @@ from __future__ import annotations
 
 import hmac
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
-import trio
-
+from chatmock import logs
 from chatmock.app import App
 from chatmock.dialects.errors import dialect_of, render
 from chatmock.errors import ApiError, ClientError
+from chatmock.server import browser
 from chatmock.server.exchange import JSON_HEADERS, ClientGone, Request, Responder
+from chatmock.state import exchanges
 
 log = logging.getLogger("chatmock.access")
 
 Route = Callable[[App, Request, Responder], Awaitable[None]]
 OPEN_PATHS = frozenset({"/", "/health"})
-_DEFAULT_ALLOW_HEADERS = b"Authorization, Content-Type, Accept, X-Api-Key, Anthropic-Version"
+QUIET_PATHS = frozenset({"/health", "/status.json"})  # polled: logged at DEBUG unless refused
 
 
 class Router:
@@ -36,50 +42,72 @@ class Router:
         self.prefixes = prefixes or {}
         token = app.settings.access_token
         self._token = token.encode() if token else b""
+        self.policy = browser.BrowserPolicy.from_settings(app.settings)
+        self.exchanges = app.exchanges
 
     async def __call__(self, request: Request, out: Responder) -> None:
-        started = time.perf_counter()
         dialect = dialect_of(request.path, request.headers)
-        out.extra_headers = cors_headers(request)
-        note = ""
+        exchange = self.exchanges.begin(request.method, request.path, request.client,
+                                        dialect.value)
+        running = exchanges.enter(exchange)  # routes and the relay fill it in
+        gone = False
         try:
+            out.extra_headers = browser.admit(self.policy, request.headers)
             await self._dispatch(request, out)
-        except (ClientGone, trio.Cancelled):  # the adapters cancel a route whose client left
-            note = " (client gone)"
+        except ClientGone:
+            gone = True
             raise
         except ApiError as error:
-            note = f" ({error.message})" if error.status >= 500 else ""
+            exchange.failure = error.message
             if not out.started:
                 await out.respond(error.status, [*JSON_HEADERS, *error.headers],
                                   render(error, dialect))
         except Exception:
             log.exception("unhandled error in %s %s", request.method, request.path)
+            exchange.failure = exchanges.INTERNAL_ERROR
             if not out.started:
-                internal = ApiError("internal error in chatmock (see its log)", status=500)
+                internal = ApiError(exchanges.INTERNAL_ERROR, status=500)
                 await out.respond(500, JSON_HEADERS, render(internal, dialect))
         finally:
-            elapsed = (time.perf_counter() - started) * 1000
-            log.info('%s "%s %s" %s %.1fms%s', request.client, request.method, request.path,
-                     out.status or "-", elapsed, note)
+            exchanges.leave(running)
+            # out.client_gone: the adapter cancelled the route (exchange.py)
+            self._finish(exchange, out.status, gone or out.client_gone)
+
+    def _finish(self, exchange: exchanges.Exchange, status: int, client_gone: bool) -> None:
+        """Close the exchange's record and write its access line."""
+        self.exchanges.end(exchange, status, client_gone=client_gone)
+        quiet = exchange.path in QUIET_PATHS and status < 400
+        level = logging.DEBUG if quiet else logging.INFO
+        if log.isEnabledFor(level):
+            fields = exchange.log_fields()
+            log.log(level, "%s", logs.access_line(fields), extra={logs.FIELDS: fields})
 
     async def _dispatch(self, request: Request, out: Responder) -> None:
-        if request.method == "OPTIONS":
-            await out.respond(204, preflight_headers(request), b"")
-            return
         methods = self.routes.get(request.path) or self._prefix_match(request.path)
         if methods is None:
             raise ClientError(f"no route for {request.method} {request.path}", status=404,
                               error_type="not_found_error", code="not_found")
+        if request.method == "OPTIONS":
+            await self._options(request, out, methods)
+            return
         handler = methods.get(request.method)
         if handler is None and request.method == "HEAD":
             handler = methods.get("GET")
         if handler is None:
-            allow = ", ".join(sorted(methods)).encode()
             raise ClientError(f"{request.method} is not allowed on {request.path}", status=405,
-                              code="method_not_allowed", headers=((b"allow", allow),))
+                              code="method_not_allowed", headers=(_allow(methods),))
         if request.path not in OPEN_PATHS:
             self._check_token(request)
+        if request.method in browser.JSON_METHODS:
+            browser.require_json(request.headers)
         await handler(self.app, request, out)
+
+    async def _options(self, request: Request, out: Responder, methods: dict[str, Route]) -> None:
+        """A CORS preflight (its origin was admitted) or a plain OPTIONS: what the route allows."""
+        if b"origin" in request.headers:
+            await out.respond(204, browser.preflight(request.headers, methods), b"")
+        else:
+            await out.respond(204, [_allow(methods)], b"")
 
     def _prefix_match(self, path: str) -> dict[str, Route] | None:
         for prefix, methods in self.prefixes.items():
@@ -99,15 +127,5 @@ class Router:
                               error_type="authentication_error", code="invalid_access_token")
 
 
-def cors_headers(request: Request) -> list[tuple[bytes, bytes]]:
-    origin = request.headers.get(b"origin")
-    if origin is None:
-        return [(b"access-control-allow-origin", b"*")]
-    return [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
-
-
-def preflight_headers(request: Request) -> list[tuple[bytes, bytes]]:
-    wanted = request.headers.get(b"access-control-request-headers") or _DEFAULT_ALLOW_HEADERS
-    return [(b"access-control-allow-methods", b"GET, POST, OPTIONS, HEAD"),
-            (b"access-control-allow-headers", wanted),
-            (b"access-control-max-age", b"86400")]
+def _allow(methods: dict[str, Route]) -> tuple[bytes, bytes]:
+    return (b"allow", ", ".join(sorted(methods)).encode())

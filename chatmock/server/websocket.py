@@ -20,8 +20,11 @@ Only one task reads at a time. While a route streams a response it wraps the
 work in `responding()`, which keeps reading in the background so that pings
 are still answered (clients such as `websockets` drop a connection whose
 pings go unanswered for 20 s, shorter than a long reasoning turn) and a
-close from the peer cancels the response nobody will read. A message that
-arrives meanwhile is kept for the next `receive()`. Writes are serialised by
+peer that leaves cancels the response nobody will read, at once: a close
+frame, EOF or a reset (a peer that vanished without a close frame) cancel
+the body, and `responding()` then raises ClientGone. A message that
+arrives meanwhile is kept for the next `receive()` (after it, bytes are only
+buffered, still watching for EOF). Writes are serialised by
 a lock: a pong never lands inside another frame, and the deflate context
 compresses frames in the order they hit the wire.
 """
@@ -139,6 +142,7 @@ class WebSocket:
         self._parts: list[Message] = []
         self._size = 0
         self._pending: Message | None = None
+        self._peer_left = False  # during `responding()`: the body was cancelled for it
         if buffered:
             connection.receive_data(buffered)
         if eof:
@@ -178,8 +182,10 @@ class WebSocket:
 
     @asynccontextmanager
     async def responding(self) -> AsyncIterator[None]:
-        """Keep reading while the body writes: pings answered, a peer's close cancels it."""
+        """Keep reading while the body writes: pings answered; a peer that leaves cancels
+        the body, and ClientGone is raised after it."""
         failure: Exception | None = None
+        self._peer_left = False
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._pump, nursery.cancel_scope)
             try:
@@ -190,19 +196,36 @@ class WebSocket:
                 nursery.cancel_scope.cancel()
         if failure is not None:
             raise failure
+        if self._peer_left:
+            raise ClientGone("the WebSocket's peer left during a response")
 
     async def _pump(self, body: trio.CancelScope) -> None:
-        if self._pending is not None:
-            return  # one early message is kept; reading stops until it is taken
-        try:
-            message = await self._next_message(idle=False)
-        except ClientGone:
-            self._broken = True
-            message = None
-        if message is None:
-            body.cancel()
-        else:
+        if self._pending is None:
+            try:
+                message = await self._next_message(idle=False)
+            except ClientGone:
+                self._broken = True
+                message = None
+            if message is None:
+                self._peer_left = True
+                body.cancel()
+                return
             self._pending = message
+        await self._watch_for_eof(body)
+
+    async def _watch_for_eof(self, body: trio.CancelScope) -> None:
+        """With a message kept for the next `receive()`, read on only to see the peer
+        vanish: what arrives waits, unparsed, in wsproto's buffer (up to the message limit)."""
+        budget = self.max_message_bytes
+        while budget > 0:
+            data = await self._read()
+            if not data:
+                self._conn.receive_data(None)
+                self._peer_left = True
+                body.cancel()
+                return
+            self._conn.receive_data(data)
+            budget -= len(data)
 
     async def _next_message(self, *, idle: bool) -> Message | None:
         while True:

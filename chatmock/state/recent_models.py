@@ -11,6 +11,7 @@ one goes first. Everything is in memory and per process.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -43,9 +44,10 @@ class RecentModels:
         self._entries.pop(name, None)
         if keep_alive == 0:
             return
-        if keep_alive is None:
+        if keep_alive is None or math.isnan(keep_alive):
             keep_alive = DEFAULT_KEEP_ALIVE
-        expires = FOREVER if keep_alive < 0 else self._clock() + keep_alive
+        # Capped: a later expiry (a keep_alive of 1e20 s, say) is no date /api/ps can show.
+        expires = FOREVER if keep_alive < 0 else min(self._clock() + keep_alive, FOREVER)
         self._entries[name] = expires
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)

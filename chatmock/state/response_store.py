@@ -4,18 +4,31 @@ The Codex backend keeps nothing (`store: false`), so for every response we keep
 the input items sent upstream for that turn and the turn's output (already
 converted to input items); a chained request replays `context + output`.
 
+Output items are also found by their own `id` (`find_items`): a client that
+replays a reasoning item without its `encrypted_content`, or sends an
+`item_reference`, gets the item chatmock streamed put back. The index holds
+the output items of the stored responses only, so it is bounded like them: an
+item lives as long as its response (and finding it refreshes the response).
+
 Two stores share the `ResponseStore` protocol:
 
 * `MemoryResponseStore` -- an `OrderedDict` in LRU order. TTL counts from the
-  last access (a `get` refreshes it) and at most `capacity` entries are kept.
-  Because the dict is in access order, expired entries are always at its front,
-  so `put` drops them (and any overflow) in amortised O(1); no sweeper thread.
-  `max_bytes` does not apply (it would need every entry to be measured).
+  last access (a `get` refreshes it); at most `capacity` entries and
+  `max_bytes` of them are kept. Because the dict is in access order, expired
+  entries are always at its front, so `put` drops them (and any overflow,
+  least recently used first) in amortised O(1); no sweeper thread. An entry's
+  size is `estimated_size`, measured once, at `put`: about its JSON size,
+  without encoding anything. Chained turns share their item objects in memory,
+  so the process holds less than the sum (the bound errs on the safe side).
+  `figures()` reports entries and bytes (shown by `GET /health`).
 
 * `SqliteResponseStore` (in `response_store_sqlite`) -- the default, one file in
-  the auth home, so chains survive a restart; its module says how it works.
+  the auth home, so chains survive a restart; its module says how it works
+  (`max_bytes` bounds its compressed payloads; `chatmock info` shows its
+  figures, read from the file by `stores.sqlite_figures`).
 
-`chatmock.state.stores.open_store` picks one by name.
+`chatmock.state.stores.open_store` picks one by name. `look_up` answers a
+request's `StoreQuery` in one call (routes run it off the event loop).
 
 Contract for callers: treat a `StoredResponse` and its lists/dicts as
 immutable. Stores keep references (the SQLite store encodes an entry only when
@@ -28,9 +41,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
 
 Clock = Callable[[], float]
 DEFAULT_TTL_SECONDS = 3600.0
@@ -47,12 +60,45 @@ class StoredResponse:
     created_at: float
 
 
+Item = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreQuery:
+    """What one request needs from the store: a turn to chain on, items by id."""
+
+    previous_id: str | None = None
+    item_ids: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return self.previous_id is not None or bool(self.item_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreAnswer:
+    previous: StoredResponse | None = None
+    items: Mapping[str, Item] = field(default_factory=dict)  # only the ids found
+
+
 class ResponseStore(Protocol):
     def get(self, response_id: str) -> StoredResponse | None: ...
 
     def put(self, entry: StoredResponse) -> None: ...
 
+    def find_items(self, item_ids: Collection[str]) -> dict[str, Item]:
+        """The stored output items with these ids (those not found are left out)."""
+        ...
+
     def close(self) -> None: ...
+
+
+class StoreFigures(NamedTuple):
+    """How full a store is, against its bounds."""
+
+    entries: int
+    bytes: int
+    max_entries: int
+    max_bytes: int
 
 
 def expired(last_access: float, now: float, ttl_seconds: float) -> bool:
@@ -60,18 +106,62 @@ def expired(last_access: float, now: float, ttl_seconds: float) -> bool:
     return now - last_access >= ttl_seconds
 
 
+def estimated_size(entry: StoredResponse) -> int:
+    """About the entry's compact JSON size in bytes, without encoding it: characters of
+    every string and key, plus 2 per string, key and container and 8 per other value.
+
+    One walk over the items: about 1 ms per MB of an agent's context on the 2-core
+    machine, a third of `json.dumps` (which would also allocate the text); within a few
+    percent of the encoded size, as non-ASCII text counts a character, not its bytes."""
+    size = len(entry.instructions or "")
+    pending: list[Any] = [entry.context, entry.output]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            size += len(value) + 2
+        elif isinstance(value, dict):
+            size += 2 + sum(len(key) + 3 for key in value)
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            size += 2 + len(value)
+            pending.extend(value)
+        else:
+            size += 8
+    return size
+
+
+def look_up(store: ResponseStore, query: StoreQuery) -> StoreAnswer:
+    """Everything `query` asks for (blocking for the SQLite store: run it in a thread)."""
+    previous = store.get(query.previous_id) if query.previous_id is not None else None
+    return StoreAnswer(previous, store.find_items(query.item_ids) if query.item_ids else {})
+
+
+def indexed_items(entry: StoredResponse) -> Iterator[tuple[str, Item]]:
+    """(id, item) of the output items the item index keeps."""
+    for item in entry.output:
+        item_id = item.get("id")
+        if isinstance(item_id, str) and item_id:
+            yield item_id, item
+
+
 # --------------------------------------------------------------------------- memory
 
 
 class MemoryResponseStore:
-    """LRU + TTL-since-last-access map; thread-safe, O(1) amortised per call."""
+    """LRU + TTL-since-last-access map bounded by entries and bytes; thread-safe, O(1)
+    amortised per call (plus the entry's measurement on `put`)."""
 
     def __init__(self, *, ttl_seconds: float = DEFAULT_TTL_SECONDS,
-                 capacity: int = DEFAULT_CAPACITY, clock: Clock = time.time) -> None:
+                 capacity: int = DEFAULT_CAPACITY, max_bytes: int = DEFAULT_MAX_BYTES,
+                 clock: Clock = time.time) -> None:
         self._ttl = ttl_seconds
         self._capacity = capacity
+        self._max_bytes = max_bytes
         self._clock = clock
-        self._entries: OrderedDict[str, tuple[StoredResponse, float]] = OrderedDict()
+        # id -> (entry, last access, size); in access order
+        self._entries: OrderedDict[str, tuple[StoredResponse, float, int]] = OrderedDict()
+        self._bytes = 0
+        self._items: dict[str, tuple[str, Item]] = {}  # item id -> (response id, item)
         self._lock = threading.Lock()
 
     def get(self, response_id: str) -> StoredResponse | None:
@@ -81,31 +171,70 @@ class MemoryResponseStore:
             if record is None:
                 return None
             if expired(record[1], now, self._ttl):
-                del self._entries[response_id]
+                self._drop(response_id)
                 return None
-            self._entries[response_id] = (record[0], now)
+            self._entries[response_id] = (record[0], now, record[2])
             self._entries.move_to_end(response_id)
             return record[0]
 
     def put(self, entry: StoredResponse) -> None:
+        size = estimated_size(entry)
         now = self._clock()
         with self._lock:
-            self._entries[entry.response_id] = (entry, now)
-            self._entries.move_to_end(entry.response_id)
+            if entry.response_id in self._entries:
+                self._drop(entry.response_id)
+            self._entries[entry.response_id] = (entry, now, size)
+            self._bytes += size
+            for item_id, item in indexed_items(entry):
+                self._items[item_id] = (entry.response_id, item)
             self._evict(now)
+
+    def find_items(self, item_ids: Collection[str]) -> dict[str, Item]:
+        found: dict[str, Item] = {}
+        with self._lock:
+            for item_id in item_ids:
+                indexed = self._items.get(item_id)
+                if indexed is not None and self._alive(indexed[0]) is not None:
+                    found[item_id] = indexed[1]
+        return found
 
     def close(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._items.clear()
+            self._bytes = 0
+
+    def figures(self) -> StoreFigures:
+        return StoreFigures(len(self._entries), self._bytes, self._capacity, self._max_bytes)
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    def _alive(self, response_id: str) -> StoredResponse | None:
+        """The entry if it has not expired, refreshed as by `get` (lock held)."""
+        record = self._entries.get(response_id)
+        now = self._clock()
+        if record is None or expired(record[1], now, self._ttl):
+            return None
+        self._entries[response_id] = (record[0], now, record[2])
+        self._entries.move_to_end(response_id)
+        return record[0]
+
+    def _drop(self, response_id: str) -> None:
+        """Forget an entry, its bytes and the items indexed under it (lock held)."""
+        entry, _, size = self._entries.pop(response_id)
+        self._bytes -= size
+        for item_id, _item in indexed_items(entry):
+            if self._items.get(item_id, ("",))[0] == response_id:
+                del self._items[item_id]
+
     def _evict(self, now: float) -> None:
-        """Drop expired entries (all at the front: access order) and any overflow."""
+        """Drop expired entries (all at the front: access order), then the least recently
+        used ones while over a bound."""
         entries = self._entries
         while entries:
-            _, last_access = next(iter(entries.values()))
-            if len(entries) <= self._capacity and not expired(last_access, now, self._ttl):
+            response_id, (_, last_access, _) = next(iter(entries.items()))
+            if (len(entries) <= self._capacity and self._bytes <= self._max_bytes
+                    and not expired(last_access, now, self._ttl)):
                 return
-            entries.popitem(last=False)
+            self._drop(response_id)

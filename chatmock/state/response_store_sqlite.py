@@ -33,18 +33,22 @@
   of a chain's length) this doubles or triples what fits in `max_bytes`.
   At most once a minute (after a batch, or when idle) the writer deletes rows
   past the TTL, then the least recently used rows beyond `capacity`, then
-  beyond `max_bytes` (sum of the compressed payloads; SQLite page overhead and
-  the WAL come on top; freed pages are reused, not returned to the OS).
+  beyond `max_bytes` (sum of the compressed payloads); a batch that takes the
+  payloads past `max_bytes` is pruned at once, so they exceed it by one batch
+  at most. On disk, SQLite's page overhead comes on top, the file keeps its
+  high-water mark (freed pages are reused, not returned to the OS), and the
+  WAL is cut back to `JOURNAL_SIZE_LIMIT` after each checkpoint.
 
-  Robustness: the file is created 0600 (and chmod-ed 0600 if it exists) in a
-  folder created 0700; `journal_mode=WAL`, `synchronous=NORMAL`; the schema is
-  versioned with `PRAGMA user_version`. A file that is not a database, is
-  malformed as far as opening reads it, or holds another schema/version is
-  renamed `<name>.corrupt-<UTC timestamp>` (with its -wal/-shm) and a fresh
-  database is created, with a warning. Deeper corruption found later is
-  logged: a failed read returns None, a failed write batch is dropped.
-  Anything else that prevents opening (unwritable folder, locked file) makes
-  `stores.open_store` fall back to the memory store with a warning.
+  Item index: each output item with an `id` is also written, compressed on
+  its own, to the `items` table (`item_id` → response, body) in the same
+  transaction as its response; its bytes count towards the response's size,
+  and pruning deletes the items whose response is gone. `find_items` looks in
+  the write-behind map first, then selects the ids it still needs in one
+  query joined with their responses (expired ones are not returned), and
+  touches their responses as `get` does.
+
+  Opening the file (permissions, schema, a corrupt or foreign file moved
+  aside): `chatmock.state.response_store_file`.
 """
 
 from __future__ import annotations
@@ -53,15 +57,13 @@ import contextlib
 import json
 import logging
 import math
-import os
 import queue
 import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from chatmock.state.response_store import (
@@ -69,37 +71,35 @@ from chatmock.state.response_store import (
     DEFAULT_MAX_BYTES,
     DEFAULT_TTL_SECONDS,
     Clock,
+    Item,
     StoredResponse,
     expired,
+    indexed_items,
 )
+from chatmock.state.response_store_file import connect, open_database, transaction
 
 log = logging.getLogger("chatmock.responses")
 
 PRUNE_INTERVAL_SECONDS = 60.0
 TOUCH_INTERVAL_SECONDS = 60.0
-SCHEMA_VERSION = 1
 BATCH_LIMIT = 512
 ZLIB_LEVEL = 1
-WRITER_BUSY_TIMEOUT_MS = 5000
 READER_BUSY_TIMEOUT_MS = 200
-JOURNAL_SIZE_LIMIT = 32 * 1024 * 1024
 
-_COLUMNS = ("id", "created_at", "last_access", "size", "body")
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS responses ("
-    " id TEXT PRIMARY KEY,"
-    " created_at REAL NOT NULL,"
-    " last_access REAL NOT NULL,"
-    " size INTEGER NOT NULL,"
-    " body BLOB NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS responses_last_access ON responses (last_access)",
-)
 _INSERT = (
     "INSERT OR REPLACE INTO responses (id, created_at, last_access, size, body)"
     " VALUES (?, ?, ?, ?, ?)"
 )
+_INSERT_ITEM = "INSERT OR REPLACE INTO items (item_id, response_id, body) VALUES (?, ?, ?)"
+_SELECT_ITEMS = (
+    "SELECT i.item_id, i.response_id, r.last_access, i.body FROM items AS i"
+    " JOIN responses AS r ON r.id = i.response_id WHERE i.item_id IN ({})"
+)
+_PRUNE_ITEMS = "DELETE FROM items WHERE response_id NOT IN (SELECT id FROM responses)"
+ITEMS_PER_SELECT = 256
 _TOUCH = "UPDATE responses SET last_access = MAX(last_access, ?) WHERE id = ?"
 _SELECT = "SELECT created_at, last_access, body FROM responses WHERE id = ?"
+_TOTAL = "SELECT COALESCE(SUM(size), 0) FROM responses"
 _PRUNE_EXPIRED = "DELETE FROM responses WHERE last_access <= ?"
 _PRUNE_COUNT = (
     "DELETE FROM responses WHERE rowid IN (SELECT rowid FROM responses"
@@ -127,11 +127,8 @@ class _Touch:
 
 
 _Row = tuple[str, float, float, int, bytes]  # id, created_at, last_access, size, body
+_ItemRow = tuple[str, str, bytes]  # item id, response id, body
 _Operation = _Pending | _Touch | threading.Event | None  # Event: flush marker; None: stop
-
-
-class _Unusable(sqlite3.DatabaseError):
-    """The database file is not ours (garbage, malformed, foreign schema or version)."""
 
 
 class SqliteResponseStore:
@@ -145,9 +142,9 @@ class SqliteResponseStore:
         self._capacity = capacity
         self._max_bytes = max_bytes
         self._clock = clock
-        self._writer = _open_database(path)
+        self._writer = open_database(path)
         try:
-            self._reader = _connect(path, READER_BUSY_TIMEOUT_MS)
+            self._reader = connect(path, READER_BUSY_TIMEOUT_MS)
             self._reader.execute("PRAGMA query_only = ON")
         except BaseException:
             self._writer.close()
@@ -160,6 +157,7 @@ class SqliteResponseStore:
         self._resume.set()
         self._closed = False
         self._last_prune = -math.inf
+        self._payload_bytes = 0  # as of the last prune, plus what was written since
         self._thread = threading.Thread(target=self._run, name="response-store-writer",
                                         daemon=True)
         self._thread.start()
@@ -197,6 +195,44 @@ class SqliteResponseStore:
         if now - last_access >= TOUCH_INTERVAL_SECONDS and not self._closed:
             self._queue.put(_Touch(response_id, now))
         return _decode(response_id, created_at, body)
+
+    def find_items(self, item_ids: Collection[str]) -> dict[str, Item]:
+        now = self._clock()
+        wanted = set(item_ids)
+        found = self._pending_items(wanted, now)
+        for item_id, response_id, last_access, body in self._select_items(
+                sorted(wanted.difference(found))):
+            item = _decode_item(item_id, body) if not expired(last_access, now, self._ttl) \
+                else None
+            if item is not None:
+                found[item_id] = item
+                if now - last_access >= TOUCH_INTERVAL_SECONDS and not self._closed:
+                    self._queue.put(_Touch(response_id, now))
+        return found
+
+    def _pending_items(self, item_ids: set[str], now: float) -> dict[str, Item]:
+        """Wanted items of entries not yet committed (few: the writer is never far behind)."""
+        found: dict[str, Item] = {}
+        with self._pending_lock:
+            for pending in self._pending.values():
+                if not expired(pending.last_access, now, self._ttl):
+                    found.update((item_id, item) for item_id, item in
+                                 indexed_items(pending.entry) if item_id in item_ids)
+        return found
+
+    def _select_items(self, item_ids: list[str]) -> list[tuple[str, str, float, bytes]]:
+        rows: list[tuple[str, str, float, bytes]] = []
+        try:
+            with self._read_lock:
+                for start in range(0, len(item_ids), ITEMS_PER_SELECT):
+                    if self._closed:
+                        break
+                    chunk = item_ids[start:start + ITEMS_PER_SELECT]
+                    query = _SELECT_ITEMS.format(",".join("?" * len(chunk)))
+                    rows += self._reader.execute(query, chunk).fetchall()
+        except sqlite3.Error as error:
+            log.warning("response store item lookup failed: %s", error)
+        return [(str(a), str(b), float(c), bytes(d)) for a, b, c, d in rows]
 
     def _select(self, response_id: str) -> tuple[float, float, bytes] | None:
         try:
@@ -286,31 +322,38 @@ class SqliteResponseStore:
             elif isinstance(operation, _Pending):
                 writes[operation.entry.response_id] = operation
         try:
-            self._commit(self._encode_all(writes.values()), touches)
+            self._commit(*self._encode_all(writes.values()), touches)
         except Exception:
             log.exception("response store writer failed; %d entries lost", len(writes))
         finally:
             self._release(writes.values())
 
-    def _encode_all(self, writes: Iterable[_Pending]) -> list[_Row]:
+    def _encode_all(self, writes: Iterable[_Pending]) -> tuple[list[_Row], list[_ItemRow]]:
         rows: list[_Row] = []
+        item_rows: list[_ItemRow] = []
         for pending in writes:
             entry = pending.entry
             try:
                 body = _encode(entry)
+                items = [(item_id, entry.response_id, _compress(item))
+                         for item_id, item in indexed_items(entry)]
             except (TypeError, ValueError, RecursionError) as error:
                 log.warning("response %s cannot be stored: %s", entry.response_id, error)
                 continue
-            rows.append((entry.response_id, entry.created_at, pending.last_access,
-                         len(body), body))
-        return rows
+            size = len(body) + sum(len(item[2]) for item in items)
+            rows.append((entry.response_id, entry.created_at, pending.last_access, size, body))
+            item_rows += items
+        return rows, item_rows
 
-    def _commit(self, rows: list[_Row], touches: list[tuple[float, str]]) -> None:
+    def _commit(self, rows: list[_Row], item_rows: list[_ItemRow],
+                touches: list[tuple[float, str]]) -> None:
         if not rows and not touches:
             return
-        with _transaction(self._writer) as connection:
+        with transaction(self._writer) as connection:
             connection.executemany(_INSERT, rows)
+            connection.executemany(_INSERT_ITEM, item_rows)
             connection.executemany(_TOUCH, touches)
+        self._payload_bytes += sum(row[3] for row in rows)
 
     def _release(self, written: Iterable[_Pending]) -> None:
         """Forget committed entries unless a newer put replaced them meanwhile."""
@@ -322,7 +365,8 @@ class SqliteResponseStore:
 
     def _maybe_prune(self) -> None:
         now = self._clock()
-        if now - self._last_prune < PRUNE_INTERVAL_SECONDS:
+        due = now - self._last_prune >= PRUNE_INTERVAL_SECONDS
+        if not due and self._payload_bytes <= self._max_bytes:
             return
         self._last_prune = now
         try:
@@ -331,34 +375,37 @@ class SqliteResponseStore:
             log.exception("response store pruning failed")
 
     def _prune(self, now: float) -> None:
-        with _transaction(self._writer) as connection:
+        with transaction(self._writer) as connection:
             connection.execute(_PRUNE_EXPIRED, (now - self._ttl,))
             connection.execute(_PRUNE_COUNT, (self._capacity,))
-            (total,) = connection.execute("SELECT COALESCE(SUM(size), 0) FROM responses").fetchone()
+            (total,) = connection.execute(_TOTAL).fetchone()
             if total > self._max_bytes:
                 connection.execute(_PRUNE_BYTES, (self._max_bytes,))
-
-
-@contextlib.contextmanager
-def _transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield connection
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):
-            connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
+                (total,) = connection.execute(_TOTAL).fetchone()
+            connection.execute(_PRUNE_ITEMS)
+        self._payload_bytes = total
 
 
 # --------------------------------------------------------------------------- encoding
 
 
 def _encode(entry: StoredResponse) -> bytes:
-    document = {"instructions": entry.instructions, "context": entry.context,
-                "output": entry.output}
+    return _compress({"instructions": entry.instructions, "context": entry.context,
+                      "output": entry.output})
+
+
+def _compress(document: object) -> bytes:
     text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
     return zlib.compress(text.encode("utf-8", "surrogatepass"), ZLIB_LEVEL)
+
+
+def _decode_item(item_id: str, body: bytes) -> Item | None:
+    try:
+        item = json.loads(zlib.decompress(body).decode("utf-8", "surrogatepass"))
+    except (zlib.error, ValueError, RecursionError) as error:
+        log.warning("stored item %s is unreadable: %s", item_id, error)
+        return None
+    return item if isinstance(item, dict) else None
 
 
 def _decode(response_id: str, created_at: float, body: bytes) -> StoredResponse | None:
@@ -375,99 +422,6 @@ def _decode(response_id: str, created_at: float, body: bytes) -> StoredResponse 
         log.warning("stored response %s has an unexpected shape", response_id)
         return None
     return StoredResponse(response_id, instructions, context, output, created_at)
-
-
-# --------------------------------------------------------------------------- opening
-
-
-def _open_database(path: Path) -> sqlite3.Connection:
-    """The writer connection, after moving an unusable file aside once."""
-    _prepare_file(path)
-    try:
-        return _open_checked(path)
-    except _Unusable as problem:
-        target = _move_aside(path)
-        log.warning("response store %s is unusable (%s); moved it to %s and started empty",
-                    path, problem, target.name)
-    _prepare_file(path)
-    return _open_checked(path)
-
-
-def _prepare_file(path: Path) -> None:
-    """Create the file 0600 (folder 0700) before SQLite does it with the umask."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        os.fchmod(descriptor, 0o600)
-    finally:
-        os.close(descriptor)
-
-
-def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
-    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-    return connection
-
-
-def _open_checked(path: Path) -> sqlite3.Connection:
-    connection = _connect(path, WRITER_BUSY_TIMEOUT_MS)
-    try:
-        _check_schema(connection)
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA synchronous = NORMAL")
-        connection.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
-    except _Unusable:
-        connection.close()
-        raise
-    except sqlite3.DatabaseError as error:
-        connection.close()
-        if _is_corruption(error):
-            raise _Unusable(str(error)) from error
-        raise
-    except BaseException:
-        connection.close()
-        raise
-    return connection
-
-
-def _check_schema(connection: sqlite3.Connection) -> None:
-    """Create the schema in an empty file; raise _Unusable for anything not ours."""
-    with _transaction(connection):
-        (version,) = connection.execute("PRAGMA user_version").fetchone()
-        (objects,) = connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-        if version == 0 and objects == 0:
-            for statement in _SCHEMA:
-                connection.execute(statement)
-            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            return
-        if version != SCHEMA_VERSION:
-            raise _Unusable(f"schema version {version}, expected {SCHEMA_VERSION}")
-        columns = tuple(row[1] for row in connection.execute("PRAGMA table_info(responses)"))
-        if columns != _COLUMNS:
-            raise _Unusable(f"unexpected columns {columns!r}")
-        connection.execute(_SCHEMA[1])
-
-
-def _is_corruption(error: sqlite3.DatabaseError) -> bool:
-    code = getattr(error, "sqlite_errorcode", None)
-    if code is None:  # raised by the sqlite3 module itself, not by SQLite
-        return False
-    return (code & 0xFF) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
-
-
-def _move_aside(path: Path) -> Path:
-    """Rename `path` (and its -wal/-shm/-journal) to `<name>.corrupt-<UTC timestamp>`."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    counter = 1
-    while target.exists():
-        target = path.with_name(f"{path.name}.corrupt-{stamp}-{counter}")
-        counter += 1
-    os.replace(path, target)
-    for suffix in ("-wal", "-shm", "-journal"):
-        with contextlib.suppress(FileNotFoundError):
-            os.replace(path.with_name(path.name + suffix), target.with_name(target.name + suffix))
-    return target
 
 
 # --------------------------------------------------------------------------- factory

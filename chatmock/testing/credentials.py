@@ -60,3 +60,13 @@ def write_auth_document(home: Path, document: dict[str, Any]) -> Path:
     path.write_text(json.dumps(document, indent=2))
     path.chmod(0o600)
     return path
+
+
+def codex_headers(token: str = "x", account_id: str = "acc") -> dict[bytes, bytes]:
+    """The headers a Codex client sends with every `/responses` request (what the fake
+    backend requires), for tests and the bench that call the fake directly."""
+    return {b"authorization": f"Bearer {token}".encode(),
+            b"chatgpt-account-id": account_id.encode(),
+            b"originator": b"codex_cli_rs",
+            b"user-agent": b"codex_cli_rs/0.169.0 (Linux 6.8.0; x86_64) chatmock-tests",
+            b"session-id": b"00000000-0000-4000-8000-00000000feed"}

@@ -4,12 +4,19 @@
 an HTTP server (``chatmock.testing.fake_upstream``) does the socket work.
 
 Requests go through the same checks as on the real backend
-(``fake_rules``: credentials, ``stream``/``store``, unsupported parameters,
-models, efforts, input items); valid ones get a Responses API event stream
-whose shape is chosen by ``fake:`` directives in the last user message
-(``fake_events``); a structured-output request gets its answer as JSON of
+(``fake_rules``: credentials, the account/client/session headers,
+``stream``/``store``, the accepted parameters, models, efforts, tools,
+``text.format``, input items; ``fake_replay``: items it cannot find, encrypted
+content it did not mint, tool names it refuses); valid ones get a Responses
+API event stream whose shape is chosen by ``fake:`` directives in the last
+user message (``fake_events``); a structured-output request gets its answer as JSON of
 the requested shape (``fake_structured``).  Every reply carries the
 ``x-codex-*`` rate-limit headers and an ``x-request-id``.
+
+A missing bearer is a 401 (the auth layer's "Missing bearer or basic
+authentication in header", answered before anything else is looked at); a
+missing ``chatgpt-account-id``, ``originator``, ``user-agent`` or session id
+is a 400 naming the header.
 
 Bearer tokens: a JWT whose ``exp`` claim has passed is refused with the
 backend's 401 ``token_expired`` (signatures are not checked; non-JWT bearers
@@ -19,12 +26,15 @@ bearer must also be one the check accepts: a reason of ``"expired"`` gives
 ``invalid_token``, all 401.
 
 Routes: ``POST /backend-api/codex/responses``, ``GET /backend-api/codex/models``,
-``GET``/``DELETE /__fake__/requests`` (recorded /responses requests) and
+``GET``/``DELETE /__fake__/requests`` (recorded /responses requests),
+``GET /__fake__/streams`` (``StreamCounters``: how many event streams are
+open, and how each ended; kept by the server that plays them out) and
 ``GET /health``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections import deque
@@ -44,11 +54,14 @@ from chatmock.testing.fake_events import (
     sse_chunks,
     tool_result_scenario,
 )
+from chatmock.testing.fake_failures import error_reply, window_headers
+from chatmock.testing.fake_replay import check_items_and_names
 from chatmock.testing.fake_rules import (
     INVALID_JSON,
     MODEL_EFFORTS,
     Rejected,
     bad_request,
+    check_headers,
     item_type,
     load_json,
     reject,
@@ -59,6 +72,7 @@ from chatmock.testing.fake_structured import structured_answer
 RESPONSES_PATH = "/backend-api/codex/responses"
 MODELS_PATH = "/backend-api/codex/models"
 RECORDS_PATH = "/__fake__/requests"
+STREAMS_PATH = "/__fake__/streams"
 HEALTH_PATH = "/health"
 MODELS_ETAG = b'W/"fake-models-1"'
 
@@ -96,6 +110,17 @@ def _openai_error(message: str, code: str | None = None) -> JSON:
     return {"error": {"message": message, "type": "invalid_request_error", "code": code}}
 
 
+@dataclass(slots=True)
+class StreamCounters:
+    """The event streams played out so far: ``open`` now, and how the others ended:
+    ``completed`` (every chunk written; a ``fake:cut`` counts here too) or
+    ``abandoned`` (the client, chatmock, went away first)."""
+
+    open: int = 0
+    completed: int = 0
+    abandoned: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class FakeRequest:
     """One request to a fake server, as its handlers see it."""
@@ -127,10 +152,12 @@ class FakeCodex:
         self._ids = itertools.count(1)
         self._request_ids = itertools.count(1)
         self._streams = 0
+        self.streams = StreamCounters()
         self._routes: dict[str, dict[str, _Handler]] = {
             RESPONSES_PATH: {"POST": self._responses},
             MODELS_PATH: {"GET": self._models},
             RECORDS_PATH: {"GET": self._list_records, "DELETE": self._clear_records},
+            STREAMS_PATH: {"GET": lambda _: self._json(200, dataclasses.asdict(self.streams))},
             HEALTH_PATH: {"GET": lambda _: self._json(200, {"status": "ok"})},
         }
 
@@ -157,12 +184,14 @@ class FakeCodex:
         return next(self._ids)
 
     def _headers(self, content_type: bytes, *extra: _Header) -> list[_Header]:
+        """Every reply's headers; usage headers of its own (a spent window) win."""
         request_id = f"00000000-0000-4000-8000-{next(self._request_ids):012x}"
+        own_limits = any(name.startswith(b"x-codex-") for name, _ in extra)
         return [
             (b"content-type", content_type),
             *extra,
             (b"x-request-id", request_id.encode()),
-            *rate_limit_headers(self._streams),
+            *([] if own_limits else rate_limit_headers(self._streams)),
         ]
 
     def _json(self, status: int, value: object, *extra: tuple[bytes, bytes]) -> FakeReply:
@@ -185,12 +214,17 @@ class FakeCodex:
         payload = load_json(request.body)
         self._record(request, payload)
         try:
-            check_auth(request.headers)
+            check_bearer(request.headers)
             self._check_token(request.headers)
+            check_headers(request.headers)
             validate_payload(payload)
+            check_items_and_names(payload)
             scenario = select_scenario(payload["input"])
+            if scenario.error == 401:
+                raise token_rejected("expired")
             if scenario.error is not None:
-                raise error_reply(scenario.error)
+                raise error_reply(scenario.error, scenario.usage_limit, self._clock())
+            check_scenario_tools(scenario, payload)
             structured = structured_answer(payload.get("text"), scenario.answer)
             if structured is not None:
                 scenario.answer = structured
@@ -240,19 +274,7 @@ def rate_limit_headers(streams: int) -> list[tuple[bytes, bytes]]:
     """``x-codex-*`` usage headers; used-percent creeps up with each stream."""
     primary = min(100.0, 12.0 + 0.5 * streams)
     secondary = min(100.0, 4.0 + 0.1 * streams)
-    values = (
-        ("primary", round(primary, 1), 300, 7200),
-        ("secondary", round(secondary, 1), 10080, 345600),
-    )
-    headers: list[tuple[bytes, bytes]] = []
-    for window, used, minutes, reset in values:
-        prefix = f"x-codex-{window}-"
-        headers += [
-            (f"{prefix}used-percent".encode(), str(used).encode()),
-            (f"{prefix}window-minutes".encode(), str(minutes).encode()),
-            (f"{prefix}reset-after-seconds".encode(), str(reset).encode()),
-        ]
-    return headers
+    return window_headers((round(primary, 1), 300, 7200), (round(secondary, 1), 10080, 345600))
 
 
 def _model_entry(slug: str, display: str, visibility: str, priority_tier: bool) -> JSON:
@@ -332,12 +354,6 @@ def token_rejected(reason: str) -> Rejected:
     return reject(401, _openai_error(message, code))
 
 
-def check_auth(headers: Mapping[bytes, bytes]) -> None:
-    check_bearer(headers)
-    if not headers.get(b"chatgpt-account-id", b"").strip():
-        raise reject(401, _openai_error("Missing chatgpt-account-id header"))
-
-
 # --- scenario selection ---------------------------------------------------------------
 
 
@@ -352,6 +368,16 @@ def select_scenario(items: list[JSON]) -> Scenario:
         raise bad_request(f"Invalid fake directive: {exc}") from None
 
 
+def check_scenario_tools(scenario: Scenario, payload: JSON) -> None:
+    """The model only calls a custom tool the request defines as one (directive error)."""
+    declared = {tool.get("name") for tool in payload.get("tools", [])
+                if tool.get("type") == "custom"}
+    for name in scenario.custom_tools:
+        if name not in declared:
+            raise bad_request(f"Invalid fake directive: fake:custom_tool={name}: the request "
+                              "defines no custom tool of that name")
+
+
 def last_user_text(items: list[JSON]) -> str:
     for item in reversed(items):
         if item_type(item) == "message" and item.get("role") == "user":
@@ -361,36 +387,3 @@ def last_user_text(items: list[JSON]) -> str:
             texts = (p["text"] for p in content if p.get("type") == "input_text")
             return "\n".join(texts)
     return ""
-
-
-def error_reply(status: int) -> Rejected:
-    """The error chosen by ``fake:error=<status>``."""
-    if status == 400:
-        return reject(400, {"detail": "Bad request from fake"})
-    if status == 401:
-        return token_rejected("expired")
-    if status == 403:
-        return Rejected(403, _CLOUDFLARE_PAGE, b"text/html; charset=UTF-8", _CLOUDFLARE_HEADERS)
-    if status == 429:
-        return reject(429, _USAGE_LIMIT, (b"retry-after", b"120"))
-    if status in (500, 502, 503):
-        error = {"message": "Upstream overloaded (fake)", "type": "server_error"}
-        return reject(status, {"error": error})
-    return reject(status, {"detail": f"Fake error {status}"})
-
-
-_USAGE_LIMIT: JSON = {
-    "error": {
-        "type": "usage_limit_reached",
-        "message": "The usage limit has been reached",
-        "plan_type": "plus",
-        "resets_in_seconds": 120,
-    }
-}
-_CLOUDFLARE_HEADERS = ((b"server", b"cloudflare"), (b"cf-ray", b"8f00fake00000000-SJC"))
-_CLOUDFLARE_PAGE = (
-    b'<!DOCTYPE html><html lang="en-US"><head><title>Just a moment...</title>'
-    b'<meta http-equiv="Content-Type" content="text/html; charset=UTF-8"></head>'
-    b'<body><div class="main-wrapper" role="main"><h1>chatgpt.com</h1>'
-    b"<p>Enable JavaScript and cookies to continue</p></div></body></html>"
-)

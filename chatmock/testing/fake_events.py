@@ -5,6 +5,40 @@ Tests pick what the fake answers by writing ``fake:<name>`` or
 ``parse_scenario``).  ``sse_chunks`` then turns a scenario into the byte
 chunks of a Responses API event stream.
 
+Directives (several combine; a tool result as the last input item ignores them):
+
+* ``fake:deltas=N``: the answer is N numbered text deltas (every 7th holds
+  characters JSON must escape) instead of the echo of the prompt;
+* ``fake:burst=N``, ``fake:delay_ms=X``, ``fake:first_delay_ms=X``: pacing, N
+  events a chunk, X ms between chunks / before the first;
+* ``fake:reasoning[=N]``: a reasoning item (two summary parts of N deltas);
+  ``fake:reasoning_text`` adds raw ``reasoning_text`` deltas;
+* ``fake:commentary``: a ``commentary``-phase message before the answer;
+* ``fake:websearch=QUERY``: a ``web_search_call`` item before the answer;
+* ``fake:citations``: the answer ends with two ``url_citation`` annotated
+  links (``response.output_text.annotation.added``), after a web search;
+* ``fake:tool=NAME`` (repeatable) with ``fake:args=JSON`` (paired in order):
+  function calls;
+* ``fake:custom_tool=NAME`` (repeatable) with ``fake:input=TEXT`` (paired in
+  order, percent-decoded, default an ``apply_patch`` patch): ``custom_tool_call``
+  items with ``response.custom_tool_call_input.delta`` / ``.done``; the request
+  must define a ``custom`` tool of that name;
+* ``fake:error=STATUS``: an HTTP error instead of a stream (``fake_failures``);
+  ``fake:usage_limit=VARIANT``: one of the 429 usage-limit answers
+  (``resets_in``, ``resets_at``, ``not_included``, ``headers_only``, ``plain``);
+* ``fake:fail[=CODE]``: ``response.failed``; ``server_error`` (default) after
+  two text deltas, the other codes of ``fake_items.FAILURES``
+  (``context_length_exceeded``, ``rate_limit_exceeded``, ``invalid_prompt``,
+  ``server_is_overloaded``) before any output;
+* ``fake:late_error[=CODE]``: an ``error`` event after two text deltas
+  (default ``server_error``); ``fake:error_event``: an ``error`` event
+  (``rate_limit_exceeded``) before any output;
+* ``fake:incomplete[=REASON]``: ``response.incomplete`` with
+  ``incomplete_details.reason`` ``max_output_tokens`` (default) or
+  ``content_filter``;
+* ``fake:cut``: the connection drops after two text deltas;
+  ``fake:empty``: a 200 with no events at all.
+
 Everything here is lazy: events are generated while the caller pulls chunks,
 so a stream with millions of deltas costs no memory up front.  Only the
 finished text of an item is kept, because ``*.done`` events and the terminal
@@ -15,24 +49,44 @@ interleave.
 
 from __future__ import annotations
 
-import base64
 import json
 import re
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
+from urllib.parse import unquote
 
-JSON = dict[str, Any]
-Event = tuple[str, JSON]
-"""An event type and its fields other than ``type`` and ``sequence_number``."""
-ItemEvents = Generator[Event, None, bool]
-"""Events of one output item; returns False when the stream stops inside it."""
-
-FLAGS = frozenset(
-    {"reasoning_text", "commentary", "fail", "cut", "incomplete", "empty", "error_event"}
+from chatmock.testing.fake_items import (
+    DEFAULT_PATCH,
+    FAILURES,
+    INCOMPLETE_REASONS,
+    RATE_LIMIT_EVENT,
+    USAGE_LIMIT_VARIANTS,
+    ItemEvents,
+    ItemPlan,
+    OutputItems,
+    citation_deltas,
+    error_event,
+    failure,
 )
-ENDINGS = ("empty", "error_event", "cut", "fail", "incomplete")
+from chatmock.testing.fake_items import (
+    JSON as JSON,
+)
+from chatmock.testing.fake_items import (
+    Event as Event,
+)
+
+PACING_FLAGS = frozenset({"coalesce"})
+"""Flags that change only how events are framed into chunks (``_paced``)."""
+FLAGS = frozenset({"reasoning_text", "commentary", "cut", "empty", "error_event", "citations"})
+CODED_FLAGS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "fail": ("fail_code", tuple(FAILURES)),
+    "late_error": ("late_code", tuple(FAILURES)),
+    "incomplete": ("incomplete_reason", INCOMPLETE_REASONS),
+}
+"""Flags that may name a code: the Scenario field it sets and the codes allowed."""
+LISTS = {"tool": "tools", "args": "args", "custom_tool": "custom_tools", "input": "inputs"}
+ENDINGS = ("empty", "error_event", "cut", "late_error", "fail", "incomplete")
 """Flags that change how a stream ends, strongest first."""
 COMMENTARY_TEXT = "Let me look into that first."
 TRUNCATE_AFTER = 2
@@ -58,8 +112,14 @@ class Scenario:
     reasoning: int | None = None
     tools: list[str] = field(default_factory=list)
     args: list[str] = field(default_factory=list)
+    custom_tools: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
     websearch: str | None = None
     error: int | None = None
+    usage_limit: str | None = None
+    fail_code: str = "server_error"
+    late_code: str = "server_error"
+    incomplete_reason: str = "max_output_tokens"
     flags: set[str] = field(default_factory=set)
 
     @property
@@ -71,11 +131,16 @@ class Scenario:
     def wants_message(self) -> bool:
         """Tool calls alone produce no message item, unless text was asked for."""
         return (
-            not self.tools
+            not (self.tools or self.custom_tools)
             or self.has_text
             or self.deltas is not None
-            or self.ending in ("cut", "fail", "incomplete")
+            or self.ending in ("cut", "fail", "late_error", "incomplete")
         )
+
+    @property
+    def fails_early(self) -> bool:
+        """A failure the backend reports before producing any output."""
+        return self.ending == "fail" and self.fail_code != "server_error"
 
 
 def parse_scenario(user_text: str) -> Scenario:
@@ -105,20 +170,34 @@ def tool_result_scenario(call_id: str, output: str) -> Scenario:
 
 def _apply(scenario: Scenario, token: str) -> None:
     name, sep, value = token[len("fake:") :].partition("=")
-    if name in FLAGS:
+    if name in FLAGS or name in PACING_FLAGS:
         if sep:
             raise DirectiveError("takes no value")
         scenario.flags.add(name)
-    elif name in ("tool", "args"):
+    elif name in CODED_FLAGS:
+        where, codes = CODED_FLAGS[name]
+        if sep:
+            setattr(scenario, where, _one_of(value, codes))
+        scenario.flags.add(name)
+    elif name in LISTS:
         if not value:
             raise DirectiveError("needs a value")
-        (scenario.tools if name == "tool" else scenario.args).append(value)
+        getattr(scenario, LISTS[name]).append(unquote(value) if name == "input" else value)
+    elif name == "usage_limit":
+        scenario.usage_limit = _one_of(value, USAGE_LIMIT_VARIANTS)
+        scenario.error = 429
     elif name in _SETTERS:
         if not sep and name != "reasoning":
             raise DirectiveError("needs a value")
         setattr(scenario, name, _SETTERS[name](value))
     else:
         raise DirectiveError("unknown directive")
+
+
+def _one_of(text: str, allowed: tuple[str, ...]) -> str:
+    if text not in allowed:
+        raise DirectiveError(f"expected one of {', '.join(allowed)}")
+    return text
 
 
 def _number(text: str, low: float, high: float = float("inf")) -> float:
@@ -156,18 +235,6 @@ _SETTERS: dict[str, Callable[[str], object]] = {
 
 
 @dataclass(frozen=True, slots=True)
-class ItemPlan:
-    """One output item: ``kind`` is reasoning, commentary, web_search,
-    message or function_call."""
-
-    kind: str
-    item_id: str
-    call_id: str = ""
-    name: str = ""
-    arguments: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class ResponseSeed:
     """Everything about a response that is fixed before streaming starts."""
 
@@ -187,7 +254,7 @@ def plan_items(scenario: Scenario, next_id: Callable[[], int]) -> tuple[ItemPlan
         items.append(ItemPlan("reasoning", f"rs_{next_id()}"))
     if "commentary" in scenario.flags:
         items.append(ItemPlan("commentary", f"msg_{next_id()}"))
-    if scenario.websearch is not None:
+    if scenario.websearch is not None or "citations" in scenario.flags:
         items.append(ItemPlan("web_search", f"ws_{next_id()}"))
     if scenario.wants_message:
         items.append(ItemPlan("message", f"msg_{next_id()}"))
@@ -195,6 +262,10 @@ def plan_items(scenario: Scenario, next_id: Callable[[], int]) -> tuple[ItemPlan
         n = next_id()
         args = scenario.args[index] if index < len(scenario.args) else "{}"
         items.append(ItemPlan("function_call", f"fc_{n}", f"call_{n}", name, args))
+    for index, name in enumerate(scenario.custom_tools):
+        n = next_id()
+        text = scenario.inputs[index] if index < len(scenario.inputs) else DEFAULT_PATCH
+        items.append(ItemPlan("custom_tool_call", f"ctc_{n}", f"call_{n}", name, text))
     return tuple(items)
 
 
@@ -221,18 +292,31 @@ def sse_chunks(scenario: Scenario, seed: ResponseSeed) -> Iterator[tuple[float, 
 
 
 def _paced(frames: Iterable[bytes], scenario: Scenario) -> Iterator[tuple[float, bytes]]:
-    wait = scenario.first_delay_ms / 1000
-    batch: list[bytes] = []
+    """One chunk per event, as the real backend writes its stream.
+
+    Events come in groups of ``burst``: the first event of a group waits
+    (``first_delay_ms`` before the first group, ``delay_ms`` before the others),
+    the rest of the group follows at once, each event still its own chunk.
+    ``fake:coalesce`` joins each group into one chunk instead: no backend frames
+    like that, so it exists only for the bench's labelled comparison phase.
+    """
+    first, later = scenario.first_delay_ms / 1000, scenario.delay_ms / 1000
+    burst = scenario.burst
+    if "coalesce" in scenario.flags:
+        frames, burst = (b"".join(group) for group in _groups(frames, burst)), 1
     sent = False
-    for data in frames:
-        batch.append(data)
-        if len(batch) >= scenario.burst:
-            yield wait, b"".join(batch)
-            wait, batch, sent = scenario.delay_ms / 1000, [], True
-    if batch:
-        yield wait, b"".join(batch)
-    elif not sent and wait > 0:
-        yield wait, b""  # an empty stream that still keeps the client waiting
+    for index, data in enumerate(frames):
+        yield (first if index == 0 else 0.0 if index % burst else later), data
+        sent = True
+    if not sent and first > 0:
+        yield first, b""  # an empty stream that still keeps the client waiting
+
+
+def _groups(frames: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
+    """``frames`` in lists of ``size`` (the last one may be shorter), lazily."""
+    iterator = iter(frames)
+    while group := list(islice(iterator, size)):
+        yield group
 
 
 def answer_deltas(scenario: Scenario) -> Iterator[str]:
@@ -255,25 +339,12 @@ def numbered_delta(index: int) -> str:
     return f"tok{index} "
 
 
-def split_arguments(arguments: str, pieces: int = 4) -> list[str]:
-    size = max(1, -(-len(arguments) // pieces))
-    return [arguments[i : i + size] for i in range(0, len(arguments), size)]
-
-
-def encrypted_reasoning(item_id: str) -> str:
-    """A stand-in for the opaque blob the real backend returns."""
-    return "gAAAAB" + base64.b64encode(f"fake-reasoning:{item_id}".encode()).decode()
-
-
-class _StreamState:
+class _StreamState(OutputItems):
     """Generates the events of one response and keeps its running totals."""
 
     def __init__(self, scenario: Scenario, seed: ResponseSeed) -> None:
-        self.scenario = scenario
+        super().__init__(scenario)
         self.seed = seed
-        self.output: list[JSON] = []
-        self.output_tokens = 0
-        self.reasoning_tokens = 0
 
     def events(self) -> Iterator[Event]:
         ending = self.scenario.ending
@@ -281,10 +352,11 @@ class _StreamState:
             return
         yield "response.created", {"response": self.response("in_progress")}
         if ending == "error_event":
-            yield "error", _RATE_LIMIT_EVENT
+            yield "error", RATE_LIMIT_EVENT
             return
         yield "response.in_progress", {"response": self.response("in_progress")}
-        for index, item in enumerate(self.seed.items):
+        items = () if self.scenario.fails_early else self.seed.items
+        for index, item in enumerate(items):
             if not (yield from self.item(index, item)):
                 break
         yield from self.terminal(ending)
@@ -298,14 +370,18 @@ class _StreamState:
             return self.web_search(index, item.item_id)
         if item.kind == "function_call":
             return self.function_call(index, item)
+        if item.kind == "custom_tool_call":
+            return self.custom_tool_call(index, item)
         return self.message(index, item.item_id, "final_answer", answer_deltas(self.scenario))
 
     def terminal(self, ending: str) -> Iterator[Event]:
         if ending == "fail":
-            failed = self.response("failed", error=_FAILURE)
+            failed = self.response("failed", error=failure(self.scenario.fail_code))
             yield "response.failed", {"response": failed}
+        elif ending == "late_error":
+            yield "error", error_event(self.scenario.late_code)
         elif ending == "incomplete":
-            details = {"reason": "max_output_tokens"}
+            details = {"reason": self.scenario.incomplete_reason}
             response = self.response("incomplete", incomplete_details=details)
             yield "response.incomplete", {"response": response}
         elif ending == "completed":
@@ -337,17 +413,11 @@ class _StreamState:
             "total_tokens": tokens_in + tokens_out,
         }
 
-    def added(self, index: int, item: JSON) -> Event:
-        return "response.output_item.added", {"output_index": index, "item": item}
-
-    def done(self, index: int, item: JSON) -> Event:
-        self.output.append(item)
-        return "response.output_item.done", {"output_index": index, "item": item}
-
     def message(self, index: int, item_id: str, phase: str, deltas: Iterator[str]) -> ItemEvents:
         ending = self.scenario.ending
-        truncated = phase == "final_answer" and ending in ("cut", "fail")
-        status = "incomplete" if phase == "final_answer" and ending == "incomplete" else "completed"
+        final = phase == "final_answer"
+        truncated = final and ending in ("cut", "fail", "late_error")
+        status = "incomplete" if final and ending == "incomplete" else "completed"
         item: JSON = {
             "id": item_id,
             "type": "message",
@@ -361,101 +431,34 @@ class _StreamState:
         yield "response.content_part.added", {**where, "part": _text_part("")}
         parts: list[str] = []
         for delta in islice(deltas, TRUNCATE_AFTER) if truncated else deltas:
-            parts.append(delta)
-            self.output_tokens += 1
-            yield "response.output_text.delta", {**where, "delta": delta, "logprobs": []}
+            yield self.text_delta(where, parts, delta)
         if truncated:
             return False
+        annotations: list[JSON] = []
+        if final and "citations" in self.scenario.flags:
+            yield from self.citations(where, parts, annotations)
         text = "".join(parts)
+        part = _text_part(text, annotations)
         yield "response.output_text.done", {**where, "text": text, "logprobs": []}
-        yield "response.content_part.done", {**where, "part": _text_part(text)}
-        yield self.done(index, {**item, "status": status, "content": [_text_part(text)]})
+        yield "response.content_part.done", {**where, "part": part}
+        yield self.done(index, {**item, "status": status, "content": [part]})
         return True
 
-    def reasoning(self, index: int, item_id: str) -> ItemEvents:
-        item: JSON = {"id": item_id, "type": "reasoning", "summary": []}
-        yield self.added(index, item)
-        where: JSON = {"item_id": item_id, "output_index": index}
-        raw = ""
-        if "reasoning_text" in self.scenario.flags:
-            raw = yield from self.reasoning_text(where)
-        summary: list[JSON] = []
-        for part in range(2):
-            text = yield from self.summary_part(where, part)
-            summary.append({"type": "summary_text", "text": text})
-        item = {**item, "summary": summary, "encrypted_content": encrypted_reasoning(item_id)}
-        if raw:
-            item["content"] = [{"type": "reasoning_text", "text": raw}]
-        yield self.done(index, item)
-        return True
-
-    def reasoning_text(self, where: JSON) -> Generator[Event, None, str]:
-        at = {**where, "content_index": 0}
-        parts = [f"raw{i} " for i in range(self.scenario.reasoning or 0)]
-        for delta in parts:
-            self.count_reasoning()
-            yield "response.reasoning_text.delta", {**at, "delta": delta}
-        text = "".join(parts)
-        yield "response.reasoning_text.done", {**at, "text": text}
-        return text
-
-    def summary_part(self, where: JSON, part: int) -> Generator[Event, None, str]:
-        at = {**where, "summary_index": part}
-        yield "response.reasoning_summary_part.added", {**at, "part": _summary("")}
-        count = self.scenario.reasoning or 0
-        parts = [f"**Step {part + 1}**\n\n"] + [f"thought {part + 1}.{i} " for i in range(1, count)]
-        for delta in parts:
-            self.count_reasoning()
-            yield "response.reasoning_summary_text.delta", {**at, "delta": delta}
-        text = "".join(parts)
-        yield "response.reasoning_summary_text.done", {**at, "text": text}
-        yield "response.reasoning_summary_part.done", {**at, "part": _summary(text)}
-        return text
-
-    def count_reasoning(self) -> None:
+    def text_delta(self, where: JSON, parts: list[str], delta: str) -> Event:
+        parts.append(delta)
         self.output_tokens += 1
-        self.reasoning_tokens += 1
+        return "response.output_text.delta", {**where, "delta": delta, "logprobs": []}
 
-    def web_search(self, index: int, item_id: str) -> ItemEvents:
-        yield self.added(index, {"id": item_id, "type": "web_search_call", "status": "in_progress"})
-        where: JSON = {"output_index": index, "item_id": item_id}
-        for phase in ("in_progress", "searching", "completed"):
-            yield f"response.web_search_call.{phase}", dict(where)
-        action = {"type": "search", "query": self.scenario.websearch}
-        item = {"type": "web_search_call", "id": item_id, "status": "completed", "action": action}
-        yield self.done(index, item)
-        return True
-
-    def function_call(self, index: int, plan: ItemPlan) -> ItemEvents:
-        item: JSON = {
-            "id": plan.item_id,
-            "type": "function_call",
-            "status": "in_progress",
-            "arguments": "",
-            "call_id": plan.call_id,
-            "name": plan.name,
-        }
-        yield self.added(index, item)
-        where: JSON = {"item_id": plan.item_id, "output_index": index}
-        for delta in split_arguments(plan.arguments):
-            self.output_tokens += 1
-            yield "response.function_call_arguments.delta", {**where, "delta": delta}
-        yield "response.function_call_arguments.done", {**where, "arguments": plan.arguments}
-        yield self.done(index, {**item, "status": "completed", "arguments": plan.arguments})
+    def citations(self, where: JSON, parts: list[str], annotations: list[JSON]) -> ItemEvents:
+        """The sources sentence, each link announced once its delta is out."""
+        for delta, annotation in citation_deltas(len("".join(parts))):
+            yield self.text_delta(where, parts, delta)
+            if annotation is not None:
+                yield "response.output_text.annotation.added", {
+                    **where, "annotation_index": len(annotations), "annotation": annotation}
+                annotations.append(annotation)
         return True
 
 
-def _text_part(text: str) -> JSON:
-    return {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
-
-
-def _summary(text: str) -> JSON:
-    return {"type": "summary_text", "text": text}
-
-
-_FAILURE: JSON = {"code": "server_error", "message": "The fake backend failed this response"}
-_RATE_LIMIT_EVENT: JSON = {
-    "code": "rate_limit_exceeded",
-    "message": "Rate limit reached for the fake backend. Please try again later.",
-    "param": None,
-}
+def _text_part(text: str, annotations: list[JSON] | None = None) -> JSON:
+    return {"type": "output_text", "annotations": annotations or [], "logprobs": [], "text": text}

@@ -2,9 +2,19 @@
 
 ``validate_payload`` raises ``Rejected`` for every request the real backend is
 known to refuse (upstream.md sections 3 and 9): non-streaming or stored
-requests, unsupported sampling parameters, unknown models or efforts, system
-messages in ``input``, tool outputs without their call, malformed items.
-Messages follow the backend's ``{"detail": ...}`` shape.
+requests, any top-level parameter outside ``ACCEPTED_PARAMETERS``, unknown
+models or efforts, system messages in ``input``, tool outputs without their
+call (or answering a call of the other kind), malformed items, a
+``text.format`` json_schema without its ``name`` or ``schema``, and a
+Chat-shaped ``tool_choice`` object. ``check_headers`` refuses a request
+without the headers every Codex client sends. Messages follow the backend's
+``{"detail": ...}`` shape.
+
+Where the spec names no message, the fake answers with the wording of the
+OpenAI Responses API's own validator ("Missing required parameter: 'x'.",
+"Unknown parameter: 'x'.", "Invalid value for 'x'"), which the Codex backend
+is known to share for the refusals the spec records ("Unsupported parameter:
+x" for a top-level field it does not take).
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from chatmock.testing.fake_events import JSON, dump_json
@@ -42,12 +52,19 @@ MODEL_EFFORTS: dict[str, tuple[str, ...]] = {
 }
 """Every upstream slug of upstream.md §9.4 with its allowed efforts."""
 
-UNSUPPORTED_PARAMETERS = (
-    "max_output_tokens", "max_tokens", "max_completion_tokens", "metadata", "user",
-    "temperature", "top_p", "stream_options", "prompt_cache_retention",
-    "frequency_penalty", "presence_penalty", "seed", "n", "stop", "logprobs",
-    "response_format",
+ACCEPTED_PARAMETERS = frozenset(
+    {"model", "instructions", "input", "tools", "tool_choice", "parallel_tool_calls",
+     "reasoning", "store", "stream", "include", "service_tier", "prompt_cache_key", "text",
+     "client_metadata", "previous_response_id"}
 )  # fmt: skip
+"""The top-level fields the backend takes: those the Codex CLI sends (its
+``ResponsesApiRequest``: model … text, client_metadata) plus
+``previous_response_id``, which it knows but cannot resolve with store=false.
+Anything else (``max_output_tokens``, ``temperature``, ``metadata``, ``user``,
+``stream_options``, ``truncation``, …) is ``400 Unsupported parameter: X``."""
+REQUIRED_HEADERS = (b"chatgpt-account-id", b"originator", b"user-agent")
+SESSION_HEADERS = (b"session-id", b"session_id")
+"""The backend has taken the session id under both spellings (upstream.md §2.2)."""
 TOOL_TYPES = frozenset(
     {"function", "custom", "web_search", "web_search_preview", "namespace",
      "local_shell", "image_generation"}
@@ -102,12 +119,24 @@ def validate_payload(payload: Any) -> None:
         raise bad_request("Stream must be set to true")
     if payload.get("store") is not False:
         raise bad_request("Store must be set to false")
-    for name in UNSUPPORTED_PARAMETERS:
-        if name in payload:
+    for name in payload:
+        if name not in ACCEPTED_PARAMETERS:
             raise bad_request(f"Unsupported parameter: {name}")
     _check_model(payload)
     _check_input(payload.get("input"))
     _check_options(payload)
+
+
+def check_headers(headers: Mapping[bytes, bytes]) -> None:
+    """400 for a request without the account, client or session headers.
+
+    The spec records no message for these; the fake names the missing header.
+    (A missing bearer is refused earlier, with the 401 of the auth layer.)"""
+    for name in REQUIRED_HEADERS:
+        if not headers.get(name, b"").strip():
+            raise bad_request(f"Missing required header: {name.decode()}")
+    if not any(headers.get(name, b"").strip() for name in SESSION_HEADERS):
+        raise bad_request("Missing required header: session-id")
 
 
 def _check_model(payload: JSON) -> None:
@@ -135,9 +164,8 @@ def _check_options(payload: JSON) -> None:
     if "instructions" in payload and not isinstance(payload["instructions"], str):
         raise bad_request("Invalid type for 'instructions': expected a string.")
     _check_tools(payload.get("tools", []))
-    choice = payload.get("tool_choice", "auto")
-    if not _has_str(choice, "type"):
-        _check_choice("tool_choice", choice, ("auto", "none", "required"))
+    _check_tool_choice(payload.get("tool_choice", "auto"))
+    _check_text(payload.get("text", {}))
     include = payload.get("include", [])
     if not (isinstance(include, list) and all(isinstance(v, str) for v in include)):
         raise bad_request("Invalid type for 'include': expected an array of strings.")
@@ -148,11 +176,46 @@ def _check_options(payload: JSON) -> None:
 
 
 def _check_choice(where: str, value: object, allowed: Iterable[object]) -> None:
-    if value not in allowed:
+    if not (value is None or isinstance(value, str)) or value not in allowed:
         named = _quoted(str(v) for v in allowed if v is not None)
         raise bad_request(
             f"Invalid value for '{where}': {json.dumps(value)}. Supported values are: {named}."
         )
+
+
+def _check_tool_choice(choice: object) -> None:
+    """A mode string, or a Responses-shaped object: ``{"type": "function", "name": …}``.
+
+    The Chat shape ``{"type": "function", "function": {"name": …}}`` lacks the
+    top-level ``name`` and is refused as the Responses validator does."""
+    if not isinstance(choice, dict) or not isinstance(choice.get("type"), str):
+        _check_choice("tool_choice", choice, ("auto", "none", "required"))
+        return
+    kind = choice["type"]
+    _check_choice("tool_choice.type", kind, _CHOICE_TYPES)
+    if kind in ("function", "custom"):
+        _require("tool_choice", choice, "name")
+        if "function" in choice:
+            raise bad_request("Unknown parameter: 'tool_choice.function'.")
+
+
+_CHOICE_TYPES = (*sorted(TOOL_TYPES - {"namespace"}), "allowed_tools", "mcp")
+
+
+def _check_text(text: object) -> None:
+    """``text.verbosity`` and ``text.format`` (a json_schema needs ``name`` and ``schema``)."""
+    if not isinstance(text, dict):
+        raise bad_request("Invalid type for 'text': expected an object.")
+    _check_choice("text.verbosity", text.get("verbosity"), (None, "low", "medium", "high"))
+    wanted = text.get("format")
+    if wanted is None:
+        return
+    kind = wanted.get("type") if isinstance(wanted, dict) else None
+    _check_choice("text.format.type", kind, ("text", "json_object", "json_schema"))
+    if isinstance(wanted, dict) and kind == "json_schema":
+        _require("text.format", wanted, "name")
+        if not isinstance(wanted.get("schema"), dict):
+            raise bad_request("Missing required parameter: 'text.format.schema'.")
 
 
 def _check_tools(tools: object) -> None:
@@ -181,7 +244,7 @@ _ITEM_FIELDS: dict[str, tuple[str, ...]] = {
 def _check_input(items: object) -> None:
     if not isinstance(items, list):
         raise bad_request("Invalid type for 'input': expected a list of input items.")
-    calls: set[str] = set()
+    calls: dict[str, str] = {}  # call_id → the kind of output that answers it
     for index, item in enumerate(items):
         where = f"input[{index}]"
         if not isinstance(item, dict):
@@ -194,12 +257,12 @@ def _check_input(items: object) -> None:
         _require(where, item, *_ITEM_FIELDS[str(kind)])
         if kind == "reasoning" and not isinstance(item.get("summary"), list):
             raise bad_request(f"Missing required parameter: '{where}.summary'.")
-        if str(kind).endswith("_output") and item["call_id"] not in calls:
-            raise bad_request(
-                f"No tool call found for function call output with call_id {item['call_id']}."
-            )
-        if "call_id" in item:
-            calls.add(item["call_id"])
+        if str(kind).endswith("_output") and calls.get(item["call_id"]) != kind:
+            what = str(kind).removesuffix("_output").replace("_", " ")
+            raise bad_request(f"No tool call found for {what} output with call_id "
+                              f"{item['call_id']}.")
+        if "call_id" in item and not str(kind).endswith("_output"):
+            calls[item["call_id"]] = f"{kind}_output"
 
 
 def item_type(item: JSON) -> object:

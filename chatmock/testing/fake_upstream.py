@@ -22,7 +22,10 @@ controls such as `GET /__fake__/oauth/state`); everything else goes to the
 backend. The OAuth issuer is the bound address.
 
 By default the backend accepts any bearer (except a JWT whose `exp` has
-passed), so an auth.json from `credentials.write_auth_file` works. With
+passed), so an auth.json from `credentials.write_auth_file` works. Like the
+real backend it also wants a Codex client's `chatgpt-account-id`,
+`originator`, `user-agent` and `session-id` headers (chatmock sends them;
+`credentials.codex_headers` builds them for direct calls). With
 `--check-tokens` it accepts only access tokens issued by this process's
 OAuth server that are neither expired nor revoked.
 """
@@ -39,19 +42,22 @@ from collections.abc import Mapping, Sequence
 import trio
 
 from chatmock import jsonbytes
-from chatmock.server.exchange import ConnectionLimits, Request, Responder
-from chatmock.server.listen import open_listeners, serve, server_tls_context
+from chatmock.server.exchange import ClientGone, Request, Responder
+from chatmock.server.listen import open_listeners, server_tls_context
 from chatmock.testing.fake_codex import FakeCodex, FakeReply
 from chatmock.testing.fake_oauth import FakeOAuth, is_oauth_path
+from chatmock.testing.fake_server import FakeApp, base_url, send_reply, serve_app
 
 
-class FakeUpstreamApp:
+class FakeUpstreamApp(FakeApp):
     """HTTP adapter: request in, `FakeReply` out, streamed with its pacing.
 
     OAuth paths go to `oauth`, the rest to `fake`."""
 
+    fake: FakeCodex
+
     def __init__(self, fake: FakeCodex | None = None, oauth: FakeOAuth | None = None) -> None:
-        self.fake = fake or FakeCodex()
+        super().__init__(fake or FakeCodex())
         self.oauth = oauth or FakeOAuth()
         self.versions: Counter[str] = Counter()
 
@@ -74,28 +80,30 @@ class FakeUpstreamApp:
                               jsonbytes.dumps(dict(self.versions)))
             return
         self.versions[request.http_version] += 1
-        body = await request.body()
-        target = request.path + ("?" + request.query if request.query else "")
-        reply = self.dispatch(request.method, target, request.headers, body)
+        await super().__call__(request, out)
+
+    async def reply(self, reply: FakeReply, out: Responder) -> None:
+        """Send `reply`, counting streamed ones in `fake.streams` (open, completed, and
+        abandoned when the client, chatmock, went away: what a test of cancellation reads)."""
         if reply.chunks is None:
-            await out.respond(reply.status, reply.headers, reply.body)
+            await send_reply(reply, out)
             return
-        await out.start(reply.status, reply.headers)
-        for delay, data in reply.chunks:
-            if delay > 0:
-                await trio.sleep(delay)
-            if data:
-                await out.send(data)
-        if not reply.cut:
-            await out.end()
-        # A cut reply returns unfinished: the connection closes mid-body.
+        counters = self.fake.streams
+        counters.open += 1
+        ended, gone = False, False
+        try:
+            await send_reply(reply, out)
+            ended = True
+        except ClientGone:
+            gone = True
+            raise
+        finally:  # also when the server cancelled us because the client left
+            counters.open -= 1
+            counters.completed += ended
+            counters.abandoned += gone or out.client_gone
 
 
 PROTOCOLS_PATH = "/__fake__/protocols"
-
-
-def base_url(host: str, port: int, scheme: str = "http") -> str:
-    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 async def run(host: str, port: int, shutdown: trio.Event | None = None,
@@ -103,13 +111,11 @@ async def run(host: str, port: int, shutdown: trio.Event | None = None,
               task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     stop = shutdown if shutdown is not None else trio.Event()
     served = app if app is not None else FakeUpstreamApp()
-    limits = ConnectionLimits(idle_timeout=300.0, write_timeout=600.0)
     listeners = await open_listeners(host, port)
     if not served.oauth.issuer:
         served.oauth.issuer = base_url(host, listeners[0].socket.getsockname()[1],
                                        "https" if tls else "http")
-    await serve(served, listeners, limits=limits, max_connections=100_000,
-                shutdown=stop, shutdown_timeout=1.0, tls=tls, task_status=task_status)
+    await serve_app(served, listeners, stop, tls=tls, task_status=task_status)
 
 
 async def _main(host: str, port: int, check_tokens: bool, tls: ssl.SSLContext | None) -> None:

@@ -28,7 +28,7 @@ from chatmock.auth.tokens import Credentials
 from chatmock.config import home_dir
 from chatmock.fileio import write_private_json
 from chatmock.state.catalog import Catalog, catalog_from_discovery
-from chatmock.upstream.codex import CODEX_CLIENT_VERSION, CodexBackend, upstream_error
+from chatmock.upstream.codex import CodexBackend, upstream_error
 
 log = logging.getLogger("chatmock.models")
 
@@ -41,6 +41,11 @@ MAX_BODY = 8 * 1024 * 1024
 
 def cache_path(env: Mapping[str, str]) -> Path:
     return home_dir(env) / CACHE_FILE
+
+
+def models_url(upstream_url: str, client_version: str) -> str:
+    """The backend's model list (spec: upstream.md §9.1)."""
+    return f"{upstream_url.rstrip('/')}/models?client_version={client_version}"
 
 
 class _Failed(Exception):
@@ -60,7 +65,8 @@ class ModelSync:
         """`load_cache=False` defers reading the cache file (it needs the credentials, and
         decoding them imports pyjwt) to `run`, off the server's start-up path."""
         self.backend = backend
-        self.url = f"{upstream_url.rstrip('/')}/models?client_version={CODEX_CLIENT_VERSION}"
+        self.client_version = backend.identity.version
+        self.url = models_url(upstream_url, self.client_version)
         self.cache = cache
         self.enabled = enabled
         self.interval = interval
@@ -249,7 +255,7 @@ class ModelSync:
         """Write the cache in the event loop: a few KB once per interval, like the
         usage-limits file (a worker thread would also confuse trio's mock clocks)."""
         document = {"fetched_at": _utc_now(), "etag": self._etag,
-                    "client_version": CODEX_CLIENT_VERSION, "account_id": self._account_id,
+                    "client_version": self.client_version, "account_id": self._account_id,
                     "models": self._models}
         try:
             write_private_json(self.cache, document)

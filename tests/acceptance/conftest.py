@@ -16,21 +16,26 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anthropic
+import ollama
 import pytest
 
 from chatmock.testing.credentials import write_auth_file
 
 STARTUP_SECONDS = 20.0
+CHROMIUM = shutil.which("chromium")  # Debian's package; tests that need it skip without it
 _LISTENING = re.compile(rb"listening on (https?)://[^:]+:(\d+)")
 UPSTREAM_H2 = os.environ.get("CHATMOCK_TEST_UPSTREAM", "") == "h2"
 _TLS_FILES: list[str] = []  # cert, key of the fake backend in h2 mode
@@ -70,9 +75,11 @@ def _wait_for_port(popen: subprocess.Popen[bytes], log: Path) -> tuple[str, int]
     raise RuntimeError(f"process did not start; log:\n{log.read_text()}")
 
 
-def spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> Process:
+def spawn(args: list[str], log: Path, env: dict[str, str] | None = None, *,
+          program: str = sys.executable) -> Process:
+    """`program` (default: this Python) with `args`, its output in `log`."""
     with log.open("wb") as sink:
-        popen = subprocess.Popen([sys.executable, *args], stdout=sink, stderr=subprocess.STDOUT,
+        popen = subprocess.Popen([program, *args], stdout=sink, stderr=subprocess.STDOUT,
                                  env=env, stdin=subprocess.DEVNULL)
     scheme, port = _wait_for_port(popen, log)
     return Process(popen, port, log, scheme)
@@ -119,10 +126,14 @@ def start_chatmock(tmp: Path, upstream: Process | None, *flags: str,
                   *flags], tmp / "chatmock.log", env)
 
 
+def start_fake(tmp: Path) -> Process:
+    """The fake backend and OAuth server, logging into `tmp` (behind TLS in h2 mode)."""
+    return spawn_fake(tmp / "fake.log")
+
+
 @pytest.fixture(scope="session")
 def fake_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
-    tmp = tmp_path_factory.mktemp("fake")
-    process = spawn_fake(tmp / "fake.log")
+    process = start_fake(tmp_path_factory.mktemp("fake"))
     yield process
     if UPSTREAM_H2:  # chatmock did talk HTTP/2 to it (the tests' own reads are HTTP/1.1)
         with urllib.request.urlopen(f"{process.url}/__fake__/protocols") as reply:
@@ -138,11 +149,31 @@ def chatmock_server(tmp_path_factory: pytest.TempPathFactory,
     process.stop()
 
 
+@pytest.fixture(scope="module")
+def anthropic_client(chatmock_server: Process) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=chatmock_server.url, api_key="sk-ant-unused",
+                             max_retries=0, timeout=20) as shared:
+        yield shared
+
+
+@pytest.fixture(scope="module")
+def ollama_client(chatmock_server: Process) -> Iterator[ollama.Client]:
+    shared = ollama.Client(host=chatmock_server.url, timeout=20)
+    yield shared
+    shared.close()  # type: ignore[no-untyped-call]
+
+
 def recorded_requests(fake: Process) -> list[dict[str, Any]]:
     """What the fake backend received, oldest first."""
     with urllib.request.urlopen(f"{fake.url}/__fake__/requests") as reply:
         result: list[dict[str, Any]] = json.load(reply)
     return result
+
+
+def requests_mentioning(fake: Process, marker: str) -> int:
+    """How many recorded upstream bodies contain `marker` (a count that other tests,
+    sharing the fake, cannot move)."""
+    return sum(marker in json.dumps(record.get("body")) for record in recorded_requests(fake))
 
 
 def last_upstream_body(fake: Process, marker: str) -> dict[str, Any]:
@@ -152,3 +183,25 @@ def last_upstream_body(fake: Process, marker: str) -> dict[str, Any]:
             body: dict[str, Any] = record["body"]
             return body
     raise AssertionError(f"no upstream request contained {marker!r}")
+
+
+@contextmanager
+def headless_chromium(log: Path, profile: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """Headless Chromium with its own profile and `args`, its output in `log`; its whole
+    process group is stopped when the block ends."""
+    assert CHROMIUM is not None
+    with log.open("wb") as sink:
+        browser = subprocess.Popen([
+            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-default-apps", f"--user-data-dir={profile}", *args],
+            stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, start_new_session=True)
+    try:
+        yield browser
+    finally:
+        os.killpg(browser.pid, signal.SIGTERM)
+        try:
+            browser.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(browser.pid, signal.SIGKILL)
+            browser.wait()

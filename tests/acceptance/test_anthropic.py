@@ -6,7 +6,6 @@ import base64
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import anthropic
@@ -25,10 +24,8 @@ TOOL_PROMPT = 'weather please fake:tool=get_weather fake:args={"city":"Paris"}'
 
 
 @pytest.fixture(scope="module")
-def client(chatmock_server: Process) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=chatmock_server.url, api_key="sk-ant-unused",
-                             max_retries=0, timeout=20) as shared:
-        yield shared
+def client(anthropic_client: anthropic.Anthropic) -> anthropic.Anthropic:
+    return anthropic_client
 
 
 def user(text: str) -> list[Any]:
@@ -94,7 +91,32 @@ def test_thinking_block_round_trip(client: anthropic.Anthropic, fake_upstream: P
                                      *user("second thinking turn")])
     sent = last_upstream_body(fake_upstream, "second thinking turn")
     reasoning = [item for item in sent["input"] if item.get("type") == "reasoning"]
-    assert reasoning and reasoning[0]["encrypted_content"] == block.signature
+    assert block.signature.startswith("chatmock.1.")
+    assert reasoning and block.signature.endswith("." + reasoning[0]["encrypted_content"])
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_foreign_thinking_signature_is_dropped(client: anthropic.Anthropic,
+                                                 fake_upstream: Process, stream: bool) -> None:
+    """History begun on real Anthropic: its signed thinking never reaches the backend
+    (which would refuse the whole request), and the turn still gets its answer."""
+    marker = f"after a real anthropic turn {stream}"
+    foreign = [{"type": "thinking", "thinking": "anthropic's own thoughts",
+                "signature": "EqQBCkgIARABGAIiQL8anthropic+signature=="},
+               {"type": "redacted_thinking", "data": "EmwKAhgBEgy3redacted"},
+               {"type": "text", "text": "Earlier answer"}]
+    messages: Any = [*user("first"), {"role": "assistant", "content": foreign}, *user(marker)]
+    if stream:
+        with client.messages.stream(model="claude-sonnet-5", max_tokens=16000,
+                                    messages=messages) as events:
+            message = events.get_final_message()
+    else:
+        message = client.messages.create(model="claude-sonnet-5", max_tokens=16000,
+                                         messages=messages)
+    assert message.content[0].text == f"Hello! You said: {marker}"  # type: ignore[union-attr]
+    sent = last_upstream_body(fake_upstream, marker)
+    assert not [item for item in sent["input"] if item.get("type") == "reasoning"]
+    assert "anthropic's own thoughts" not in json.dumps(sent)
 
 
 def test_image_block(client: anthropic.Anthropic, fake_upstream: Process) -> None:

@@ -171,11 +171,58 @@ def test_consent_denied(tmp_path: Path, oauth_fake: Process) -> None:
     assert not (login.home / "auth.json").exists()
 
 
-def test_state_mismatch(tmp_path: Path, oauth_fake: Process) -> None:
+def test_a_pasted_redirect_of_another_sign_in_is_refused_and_the_login_waits(
+        tmp_path: Path, oauth_fake: Process) -> None:
     login = Login(tmp_path, oauth_fake)
     location = redirect_location(login.authorize_url())
     login.paste(location.replace("state=", "state=forged"))
-    assert_clean_failure(login.finish(), 1, "state mismatch")
+    login.wait_for("belongs to another sign-in")
+    login.paste(location)
+    code, _, err = login.finish()
+    assert code == 0, err
+    assert_saved(login)
+
+
+def callback_get(login: Login, target: str) -> tuple[int, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", login.port, timeout=10)
+    try:
+        connection.request("GET", target)
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
+def test_stray_requests_to_the_callback_neither_complete_nor_abort_the_login(
+        tmp_path: Path, oauth_fake: Process) -> None:
+    login = Login(tmp_path, oauth_fake)
+    location = redirect_location(login.authorize_url())
+    state = location.split("state=")[1].split("&")[0]
+    strays = [("/favicon.ico", 404), ("/", 404), ("/auth/callback", 400),
+              ("/auth/callback?code=ac_stolen", 400),
+              ("/auth/callback?code=ac_stolen&state=forged", 400),
+              ("/auth/callback?error=access_denied", 400),
+              ("/auth/callback?error=access_denied&state=" + "0" * len(state), 400),
+              ("/auth/callback?code=x&state=%C3%A9", 400)]
+    for target, status in strays:
+        got, text = callback_get(login, target)
+        assert got == status, (target, text)
+    assert login.popen.poll() is None, "a stray request ended the login"
+    got, text = callback_get(login, urlsplit(location)._replace(scheme="", netloc="").geturl())
+    assert got == 200 and "Login successful" in text
+    code, _, err = login.finish()
+    assert code == 0, err
+    assert_saved(login)
+
+
+def test_a_denial_with_the_right_state_still_fails_the_login(tmp_path: Path,
+                                                            oauth_fake: Process) -> None:
+    login = Login(tmp_path, oauth_fake)
+    state = redirect_location(login.authorize_url()).split("state=")[1].split("&")[0]
+    got, text = callback_get(login, f"/auth/callback?error=access_denied"
+                                    f"&error_description=%3Cb%3Eno%3C%2Fb%3E&state={state}")
+    assert got == 400 and "&lt;b&gt;no&lt;/b&gt;" in text
+    assert_clean_failure(login.finish(), 1, "not completed", "<b>no</b>")
 
 
 def test_token_endpoint_error(tmp_path: Path, oauth_fake: Process) -> None:

@@ -6,7 +6,6 @@ import base64
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import ollama
@@ -25,10 +24,8 @@ TOOL_PROMPT = 'weather please fake:tool=get_weather fake:args={"city":"Paris"}'
 
 
 @pytest.fixture(scope="module")
-def client(chatmock_server: Process) -> Iterator[ollama.Client]:
-    shared = ollama.Client(host=chatmock_server.url, timeout=20)
-    yield shared
-    shared.close()  # type: ignore[no-untyped-call]
+def client(ollama_client: ollama.Client) -> ollama.Client:
+    return ollama_client
 
 
 def user(text: str, **extra: Any) -> list[dict[str, Any]]:
@@ -148,7 +145,8 @@ def test_cut_stream_raises_while_iterating(client: ollama.Client) -> None:
 
 def test_validation_error_shape(chatmock_server: Process) -> None:
     request = urllib.request.Request(f"{chatmock_server.url}/api/chat", method="POST",
-                                     data=json.dumps({"messages": user("x")}).encode())
+                                     data=json.dumps({"messages": user("x")}).encode(),
+                                     headers={"content-type": "application/json"})
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request)
     with caught.value as error:

@@ -74,6 +74,18 @@ def test_rejected_parameters_are_stripped_and_system_moves_to_instructions(
     assert sent["store"] is False and "reasoning.encrypted_content" in sent["include"]
 
 
+def test_chat_shaped_tools_take_the_responses_shape(client: openai.OpenAI,
+                                                   fake_upstream: Process) -> None:
+    """The backend refuses `{"type":"function","function":{...}}` as `tool_choice`."""
+    chat_tool = {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
+    chat_choice = {"type": "function", "function": {"name": "get_weather"}}
+    client.responses.create(model="gpt-5.4", input="chat shape check", tools=[chat_tool],
+                            tool_choice=chat_choice)
+    sent = last_upstream_body(fake_upstream, "chat shape check")
+    assert sent["tool_choice"] == {"type": "function", "name": "get_weather"}
+    assert sent["tools"][0]["name"] == "get_weather"
+
+
 def test_codex_cli_body_survives(client: openai.OpenAI, fake_upstream: Process) -> None:
     namespace = {"type": "namespace", "name": "multi_agent_v1",
                  "tools": [{"type": "function", "name": "spawn", "parameters": {}}]}

@@ -130,7 +130,7 @@ class H2Client:
         stream_id: int = self.conn.get_next_available_stream_id()
         fields = [(b":method", method.encode()), *(extra_pseudo or []),
                   (b":scheme", b"http"), (b":path", path.encode()),
-                  (b":authority", b"test"), *(headers or [])]
+                  (b":authority", b"localhost"), *(headers or [])]
         self.streams[stream_id] = StreamLog()
         self.conn.send_headers(stream_id, fields, end_stream=body is None)
         if body:

@@ -1,14 +1,19 @@
 """A minimal h11 client for driving chatmock's server over in-memory or TCP streams,
-and a way to run that server in-process on a loopback port."""
+and ways to run that server in-process on a loopback port, plain or behind TLS."""
 
 from __future__ import annotations
 
+import itertools
+import ssl
 from dataclasses import dataclass, field
 
 import h11
 import trio
+import trustme
 
 from chatmock.server.exchange import ConnectionLimits, Handler
+from chatmock.server.http1 import H1Connection
+from chatmock.server.lifecycle import Lifecycle
 from chatmock.server.listen import open_listeners, serve
 
 
@@ -20,6 +25,24 @@ async def serve_on_loopback(nursery: trio.Nursery, app: Handler,
         app, listeners, limits=limits or ConnectionLimits(), max_connections=100,
         shutdown=trio.Event(), shutdown_timeout=0.1, task_status=task_status))
     return port
+
+
+async def serve_tls_on_loopback(nursery: trio.Nursery, app: Handler,
+                                certificate: trustme.LeafCert) -> int:
+    """`app` behind TLS with `certificate` on 127.0.0.1; its port. Each connection
+    reports a distinct client name (`tls-0`, `tls-1`, ...)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    certificate.configure_cert(context)
+    listeners = await trio.open_ssl_over_tcp_listeners(0, context, host="127.0.0.1")
+
+    numbers = itertools.count()
+
+    async def handle(stream: trio.SSLStream[trio.SocketStream]) -> None:
+        name = f"tls-{next(numbers)}"
+        await H1Connection(stream, app, ConnectionLimits(), Lifecycle(), client=name).serve()
+
+    await nursery.start(trio.serve_listeners, handle, listeners)
+    return int(listeners[0].transport_listener.socket.getsockname()[1])
 
 
 @dataclass
@@ -38,7 +61,8 @@ class RawClient:
         self.conn = h11.Connection(h11.CLIENT)
 
     async def send_head(self, method: str, target: str, headers: list[tuple[str, str]]) -> None:
-        hdrs = [("host", "test"), *headers]
+        given = any(name.lower() == "host" for name, _ in headers)
+        hdrs = headers if given else [("host", "localhost"), *headers]
         await self.stream.send_all(self.conn.send(h11.Request(method=method, target=target,
                                                               headers=hdrs)))
 

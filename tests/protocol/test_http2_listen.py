@@ -59,9 +59,9 @@ async def test_h2c_and_http11_share_the_plain_port(nursery: trio.Nursery, opened
     h2 = H2Client(await tcp(port, opened))
     await h2.start(nursery)
     reply = await h2.request("GET", "/")
-    assert reply.body == b"2 test"
+    assert reply.body == b"2 localhost"
     h1 = RawClient(await tcp(port, opened))
-    assert (await h1.request("GET", "/")).body == b"1.1 test"
+    assert (await h1.request("GET", "/")).body == b"1.1 localhost"
 
 
 async def test_a_preface_arriving_in_pieces_is_recognised(nursery: trio.Nursery,
@@ -78,7 +78,7 @@ async def test_a_preface_arriving_in_pieces_is_recognised(nursery: trio.Nursery,
         await trio.sleep(0.01)
     await stream.send_all(opening)
     nursery.start_soon(client._reader)
-    assert (await client.request("GET", "/")).body == b"2 test"
+    assert (await client.request("GET", "/")).body == b"2 localhost"
 
 
 async def test_an_http11_request_starting_like_the_preface_is_http11(
@@ -125,10 +125,10 @@ async def test_tls_with_alpn_serves_both_versions(nursery: trio.Nursery, tmp_pat
     assert secured.selected_alpn_protocol() == "h2"
     h2 = H2Client(secured)
     await h2.start(nursery)
-    assert (await h2.request("GET", "/")).body == b"2 test"
+    assert (await h2.request("GET", "/")).body == b"2 localhost"
     for alpn in (["http/1.1"], None):
         h1 = RawClient(await open_tls(port, ca, alpn, opened))
-        assert (await h1.request("GET", "/")).body == b"1.1 test"
+        assert (await h1.request("GET", "/")).body == b"1.1 localhost"
 
 
 async def test_a_failed_tls_handshake_leaves_the_server_serving(

@@ -154,9 +154,27 @@ def test_recent_models_expire_and_stay_bounded() -> None:
     assert recent.active() == []
 
 
+async def test_ps_survives_keep_alives_beyond_any_date(nursery: trio.Nursery,
+                                                     tmp_path: Path) -> None:
+    """Regression: a keep_alive of 1e20 s (or an integer beyond float's range) used to give
+    an expiry no date can hold, and /api/ps answered 500 from then on."""
+    client, _ = connect(nursery, tmp_path)
+    for model, keep_alive in (("a", b"1e20"), ("b", b"1" + b"0" * 400), ("c", b'"1e400s"'),
+                              ("d", b'"nan"'), ("e", b"-" + b"9" * 400)):
+        body = b'{"model": "%s", "keep_alive": %s}' % (model.encode(), keep_alive)
+        reply = await client.request("POST", "/api/generate", body,
+                                     [("content-type", "application/json")])
+        assert reply.status == 200, reply.body
+    status, listed = await get_json(client, "GET", "/api/ps")
+    assert status == 200
+    expiry = {entry["name"]: entry["expires_at"] for entry in listed["models"]}
+    assert expiry["a"] == expiry["b"] == expiry["c"] == expiry["e"] == "9999-12-31T23:59:59Z"
+    assert expiry["d"] < "9999"  # not a number: the default five minutes
+
+
 async def test_root_answers_like_ollama(nursery: trio.Nursery, tmp_path: Path) -> None:
     client, _ = connect(nursery, tmp_path)
-    for accept in ([], [("accept", "*/*")], [("accept", "text/html,*/*;q=0.8")]):
+    for accept in ([], [("accept", "*/*")], [("accept", "text/plain")]):
         reply = await client.request("GET", "/", headers=accept)
         assert (reply.status, reply.body) == (200, b"Ollama is running")
         assert reply.headers[b"content-type"].startswith(b"text/plain")

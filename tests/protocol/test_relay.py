@@ -25,6 +25,7 @@ class Recorder:
         self.status = 0
         self.started = False
         self.finished = False
+        self.client_gone = False
         self.writes: list[tuple[float, bytes]] = []
         self.fail_after_writes = fail_after_writes
 

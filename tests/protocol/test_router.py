@@ -1,4 +1,5 @@
-"""Router behaviour shared by all routes: CORS, access token, error shapes."""
+"""Router behaviour shared by all routes: access token, error shapes (the browser rules:
+test_browser_router.py)."""
 
 from __future__ import annotations
 
@@ -40,17 +41,16 @@ async def test_health_and_root(nursery: trio.Nursery, tmp_path: Path) -> None:
     assert (await client.request("GET", "/")).body == b"Ollama is running"
 
 
-async def test_cors_preflight_and_echoed_origin(nursery: trio.Nursery, tmp_path: Path) -> None:
+async def test_health_shows_how_full_the_memory_store_is(nursery: trio.Nursery,
+                                                         tmp_path: Path) -> None:
+    client = connect(nursery, tmp_path, responses_store="memory", responses_capacity=50,
+                     responses_max_bytes=123_456)
+    figures = json.loads((await client.request("GET", "/health")).body)["responses_store"]
+    assert figures == {"kind": "memory", "entries": 0, "bytes": 0, "max_entries": 50,
+                       "max_bytes": 123_456}
     client = connect(nursery, tmp_path)
-    reply = await client.request("OPTIONS", "/v1/chat/completions", headers=[
-        ("origin", "http://app.local"), ("access-control-request-method", "POST"),
-        ("access-control-request-headers", "authorization, content-type")])
-    assert reply.status == 204
-    assert reply.headers[b"access-control-allow-origin"] == b"http://app.local"
-    assert reply.headers[b"access-control-allow-headers"] == b"authorization, content-type"
-    assert b"POST" in reply.headers[b"access-control-allow-methods"]
-    reply = await client.request("GET", "/v1/models")
-    assert reply.headers[b"access-control-allow-origin"] == b"*"
+    figures = json.loads((await client.request("GET", "/health")).body)["responses_store"]
+    assert figures == {"kind": "sqlite"}
 
 
 async def test_unknown_path_is_404_in_openai_shape(nursery: trio.Nursery,

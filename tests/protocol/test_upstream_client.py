@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-import ssl
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,14 +12,12 @@ import trustme
 from chatmock.errors import UpstreamError
 from chatmock.net.client import HTTPClient
 from chatmock.server.exchange import ConnectionLimits, Request, Responder
-from chatmock.server.http1 import H1Connection
-from chatmock.server.lifecycle import Lifecycle
+from chatmock.testing.credentials import codex_headers
 from chatmock.testing.fake_upstream import FakeUpstreamApp
 
-from .helpers import serve_on_loopback
+from .helpers import serve_on_loopback, serve_tls_on_loopback
 
-HEADERS = [(b"authorization", b"Bearer x"), (b"chatgpt-account-id", b"acc"),
-           (b"content-type", b"application/json")]
+HEADERS = [*codex_headers().items(), (b"content-type", b"application/json")]
 
 
 def body(text: str) -> bytes:
@@ -115,26 +111,10 @@ async def test_unreachable_backend_is_a_502(client: HTTPClient) -> None:
     assert caught.value.status == 502
 
 
-async def start_tls(nursery: trio.Nursery, app: Counting, certificate: trustme.LeafCert) -> int:
-    """The fake backend behind TLS; each connection reports a distinct client name."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    certificate.configure_cert(context)
-    listeners = await trio.open_ssl_over_tcp_listeners(0, context, host="127.0.0.1")
-
-    numbers = itertools.count()
-
-    async def handle(stream: trio.SSLStream[trio.SocketStream]) -> None:
-        name = f"tls-{next(numbers)}"
-        await H1Connection(stream, app, ConnectionLimits(), Lifecycle(), client=name).serve()
-
-    await nursery.start(trio.serve_listeners, handle, listeners)
-    return int(listeners[0].transport_listener.socket.getsockname()[1])
-
-
 async def test_https_backend_streams_over_one_reused_tls_connection(
         nursery: trio.Nursery, client: HTTPClient, trusted_ca: trustme.CA) -> None:
     counting = Counting(FakeUpstreamApp())
-    port = await start_tls(nursery, counting, trusted_ca.issue_cert("127.0.0.1"))
+    port = await serve_tls_on_loopback(nursery, counting, trusted_ca.issue_cert("127.0.0.1"))
     url = f"https://127.0.0.1:{port}/backend-api/codex/responses"
     for turn in range(3):
         async with client.request("POST", url, HEADERS, body(f"tls {turn} fake:deltas=400")
@@ -148,9 +128,33 @@ async def test_https_backend_streams_over_one_reused_tls_connection(
 async def test_https_backend_with_an_untrusted_certificate_is_a_clear_502(
         nursery: trio.Nursery, client: HTTPClient, trusted_ca: trustme.CA) -> None:
     stranger = trustme.CA().issue_cert("127.0.0.1")
-    port = await start_tls(nursery, Counting(FakeUpstreamApp()), stranger)
+    port = await serve_tls_on_loopback(nursery, Counting(FakeUpstreamApp()), stranger)
     with pytest.raises(UpstreamError) as caught:
         async with client.request("POST", f"https://127.0.0.1:{port}/x", HEADERS, b"{}"):
             pass
     assert caught.value.status == 502
     assert "certificate verify failed" in caught.value.message
+
+
+async def test_an_abandoned_answer_closes_its_connection_and_the_fake_counts_it(
+        nursery: trio.Nursery, client: HTTPClient) -> None:
+    """Cancelled mid-body, the exchange's connection is closed (not pooled): the fake's
+    server sees it go at once, during a silence that would last 100 s."""
+    fake = FakeUpstreamApp()
+    counting = Counting(fake)
+    url = await start(nursery, counting)
+    async with client.request("POST", url, HEADERS, body("a fake:deltas=2")) as upstream:
+        await upstream.read_all()
+    assert (fake.fake.streams.completed, fake.fake.streams.abandoned) == (1, 0)
+    with trio.move_on_after(0.2):
+        async with client.request("POST", url, HEADERS,
+                                  body("b fake:deltas=2 fake:delay_ms=100000")) as upstream:
+            await upstream.read_all()
+    with trio.fail_after(2):
+        while fake.fake.streams.abandoned == 0:
+            await trio.sleep(0.01)
+    assert fake.fake.streams.open == 0
+    async with client.request("POST", url, HEADERS, body("c fake:deltas=2")) as upstream:
+        await upstream.read_all()
+    assert fake.fake.streams.completed == 2
+    assert len(counting.clients) == 2  # the first connection was pooled, the second closed

@@ -10,11 +10,12 @@ from typing import Any, Protocol
 import pytest
 
 from chatmock.errors import ClientError
+from chatmock.testing.credentials import codex_headers
 from chatmock.testing.fake_codex import FakeCodex
 
 JSON = dict[str, Any]
 RESPONSES_PATH = "/backend-api/codex/responses"
-AUTH = {b"authorization": b"Bearer x", b"chatgpt-account-id": b"acc"}
+AUTH = codex_headers()
 TOOL_TEXT = 'hi fake:reasoning fake:tool=get_weather fake:args={"city":"Paris"}'
 
 
@@ -32,9 +33,13 @@ def upstream_body(text: str, model: str = "gpt-5.4") -> JSON:
             "parallel_tool_calls": False}
 
 
-def fake_stream(text: str) -> bytes:
+PATCH_TOOL = {"type": "custom", "name": "apply_patch", "description": "Edit files"}
+"""A custom (freeform) tool, which `fake:custom_tool=apply_patch` needs defined."""
+
+
+def fake_stream(text: str, tools: Sequence[JSON] = (PATCH_TOOL,)) -> bytes:
     """The whole SSE body the fake backend sends for a user message holding `text`."""
-    body = json.dumps(upstream_body(text)).encode()
+    body = json.dumps({**upstream_body(text), "tools": list(tools)}).encode()
     reply = FakeCodex().handle("POST", RESPONSES_PATH, AUTH, body)
     assert reply.status == 200, reply.body
     assert reply.chunks is not None
@@ -97,8 +102,9 @@ def accepted_upstream(body: JSON) -> None:
 
 
 def refused(parse: Callable[[], object], *fragments: str, code: str | None = None,
-            status: int = 400) -> ClientError:
-    """The ClientError `parse()` raises, checked for status, message fragments and code."""
+            status: int = 400, param: str | None = None) -> ClientError:
+    """The ClientError `parse()` raises, checked for status, message fragments, code and
+    the path of the field it names (`param`)."""
     with pytest.raises(ClientError) as info:
         parse()
     error = info.value
@@ -107,4 +113,6 @@ def refused(parse: Callable[[], object], *fragments: str, code: str | None = Non
         assert fragment in error.message, error.message
     if code is not None:
         assert error.code == code
+    if param is not None:
+        assert error.param == param, (error.param, error.message)
     return error

@@ -17,10 +17,12 @@ from chatmock.dialects.anthropic import (
     resolve_claude_model,
 )
 from chatmock.dialects.common import REASONING_INCLUDE
+from chatmock.dialects.errors import Dialect, failure_error
+from chatmock.dialects.signatures import account_tag, mint
 from chatmock.errors import ClientError, ConfigError
-from chatmock.routes.anthropic import failure_status
 from chatmock.state.catalog import Catalog
 from chatmock.state.prompt_cache import SessionIds
+from chatmock.testing.fake_mint import encrypted_reasoning
 
 from .helpers import JSON, accepted_upstream, refused
 
@@ -244,12 +246,16 @@ def test_images_in_tool_results_follow_in_a_user_message() -> None:
     accepted_upstream(result)
 
 
+ENC = encrypted_reasoning("rs_1")
+SIGNED = mint(ENC, "")  # minted for the account `parse` uses (none)
+
+
 def test_thinking_blocks_round_trip_as_reasoning_items() -> None:
     body = request(
         user("Think."),
-        assistant([{"type": "thinking", "thinking": "Let me see", "signature": "gAAAA-enc"},
-                   {"type": "redacted_thinking", "data": "gAAAA-redacted"},
-                   {"type": "thinking", "thinking": "", "signature": "gAAAA-empty"},
+        assistant([{"type": "thinking", "thinking": "Let me see", "signature": SIGNED},
+                   {"type": "redacted_thinking", "data": SIGNED},
+                   {"type": "thinking", "thinking": "", "signature": SIGNED},
                    {"type": "thinking", "thinking": "unsigned", "signature": ""},
                    {"type": "thinking", "thinking": "no signature at all"},
                    {"type": "text", "text": "Answer"}]),
@@ -257,11 +263,41 @@ def test_thinking_blocks_round_trip_as_reasoning_items() -> None:
     result = payload(body)
     assert result["input"][1:4] == [
         {"type": "reasoning", "summary": [{"type": "summary_text", "text": "Let me see"}],
-         "encrypted_content": "gAAAA-enc"},
-        {"type": "reasoning", "summary": [], "encrypted_content": "gAAAA-redacted"},
-        {"type": "reasoning", "summary": [], "encrypted_content": "gAAAA-empty"}]
+         "encrypted_content": ENC},
+        {"type": "reasoning", "summary": [], "encrypted_content": ENC},
+        {"type": "reasoning", "summary": [], "encrypted_content": ENC}]
     assert result["input"][4:] == [msg("assistant", "Answer"), msg("user", "Again")]
     accepted_upstream(result)
+
+
+@pytest.mark.parametrize("signature", [
+    "EqQBCkgIARABGAIiQL8real-anthropic-signature",  # a conversation begun on Anthropic
+    ENC,  # encrypted content as it was before chatmock tagged it
+    mint(ENC, account_tag("another-account")),  # minted while signed in to another account
+    "chatmock.1.", "chatmock.1..",  # the bare prefix
+])
+def test_thinking_blocks_chatmock_did_not_mint_are_dropped_with_their_text(
+        signature: str) -> None:
+    body = request(user("Think."),
+                   assistant([{"type": "thinking", "thinking": "secret", "signature": signature},
+                              {"type": "redacted_thinking", "data": signature},
+                              {"type": "text", "text": "Answer"}]),
+                   user("Again"))
+    result = payload(body)
+    assert result["input"] == [msg("user", "Think."), msg("assistant", "Answer"),
+                               msg("user", "Again")]
+    assert "secret" not in json.dumps(result)
+    accepted_upstream(result)
+
+
+def test_thinking_blocks_are_checked_against_the_request_account() -> None:
+    tag = account_tag("acct-1")
+    body = request(user("Think."), assistant([
+        {"type": "thinking", "thinking": "mine", "signature": mint(ENC, tag)},
+        {"type": "thinking", "thinking": "not for this account", "signature": SIGNED}]))
+    parsed = parse_messages_request(body, HEADERS, CATALOG, Settings(), tag)
+    assert [item["summary"] for item in parsed.payload["input"][1:]] == [
+        [{"type": "summary_text", "text": "mine"}]]
 
 
 def test_assistant_block_order_is_kept() -> None:
@@ -562,7 +598,7 @@ def test_messages_missing_or_empty(messages: Any, fragment: str) -> None:
     ({"role": "user"}, "messages.1.content: Field required"),
     (user(5), "messages.1.content"),
     (user({"type": "text", "text": "x"}), "messages.1.content"),
-    (user(["bare"]), "messages.1.content.0.type"),
+    (user(["bare"]), "messages.1.content.0: Input should be a valid dictionary"),
     (user([{"text": "untyped"}]), "messages.1.content.0.type"),
     (user([{"type": "text"}]), "messages.1.content.0.text"),
     (user([{"type": "text", "text": "a"}, {"type": "video"}]), "messages.1.content.1.type"),
@@ -591,6 +627,34 @@ def test_messages_missing_or_empty(messages: Any, fragment: str) -> None:
 ])
 def test_bad_messages_name_the_field(message: Any, fragment: str) -> None:
     rejected(request(user("first"), message), fragment)
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"stream": "true"}, "stream: Input should be a valid boolean"),
+    ({"max_tokens": True}, "max_tokens: Input should be a valid integer"),
+    ({"max_tokens": 1.5}, "max_tokens: Input should be a valid integer"),
+    ({"thinking": {"type": 5}}, "thinking.type: Input should be a valid string"),
+    ({"output_config": {"effort": 3}}, "output_config.effort: Input should be a valid string"),
+    ({"tool_choice": {"type": "auto", "disable_parallel_tool_use": "yes"}},
+     "tool_choice.disable_parallel_tool_use: Input should be a valid boolean"),
+    ({"tools": [{"name": "f", "description": 5}]},
+     "tools.0.description: Input should be a valid string"),
+    ({"messages": [user([{"type": "text", "text": 5}])]},
+     "messages.0.content.0.text: Input should be a valid string"),
+    ({"messages": [user([{"type": 5}])]}, "messages.0.content.0.type: Input should be a valid"),
+    ({"messages": [user([{"type": "tool_result", "tool_use_id": "t", "is_error": "no"}])]},
+     "messages.0.content.0.is_error: Input should be a valid boolean"),
+    ({"messages": [user([{"type": "document", "title": 5, "source": {
+        "type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}}])]},
+     "messages.0.content.0.title"),
+    ({"messages": [assistant([{"type": "thinking", "thinking": "t", "signature": 5}])]},
+     "messages.0.content.0.signature: Input should be a valid string"),
+    ({"messages": [user([{"type": "image", "source": "x"}])]},
+     "messages.0.content.0.source: Input should be a valid dictionary"),
+])
+def test_wrong_types_are_refused_in_pydantic_words(fields: JSON, message: str) -> None:
+    error = rejected(request(**fields), message)
+    assert error.param is not None and error.message.startswith(error.param)
 
 
 @pytest.mark.parametrize("system", [5, {"type": "text", "text": "x"}, ["x"],
@@ -638,10 +702,11 @@ def test_claude_code_session_header() -> None:
 
 @pytest.mark.parametrize(("code", "status"), [
     ("rate_limit_exceeded", 429), ("usage_limit_reached", 429), ("server_is_overloaded", 529),
-    ("context_length_exceeded", 400), ("upstream_error", 502), ("", 502),
+    ("context_length_exceeded", 400), ("invalid_prompt", 400), ("upstream_error", 502),
+    ("", 502),
 ])
 def test_failure_status(code: str, status: int) -> None:
-    assert failure_status(code) == status
+    assert failure_error("m", code, Dialect.ANTHROPIC).status == status
 
 
 # -- count_tokens -------------------------------------------------------------------------------
@@ -715,7 +780,7 @@ def claude_code_body(**changes: Any) -> JSON:
                   {"type": "text", "text": "List files", "cache_control": cache}]),
             {"role": "system", "content": "Available agent types: general-purpose"},
             assistant([{"type": "thinking", "thinking": "I should run ls",
-                        "signature": "gAAAAB-sig"},
+                        "signature": SIGNED},
                        {"type": "text", "text": "Running ls."},
                        {"type": "tool_use", "id": "toolu_01", "name": "Bash",
                         "input": {"arg": "ls"}}]),

@@ -41,7 +41,9 @@ from chatmock.dialects.anthropic_stream import (
 )
 from chatmock.dialects.chat_stream import KEEP_ALIVE
 from chatmock.dialects.events import TRUNCATED_MESSAGE, UpstreamTranslator
-from chatmock.testing.fake_events import COMMENTARY_TEXT, encrypted_reasoning, numbered_delta
+from chatmock.dialects.signatures import account_tag, mint
+from chatmock.testing.fake_events import COMMENTARY_TEXT, numbered_delta
+from chatmock.testing.fake_mint import encrypted_reasoning
 
 from .helpers import (
     JSON,
@@ -67,6 +69,7 @@ EVENT_MODELS: dict[str, Any] = {
     "message_stop": RawMessageStopEvent, "content_block_start": RawContentBlockStartEvent,
     "content_block_delta": RawContentBlockDeltaEvent,
     "content_block_stop": RawContentBlockStopEvent}
+SIGNED = mint("gAAA", "")  # what the translators (no account given) make of "gAAA"
 DELTA_FOR = {"text": "text_delta", "thinking": "thinking_delta", "tool_use": "input_json_delta"}
 
 
@@ -250,14 +253,14 @@ def test_text_block_start_has_empty_text() -> None:
 def test_reasoning_as_a_thinking_block_with_signature() -> None:
     message = both("hi fake:reasoning")
     assert blocks(message) == [("thinking", f"{S1}\n{S2}"), ("text", ANSWER)]
-    assert message["content"][0]["signature"] == encrypted_reasoning("rs_2")
+    assert message["content"][0]["signature"] == mint(encrypted_reasoning("rs_2"), "")
 
 
 def test_signature_delta_just_before_the_thinking_block_stops() -> None:
     events = parse(translate(fake_stream("hi fake:reasoning")))
     stop = next(i for i, e in enumerate(events) if e["type"] == "content_block_stop")
     assert events[stop - 1]["delta"] == {"type": "signature_delta",
-                                         "signature": encrypted_reasoning("rs_2")}
+                                         "signature": mint(encrypted_reasoning("rs_2"), "")}
     signatures = [e for e in events if e.get("delta", {}).get("type") == "signature_delta"]
     assert len(signatures) == 1
 
@@ -385,7 +388,10 @@ def test_the_sdk_raises_on_an_error_event(text: str) -> None:
     ("insufficient_quota", "rate_limit_error"), ("server_is_overloaded", "overloaded_error"),
     ("server_error", "overloaded_error"), ("service_unavailable", "overloaded_error"),
     ("invalid_api_key", "authentication_error"), ("upstream_truncated", "api_error"),
-    ("upstream_error", "api_error"), ("", "api_error")])
+    ("upstream_error", "api_error"), ("", "api_error"),
+    ("context_length_exceeded", "invalid_request_error"),
+    ("invalid_prompt", "invalid_request_error"),
+    ("usage_not_included", "rate_limit_error"), ("slow_down", "overloaded_error")])
 def test_error_types(code: str, kind: str) -> None:
     assert error_type(code) == kind
 
@@ -551,14 +557,14 @@ def test_reasoning_without_encrypted_content_has_an_empty_signature() -> None:
 def test_encrypted_reasoning_without_summary_still_carries_its_signature() -> None:
     streamed, whole = hand(CREATED, rs_item(False), rs_item(True, encrypted_content="gAAA"),
                            text("A"), COMPLETED)
-    assert whole["content"] == [{"type": "thinking", "thinking": "", "signature": "gAAA"},
+    assert whole["content"] == [{"type": "thinking", "thinking": "", "signature": SIGNED},
                                 {"type": "text", "text": "A"}]
-    assert streamed["content"][0]["signature"] == "gAAA"
+    assert streamed["content"][0]["signature"] == SIGNED
 
 
 def test_reasoning_done_without_added_event() -> None:
     _, whole = hand(CREATED, rs_item(True, encrypted_content="gAAA"), COMPLETED)
-    assert whole["content"] == [{"type": "thinking", "thinking": "", "signature": "gAAA"}]
+    assert whole["content"] == [{"type": "thinking", "thinking": "", "signature": SIGNED}]
 
 
 def test_text_then_reasoning_makes_separate_blocks() -> None:
@@ -631,3 +637,15 @@ def test_any_event_sequence_gives_a_stream_the_sdk_accepts(
     collector.finish()
     if collector.error is None:
         Message.model_validate(message_object(collector, model=MODEL, thinking=thinking))
+
+
+def test_signatures_are_minted_for_the_account() -> None:
+    tag = account_tag("acct-1")
+    stream = CREATED + rs_item(True, encrypted_content="gAAA") + COMPLETED
+    collector = MessagesCollector(account_tag=tag)
+    collector.feed(stream)
+    whole = message_object(collector, model=MODEL, thinking=True)
+    assert whole["content"][0]["signature"] == mint("gAAA", tag) == f"chatmock.1.{tag}.gAAA"
+    streamed = MessagesStreamTranslator(model=MODEL, thinking=True, input_tokens=1,
+                                        account_tag=tag)
+    assert json.dumps(mint("gAAA", tag)).encode() in streamed.feed(stream)

@@ -43,8 +43,9 @@ def msg(role: str, text: str) -> JSON:
     return {"type": "message", "role": role, "content": [{"type": kind, "text": text}]}
 
 
-def rejected(body: Any, *fragments: str, code: str | None = None, **settings: Any) -> ClientError:
-    return refused(lambda: chat(body, **settings), *fragments, code=code)
+def rejected(body: Any, *fragments: str, code: str | None = None, param: str | None = None,
+             **settings: Any) -> ClientError:
+    return refused(lambda: chat(body, **settings), *fragments, code=code, param=param)
 
 
 
@@ -84,15 +85,44 @@ def test_model_echo_and_resolution() -> None:
 def test_stream_flags() -> None:
     parsed = chat(request(stream=True, stream_options={"include_usage": True}))
     assert parsed.stream is True and parsed.include_usage is True
-    for options in ({"include_usage": False}, {"include_usage": "yes"}, {}, "yes"):
+    for options in ({"include_usage": False}, {}, {"include_usage": None}, None):
         assert chat(request(stream=True, stream_options=options)).include_usage is False
-    assert chat(request(stream=True, stream_options=None)).include_usage is False
     assert payload(request(stream=False))["stream"] is True  # upstream is always streamed
+    assert chat(request(stream=None)).stream is False
+
+
+@pytest.mark.parametrize(("fields", "param", "got"), [
+    ({"stream": "false"}, "stream", "a string"),
+    ({"stream": 1}, "stream", "an integer"),
+    ({"stream_options": "yes"}, "stream_options", "a string"),
+    ({"stream_options": {"include_usage": "yes"}}, "stream_options.include_usage", "a string"),
+    ({"parallel_tool_calls": "no"}, "parallel_tool_calls", "a string"),
+    ({"n": True}, "n", "a boolean"),
+    ({"n": "2"}, "n", "a string"),
+    ({"n": 1.5}, "n", "a number"),
+    ({"response_format": "json"}, "response_format", "a string"),
+    ({"response_format": ["json_object"]}, "response_format", "an array"),
+    ({"response_format": {"type": "json_schema", "json_schema": "x"}},
+     "response_format.json_schema", "a string"),
+    ({"reasoning": "high"}, "reasoning", "a string"),
+    ({"reasoning": {"effort": 5}}, "reasoning.effort", "an integer"),
+    ({"reasoning_effort": ["high"]}, "reasoning_effort", "an array"),
+    ({"verbosity": 1}, "verbosity", "an integer"),
+    ({"fast_mode": 1}, "fast_mode", "an integer"),
+    ({"service_tier": {}}, "service_tier", "an object"),
+    ({"model": 5}, "model", "an integer"),
+    ({"messages": "hi"}, "messages", "a string"),
+    ({"tools": {"type": "function"}}, "tools", "an object"),
+])
+def test_wrong_types_are_openai_invalid_type_errors(fields: JSON, param: str, got: str) -> None:
+    error = rejected(request(**fields), f"Invalid type for '{param}'", f"but got {got} instead",
+                     code="invalid_type", param=param)
+    assert error.error_type == "invalid_request_error"
 
 
 def test_parallel_tool_calls() -> None:
     assert payload(request(parallel_tool_calls=False))["parallel_tool_calls"] is False
-    assert payload(request(parallel_tool_calls="no"))["parallel_tool_calls"] is True
+    assert payload(request(parallel_tool_calls=None))["parallel_tool_calls"] is True
 
 
 # -- messages ------------------------------------------------------------------------------
@@ -222,7 +252,7 @@ def test_assistant_with_only_tool_calls_and_call_id_field() -> None:
         {"type": "function_call_output", "call_id": "c9", "output": '{"ok": true}'}]
 
 
-@pytest.mark.parametrize(("message", "fragment"), [
+@pytest.mark.parametrize(("message", "param"), [
     ({"role": "tool", "content": "22C"}, "messages[1].tool_call_id"),
     ({"role": "tool", "tool_call_id": "", "content": "22C"}, "messages[1].tool_call_id"),
     ({"role": "tool", "tool_call_id": 5, "content": "22C"}, "messages[1].tool_call_id"),
@@ -230,25 +260,40 @@ def test_assistant_with_only_tool_calls_and_call_id_field() -> None:
      "messages[1].tool_calls[0].id"),
     ({"role": "assistant", "tool_calls": [{"id": "c", "function": {"arguments": "{}"}}]},
      "messages[1].tool_calls[0].function.name"),
-    ({"role": "assistant", "tool_calls": [{"id": "c", "type": "custom",
-                                           "custom": {"name": "f"}}]},
-     "messages[1].tool_calls[0]"),
+    ({"role": "assistant", "tool_calls": [{"id": "c", "type": "mcp", "mcp": {"name": "f"}}]},
+     "messages[1].tool_calls[0].type"),
+    ({"role": "assistant", "tool_calls": [{"id": "c", "type": "custom", "custom": {}}]},
+     "messages[1].tool_calls[0].custom.name"),
     ({"role": "assistant", "tool_calls": {"id": "c"}}, "messages[1].tool_calls"),
     ({"role": "function", "name": "f", "content": "x"}, "messages[1].role"),
     ({"role": "critic", "content": "x"}, "messages[1].role"),
     ({"content": "x"}, "messages[1].role"),
     (user([{"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]),
-     "messages[1].content[0]"),
-    (user([{"type": "text", "text": "a"}, {"type": "video"}]), "messages[1].content[1]"),
+     "messages[1].content[0].type"),
+    (user([{"type": "text", "text": "a"}, {"type": "video"}]), "messages[1].content[1].type"),
     (user([{"type": "text", "text": 5}]), "messages[1].content[0].text"),
-    (user([{"type": "image_url", "image_url": {}}]), "messages[1].content[0].image_url"),
+    (user([{"type": "text"}]), "messages[1].content[0].text"),
+    (user([{"text": "x"}]), "messages[1].content[0].type"),
+    (user([{"type": "image_url", "image_url": {}}]), "messages[1].content[0].image_url.url"),
+    (user([{"type": "image_url", "image_url": 5}]), "messages[1].content[0].image_url"),
+    (user([{"type": "file", "file": {"file_id": 5}}]), "messages[1].content[0].file.file_id"),
+    ({"role": "system", "content": [{"type": "text", "text": 5}]}, "messages[1].content[0].text"),
+    ({"role": "assistant", "content": [{"type": "refusal", "refusal": 1}]},
+     "messages[1].content[0].refusal"),
+    ({"role": "assistant", "tool_calls": [{"id": "c", "function": "f"}]},
+     "messages[1].tool_calls[0].function"),
+    ({"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f",
+                                                                  "arguments": 5}}]},
+     "messages[1].tool_calls[0].function.arguments"),
+    ({"role": "tool", "tool_call_id": "c", "content": [{"type": "text", "text": []}]},
+     "messages[1].content[0].text"),
     (user(["bare string part"]), "messages[1].content[0]"),
     (user({"type": "text", "text": "x"}), "messages[1].content"),
     (user(5), "messages[1].content"),
     ("not an object", "messages[1]"),
 ])
-def test_bad_messages_name_the_field(message: Any, fragment: str) -> None:
-    rejected(request(user("first"), message), fragment, code="invalid_messages")
+def test_bad_messages_name_the_field(message: Any, param: str) -> None:
+    rejected(request(user("first"), message), param=param)
 
 
 @pytest.mark.parametrize("body", [[], "text", None, 5, [{"role": "user"}]])
@@ -265,7 +310,7 @@ def test_body_must_be_an_object(body: Any) -> None:
     {"model": "gpt-5.4", "prompt": ["not", "a", "string"]},
 ])
 def test_messages_missing_or_empty(body: JSON) -> None:
-    rejected(body, "messages", code="invalid_messages")
+    rejected(body, "messages", param="messages")
 
 
 @pytest.mark.parametrize("field", ["prompt", "input"])
@@ -273,13 +318,14 @@ def test_string_prompt_or_input_instead_of_messages(field: str) -> None:
     assert payload({"model": "gpt-5.4", field: "hello"})["input"] == [msg("user", "hello")]
 
 
-def test_model_must_be_a_string() -> None:
-    rejected(request(model=5), "model", code="invalid_model")
-
-
-@pytest.mark.parametrize("n", [2, 0, "2"])
+@pytest.mark.parametrize("n", [2, 5])
 def test_n_other_than_one_is_refused(n: Any) -> None:
-    rejected(request(n=n), "n", code="unsupported_parameter")
+    rejected(request(n=n), "n > 1", code="unsupported_parameter", param="n")
+
+
+def test_n_below_one_is_refused() -> None:
+    rejected(request(n=0), "Expected a value >= 1, but got 0 instead",
+             code="integer_below_min_value", param="n")
 
 
 # -- tools and tool_choice -------------------------------------------------------------------
@@ -288,8 +334,7 @@ def test_n_other_than_one_is_refused(n: Any) -> None:
 def test_chat_form_tools() -> None:
     tools = [WEATHER_TOOL,
              {"type": "function", "function": {"name": "bare"}},
-             {"type": "function", "function": {"name": "strict", "strict": True,
-                                               "parameters": "not an object"}},
+             {"type": "function", "function": {"name": "strict", "strict": True}},
              {"function": {"name": "untyped"}}]
     parsed = chat(request(tools=tools))
     assert parsed.payload["tools"] == [
@@ -315,15 +360,23 @@ def test_responses_form_tools() -> None:
         {"type": "web_search"}, {"type": "web_search_preview", "search_context_size": "low"}]
 
 
-@pytest.mark.parametrize(("tools", "fragment"), [
+@pytest.mark.parametrize(("tools", "param"), [
     ({"type": "function"}, "tools"),
-    ([{"type": "code_interpreter"}], "tools[0]"),
+    ([{"type": "code_interpreter"}], "tools[0].type"),
+    ([{"type": 5}], "tools[0].type"),
     ([WEATHER_TOOL, {"type": "function", "function": {"description": "no name"}}],
      "tools[1].function.name"),
+    ([{"type": "function", "name": ""}], "tools[0].name"),
+    ([{"type": "function", "function": "get_weather"}], "tools[0].function"),
+    ([{"type": "function", "function": {"name": "f", "parameters": "not an object"}}],
+     "tools[0].function.parameters"),
+    ([{"type": "function", "function": {"name": "f", "strict": "yes"}}],
+     "tools[0].function.strict"),
+    ([{"type": "function", "name": "f", "description": 5}], "tools[0].description"),
     (["get_weather"], "tools[0]"),
 ])
-def test_bad_tools(tools: Any, fragment: str) -> None:
-    rejected(request(tools=tools), fragment, code="invalid_tools")
+def test_bad_tools(tools: Any, param: str) -> None:
+    rejected(request(tools=tools), param=param)
 
 
 @pytest.mark.parametrize(("choice", "expected"), [
@@ -343,10 +396,14 @@ def test_tool_choice(choice: Any, expected: Any) -> None:
     accepted_upstream(result)
 
 
-@pytest.mark.parametrize("choice", ["any", {"type": "function"}, {"type": "function",
-                                                                   "function": {}}, 5, []])
-def test_bad_tool_choice(choice: Any) -> None:
-    rejected(request(tool_choice=choice), "tool_choice", code="invalid_tools")
+@pytest.mark.parametrize(("choice", "param"), [
+    ("any", "tool_choice"), ({"type": "function"}, "tool_choice.name"),
+    ({"type": "function", "function": {}}, "tool_choice.function.name"),
+    ({"type": "function", "function": "f"}, "tool_choice.function"),
+    ({"type": "tool"}, "tool_choice.type"), ({}, "tool_choice.type"),
+    (5, "tool_choice"), ([], "tool_choice")])
+def test_bad_tool_choice(choice: Any, param: str) -> None:
+    rejected(request(tool_choice=choice), param=param)
 
 
 # -- reasoning -------------------------------------------------------------------------------
@@ -393,7 +450,8 @@ def test_invalid_effort_falls_back() -> None:
     assert reasoning(request(model="gpt-5.4-high", reasoning_effort="turbo"))["effort"] == "high"
     # ...then to the server default...
     assert reasoning(request(reasoning_effort="minimal"), reasoning_effort="low")["effort"] == "low"
-    assert reasoning(request(reasoning={"effort": 5}), reasoning_effort="high")["effort"] == "high"
+    assert reasoning(request(reasoning={"effort": "?"}),
+                     reasoning_effort="high")["effort"] == "high"
     # ...then to medium when the default is not allowed either.
     assert reasoning(request(reasoning_effort="ultra"),
                      reasoning_effort="minimal")["effort"] == "medium"
@@ -408,7 +466,7 @@ def test_summary() -> None:
         "effort": "medium", "summary": "auto"}
     assert reasoning(request(reasoning={"summary": "bogus"}),
                      reasoning_summary="detailed")["summary"] == "detailed"
-    assert reasoning(request(reasoning="high")) == {"effort": "medium", "summary": "auto"}
+    assert reasoning(request(reasoning=None)) == {"effort": "medium", "summary": "auto"}
 
 
 def test_reasoning_payload_is_accepted_upstream() -> None:
@@ -436,15 +494,20 @@ def test_json_object_and_text_response_format() -> None:
     assert payload(request(response_format={"type": "json_object"}))["text"] == {
         "format": {"type": "json_object"}}
     assert "text" not in payload(request(response_format={"type": "text"}))
-    assert "text" not in payload(request(response_format="json"))
+    assert "text" not in payload(request(response_format=None))
 
 
-@pytest.mark.parametrize("response_format", [{"type": "yaml"},
-                                             {"type": "json_schema"},
-                                             {"type": "json_schema", "json_schema": "x"}])
-def test_bad_response_format(response_format: JSON) -> None:
-    rejected(request(response_format=response_format), "response_format",
-             code="invalid_response_format")
+@pytest.mark.parametrize(("response_format", "param", "code"), [
+    ({"type": "yaml"}, "response_format.type", "invalid_value"),
+    ({"type": "json_schema"}, "response_format.json_schema", "missing_required_parameter"),
+    ({"type": "json_schema", "json_schema": "x"}, "response_format.json_schema", "invalid_type"),
+    ({"type": "json_schema", "json_schema": {"schema": []}},
+     "response_format.json_schema.schema", "invalid_type"),
+    ({"type": "json_schema", "json_schema": {"strict": "yes"}},
+     "response_format.json_schema.strict", "invalid_type"),
+    ("json", "response_format", "invalid_type")])
+def test_bad_response_format(response_format: Any, param: str, code: str) -> None:
+    rejected(request(response_format=response_format), code=code, param=param)
 
 
 def test_verbosity() -> None:
@@ -514,7 +577,8 @@ def test_responses_tool_choice_replaces_tool_choice() -> None:
 
 
 @pytest.mark.parametrize("tools", [[{"type": "function", "name": "f"}], [{"type": None}],
-                                   [{"no": "type"}], {"type": "web_search"}])
+                                   [{"no": "type"}], {"type": "web_search"},
+                                   [{"type": ["web_search"]}], [{"type": {}}]])
 def test_responses_tools_unsupported(tools: Any) -> None:
     rejected(request(responses_tools=tools), "responses_tools",
              code="RESPONSES_TOOL_UNSUPPORTED")
@@ -556,7 +620,7 @@ def test_tool_output_of_null_content_is_empty() -> None:
 def test_assistant_parts_other_than_text_are_refused() -> None:
     image = {"type": "image_url", "image_url": {"url": "https://x/y.png"}}
     rejected(request(user("hi"), {"role": "assistant", "content": [image]}),
-             "messages[1].content[0]", code="invalid_messages")
+             "messages[1].content[0]", code="invalid_value", param="messages[1].content[0].type")
 
 
 def test_default_web_search_is_not_doubled() -> None:

@@ -68,6 +68,16 @@ def test_float_precedence() -> None:
     assert from_argv("--header-timeout", "0.25", header_timeout="2.5").header_timeout == 0.25
 
 
+def test_body_timeout_and_store_bytes() -> None:
+    assert (Settings().body_timeout, Settings().responses_max_bytes) == (60.0, 256 * 1024 * 1024)
+    assert from_argv(body_timeout="90").body_timeout == 90.0
+    assert from_argv("--body-timeout", "5", body_timeout="90").body_timeout == 5.0
+    assert from_argv(responses_max_bytes="1048576").responses_max_bytes == 1048576
+    from chatmock.cli import limits_of  # the server's connections get it
+
+    assert limits_of(replace(Settings(), body_timeout=7.5)).body_timeout == 7.5
+
+
 def test_choices_are_normalised() -> None:
     assert from_argv(reasoning_effort=" HIGH ").reasoning_effort == "high"
     assert from_argv("--reasoning-summary", "Detailed").reasoning_summary == "detailed"
@@ -97,6 +107,14 @@ def test_current_compat_is_legacy() -> None:
     (["--model-refresh-interval", "-1"], {}, "--model-refresh-interval"),
     (["--shutdown-timeout", "-1"], {}, "--shutdown-timeout"),
     (["--header-timeout", "fast"], {}, "--header-timeout"),
+    (["--body-timeout", "0"], {}, "--body-timeout"),
+    ([], {"body_timeout": "soon"}, "CHATGPT_LOCAL_BODY_TIMEOUT"),
+    (["--responses-max-bytes", "0"], {}, "--responses-max-bytes"),
+    (["--responses-max-bytes", "1e6"], {}, "--responses-max-bytes"),
+    (["--client-version", "latest"], {}, "--client-version"),
+    ([], {"client_version": "0.169"}, "CHATGPT_LOCAL_CLIENT_VERSION"),
+    (["--originator", "codex cli"], {}, "--originator"),
+    ([], {"originator": "codex\r\nx-evil: 1"}, "CHATGPT_LOCAL_ORIGINATOR"),
 ])
 def test_invalid_values(argv: list[str], env: dict[str, str], fragment: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -138,7 +156,8 @@ def test_upstream_urls_rejected(url: str) -> None:
 
 def test_build_settings_from_a_mapping() -> None:
     settings = build_settings({"port": "1234", "verbose": True, "host": None},
-                              {ENV + "HOST": "0.0.0.0", ENV + "PORT": "1"})
+                              {ENV + "HOST": "0.0.0.0", ENV + "PORT": "1",
+                               ENV + "ACCESS_TOKEN": "t"})
     assert (settings.port, settings.verbose, settings.host) == (1234, True, "0.0.0.0")
 
 
@@ -150,8 +169,10 @@ def test_every_option_has_a_field_flag_and_env() -> None:
     fields = {f.name for f in dataclasses.fields(Settings)}
     assert {opt.field for opt in OPTIONS} == fields
     for opt in OPTIONS:
-        assert opt.flag == "--" + opt.field.replace("_", "-")
-        assert opt.env == ENV + opt.field.upper()
+        assert opt.flag == "--" + (opt.flag_name or opt.field.replace("_", "-"))
+        # The provider options keep the CHATMOCK_* names the multi-provider fork made known.
+        assert opt.env == (opt.env_name or ENV + opt.field.upper())
+        assert not opt.env_name or opt.env_name.startswith("CHATMOCK_")
 
 
 def test_settings_are_frozen() -> None:
@@ -160,3 +181,10 @@ def test_settings_are_frozen() -> None:
         settings.port = 1  # type: ignore[misc]
     changed = replace(settings, port=1)
     assert changed.port == 1 and settings.port == 8000
+
+
+def test_client_identity_settings() -> None:
+    assert (Settings().client_version, Settings().originator) == ("0.169.0", "codex_cli_rs")
+    settings = from_argv("--client-version", "0.170.0-alpha.1", originator="codex_exec")
+    assert (settings.client_version, settings.originator) == ("0.170.0-alpha.1", "codex_exec")
+    assert from_argv(client_version=" 1.2.3 ").client_version == "1.2.3"

@@ -11,7 +11,12 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import jwt
 import pytest
 
-from chatmock.testing.credentials import TEST_ACCOUNT_ID, auth_document, make_jwt
+from chatmock.testing.credentials import (
+    TEST_ACCOUNT_ID,
+    auth_document,
+    codex_headers,
+    make_jwt,
+)
 from chatmock.testing.fake_codex import FakeCodex, FakeReply
 from chatmock.testing.fake_oauth import (
     AUTH_CLAIM,
@@ -586,8 +591,7 @@ def test_control_revoke_all_and_approve_device(oauth: FakeOAuth) -> None:
 
 
 def codex_request(fake: FakeCodex, access_token: str, path: str = "responses") -> FakeReply:
-    headers = {b"authorization": f"Bearer {access_token}".encode(),
-               b"chatgpt-account-id": TEST_ACCOUNT_ID.encode()}
+    headers = codex_headers(access_token, TEST_ACCOUNT_ID)
     if path == "models":
         return fake.handle("GET", "/backend-api/codex/models", headers, b"")
     payload = {"model": "gpt-5.4", "stream": True, "store": False, "input": [

@@ -44,6 +44,37 @@ def test_text_formats() -> None:
     assert json.loads(answer or "") == {"r": ANSWER}
 
 
+@pytest.mark.parametrize("schema", [
+    {"type": "object", "properties": '{"city": {"type": "string"}}'},
+    {"type": "object", "properties": ["city"]},
+    {"enum": "ab"}, {"enum": {"a": 1}}, {"anyOf": []}, {"oneOf": {"type": "string"}},
+    {"$ref": "#/$defs/Missing"}, {"$defs": [], "type": "string"},
+    {"$ref": "#/$defs/A", "$defs": {"A": {"$ref": "#/$defs/A"}}},
+])
+def test_malformed_schemas_are_refused_like_the_real_backend(schema: Any) -> None:
+    """Regression: the fake crashed (and chatmock answered 502) on these; the backend
+    answers an invalid schema with a 400."""
+    body = {"model": "gpt-5.4", "stream": True, "store": False,
+            "text": {"format": {"type": "json_schema", "name": "r", "schema": schema}},
+            "input": [{"type": "message", "role": "user",
+                       "content": [{"type": "input_text", "text": "x"}]}]}
+    reply = FakeCodex().handle("POST", RESPONSES_PATH, AUTH, json.dumps(body).encode())
+    assert reply.status == 400
+    assert json.loads(reply.body)["detail"].startswith("Invalid schema for response_format 'r'")
+
+
+def test_recursive_schemas_stop_expanding() -> None:
+    tree = {"$ref": "#/$defs/Node", "$defs": {"Node": {"type": "object", "properties": {
+        "name": {"type": "string"}, "children": {"type": "array",
+                                                 "items": {"$ref": "#/$defs/Node"}}}}}}
+    answer = structured_answer({"format": {"type": "json_schema", "schema": tree}}, "x")
+    value = json.loads(answer or "")
+    depth = 0
+    while value.get("children"):
+        value, depth = value["children"][0], depth + 1
+    assert 5 < depth < 40
+
+
 def test_the_fake_streams_json_text_for_a_json_schema_request() -> None:
     body = {"model": "gpt-5.4", "stream": True, "store": False,
             "text": {"format": {"type": "json_schema", "name": "o", "strict": False,

@@ -20,6 +20,7 @@ import trio
 
 from chatmock.auth.oauth import TokenSet
 from chatmock.auth.store import CredentialStore
+from chatmock.auth.tokens import Credentials
 from chatmock.net.client import HTTPClient
 from chatmock.server.exchange import Request, Responder
 from chatmock.state.catalog import (
@@ -33,7 +34,7 @@ from chatmock.testing.credentials import fake_tokens, make_jwt, write_auth_file
 from chatmock.testing.fake_codex import LISTED_MODELS, MODELS_ETAG, MODELS_PATH, FakeCodex
 from chatmock.testing.fake_rules import MODEL_EFFORTS
 from chatmock.testing.fake_upstream import FakeUpstreamApp
-from chatmock.upstream.codex import CodexBackend
+from chatmock.upstream.codex import ClientIdentity, CodexBackend
 from chatmock.upstream.model_sync import CACHE_FILE, RETRY_SECONDS, ModelSync, cache_path
 
 from ..protocol.helpers import serve_on_loopback
@@ -585,3 +586,13 @@ async def test_concurrent_refreshes_share_one_request(nursery: trio.Nursery, tmp
             inner.start_soon(call)
     assert results == [True] * 5
     assert len(env.recorder.models_requests()) == 1
+
+
+def test_discovery_asks_as_the_configured_client_version(tmp_path: Path) -> None:
+    env = {"CHATGPT_LOCAL_HOME": str(tmp_path)}
+    backend = CodexBackend("http://127.0.0.1:9/x", HTTPClient(), CredentialStore(env),
+                           "install-1", identity=ClientIdentity("0.171.0", "codex_exec"))
+    sync = ModelSync(backend, "http://127.0.0.1:9/x", cache_path(env))
+    assert sync.url == "http://127.0.0.1:9/x/models?client_version=0.171.0"
+    credentials = Credentials(tmp_path / "auth.json", "token", "acct")
+    assert dict(backend.model_headers(credentials))[b"version"] == b"0.171.0"

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from chatmock.config import Settings
+from chatmock.dialects.errors import Dialect, named_message, render
 from chatmock.dialects.ollama import (
     LoadAck,
     OllamaRequest,
@@ -83,10 +84,45 @@ def test_model_tag_effort_reaches_reasoning_and_name_is_echoed() -> None:
 
 
 @pytest.mark.parametrize("body", [{"messages": user("x")}, {"model": "", "messages": user("x")},
-                                  {"model": 3, "messages": user("x")}])
+                                  {"model": None, "messages": user("x")}])
 def test_model_required(body: dict[str, Any]) -> None:
     with pytest.raises(ClientError, match="model is required"):
         parse_chat(body, STATIC_CATALOG, SETTINGS)
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"model": 3}, "model"), ({"stream": "false"}, "stream"), ({"stream": 0}, "stream"),
+    ({"messages": {"role": "user"}}, "messages"), ({"messages": ["hi"]}, "messages[0]"),
+    ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+    ({"messages": [{"role": 5, "content": "x"}]}, "messages[0].role"),
+    ({"messages": [{"role": "tool", "content": "x", "tool_call_id": 5}]},
+     "messages[0].tool_call_id"),
+    ({"messages": [{"role": "tool", "content": "x", "tool_name": []}]}, "messages[0].tool_name"),
+    ({"messages": [{"role": "assistant", "tool_calls": [{"id": 5, "function": {
+        "name": "f"}}]}]}, "messages[0].tool_calls[0].id"),
+    ({"messages": [{"role": "assistant", "tool_calls": ["f"]}]}, "messages[0].tool_calls[0]"),
+    ({"messages": [{"role": "assistant", "tool_calls": [{"function": "f"}]}]},
+     "messages[0].tool_calls[0].function"),
+    ({"parallel_tool_calls": "no"}, "parallel_tool_calls"), ({"keep_alive": []}, "keep_alive"),
+    ({"keep_alive": True}, "keep_alive"), ({"think": 1}, "think"), ({"format": 1}, "format"),
+    ({"tools": {}}, "tools"),
+])
+def test_wrong_types_name_the_field(body: dict[str, Any], param: str) -> None:
+    with pytest.raises(ClientError) as caught:
+        parse_chat({"model": "gpt-5.4", "messages": user("x"), **body}, STATIC_CATALOG,
+                   SETTINGS)
+    assert caught.value.status == 400 and caught.value.param == param
+    rendered = json.loads(render(caught.value, Dialect.OLLAMA))
+    assert param in rendered["error"]
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"prompt": 5}, "prompt"), ({"system": 5}, "system"), ({"suffix": 5}, "suffix"),
+    ({"images": "x"}, "images"), ({"images": [5]}, "images[0]")])
+def test_generate_wrong_types_name_the_field(body: dict[str, Any], param: str) -> None:
+    with pytest.raises(ClientError) as caught:
+        parse_generate({"model": "gpt-5.4", "prompt": "x", **body}, STATIC_CATALOG, SETTINGS)
+    assert caught.value.status == 400 and param in named_message(caught.value)
 
 
 @pytest.mark.parametrize(("think", "effort", "summary", "mode"), [

@@ -16,7 +16,10 @@ import pytest
 from chatmock.state.response_store import (
     MemoryResponseStore,
     ResponseStore,
+    StoreAnswer,
     StoredResponse,
+    StoreQuery,
+    look_up,
 )
 from chatmock.state.response_store_sqlite import PRUNE_INTERVAL_SECONDS, SqliteResponseStore
 from chatmock.state.stores import open_store
@@ -543,3 +546,126 @@ def test_open_store_falls_back_to_memory(tmp_path: Path, store_log: ListHandler)
     store = open_store("sqlite", path, capacity=5, max_bytes=1000)
     assert isinstance(store, MemoryResponseStore)
     assert any("in memory only" in message for message in store_log.warnings())
+
+
+# --------------------------------------------------------------------------- item index
+
+
+REASONING = {"type": "reasoning", "id": "rs_1", "summary": [],
+             "encrypted_content": "gAAAA-secret"}
+MESSAGE = {"type": "message", "id": "msg_1", "role": "assistant",
+           "content": [{"type": "output_text", "text": "hi"}]}
+CALL = {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "f",
+        "arguments": "{}"}
+
+
+def with_output(response_id: str, *items: dict[str, Any]) -> Any:
+    return entry(response_id, output=list(items))
+
+
+def test_output_items_are_found_by_id(make: Factory) -> None:
+    h = make()
+    h.store.put(with_output("resp_1", REASONING, MESSAGE, CALL))
+    assert h.store.find_items(["rs_1", "fc_1"]) == {"rs_1": REASONING, "fc_1": CALL}
+    h.settle()  # committed: found in the database too
+    assert h.store.find_items(("msg_1", "rs_1", "nope")) == {"msg_1": MESSAGE,
+                                                             "rs_1": REASONING}
+    assert h.store.find_items([]) == {}
+
+
+def test_items_without_an_id_and_context_items_are_not_indexed(make: Factory) -> None:
+    h = make()
+    anonymous = {"type": "message", "role": "assistant", "content": []}
+    h.store.put(entry("resp_1", context=[{**MESSAGE, "id": "msg_ctx"}], output=[anonymous]))
+    h.settle()
+    assert h.store.find_items(["msg_ctx", ""]) == {}
+
+
+def test_items_expire_with_their_response_and_finding_one_refreshes_it(make: Factory) -> None:
+    h = make()
+    h.store.put(with_output("resp_1", REASONING))
+    h.settle()
+    h.clock.advance(TTL - 100)
+    assert h.store.find_items(["rs_1"]) == {"rs_1": REASONING}  # refreshes resp_1
+    h.settle()
+    h.clock.advance(TTL - 100)
+    assert h.store.get("resp_1") is not None
+    h.settle()
+    h.clock.advance(TTL)
+    assert h.store.find_items(["rs_1"]) == {}
+
+
+def test_evicted_responses_take_their_items(make: Factory) -> None:
+    h = make(capacity=2)
+    h.store.put(with_output("resp_1", REASONING))
+    h.store.put(with_output("resp_2", MESSAGE))
+    h.store.put(with_output("resp_3", CALL))
+    h.prune()
+    assert h.store.get("resp_1") is None
+    assert h.store.find_items(["rs_1", "msg_1", "fc_1"]) == {"msg_1": MESSAGE, "fc_1": CALL}
+
+
+def test_a_newer_response_with_the_same_item_wins(make: Factory) -> None:
+    h = make()
+    newer = {**MESSAGE, "content": [{"type": "output_text", "text": "newer"}]}
+    h.store.put(with_output("resp_1", MESSAGE))
+    h.store.put(with_output("resp_2", newer))
+    h.settle()
+    assert h.store.find_items(["msg_1"]) == {"msg_1": newer}
+
+
+def test_replacing_a_response_replaces_its_items() -> None:
+    store = MemoryResponseStore()
+    store.put(with_output("resp_1", REASONING, MESSAGE))
+    store.put(with_output("resp_1", MESSAGE))
+    assert store.find_items(["rs_1", "msg_1"]) == {"msg_1": MESSAGE}
+    store.close()
+    assert store.find_items(["msg_1"]) == {}
+
+
+def test_look_up_answers_a_query_in_one_call(make: Factory) -> None:
+    h = make()
+    stored = with_output("resp_1", REASONING)
+    h.store.put(stored)
+    assert look_up(h.store, StoreQuery()) == StoreAnswer()
+    assert not StoreQuery() and StoreQuery("resp_1") and StoreQuery(item_ids=("x",))
+    answer = look_up(h.store, StoreQuery("resp_1", ("rs_1", "rs_2")))
+    assert answer.previous == stored and answer.items == {"rs_1": REASONING}
+    assert look_up(h.store, StoreQuery("resp_2")).previous is None
+
+
+def test_sqlite_item_rows_count_in_the_size_and_go_with_their_response(
+        make_sqlite: Callable[..., SqliteResponseStore]) -> None:
+    clock = FakeClock()
+    store = make_sqlite(capacity=1, clock=clock)
+    store.put(with_output("resp_1", REASONING, MESSAGE))
+    assert store.flush(5)
+    path = store.path
+    assert {row[0] for row in query(path, "SELECT item_id FROM items")} == {"rs_1", "msg_1"}
+    (size,) = query(path, "SELECT size FROM responses")[0]
+    (body,) = query(path, "SELECT SUM(LENGTH(body)) FROM items")[0]
+    assert size > body > 0
+    store.close()
+    reopened = make_sqlite(capacity=1, clock=clock)
+    assert reopened.find_items(["rs_1"]) == {"rs_1": REASONING}  # survives a restart
+    reopened.put(with_output("resp_2", CALL))
+    assert reopened.flush(5)
+    clock.advance(PRUNE_INTERVAL_SECONDS + 1)
+    reopened.put(with_output("resp_3", CALL))  # a batch, then the pruning that is due
+    assert reopened.flush(5)
+    assert query(path, "SELECT item_id, response_id FROM items") == [("fc_1", "resp_3")]
+
+
+def test_sqlite_file_without_the_items_table_gets_it(
+        make_sqlite: Callable[..., SqliteResponseStore], tmp_path: Path) -> None:
+    store = make_sqlite()
+    store.put(with_output("resp_1", REASONING))
+    store.close()
+    connection = sqlite3.connect(store.path)
+    connection.execute("DROP TABLE items")
+    connection.commit()
+    connection.close()
+    reopened = make_sqlite()
+    assert reopened.get("resp_1") is not None and reopened.find_items(["rs_1"]) == {}
+    reopened.put(with_output("resp_2", MESSAGE))
+    assert reopened.flush(5) and reopened.find_items(["msg_1"]) == {"msg_1": MESSAGE}

@@ -24,6 +24,9 @@ def test_create_frame_becomes_a_create_body() -> None:
     ('{"type": "response.steer"}', "unsupported_frame_type"),
     ('{"input": "no type"}', "unsupported_frame_type"),
     (b'{"type": "response.create"}', "invalid_frame"),
+    ('{"type": "response.create", "generate": "false"}', "invalid_type"),
+    ("[" * 200 + "]" * 200, "invalid_json"),
+    ("", "invalid_json"),
 ])
 def test_other_frames_are_client_errors(message: str | bytes, code: str) -> None:
     with pytest.raises(ClientError) as caught:
@@ -37,3 +40,14 @@ def test_error_frame_shape() -> None:
     assert frame == {"type": "error", "status_code": 429,
                      "error": {"message": "slow down", "code": "usage_limit_reached"},
                      "headers": {"retry-after": "120"}}
+
+
+def test_lone_surrogates_in_a_frame_are_replaced() -> None:
+    body, _ = parse_frame('{"type": "response.create", "input": "cut \\ud83d", "\\udc00": 1}')
+    assert body == {"input": "cut \ufffd", "\ufffd": 1}
+
+
+def test_error_frame_names_the_field() -> None:
+    frame = json.loads(error_frame(400, "Invalid type", "invalid_type", param="include"))
+    assert frame["error"] == {"message": "Invalid type", "code": "invalid_type",
+                              "param": "include"}

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from chatmock.errors import UpstreamError, extract_message
 from chatmock.state.prompt_cache import SessionIds, fingerprint
 from chatmock.upstream.codex import (
+    ClientIdentity,
+    codex_client_headers,
     installation_id,
     retry_after,
     upstream_error,
@@ -140,9 +142,52 @@ def test_429_with_resets_in_seconds() -> None:
                                  "resets_in_seconds": 3600}}).encode()
     error = upstream_error(429, [], body)
     assert error.status == 429 and error.error_type == "rate_limit_error"
-    assert error.message == "The usage limit has been reached"
+    assert error.message == "The usage limit has been reached; it resets in 60 min"
     assert error.code == "usage_limit_reached"
     assert header(error, b"retry-after") == b"3600"
+
+
+def test_429_with_resets_at() -> None:
+    body = json.dumps({"error": {"type": "usage_limit_reached", "message": "limit",
+                                 "resets_at": int(time.time()) + 4 * 86400}}).encode()
+    error = upstream_error(429, [], body)
+    assert 4 * 86400 - 2 <= int(header(error, b"retry-after") or 0) <= 4 * 86400
+    assert error.message.startswith("limit; it resets in 4 days")
+
+
+def test_429_usage_not_included_says_what_to_do() -> None:
+    body = b'{"error":{"type":"usage_not_included","plan_type":"free"}}'
+    error = upstream_error(429, [(b"x-codex-primary-used-percent", b"100"),
+                                 (b"x-codex-primary-reset-after-seconds", b"60"),
+                                 (b"x-request-id", b"r-9")], body)
+    assert error.status == 429 and error.code == "usage_not_included"
+    assert "plan does not include Codex" in error.message and "chatmock login" in error.message
+    assert error.message.endswith("(request id r-9)")
+    assert error.headers == ()  # waiting does not help
+
+
+SPENT_WEEK = [(b"x-codex-primary-used-percent", b"35.0"),
+              (b"x-codex-primary-reset-after-seconds", b"7200"),
+              (b"x-codex-secondary-used-percent", b"100.0"),
+              (b"x-codex-secondary-reset-after-seconds", b"345600")]
+
+
+@pytest.mark.parametrize(("body", "said"), [(b"", ""), (b"Too Many Requests\n",
+                                                       " (the backend said: Too Many Requests)")])
+def test_429_told_by_headers_only(body: bytes, said: str) -> None:
+    error = upstream_error(429, SPENT_WEEK, body)
+    assert header(error, b"retry-after") == b"345600"
+    assert error.message == f"The ChatGPT usage limit has been reached{said}; it resets in 4 days"
+    assert error.code == "rate_limit_exceeded"
+
+
+def test_the_spent_window_that_resets_last_decides() -> None:
+    both = [(b"x-codex-primary-used-percent", b"100"),
+            (b"x-codex-primary-reset-after-seconds", b"50"), *SPENT_WEEK[2:]]
+    assert retry_after(None, both) == 345600
+    assert retry_after(None, SPENT_WEEK[:2]) == 7200  # none spent: the primary window
+    assert retry_after(None, [(b"x-codex-secondary-used-percent", b"nan"),
+                              *SPENT_WEEK[3:]]) is None
 
 
 def test_429_without_any_hint() -> None:
@@ -229,3 +274,33 @@ def test_installation_id_is_stable(tmp_path: Path) -> None:
 def test_user_agent() -> None:
     agent = user_agent()
     assert agent.startswith("codex_cli_rs/") and "chatmock/" in agent
+
+
+def test_client_identity_headers() -> None:
+    headers = dict(ClientIdentity("0.170.1", "codex_exec").headers())
+    assert headers[b"originator"] == b"codex_exec" and headers[b"version"] == b"0.170.1"
+    assert headers[b"user-agent"].startswith(b"codex_exec/0.170.1 (")
+    assert dict(ClientIdentity().headers())[b"version"] == b"0.169.0"
+
+
+CODEX_REQUEST = {b"originator": b"codex_exec", b"session-id": b"s", b"thread-id": b"t",
+                 b"x-client-request-id": b"r", b"x-codex-window-id": b"w",
+                 b"x-codex-turn-metadata": b"{}", b"authorization": b"Bearer k",
+                 b"user-agent": b"codex_exec/0.169.0", b"openai-beta": b"x"}
+
+
+@pytest.mark.parametrize("marker", [{b"originator": b"codex_exec"},
+                                    {b"originator": b"codex_vscode"},
+                                    {b"user-agent": b"codex_cli_rs/0.169.0 (Linux)"}])
+def test_codex_clients_are_recognised_by_originator_or_user_agent(
+        marker: dict[bytes, bytes]) -> None:
+    given = {**marker, b"session-id": b"s", b"x-codex-window-id": b"w"}
+    assert dict(codex_client_headers(given)) == {b"session-id": b"s", b"x-codex-window-id": b"w"}
+
+
+def test_only_ids_and_x_codex_headers_of_a_codex_client_are_forwarded() -> None:
+    assert dict(codex_client_headers(CODEX_REQUEST)) == {
+        b"session-id": b"s", b"thread-id": b"t", b"x-client-request-id": b"r",
+        b"x-codex-window-id": b"w", b"x-codex-turn-metadata": b"{}"}
+    others = {**CODEX_REQUEST, b"originator": b"opencode", b"user-agent": b"OpenAI/Python"}
+    assert codex_client_headers(others) == ()

@@ -24,7 +24,13 @@ from wsproto.events import Request as Handshake
 from wsproto.extensions import PerMessageDeflate
 
 from chatmock.errors import ClientError
-from chatmock.server.exchange import ConnectionLimits, Request, Responder, WebSocketUpgrade
+from chatmock.server.exchange import (
+    ClientGone,
+    ConnectionLimits,
+    Request,
+    Responder,
+    WebSocketUpgrade,
+)
 from chatmock.server.http1 import H1Connection
 from chatmock.server.lifecycle import Lifecycle
 from chatmock.server.websocket import WebSocket
@@ -254,3 +260,66 @@ async def test_bad_handshakes_are_refused_before_the_upgrade(nursery: trio.Nurse
         assert data.startswith(b"HTTP/1.1 %d " % status), (headers, data)
         await client.stream.aclose()
 
+
+
+class Responding:
+    """Upgrades, then answers each message with a 100 s response inside `responding()`."""
+
+    def __init__(self) -> None:
+        self.outcome: list[str] = []
+        self.done = trio.Event()
+
+    async def __call__(self, request: Request, out: Responder) -> None:
+        assert isinstance(out, WebSocketUpgrade)
+        socket = await out.upgrade_websocket(request)
+        try:
+            while await socket.receive() is not None:
+                async with socket.responding():
+                    await trio.sleep(100)
+                self.outcome.append("finished")
+        except ClientGone:
+            self.outcome.append(f"gone at {trio.current_time():g}")
+        finally:
+            self.done.set()
+
+
+async def vanish_mid_response(nursery: trio.Nursery, *messages: str) -> list[str]:
+    app = Responding()
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    nursery.start_soon(H1Connection(server_stream, app, ConnectionLimits(), Lifecycle()).serve)
+    client = Client(client_stream)
+    await client.connect()
+    for message in messages:
+        await client.send(TextMessage(data=message))
+    await trio.sleep(1)
+    await client_stream.aclose()  # no close frame: EOF (a reset reads the same)
+    await app.done.wait()
+    return app.outcome
+
+
+async def test_a_peer_that_vanishes_mid_response_cancels_it(
+        nursery: trio.Nursery, autojump_clock: trio.abc.Clock) -> None:
+    assert await vanish_mid_response(nursery, "go") == ["gone at 1"]
+
+
+async def test_a_peer_that_vanishes_with_a_message_waiting_cancels_the_response(
+        nursery: trio.Nursery, autojump_clock: trio.abc.Clock) -> None:
+    assert await vanish_mid_response(nursery, "go", "queued", "more") == ["gone at 1"]
+
+
+async def test_a_frame_sent_before_a_slow_upgrade_is_kept(
+        nursery: trio.Nursery, autojump_clock: trio.abc.Clock) -> None:
+    """The HTTP/1.1 client watch reads it while the route thinks; the socket gets it."""
+    async def slow_upgrade(request: Request, out: Responder) -> None:
+        await trio.sleep(1)
+        await echo(request, out)
+
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    nursery.start_soon(H1Connection(server_stream, slow_upgrade, ConnectionLimits(),
+                                    Lifecycle()).serve)
+    client = Client(client_stream)
+    await client.stream.send_all(client.ws.send(Handshake(host="test", target="/ws")))
+    await trio.sleep(0.5)
+    await client.stream.send_all(Connection(ConnectionType.CLIENT).send(TextMessage(data="hi")))
+    assert isinstance(await client.next_event(), AcceptConnection)
+    assert await client.text() == "hi"
