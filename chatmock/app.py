@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from chatmock.config import Settings, home_dir
 from chatmock.net.client import HTTPClient
 from chatmock.net.redis_url import EMBEDDED, parse_redis_url
 from chatmock.state.catalog import Catalog
+from chatmock.state.exchanges import Exchanges
 from chatmock.state.prompt_cache import SessionIds
 from chatmock.state.recent_models import RecentModels
 from chatmock.state.response_store import AsyncResponseStore
@@ -22,8 +24,10 @@ from chatmock.state.stores import open_response_store
 from chatmock.state.usage_limits import UsageLimits, limits_path
 from chatmock.state.usage_shared import SharedUsage
 from chatmock.upstream.codex import ClientIdentity, CodexBackend, installation_id
+from chatmock.upstream.gate import Gate
 from chatmock.upstream.instructions import load_base_instructions
 from chatmock.upstream.model_sync import ModelSync, cache_path
+from chatmock.upstream.providers import ProviderRegistry, build_registry
 
 if TYPE_CHECKING:
     from chatmock.net.redis import RedisClient
@@ -42,6 +46,10 @@ class App:
     responses_store: AsyncResponseStore
     recent: RecentModels = field(default_factory=RecentModels)  # Ollama's /api/ps
     redis: RedisClient | None = None  # fleet mode (--state redis://...)
+    exchanges: Exchanges = field(default_factory=Exchanges)  # in flight, recent errors
+    providers: ProviderRegistry | None = None  # shown on the status page
+    gates: dict[str, Gate] = field(default_factory=dict)  # per provider, once wired
+    started_at: float = field(default_factory=time.time)
 
     @property
     def catalog(self) -> Catalog:
@@ -53,7 +61,7 @@ def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
     env = os.environ if env is None else env
     http = HTTPClient(connect_timeout=settings.upstream_connect_timeout,
                       read_timeout=settings.upstream_read_timeout,
-                      pool_size=settings.upstream_pool_size)
+                      pool_size=settings.upstream_pool_size, http2=settings.upstream_http2)
     oauth = OAuthClient(settings.issuer, settings.client_id, http)
     redis = open_redis(settings)
     guard = RedisGuard(redis) if redis is not None else None
@@ -71,7 +79,10 @@ def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
                        enabled=settings.model_sync, interval=settings.model_refresh_interval,
                        load_cache=False)
     store = open_response_store(settings, env, redis)
-    return App(settings, models, http, backend, SessionIds(), usage, store, redis=redis)
+    providers = build_registry(settings, env)
+    exchanges = Exchanges(secrets=(settings.access_token, *providers.secrets()))
+    return App(settings, models, http, backend, SessionIds(), usage, store, redis=redis,
+               exchanges=exchanges, providers=providers)
 
 
 def open_redis(settings: Settings) -> RedisClient | None:

@@ -8,18 +8,19 @@ import importlib
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import AsyncIterator, Sequence
 
 import trio
 
-from chatmock import __version__, logs
+from chatmock import __version__, banner, logs
 from chatmock.app import App, build_app
 from chatmock.config import Settings, add_serve_arguments, build_settings, is_loopback
 from chatmock.errors import ConfigError
 from chatmock.routes import PREFIX_ROUTES, ROUTES
 from chatmock.server.exchange import ConnectionLimits
-from chatmock.server.listen import open_listeners, serve
+from chatmock.server.listen import open_listeners, serve, server_tls_context
 from chatmock.server.router import Router
 from chatmock.upstream.providers import build_registry
 
@@ -45,9 +46,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"chatmock: {exc}", file=sys.stderr)
         return 2
     logs.setup(settings.verbose or settings.verbose_obfuscation or settings.debug,
-               (settings.access_token, *providers.secrets()))
+               (settings.access_token, *providers.secrets()), settings.log_format)
     try:
-        trio.run(run_server, settings)
+        tls = tls_of(settings)
+    except (OSError, ssl.SSLError) as exc:
+        print(f"chatmock: cannot load --tls-cert/--tls-key: {exc}", file=sys.stderr)
+        return 2
+    try:
+        trio.run(run_server, settings, tls)
     except ConfigError as exc:  # a setting that needed the app to check (a prompt file)
         print(f"chatmock: {exc}", file=sys.stderr)
         return 2
@@ -114,10 +120,19 @@ def limits_of(settings: Settings) -> ConnectionLimits:
     return ConnectionLimits(max_header_bytes=settings.max_header_bytes,
                   max_body_bytes=settings.max_body_bytes,
                   header_timeout=settings.header_timeout, body_timeout=settings.body_timeout,
-                  idle_timeout=settings.idle_timeout, write_timeout=settings.write_timeout)
+                  idle_timeout=settings.idle_timeout, write_timeout=settings.write_timeout,
+                  max_streams=settings.h2_max_streams)
 
 
-async def run_server(settings: Settings) -> None:
+def tls_of(settings: Settings) -> ssl.SSLContext | None:
+    """The server's TLS context when --tls-cert/--tls-key are given; raises OSError or
+    ssl.SSLError when they cannot be loaded."""
+    if not settings.tls_cert:
+        return None
+    return server_tls_context(settings.tls_cert, settings.tls_key)
+
+
+async def run_server(settings: Settings, tls: ssl.SSLContext | None = None) -> None:
     """Serve until SIGINT/SIGTERM, drain, return. A second signal stops at once."""
     shutdown = trio.Event()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -126,10 +141,11 @@ async def run_server(settings: Settings) -> None:
         tune_gc()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_signals, signals, shutdown, nursery.cancel_scope)
-            port = await nursery.start(_serve, app, settings, listeners, shutdown,
+            port = await nursery.start(_serve, app, settings, listeners, shutdown, tls,
                                        nursery.cancel_scope)
-            log.info("chatmock %s listening on http://%s:%d (upstream %s)", __version__,
-                     settings.host, port, settings.upstream_url)
+            text, fields = banner.start_banner(__version__, settings.host, port,
+                                               settings.upstream_url, tls=tls is not None)
+            log.info("%s", text, extra={logs.FIELDS: fields})
             warn_if_open(settings)
             nursery.start_soon(_after_start, app)
             nursery.start_soon(app.usage.run_writer)
@@ -142,12 +158,12 @@ async def run_server(settings: Settings) -> None:
 
 
 async def _serve(app: App, settings: Settings, listeners: list[trio.SocketListener],
-                 shutdown: trio.Event, helpers: trio.CancelScope,
+                 shutdown: trio.Event, tls: ssl.SSLContext | None, helpers: trio.CancelScope,
                  task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Run the server; when it has drained, stop the helper tasks beside it."""
     await serve(Router(app, ROUTES, PREFIX_ROUTES), listeners, limits=limits_of(settings),
                 max_connections=settings.max_connections, shutdown=shutdown,
-                shutdown_timeout=settings.shutdown_timeout, task_status=task_status)
+                shutdown_timeout=settings.shutdown_timeout, tls=tls, task_status=task_status)
     helpers.cancel()
 
 
@@ -190,4 +206,5 @@ def _report_credentials(app: App) -> None:
         log.warning("no ChatGPT credentials found: API calls will answer 401 until you run "
                     "`chatmock login`")
     else:
-        log.info("using credentials from %s", credentials.path)
+        text, fields = banner.account_banner(credentials)
+        log.info("%s", text, extra={logs.FIELDS: fields})

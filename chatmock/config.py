@@ -47,6 +47,7 @@ SUMMARIES = ("auto", "concise", "detailed", "none")
 COMPAT_MODES = ("think-tags", "o3", "legacy", "current")
 RESPONSE_FORMATS = ("route", "input")
 RESPONSE_STORES = ("sqlite", "memory")
+LOG_FORMATS = ("text", "json")
 BUILTIN_PROVIDERS = ("chatgpt", "xai", "openrouter", "qwen", "openai")
 Upstream = tuple[str, str, str]
 """(name, base URL, environment variable holding its key or '')."""
@@ -76,6 +77,7 @@ class Settings:
     verbose: bool = False
     verbose_obfuscation: bool = False
     debug: bool = False
+    log_format: str = "text"
     access_token: str = ""
     access_token_file: str = ""
     insecure_no_auth: bool = False
@@ -101,10 +103,14 @@ class Settings:
     idle_timeout: float = 75.0
     write_timeout: float = 120.0
     max_connections: int = 10_000
+    h2_max_streams: int = 100
+    tls_cert: str = ""
+    tls_key: str = ""
     shutdown_timeout: float = 15.0
     upstream_connect_timeout: float = 15.0
     upstream_read_timeout: float = 300.0
     upstream_pool_size: int = 256
+    upstream_http2: bool = True
     responses_store: str = "sqlite"
     responses_ttl: float = 3600.0
     responses_capacity: int = 10_000
@@ -314,6 +320,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("verbose", "log request and upstream bodies (secrets redacted)", is_bool=True),
     Option("verbose_obfuscation", "also log every raw upstream SSE event", is_bool=True),
     Option("debug", "log full inbound requests and upstream responses", is_bool=True),
+    Option("log_format", "log lines as text, or as JSON objects (one a line, for log "
+           "shippers)", _lower, LOG_FORMATS),
     Option("access_token", "require this bearer token (or x-api-key) on API routes"),
     Option("access_token_file", "read the access token from this file (not visible in `ps`)"),
     Option("insecure_no_auth", "allow a non-loopback --host without an access token",
@@ -345,10 +353,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("idle_timeout", "seconds an idle keep-alive connection stays open", float),
     Option("write_timeout", "seconds a client may refuse to read before it is dropped", float),
     Option("max_connections", "open client connections at most (more wait)", int),
+    Option("h2_max_streams", "concurrent streams per HTTP/2 client connection", int),
+    Option("tls_cert", "serve TLS (HTTP/2 and HTTP/1.1 by ALPN) with this PEM certificate "
+           "chain; needs --tls-key"),
+    Option("tls_key", "the PEM private key of --tls-cert"),
     Option("shutdown_timeout", "seconds in-flight requests get after SIGINT/SIGTERM", float),
     Option("upstream_connect_timeout", "seconds to connect to the backend", float),
     Option("upstream_read_timeout", "seconds the backend may stay silent mid-answer", float),
     Option("upstream_pool_size", "idle backend connections kept for reuse", int),
+    Option("upstream_http2", "offer HTTP/2 to an https backend (one connection carries many "
+           "streams); off: HTTP/1.1 only", is_bool=True),
     Option("responses_store", "where previous_response_id turns are kept (sqlite survives "
            "restarts)", _lower, RESPONSE_STORES),
     Option("responses_ttl", "seconds a stored turn stays chainable", float),
@@ -465,9 +479,9 @@ def _convert(opt: Option, given: Any, source: str) -> Any:
 
 def _validate(settings: Settings) -> None:
     positive = ("max_header_bytes", "max_body_bytes", "header_timeout", "body_timeout",
-                "idle_timeout", "write_timeout", "max_connections", "upstream_connect_timeout",
-                "upstream_read_timeout", "responses_ttl", "responses_capacity",
-                "responses_max_bytes")
+                "idle_timeout", "write_timeout", "max_connections", "h2_max_streams",
+                "upstream_connect_timeout", "upstream_read_timeout", "responses_ttl",
+                "responses_capacity", "responses_max_bytes")
     for name in positive:
         if getattr(settings, name) <= 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be positive")
@@ -478,6 +492,10 @@ def _validate(settings: Settings) -> None:
     if settings.shutdown_timeout < 0 or settings.upstream_pool_size < 0:
         raise ConfigError("--shutdown-timeout and --upstream-pool-size must not be negative")
     check_upstream_url(settings.upstream_url)
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    if settings.h2_max_streams >= 2**31:
+        raise ConfigError("--h2-max-streams must be below 2**31")
     _validate_providers(settings)
     if not is_loopback(settings.host) and not settings.access_token \
             and not settings.insecure_no_auth:

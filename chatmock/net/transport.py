@@ -43,24 +43,38 @@ def split_url(url: str) -> tuple[Origin, str]:
     return Origin(scheme, parts.hostname, port), target
 
 
+HTTP2_ALPN = ("h2", "http/1.1")
+HTTP1_ALPN = ("http/1.1",)
+
+
 @cache
-def tls_context(alpn: tuple[str, ...] = ("http/1.1",)) -> ssl.SSLContext:
-    """Process-wide client TLS context with the system trust store, one per ALPN list
-    (none for Redis)."""
+def tls_context(alpn: tuple[str, ...] = ("h2", "http/1.1")) -> ssl.SSLContext:
+    """Process-wide client TLS context with the system trust store, one per ALPN list:
+    `h2` and `http/1.1` for HTTP (`http/1.1` alone when HTTP/2 is off), none for Redis."""
     context = ssl.create_default_context()
     if alpn:
         context.set_alpn_protocols(list(alpn))
     return context
 
 
-async def open_stream(origin: Origin, connect_timeout: float) -> trio.abc.Stream:
-    """A connected (and, for https, handshaken) stream to `origin`."""
+def negotiated_protocol(stream: trio.abc.Stream) -> str:
+    """What ALPN chose on a stream from `open_stream` ("" for plain TCP)."""
+    if isinstance(stream, trio.SSLStream):
+        return stream.selected_alpn_protocol() or ""
+    return ""
+
+
+async def open_stream(origin: Origin, connect_timeout: float, *,
+                      http2: bool = False) -> trio.abc.Stream:
+    """A connected (and, for https, handshaken) stream to `origin`; with `http2`, TLS
+    offers `h2` first (see `negotiated_protocol`)."""
     try:
         with trio.fail_after(connect_timeout):
             tcp = TCPStream.from_trio(await trio.open_tcp_stream(origin.host, origin.port))
             if origin.scheme != "https":
                 return tcp
-            tls = trio.SSLStream(tcp, tls_context(), server_hostname=origin.host,
+            tls = trio.SSLStream(tcp, tls_context(HTTP2_ALPN if http2 else HTTP1_ALPN),
+                                 server_hostname=origin.host,
                                  https_compatible=True)
             try:
                 await tls.do_handshake()
