@@ -9,12 +9,13 @@ import importlib
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import AsyncIterator, Sequence
 
 import trio
 
-from chatmock import __version__, logs
+from chatmock import __version__, banner, logs
 from chatmock.app import App, build_app
 from chatmock.config import (
     Settings,
@@ -32,6 +33,7 @@ from chatmock.server.listen import (
     open_listeners,
     raise_open_file_limit,
     serve,
+    server_tls_context,
 )
 from chatmock.server.router import Router
 from chatmock.supervisor import EXIT_CONFIG, Inherited, Supervisor
@@ -59,17 +61,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"chatmock: {exc}", file=sys.stderr)
         return 2
     logs.setup(settings.verbose or settings.verbose_obfuscation or settings.debug,
-               (settings.access_token, *providers.secrets()))
+               (settings.access_token, *providers.secrets()), settings.log_format)
+    try:
+        tls = tls_of(settings)
+    except (OSError, ssl.SSLError) as exc:
+        print(f"chatmock: cannot load --tls-cert/--tls-key: {exc}", file=sys.stderr)
+        return 2
     workers = worker_count(settings)
     if workers > 1:
-        return supervise(settings, workers)
-    return serve_process(settings)
+        return supervise(settings, workers, tls)
+    return serve_process(settings, tls)
 
 
-def serve_process(settings: Settings, inherited: Inherited | None = None) -> int:
+def serve_process(settings: Settings, tls: ssl.SSLContext | None = None,
+                  inherited: Inherited | None = None) -> int:
     """Run one server process (alone, or as a worker); its exit code."""
     try:
-        trio.run(run_server, settings, inherited)
+        trio.run(run_server, settings, tls, inherited)
     except ConfigError as exc:  # a setting that needed the app to check (a prompt file)
         print(f"chatmock: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -80,7 +88,7 @@ def serve_process(settings: Settings, inherited: Inherited | None = None) -> int
     return 0
 
 
-def supervise(settings: Settings, workers: int) -> int:
+def supervise(settings: Settings, workers: int, tls: ssl.SSLContext | None) -> int:
     """`serve --workers N`: bind once, then fork and keep the workers (chatmock/supervisor.py)."""
     try:
         sockets = bind_sockets(settings.host, settings.port)
@@ -90,7 +98,7 @@ def supervise(settings: Settings, workers: int) -> int:
         return 1
     raise_open_file_limit()
     gc.freeze()  # what the workers inherit stays out of their collections: its pages stay shared
-    return Supervisor(workers, sockets, functools.partial(serve_process, settings)).run()
+    return Supervisor(workers, sockets, functools.partial(serve_process, settings, tls)).run()
 
 
 def parse_command_line(argv: list[str]) -> argparse.Namespace:
@@ -149,10 +157,20 @@ def limits_of(settings: Settings) -> ConnectionLimits:
     return ConnectionLimits(max_header_bytes=settings.max_header_bytes,
                   max_body_bytes=settings.max_body_bytes,
                   header_timeout=settings.header_timeout, body_timeout=settings.body_timeout,
-                  idle_timeout=settings.idle_timeout, write_timeout=settings.write_timeout)
+                  idle_timeout=settings.idle_timeout, write_timeout=settings.write_timeout,
+                  max_streams=settings.h2_max_streams)
 
 
-async def run_server(settings: Settings, inherited: Inherited | None = None) -> None:
+def tls_of(settings: Settings) -> ssl.SSLContext | None:
+    """The server's TLS context when --tls-cert/--tls-key are given; raises OSError or
+    ssl.SSLError when they cannot be loaded."""
+    if not settings.tls_cert:
+        return None
+    return server_tls_context(settings.tls_cert, settings.tls_key)
+
+
+async def run_server(settings: Settings, tls: ssl.SSLContext | None = None,
+                     inherited: Inherited | None = None) -> None:
     """Serve until SIGINT/SIGTERM, drain, return. A second signal stops at once.
 
     A worker of `serve --workers` serves the sockets it `inherited`, and drains
@@ -168,25 +186,29 @@ async def run_server(settings: Settings, inherited: Inherited | None = None) -> 
             nursery.start_soon(_watch_signals, signals, shutdown, nursery.cancel_scope)
             if inherited is not None:
                 nursery.start_soon(_watch_supervisor, inherited.supervisor_alive, shutdown)
-            port = await nursery.start(_serve, app, settings, listeners, shutdown,
+            port = await nursery.start(_serve, app, settings, listeners, shutdown, tls,
                                        nursery.cancel_scope)
-            log.info("chatmock %s listening on http://%s:%d (upstream %s)", __version__,
-                     settings.host, port, settings.upstream_url)
+            text, fields = banner.start_banner(__version__, settings.host, port,
+                                               settings.upstream_url, tls=tls is not None)
+            log.info("%s", text, extra={logs.FIELDS: fields})
             warn_if_open(settings)
             nursery.start_soon(_after_start, app)
             nursery.start_soon(app.usage.run_writer)
+            nursery.start_soon(app.responses_store.maintain)
         app.usage.flush()
-        app.responses_store.close()
+        await app.responses_store.aclose()
+        if app.redis is not None:
+            await app.redis.aclose()
         await app.http.aclose()
 
 
 async def _serve(app: App, settings: Settings, listeners: list[trio.SocketListener],
-                 shutdown: trio.Event, helpers: trio.CancelScope,
+                 shutdown: trio.Event, tls: ssl.SSLContext | None, helpers: trio.CancelScope,
                  task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Run the server; when it has drained, stop the helper tasks beside it."""
     await serve(Router(app, ROUTES, PREFIX_ROUTES), listeners, limits=limits_of(settings),
                 max_connections=settings.max_connections, shutdown=shutdown,
-                shutdown_timeout=settings.shutdown_timeout, task_status=task_status)
+                shutdown_timeout=settings.shutdown_timeout, tls=tls, task_status=task_status)
     helpers.cancel()
 
 
@@ -240,4 +262,5 @@ def _report_credentials(app: App) -> None:
         log.warning("no ChatGPT credentials found: API calls will answer 401 until you run "
                     "`chatmock login`")
     else:
-        log.info("using credentials from %s", credentials.path)
+        text, fields = banner.account_banner(credentials)
+        log.info("%s", text, extra={logs.FIELDS: fields})

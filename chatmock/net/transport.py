@@ -47,22 +47,38 @@ def split_url(url: str) -> tuple[Origin, str]:
     return Origin(scheme, parts.hostname, port), target
 
 
+HTTP2_ALPN = ("h2", "http/1.1")
+HTTP1_ALPN = ("http/1.1",)
+
+
 @cache
-def tls_context() -> ssl.SSLContext:
-    """Process-wide client TLS context with the system trust store."""
+def tls_context(alpn: tuple[str, ...] = ("h2", "http/1.1")) -> ssl.SSLContext:
+    """Process-wide client TLS context with the system trust store, one per ALPN list:
+    `h2` and `http/1.1` for HTTP (`http/1.1` alone when HTTP/2 is off), none for Redis."""
     context = ssl.create_default_context()
-    context.set_alpn_protocols(["http/1.1"])
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
     return context
 
 
-async def open_stream(origin: Origin, connect_timeout: float) -> trio.abc.Stream:
-    """A connected (and, for https, handshaken) stream to `origin`."""
+def negotiated_protocol(stream: trio.abc.Stream) -> str:
+    """What ALPN chose on a stream from `open_stream` ("" for plain TCP)."""
+    if isinstance(stream, trio.SSLStream):
+        return stream.selected_alpn_protocol() or ""
+    return ""
+
+
+async def open_stream(origin: Origin, connect_timeout: float, *,
+                      http2: bool = False) -> trio.abc.Stream:
+    """A connected (and, for https, handshaken) stream to `origin`; with `http2`, TLS
+    offers `h2` first (see `negotiated_protocol`)."""
     try:
         with trio.fail_after(connect_timeout):
             tcp = await _open_tcp(origin.host, origin.port)
             if origin.scheme != "https":
                 return tcp
-            tls = trio.SSLStream(tcp, tls_context(), server_hostname=origin.host,
+            tls = trio.SSLStream(tcp, tls_context(HTTP2_ALPN if http2 else HTTP1_ALPN),
+                                 server_hostname=origin.host,
                                  https_compatible=True)
             try:
                 await tls.do_handshake()
@@ -74,7 +90,7 @@ async def open_stream(origin: Origin, connect_timeout: float) -> trio.abc.Stream
         raise UpstreamError(f"connecting to {origin.authority} timed out after "
                             f"{connect_timeout:g} s", status=504) from None
     except (OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
-        raise UpstreamError(f"cannot connect to {origin.authority}: {_reason(exc)}") from None
+        raise UpstreamError(f"cannot connect to {origin.authority}: {error_reason(exc)}") from None
 
 
 async def _open_tcp(host: str, port: int) -> TCPStream:
@@ -106,7 +122,7 @@ async def _open_tcp(host: str, port: int) -> TCPStream:
     return TCPStream(sock)
 
 
-def _reason(exc: BaseException) -> str:
+def error_reason(exc: BaseException) -> str:
     """What went wrong, in words: trio wraps a failed TLS handshake in an exception
     without a message, whose cause (e.g. certificate verify failed) is the news."""
     while not str(exc) and exc.__cause__ is not None:

@@ -103,7 +103,7 @@ class H1Connection:
     """Serves every exchange of one HTTP/1.1 connection."""
 
     def __init__(self, stream: trio.abc.Stream, app: Handler, limits: ConnectionLimits,
-                 lifecycle: Lifecycle, client: str = "") -> None:
+                 lifecycle: Lifecycle, client: str = "", *, buffered: bytes = b"") -> None:
         self.stream = stream
         self.app = app
         self.limits = limits
@@ -112,6 +112,9 @@ class H1Connection:
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
         self.must_close = False
         self.declared_length = 0
+        self._primed = bool(buffered)  # the first bytes were read already (server/listen.py)
+        if buffered:
+            self.conn.receive_data(buffered)
         self.client_gone = False
         self._tasks: trio.Nursery | None = None
         self._exchanges = trio.CancelScope()  # cancelled when the client is gone
@@ -190,8 +193,9 @@ class H1Connection:
     async def _read_request_head(self) -> h11.Request | None:
         try:
             event = self.conn.next_event()
+            primed, self._primed = self._primed, False
             if event is h11.NEED_DATA:
-                if not await self._receive_idle():
+                if not primed and not await self._receive_idle():
                     return None
                 with trio.move_on_after(self.limits.header_timeout) as deadline:
                     event = await self._next_event(self.limits.header_timeout)

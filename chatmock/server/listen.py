@@ -3,9 +3,13 @@
 `open_listeners` binds; `serve` reports the bound port through `task_status`, accepts until
 `shutdown` is set, then drains: listeners close, idle keep-alive connections
 are dropped, in-flight exchanges get `shutdown_timeout` seconds to finish and
-are cancelled after that. Protocol choice happens per connection in
-`_handle`; today every connection speaks HTTP/1.1, and HTTP/2 (h2c preface or
-ALPN) will branch there without routes noticing.
+are cancelled after that.
+
+The protocol is chosen per connection in `_handle`. With a TLS context the
+handshake comes first and ALPN (`h2`, `http/1.1`) decides; otherwise the first
+bytes do: the HTTP/2 connection preface (`PRI * HTTP/2.0...`, prior knowledge,
+h2c) selects HTTP/2, anything else HTTP/1.1. The bytes read to decide are
+handed to the protocol chosen. Routes never see the difference.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ import errno
 import logging
 import resource
 import socket
+import ssl
 
 import trio
 
+from chatmock.net.h2wire import PREFACE
 from chatmock.net.tcpstream import TCPStream
 from chatmock.server.exchange import ConnectionLimits, Handler
 from chatmock.server.http1 import H1Connection
@@ -86,18 +92,20 @@ def listeners_of(sockets: list[socket.socket]) -> list[trio.SocketListener]:
 
 async def serve(app: Handler, listeners: list[trio.SocketListener], *, limits: ConnectionLimits,
                 max_connections: int, shutdown: trio.Event, shutdown_timeout: float,
+                tls: ssl.SSLContext | None = None,
                 task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve `app` on `listeners` until `shutdown` is set; returns after the drain.
 
-    Reports the first listener's port through `task_status`."""
+    With `tls` (see `server_tls_context`) every connection is TLS. Reports the first
+    listener's port through `task_status`."""
     lifecycle = Lifecycle()
     slots = trio.CapacityLimiter(max_connections)
     try:
         async with trio.open_nursery() as connections:
             async with trio.open_nursery() as acceptors:
                 for listener in listeners:
-                    acceptors.start_soon(_accept_loop, listener, connections, app, limits,
-                                         lifecycle, slots)
+                    acceptors.start_soon(_accept_loop, listener, connections,
+                                         _Served(app, limits, lifecycle, tls), slots)
                 task_status.started(listeners[0].socket.getsockname()[1])
                 await shutdown.wait()
                 acceptors.cancel_scope.cancel()
@@ -115,8 +123,20 @@ async def _close(listeners: list[trio.SocketListener]) -> None:
         await trio.aclose_forcefully(listener)
 
 
-async def _accept_loop(listener: trio.SocketListener, nursery: trio.Nursery, app: Handler,
-                       limits: ConnectionLimits, lifecycle: Lifecycle,
+class _Served:
+    """What every connection of one server shares."""
+
+    __slots__ = ("app", "lifecycle", "limits", "tls")
+
+    def __init__(self, app: Handler, limits: ConnectionLimits, lifecycle: Lifecycle,
+                 tls: ssl.SSLContext | None) -> None:
+        self.app = app
+        self.limits = limits
+        self.lifecycle = lifecycle
+        self.tls = tls
+
+
+async def _accept_loop(listener: trio.SocketListener, nursery: trio.Nursery, served: _Served,
                        slots: trio.CapacityLimiter) -> None:
     """Accept every pending connection per wake-up (see `_Acceptor`), each under a slot."""
     acceptor = _Acceptor(listener)
@@ -140,8 +160,8 @@ async def _accept_loop(listener: trio.SocketListener, nursery: trio.Nursery, app
             except BaseException:
                 slots.release_on_behalf_of(token)
                 raise
-            stream = TCPStream(sock, send_timeout=limits.write_timeout)
-            nursery.start_soon(_handle, stream, app, limits, lifecycle, slots, token, nursery)
+            stream = TCPStream(sock, send_timeout=served.limits.write_timeout)
+            nursery.start_soon(_handle, stream, served, slots, token, nursery)
     finally:
         acceptor.release()
 
@@ -205,16 +225,102 @@ def _configured(sock: socket.socket) -> socket.socket:
     return sock
 
 
-async def _handle(stream: TCPStream, app: Handler, limits: ConnectionLimits, lifecycle: Lifecycle,
-                  slots: trio.CapacityLimiter, token: object, tasks: trio.Nursery) -> None:
-    lifecycle.connection_opened()
+async def _handle(stream: TCPStream, served: _Served, slots: trio.CapacityLimiter,
+                  token: object, tasks: trio.Nursery) -> None:
+    """One connection's task; `tasks` (the connections' nursery) also runs the HTTP/1.1
+    client watch, so that no connection needs a nursery of its own."""
+    served.lifecycle.connection_opened()
     try:
-        await H1Connection(stream, app, limits, lifecycle, _peer(stream)).serve(tasks)
+        await _serve_connection(stream, served, tasks)
     except Exception:
         log.exception("connection task failed")
     finally:
-        lifecycle.connection_closed()
+        await trio.aclose_forcefully(stream)
+        served.lifecycle.connection_closed()
         slots.release_on_behalf_of(token)
+
+
+async def _serve_connection(tcp: TCPStream, served: _Served, tasks: trio.Nursery) -> None:
+    client = _peer(tcp)
+    stream: trio.abc.Stream = tcp
+    if served.tls is not None:
+        secured = await _handshake(tcp, served.tls, served.limits)
+        if secured is None:
+            return
+        stream = secured
+        if secured.selected_alpn_protocol() == "h2":
+            await _serve_h2(stream, served, client, b"")
+            return
+    first = await _first_bytes(stream, served.limits, served.lifecycle)
+    if not first:
+        await trio.aclose_forcefully(stream)
+    elif first.startswith(PREFACE):
+        await _serve_h2(stream, served, client, first)
+    else:
+        await H1Connection(stream, served.app, served.limits, served.lifecycle, client,
+                           buffered=first).serve(tasks)
+
+
+async def _serve_h2(stream: trio.abc.Stream, served: _Served, client: str,
+                    buffered: bytes) -> None:
+    from chatmock.server.http2 import H2ServerConnection  # h2 (~10 ms): on first use
+
+    await H2ServerConnection(stream, served.app, served.limits, served.lifecycle, client,
+                             buffered=buffered).serve()
+
+
+async def _handshake(tcp: TCPStream, context: ssl.SSLContext,
+                     limits: ConnectionLimits) -> trio.SSLStream[TCPStream] | None:
+    """The TLS stream, or None if the handshake failed or took the header timeout."""
+    stream = trio.SSLStream(tcp, context, server_side=True)
+    with trio.move_on_after(limits.header_timeout):
+        try:
+            await stream.do_handshake()
+        except trio.BrokenResourceError as exc:
+            log.debug("TLS handshake failed: %s", exc.__cause__ or exc)
+            return None
+        return stream
+    return None
+
+
+async def _first_bytes(stream: trio.abc.Stream, limits: ConnectionLimits,
+                       lifecycle: Lifecycle) -> bytes:
+    """The connection's first bytes: enough to tell the HTTP/2 preface from an HTTP/1.1
+    request (b"" if none came within the idle timeout, or the server drains)."""
+    scope = lifecycle.idle()
+    scope.deadline = trio.current_time() + limits.idle_timeout
+    lifecycle.enter_idle(scope)
+    try:
+        with scope:
+            data = await _receive(stream)
+    finally:
+        lifecycle.leave_idle(scope)
+    if scope.cancelled_caught:
+        return b""
+    with trio.move_on_after(limits.header_timeout):
+        while data and len(data) < len(PREFACE) and PREFACE.startswith(data):
+            more = await _receive(stream)
+            if not more:
+                break
+            data += more
+    return data
+
+
+async def _receive(stream: trio.abc.Stream) -> bytes:
+    try:
+        return bytes(await stream.receive_some(65536))
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        return b""
+
+
+def server_tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    """The server's TLS context: the certificate chain and key, ALPN `h2` then `http/1.1`.
+
+    Raises OSError or ssl.SSLError when the files cannot be loaded."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    return context
 
 
 def _peer(stream: TCPStream) -> str:

@@ -62,14 +62,12 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import queue
 import sqlite3
 import threading
 import time
-import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,13 +84,13 @@ from chatmock.state.response_store import (
     indexed_items,
 )
 from chatmock.state.response_store_file import connect, open_database, transaction
+from chatmock.state.turn_codec import decode_item, decode_turn, encode_item, encode_turn
 
 log = logging.getLogger("chatmock.responses")
 
 PRUNE_INTERVAL_SECONDS = 60.0
 TOUCH_INTERVAL_SECONDS = 60.0
 BATCH_LIMIT = 512
-ZLIB_LEVEL = 1
 READER_BUSY_TIMEOUT_MS = 200
 
 _INSERT = (
@@ -206,7 +204,7 @@ class SqliteResponseStore:
             return None
         if now - last_access >= TOUCH_INTERVAL_SECONDS and not self._closed:
             self._queue.put(_Touch(response_id, now))
-        return _decode(response_id, created_at, body)
+        return decode_turn(response_id, created_at, body)
 
     def find_items(self, item_ids: Collection[str]) -> dict[str, Item]:
         now = self._clock()
@@ -218,7 +216,7 @@ class SqliteResponseStore:
                 lambda: self._select_items(sorted(wanted.difference(found))),
                 lambda again: len(again) == len(wanted) - len(found)) or rows
         for item_id, response_id, last_access, body in rows:
-            item = _decode_item(item_id, body) if not expired(last_access, now, self._ttl) \
+            item = decode_item(item_id, body) if not expired(last_access, now, self._ttl) \
                 else None
             if item is not None:
                 found[item_id] = item
@@ -364,8 +362,8 @@ class SqliteResponseStore:
         for pending in writes:
             entry = pending.entry
             try:
-                body = _encode(entry)
-                items = [(item_id, entry.response_id, _compress(item))
+                body = encode_turn(entry)
+                items = [(item_id, entry.response_id, encode_item(item))
                          for item_id, item in indexed_items(entry)]
             except (TypeError, ValueError, RecursionError) as error:
                 log.warning("response %s cannot be stored: %s", entry.response_id, error)
@@ -414,46 +412,3 @@ class SqliteResponseStore:
                 (total,) = connection.execute(_TOTAL).fetchone()
             connection.execute(_PRUNE_ITEMS)
         self._payload_bytes = total
-
-
-# --------------------------------------------------------------------------- encoding
-
-
-def _encode(entry: StoredResponse) -> bytes:
-    return _compress({"instructions": entry.instructions, "context": entry.context,
-                      "output": entry.output})
-
-
-def _compress(document: object) -> bytes:
-    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
-    return zlib.compress(text.encode("utf-8", "surrogatepass"), ZLIB_LEVEL)
-
-
-def _decode_item(item_id: str, body: bytes) -> Item | None:
-    try:
-        item = json.loads(zlib.decompress(body).decode("utf-8", "surrogatepass"))
-    except (zlib.error, ValueError, RecursionError) as error:
-        log.warning("stored item %s is unreadable: %s", item_id, error)
-        return None
-    return item if isinstance(item, dict) else None
-
-
-def _decode(response_id: str, created_at: float, body: bytes) -> StoredResponse | None:
-    try:
-        document = json.loads(zlib.decompress(body).decode("utf-8", "surrogatepass"))
-        instructions = document["instructions"]
-        context = document["context"]
-        output = document["output"]
-    except (zlib.error, ValueError, TypeError, KeyError, RecursionError) as error:
-        log.warning("stored response %s is unreadable: %s", response_id, error)
-        return None
-    if not (isinstance(context, list) and isinstance(output, list)
-            and (instructions is None or isinstance(instructions, str))):
-        log.warning("stored response %s has an unexpected shape", response_id)
-        return None
-    return StoredResponse(response_id, instructions, context, output, created_at)
-
-
-# --------------------------------------------------------------------------- factory
-
-

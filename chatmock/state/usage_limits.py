@@ -12,8 +12,14 @@ Several processes may share the file (the workers of `serve --workers`, or
 other chatmock servers with the same home): a write happens under an exclusive
 lock on `usage_limits.json.lock`, and only if the file does not already hold a
 newer snapshot, which is then adopted instead. So the file always holds the
-newest snapshot any of them saw, `chatmock info` reads that, and `current()`
+newest snapshot any of them saw, `chatmock info` reads that, and `newest()`
 gives a process the newest one, its own or another's.
+
+In fleet mode (`--state redis://...`) each snapshot is also shared through
+Redis (`usage_shared`), newest capture wins, so `info` and `/health` on any
+instance show the same figures: `run_writer` publishes the latest snapshot and
+reads the fleet's back (`fleet`), at most once per `min_interval` each, so
+`newest()` answers without I/O (figures agree within that interval).
 
 The file layout is shared with the reference proxies (ChatMock writes
 `captured_at` with `+00:00`, go-chatmock with `Z`), so both forms are read.
@@ -33,7 +39,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from chatmock.config import home_dir
 
@@ -156,6 +162,20 @@ def load(path: Path) -> UsageSnapshot | None:
     return UsageSnapshot.from_json(document)
 
 
+class UsageSink(Protocol):
+    """Where snapshots are shared beyond this process (fleet mode)."""
+
+    async def publish(self, snapshot: UsageSnapshot) -> None: ...
+
+    async def latest(self) -> UsageSnapshot | None: ...
+
+
+def newest(*snapshots: UsageSnapshot | None) -> UsageSnapshot | None:
+    """The snapshot captured last (None if none is given)."""
+    found = [snapshot for snapshot in snapshots if snapshot is not None]
+    return max(found, key=lambda snapshot: snapshot.captured_at) if found else None
+
+
 class UsageLimits:
     """The latest snapshot in memory, persisted to `path` at most once per `min_interval`.
 
@@ -168,10 +188,14 @@ class UsageLimits:
     """
 
     def __init__(self, path: Path, *, min_interval: float = DEFAULT_MIN_INTERVAL,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 shared: UsageSink | None = None) -> None:
         self.path = path
         self.min_interval = min_interval
+        self.shared = shared
         self.latest: UsageSnapshot | None = None
+        self.fleet: UsageSnapshot | None = None  # the fleet's, as last read
+        self._unshared = False
         self._clock = clock
         self._pending = False
         self._written_at: float | None = None
@@ -191,6 +215,7 @@ class UsageLimits:
             return None
         self.latest = snapshot
         self._pending = True
+        self._unshared = self.shared is not None
         self.poll()
         return snapshot
 
@@ -215,9 +240,12 @@ class UsageLimits:
         if self._pending:
             self._write(wait=True)
 
-    def current(self) -> UsageSnapshot | None:
-        """The newest snapshot: this process's, or a newer one another process wrote
-        (the file is read again only when it changed)."""
+    def newest(self) -> UsageSnapshot | None:
+        """The newest snapshot: this process's, a newer one another process wrote to
+        the file (read again only when it changed), or the fleet's (Redis)."""
+        return newest(self.latest, self._from_file(), self.fleet)
+
+    def _from_file(self) -> UsageSnapshot | None:
         try:
             stat = self.path.stat()
             stamp: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
@@ -226,7 +254,7 @@ class UsageLimits:
         if stamp != self._file_stamp:
             self._file_stamp = stamp
             self._on_disk = load(self.path) if stamp is not None else None
-        return _newer(self.latest, self._on_disk)
+        return self._on_disk
 
     async def run_writer(self) -> NoReturn:
         """Background task: write pending snapshots once their quiet period has passed.
@@ -240,6 +268,17 @@ class UsageLimits:
             delay = self.next_write_in()
             await trio.sleep(max(self.min_interval, 1.0) if delay is None else delay)
             self.poll()
+            await self.share()
+
+    async def share(self) -> None:
+        """Publish the latest snapshot through the `shared` sink, if not done yet, and
+        read the fleet's."""
+        if self.shared is None:
+            return
+        if self._unshared and self.latest is not None:
+            self._unshared = False
+            await self.shared.publish(self.latest)
+        self.fleet = await self.shared.latest() or self.fleet
 
     def _write(self, *, wait: bool = False) -> None:
         """Write the latest snapshot unless the file holds a newer one; if another

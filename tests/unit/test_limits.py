@@ -436,19 +436,19 @@ def test_an_older_snapshot_never_replaces_a_newer_one(tmp_path: Path) -> None:
     slow.flush()
     on_disk = load(path)
     assert on_disk is not None and on_disk.primary == Window(3.0)
-    assert slow.latest == on_disk == slow.current() and not slow.pending
+    assert slow.latest == on_disk == slow.newest() and not slow.pending
 
 
-def test_current_is_the_newest_of_this_process_and_the_file(tmp_path: Path) -> None:
+def test_newest_is_of_this_process_and_the_file(tmp_path: Path) -> None:
     path = tmp_path / LIMITS_FILENAME
     mine, other = UsageLimits(path, clock=FakeClock()), UsageLimits(path, clock=FakeClock())
-    assert mine.current() is None
+    assert mine.newest() is None
     mine.record(used(1))
     other.record(used(2))
-    current = mine.current()
+    current = mine.newest()
     assert current is not None and current.primary == Window(2.0)
     mine.record(used(4))  # newer than the file, not yet written (quiet period)
-    current = mine.current()
+    current = mine.newest()
     assert current is not None and current.primary == Window(4.0)
 
 
