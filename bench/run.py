@@ -49,6 +49,7 @@ from servers import (
     ab_worktree,
     chatmock_spec,
     check_imports_from,
+    compile_tree,
     find_nginx,
     log_file_name,
     nginx_spec,
@@ -87,6 +88,7 @@ def server_specs(args: argparse.Namespace, stack: contextlib.ExitStack, plan: Pl
     for spec in specs:
         if spec.kind == "chatmock":
             check_imports_from(spec)
+            compile_tree(spec)
     specs += [peer_spec(peer, fake_port, home) for peer in args.peer]
     return specs
 

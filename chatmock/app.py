@@ -2,23 +2,42 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from chatmock.auth.oauth import OAuthClient
+from chatmock.auth.refresh_guard import RedisGuard
 from chatmock.auth.store import CredentialStore
-from chatmock.config import Settings, home_dir
+from chatmock.config import Settings, home_dir, worker_count
 from chatmock.net.client import HTTPClient
+from chatmock.net.redis_url import EMBEDDED, parse_redis_url
 from chatmock.state.catalog import Catalog
+from chatmock.state.exchanges import Exchanges
 from chatmock.state.prompt_cache import SessionIds
 from chatmock.state.recent_models import RecentModels
-from chatmock.state.response_store import ResponseStore
-from chatmock.state.stores import open_store, store_path
+from chatmock.state.response_store import AsyncResponseStore
+from chatmock.state.stores import open_response_store
 from chatmock.state.usage_limits import UsageLimits, limits_path
+from chatmock.state.usage_shared import SharedUsage
+from chatmock.supervisor import WorkerInfo
 from chatmock.upstream.codex import ClientIdentity, CodexBackend, installation_id
+from chatmock.upstream.gate import Gate
 from chatmock.upstream.instructions import load_base_instructions
 from chatmock.upstream.model_sync import ModelSync, cache_path
+from chatmock.upstream.providers import ProviderRegistry, build_registry
+
+if TYPE_CHECKING:
+    from chatmock.net.redis import RedisClient
+
+log = logging.getLogger("chatmock")
+
+SHARED_STORE_GRACE = 0.5
+"""Seconds a worker looks again for a stored turn it misses: another worker may be
+committing it (see chatmock/state/response_store_sqlite.py)."""
 
 
 @dataclass(slots=True)
@@ -29,8 +48,14 @@ class App:
     backend: CodexBackend
     sessions: SessionIds
     usage: UsageLimits
-    responses_store: ResponseStore
+    responses_store: AsyncResponseStore
     recent: RecentModels = field(default_factory=RecentModels)  # Ollama's /api/ps
+    worker: WorkerInfo = field(default_factory=WorkerInfo)  # this process, in /health
+    redis: RedisClient | None = None  # fleet mode (--state redis://...)
+    exchanges: Exchanges = field(default_factory=Exchanges)  # in flight, recent errors
+    providers: ProviderRegistry | None = None  # shown on the status page
+    gates: dict[str, Gate] = field(default_factory=dict)  # per provider, once wired
+    started_at: float = field(default_factory=time.time)
 
     @property
     def catalog(self) -> Catalog:
@@ -42,20 +67,39 @@ def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
     env = os.environ if env is None else env
     http = HTTPClient(connect_timeout=settings.upstream_connect_timeout,
                       read_timeout=settings.upstream_read_timeout,
-                      pool_size=settings.upstream_pool_size)
+                      pool_size=settings.upstream_pool_size, http2=settings.upstream_http2)
     oauth = OAuthClient(settings.issuer, settings.client_id, http)
-    backend = CodexBackend(settings.upstream_url, http, CredentialStore(env, oauth=oauth),
+    redis = open_redis(settings)
+    guard = RedisGuard(redis) if redis is not None else None
+    backend = CodexBackend(settings.upstream_url, http,
+                           CredentialStore(env, oauth=oauth, guard=guard),
                            installation_id(home_dir(env)),
                            identity=ClientIdentity(settings.client_version, settings.originator),
                            base_instructions=load_base_instructions(settings.base_instructions),
                            log_bodies=settings.verbose or settings.debug,
                            log_events=settings.verbose_obfuscation or settings.debug)
-    usage = UsageLimits(limits_path(env))
+    usage = UsageLimits(limits_path(env), shared=None if redis is None else SharedUsage(
+        redis, lambda: getattr(backend.credentials.current(), "account_id", "")))
     backend.on_headers = usage.record
     models = ModelSync(backend, settings.upstream_url, cache_path(env),
                        enabled=settings.model_sync, interval=settings.model_refresh_interval,
                        load_cache=False)
-    store = open_store(settings.responses_store, store_path(env),
-                       ttl_seconds=settings.responses_ttl, capacity=settings.responses_capacity,
-                       max_bytes=settings.responses_max_bytes)
-    return App(settings, models, http, backend, SessionIds(), usage, store)
+    store = open_response_store(settings, env, redis, miss_grace=(
+        SHARED_STORE_GRACE if worker_count(settings) > 1 else 0.0))
+    providers = build_registry(settings, env)
+    exchanges = Exchanges(secrets=(settings.access_token, *providers.secrets()))
+    return App(settings, models, http, backend, SessionIds(), usage, store, redis=redis,
+               exchanges=exchanges, providers=providers)
+
+
+def open_redis(settings: Settings) -> RedisClient | None:
+    """The process's Redis client in fleet mode; None for the embedded state."""
+    if settings.state == EMBEDDED:
+        return None
+    from chatmock.net.redis import RedisClient
+
+    target = parse_redis_url(settings.state)
+    if not target.tls and not target.loopback:
+        log.warning("fleet state at %s travels unencrypted (tokens and conversations): "
+                    "use rediss:// across a network you do not trust", target)
+    return RedisClient(target)

@@ -3,24 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import importlib
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import AsyncIterator, Sequence
 
 import trio
 
-from chatmock import __version__, logs
+from chatmock import __version__, banner, logs
 from chatmock.app import App, build_app
-from chatmock.config import Settings, add_serve_arguments, build_settings, is_loopback
+from chatmock.config import (
+    Settings,
+    add_serve_arguments,
+    build_settings,
+    is_loopback,
+    worker_count,
+)
 from chatmock.errors import ConfigError
 from chatmock.routes import PREFIX_ROUTES, ROUTES
 from chatmock.server.exchange import ConnectionLimits
-from chatmock.server.listen import open_listeners, serve
+from chatmock.server.listen import (
+    bind_sockets,
+    listeners_of,
+    open_listeners,
+    raise_open_file_limit,
+    serve,
+    server_tls_context,
+)
 from chatmock.server.router import Router
+from chatmock.supervisor import EXIT_CONFIG, Inherited, Supervisor
 from chatmock.upstream.providers import build_registry
 
 log = logging.getLogger("chatmock")
@@ -45,17 +61,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"chatmock: {exc}", file=sys.stderr)
         return 2
     logs.setup(settings.verbose or settings.verbose_obfuscation or settings.debug,
-               (settings.access_token, *providers.secrets()))
+               (settings.access_token, *providers.secrets()), settings.log_format)
     try:
-        trio.run(run_server, settings)
+        tls = tls_of(settings)
+    except (OSError, ssl.SSLError) as exc:
+        print(f"chatmock: cannot load --tls-cert/--tls-key: {exc}", file=sys.stderr)
+        return 2
+    workers = worker_count(settings)
+    if workers > 1:
+        return supervise(settings, workers, tls)
+    return serve_process(settings, tls)
+
+
+def serve_process(settings: Settings, tls: ssl.SSLContext | None = None,
+                  inherited: Inherited | None = None) -> int:
+    """Run one server process (alone, or as a worker); its exit code."""
+    try:
+        trio.run(run_server, settings, tls, inherited)
     except ConfigError as exc:  # a setting that needed the app to check (a prompt file)
         print(f"chatmock: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     except OSError as exc:
         print(f"chatmock: cannot listen on {settings.host}:{settings.port}: {exc}",
               file=sys.stderr)
         return 1
     return 0
+
+
+def supervise(settings: Settings, workers: int, tls: ssl.SSLContext | None) -> int:
+    """`serve --workers N`: bind once, then fork and keep the workers (chatmock/supervisor.py)."""
+    try:
+        sockets = bind_sockets(settings.host, settings.port)
+    except OSError as exc:
+        print(f"chatmock: cannot listen on {settings.host}:{settings.port}: {exc}",
+              file=sys.stderr)
+        return 1
+    raise_open_file_limit()
+    gc.freeze()  # what the workers inherit stays out of their collections: its pages stay shared
+    return Supervisor(workers, sockets, functools.partial(serve_process, settings, tls)).run()
 
 
 def parse_command_line(argv: list[str]) -> argparse.Namespace:
@@ -114,38 +157,59 @@ def limits_of(settings: Settings) -> ConnectionLimits:
     return ConnectionLimits(max_header_bytes=settings.max_header_bytes,
                   max_body_bytes=settings.max_body_bytes,
                   header_timeout=settings.header_timeout, body_timeout=settings.body_timeout,
-                  idle_timeout=settings.idle_timeout, write_timeout=settings.write_timeout)
+                  idle_timeout=settings.idle_timeout, write_timeout=settings.write_timeout,
+                  max_streams=settings.h2_max_streams)
 
 
-async def run_server(settings: Settings) -> None:
-    """Serve until SIGINT/SIGTERM, drain, return. A second signal stops at once."""
+def tls_of(settings: Settings) -> ssl.SSLContext | None:
+    """The server's TLS context when --tls-cert/--tls-key are given; raises OSError or
+    ssl.SSLError when they cannot be loaded."""
+    if not settings.tls_cert:
+        return None
+    return server_tls_context(settings.tls_cert, settings.tls_key)
+
+
+async def run_server(settings: Settings, tls: ssl.SSLContext | None = None,
+                     inherited: Inherited | None = None) -> None:
+    """Serve until SIGINT/SIGTERM, drain, return. A second signal stops at once.
+
+    A worker of `serve --workers` serves the sockets it `inherited`, and drains
+    by itself if its supervisor is gone."""
     shutdown = trio.Event()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        listeners = await open_listeners(settings.host, settings.port)
+        listeners = listeners_of(inherited.sockets) if inherited else \
+            await open_listeners(settings.host, settings.port)
         app = build_app(settings)
-        tune_gc()
+        if inherited is not None:
+            app.worker = inherited.info
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_signals, signals, shutdown, nursery.cancel_scope)
-            port = await nursery.start(_serve, app, settings, listeners, shutdown,
+            if inherited is not None:
+                nursery.start_soon(_watch_supervisor, inherited.supervisor_alive, shutdown)
+            port = await nursery.start(_serve, app, settings, listeners, shutdown, tls,
                                        nursery.cancel_scope)
-            log.info("chatmock %s listening on http://%s:%d (upstream %s)", __version__,
-                     settings.host, port, settings.upstream_url)
+            text, fields = banner.start_banner(__version__, settings.host, port,
+                                               settings.upstream_url, tls=tls is not None)
+            log.info("%s", text, extra={logs.FIELDS: fields})
             warn_if_open(settings)
             nursery.start_soon(_after_start, app)
             nursery.start_soon(app.usage.run_writer)
             nursery.start_soon(app.http.close_idle_forever)
+            nursery.start_soon(app.responses_store.maintain)
         app.usage.flush()
-        app.responses_store.close()
+        await app.responses_store.aclose()
+        if app.redis is not None:
+            await app.redis.aclose()
         await app.http.aclose()
 
 
 async def _serve(app: App, settings: Settings, listeners: list[trio.SocketListener],
-                 shutdown: trio.Event, helpers: trio.CancelScope,
+                 shutdown: trio.Event, tls: ssl.SSLContext | None, helpers: trio.CancelScope,
                  task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Run the server; when it has drained, stop the helper tasks beside it."""
     await serve(Router(app, ROUTES, PREFIX_ROUTES), listeners, limits=limits_of(settings),
                 max_connections=settings.max_connections, shutdown=shutdown,
-                shutdown_timeout=settings.shutdown_timeout, task_status=task_status)
+                shutdown_timeout=settings.shutdown_timeout, tls=tls, task_status=task_status)
     helpers.cancel()
 
 
@@ -172,12 +236,23 @@ async def _watch_signals(signals: AsyncIterator[int], shutdown: trio.Event,
         shutdown.set()
 
 
+async def _watch_supervisor(alive: int, shutdown: trio.Event) -> None:
+    """Drain once the supervisor is gone: its end of the pipe closes with it."""
+    await trio.lowlevel.wait_readable(alive)
+    if not shutdown.is_set():
+        log.warning("the supervisor is gone: draining")
+        shutdown.set()
+
+
 async def _after_start(app: App) -> None:
     """Work that needs the credentials, once the server already answers.
 
     Decoding tokens imports pyjwt (and cryptography behind it), ~90 ms of import;
-    done in a worker thread, the event loop keeps serving meanwhile."""
+    done in a worker thread, the event loop keeps serving meanwhile. The collector
+    is tuned after that (a full collection of everything loaded, ~5 ms, no longer
+    on the way to the first answer), so pyjwt's objects are frozen too."""
     await trio.to_thread.run_sync(importlib.import_module, "jwt")
+    tune_gc()
     _report_credentials(app)
     await app.models.run()
 
@@ -188,4 +263,5 @@ def _report_credentials(app: App) -> None:
         log.warning("no ChatGPT credentials found: API calls will answer 401 until you run "
                     "`chatmock login`")
     else:
-        log.info("using credentials from %s", credentials.path)
+        text, fields = banner.account_banner(credentials)
+        log.info("%s", text, extra={logs.FIELDS: fields})

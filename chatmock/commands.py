@@ -26,8 +26,11 @@ from chatmock.config import (
 from chatmock.errors import ConfigError
 from chatmock.info import StoreSummary, account_summary, render_json, render_text
 from chatmock.net.client import HTTPClient
+from chatmock.net.redis import RedisError
+from chatmock.net.redis_url import EMBEDDED, parse_redis_url
 from chatmock.state.stores import sqlite_figures, store_path
-from chatmock.state.usage_limits import limits_path, load
+from chatmock.state.usage_limits import limits_path, load, newest
+from chatmock.state.usage_shared import read_shared_usage
 
 
 def login_options(args: argparse.Namespace, env: Mapping[str, str]) -> LoginOptions:
@@ -93,6 +96,10 @@ def run_info(*, as_json: bool, env: Mapping[str, str]) -> int:
     credentials, problems = find_auth(env)
     account = account_summary(credentials)
     usage = load(limits_path(env))
+    try:
+        usage = newest(usage, read_shared_usage(env, getattr(credentials, "account_id", "")))
+    except RedisError as error:
+        print(f"warning: the fleet's usage figures could not be read: {error}", file=sys.stderr)
     store = store_summary(env)
     now = datetime.now(UTC)
     if as_json:
@@ -122,6 +129,9 @@ def store_summary(env: Mapping[str, str]) -> StoreSummary:
     summary = StoreSummary(kind=settings.responses_store,
                            max_entries=settings.responses_capacity,
                            max_bytes=settings.responses_max_bytes)
+    if settings.state != EMBEDDED:  # fleet mode: the turns are in Redis
+        summary["kind"], summary["path"] = "redis", str(parse_redis_url(settings.state))
+        return summary
     if settings.responses_store != "sqlite":
         return summary
     path = store_path(env)

@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chatmock.errors import ConfigError
+from chatmock.net.redis_url import parse_state
 
 DEFAULT_UPSTREAM_URL = "https://chatgpt.com/backend-api/codex"
 DEFAULT_ISSUER = "https://auth.openai.com"
@@ -46,6 +47,7 @@ SUMMARIES = ("auto", "concise", "detailed", "none")
 COMPAT_MODES = ("think-tags", "o3", "legacy", "current")
 RESPONSE_FORMATS = ("route", "input")
 RESPONSE_STORES = ("sqlite", "memory")
+LOG_FORMATS = ("text", "json")
 BUILTIN_PROVIDERS = ("chatgpt", "xai", "openrouter", "qwen", "openai")
 Upstream = tuple[str, str, str]
 """(name, base URL, environment variable holding its key or '')."""
@@ -75,6 +77,7 @@ class Settings:
     verbose: bool = False
     verbose_obfuscation: bool = False
     debug: bool = False
+    log_format: str = "text"
     access_token: str = ""
     access_token_file: str = ""
     insecure_no_auth: bool = False
@@ -100,10 +103,15 @@ class Settings:
     idle_timeout: float = 75.0
     write_timeout: float = 120.0
     max_connections: int = 10_000
+    workers: int = 1  # 0: one per core (see `worker_count`)
+    h2_max_streams: int = 100
+    tls_cert: str = ""
+    tls_key: str = ""
     shutdown_timeout: float = 15.0
     upstream_connect_timeout: float = 15.0
     upstream_read_timeout: float = 300.0
     upstream_pool_size: int = 256
+    upstream_http2: bool = True
     responses_store: str = "sqlite"
     responses_ttl: float = 3600.0
     responses_capacity: int = 10_000
@@ -116,6 +124,7 @@ class Settings:
     client_version: str = DEFAULT_CLIENT_VERSION
     originator: str = DEFAULT_ORIGINATOR
     base_instructions: str = "none"
+    state: str = "embedded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +140,7 @@ class Option:
     repeatable: bool = False  # the flag may be given several times (values joined by ",")
     metavar: str = ""
     flag_name: str = ""  # instead of --<field>
+    also_env: str = ""  # a second environment variable, read when the first is unset
 
     @property
     def flag(self) -> str:
@@ -276,6 +286,19 @@ def _provider_name(text: str) -> str:
     return name
 
 
+def parse_workers(text: str) -> int:
+    """A number of processes, or `auto` (stored as 0: one per core)."""
+    word = text.strip().lower()
+    count = 0 if word == "auto" else int(word)
+    if count < 0:
+        raise ValueError("expected a positive number or auto")
+    return count
+
+
+def worker_count(settings: Settings) -> int:
+    return settings.workers or os.cpu_count() or 1
+
+
 _VERSION = re.compile(r"\d{1,6}\.\d{1,6}\.\d{1,6}(?:[-+][0-9A-Za-z.-]{1,32})?")
 _TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
@@ -311,6 +334,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("verbose", "log request and upstream bodies (secrets redacted)", is_bool=True),
     Option("verbose_obfuscation", "also log every raw upstream SSE event", is_bool=True),
     Option("debug", "log full inbound requests and upstream responses", is_bool=True),
+    Option("log_format", "log lines as text, or as JSON objects (one a line, for log "
+           "shippers)", _lower, LOG_FORMATS),
     Option("access_token", "require this bearer token (or x-api-key) on API routes"),
     Option("access_token_file", "read the access token from this file (not visible in `ps`)"),
     Option("insecure_no_auth", "allow a non-loopback --host without an access token",
@@ -342,10 +367,18 @@ OPTIONS: tuple[Option, ...] = (
     Option("idle_timeout", "seconds an idle keep-alive connection stays open", float),
     Option("write_timeout", "seconds a client may refuse to read before it is dropped", float),
     Option("max_connections", "open client connections at most (more wait)", int),
+    Option("workers", "server processes sharing the port, each with its own event loop "
+           "(auto: one per core)", parse_workers, metavar="{N,auto}"),
+    Option("h2_max_streams", "concurrent streams per HTTP/2 client connection", int),
+    Option("tls_cert", "serve TLS (HTTP/2 and HTTP/1.1 by ALPN) with this PEM certificate "
+           "chain; needs --tls-key"),
+    Option("tls_key", "the PEM private key of --tls-cert"),
     Option("shutdown_timeout", "seconds in-flight requests get after SIGINT/SIGTERM", float),
     Option("upstream_connect_timeout", "seconds to connect to the backend", float),
     Option("upstream_read_timeout", "seconds the backend may stay silent mid-answer", float),
     Option("upstream_pool_size", "idle backend connections kept for reuse", int),
+    Option("upstream_http2", "offer HTTP/2 to an https backend (one connection carries many "
+           "streams); off: HTTP/1.1 only", is_bool=True),
     Option("responses_store", "where previous_response_id turns are kept (sqlite survives "
            "restarts)", _lower, RESPONSE_STORES),
     Option("responses_ttl", "seconds a stored turn stays chainable", float),
@@ -373,6 +406,10 @@ OPTIONS: tuple[Option, ...] = (
            "product)", parse_originator),
     Option("base_instructions", "instructions sent when a client sends none: none, codex (the "
            "bundled Codex prompts) or a file's path", parse_base_instructions),
+    Option("state", "where shared state lives: embedded (this machine's files) or "
+           "redis://[user:password@]host:port/db (rediss:// for TLS) to serve as one fleet",
+           parse_state, env_name="CHATMOCK_STATE", also_env="CHATGPT_LOCAL_STATE",
+           metavar="{embedded,redis://...}"),
 )
 
 
@@ -380,7 +417,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare every option on `parser`, with None meaning "not given"."""
     defaults = {field.name: field.default for field in dataclasses.fields(Settings)}
     for opt in OPTIONS:
-        help_text = f"{opt.help} (default: {_shown(defaults[opt.field])}; env {opt.env})"
+        env = f"{opt.env} or {opt.also_env}" if opt.also_env else opt.env
+        help_text = f"{opt.help} (default: {_shown(defaults[opt.field])}; env {env})"
         if opt.is_bool:
             parser.add_argument(opt.flag, dest=opt.field, default=None,
                                 action=argparse.BooleanOptionalAction, help=help_text)
@@ -408,8 +446,9 @@ def build_settings(args: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     for opt in OPTIONS:
         given = args.get(opt.field)
         source = opt.flag
-        if given is None and opt.env in env:
-            given, source = env[opt.env], opt.env
+        for name in (opt.env, opt.also_env):
+            if given is None and name and name in env:
+                given, source = env[name], name
         if given is None:
             continue
         values[opt.field] = _convert(opt, given, source)
@@ -434,6 +473,9 @@ def read_token_file(path: str) -> str:
     return token
 
 
+_USERINFO = re.compile(r"(://[^/@\s]*?:)[^/@\s]*@")
+
+
 def _convert(opt: Option, given: Any, source: str) -> Any:
     if isinstance(given, bool):
         return given
@@ -442,7 +484,8 @@ def _convert(opt: Option, given: Any, source: str) -> Any:
     try:
         value = parse_bool(given) if opt.is_bool else opt.parse(given)
     except ValueError as exc:
-        raise ConfigError(f"{source}: invalid value {given!r} ({exc})") from None
+        shown = _USERINFO.sub(r"\1***@", given)  # a URL's password stays out of the message
+        raise ConfigError(f"{source}: invalid value {shown!r} ({exc})") from None
     if opt.choices and value not in opt.choices:
         raise ConfigError(f"{source}: {given!r} is not one of {', '.join(opt.choices)}")
     if opt.field == "reasoning_compat" and value == "current":
@@ -452,9 +495,9 @@ def _convert(opt: Option, given: Any, source: str) -> Any:
 
 def _validate(settings: Settings) -> None:
     positive = ("max_header_bytes", "max_body_bytes", "header_timeout", "body_timeout",
-                "idle_timeout", "write_timeout", "max_connections", "upstream_connect_timeout",
-                "upstream_read_timeout", "responses_ttl", "responses_capacity",
-                "responses_max_bytes")
+                "idle_timeout", "write_timeout", "max_connections", "h2_max_streams",
+                "upstream_connect_timeout", "upstream_read_timeout", "responses_ttl",
+                "responses_capacity", "responses_max_bytes")
     for name in positive:
         if getattr(settings, name) <= 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be positive")
@@ -465,7 +508,14 @@ def _validate(settings: Settings) -> None:
     if settings.shutdown_timeout < 0 or settings.upstream_pool_size < 0:
         raise ConfigError("--shutdown-timeout and --upstream-pool-size must not be negative")
     check_upstream_url(settings.upstream_url)
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    if settings.h2_max_streams >= 2**31:
+        raise ConfigError("--h2-max-streams must be below 2**31")
     _validate_providers(settings)
+    if settings.responses_store == "memory" and worker_count(settings) > 1:
+        raise ConfigError("--responses-store memory keeps turns inside one process: with "
+                          "--workers the store must be sqlite, which they share")
     if not is_loopback(settings.host) and not settings.access_token \
             and not settings.insecure_no_auth:
         raise ConfigError(f"--host {settings.host!r} is not a loopback address: anyone who can "

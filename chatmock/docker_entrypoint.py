@@ -72,7 +72,7 @@ def requested_identity(env: Mapping[str, str]) -> Identity | None:
 
 
 def _id_number(name: str, text: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # int() refuses "¹", which isdigit() allows
         raise EntrypointError(f"{name}={text!r} is not a numeric id")
     return int(text)
 

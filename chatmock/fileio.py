@@ -4,7 +4,8 @@
 fsync, rename, fsync of the folder) with mode 0600 in a folder of mode 0700:
 readers see the old content or the new, never a mix, and nobody else can read
 tokens. `file_lock` is an exclusive advisory lock (flock) on a side file, taken
-without blocking the event loop.
+without blocking the event loop; `file_lock_sync` takes one for a few
+milliseconds' work outside of it, or tells that another process holds it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,5 +75,25 @@ async def file_lock(path: Path, wait_seconds: float = 30.0) -> AsyncIterator[Non
             fcntl.flock(descriptor, fcntl.LOCK_UN)
     except trio.TooSlowError:
         raise TimeoutError(f"could not lock {path} within {wait_seconds:g} s") from None
+    finally:
+        os.close(descriptor)
+
+
+@contextlib.contextmanager
+def file_lock_sync(path: Path, *, wait: bool) -> Iterator[bool]:
+    """Hold an exclusive flock on `path` (created 0600): yields True once held. Without
+    `wait`, yields False at once if another process holds it (nothing is locked then)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
     finally:
         os.close(descriptor)

@@ -46,8 +46,8 @@ class StoreSummary(TypedDict, total=False):
     """The response store as `info` found it (commands.store_summary); bounds always,
     figures when the SQLite file could be read, `problem` when it could not."""
 
-    kind: str  # "sqlite" or "memory"
-    path: str
+    kind: str  # "sqlite", "memory" or "redis" (fleet mode)
+    path: str  # SQLite: the file; Redis: its URL, without a password
     entries: int
     bytes: int  # SQLite: compressed payloads
     file_bytes: int  # the database and its WAL on disk
@@ -115,6 +115,9 @@ def store_lines(store: StoreSummary) -> list[str]:
     if store.get("kind") == "memory":
         return ["  • In memory, inside the running server (its GET /health shows how full)",
                 f"  • Bounds: {bounds}"]
+    if store.get("kind") == "redis":
+        return [f"  • Redis (fleet mode): {store.get('path', '?')}",
+                "  • Bounds: each turn's TTL, and Redis's own maxmemory"]
     lines = [f"  • SQLite: {store.get('path', '?')}"]
     if "problem" in store:
         return [*lines, f"  • Unreadable: {store['problem']}", f"  • Bounds: {bounds}"]

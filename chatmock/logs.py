@@ -1,15 +1,26 @@
-"""Logging setup with a filter that scrubs secrets from every record.
+"""Logging setup with a filter that scrubs secrets from every record, in two formats.
 
 Whatever a log line holds (a request body, an upstream error, an exception
 text), bearer tokens, JWTs, API keys, refresh tokens and the configured
 access token are replaced before the record is formatted.
+
+`--log-format text` (the default) writes `time LEVEL logger: message`;
+`--log-format json` writes one JSON object per line for log shippers:
+`time` (UTC, RFC 3339 with milliseconds), `level`, `logger`, `message`, the
+record's structured fields if it has any (the access line's: see
+`access_line`), and `exception` when there is a traceback. The fields are
+redacted like the message, before they are serialised, so a redaction never
+cuts through JSON syntax.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
+import time
+from typing import Any
 
 _PATTERNS = (
     re.compile(rb"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
@@ -31,10 +42,17 @@ def redact(text: str, extra_secrets: tuple[str, ...] = ()) -> str:
     return data.decode("utf-8", "replace")
 
 
+FIELDS = "fields"  # the LogRecord attribute (`extra={FIELDS: {...}}`) of structured fields
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 class RedactingFilter(logging.Filter):
-    def __init__(self, extra_secrets: tuple[str, ...] = ()) -> None:
+    """Redacts the message, the traceback and, when `structured`, the string fields."""
+
+    def __init__(self, extra_secrets: tuple[str, ...] = (), *, structured: bool = False) -> None:
         super().__init__()
         self.extra_secrets = extra_secrets
+        self.structured = structured
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -44,13 +62,57 @@ class RedactingFilter(logging.Filter):
         record.args = ()
         if record.exc_text:
             record.exc_text = redact(record.exc_text, self.extra_secrets)
+        fields = getattr(record, FIELDS, None)
+        if self.structured and isinstance(fields, dict):
+            setattr(record, FIELDS, {key: redact(value, self.extra_secrets)
+                                     if isinstance(value, str) else value
+                                     for key, value in fields.items()})
         return True
 
 
-def setup(verbose: bool, extra_secrets: tuple[str, ...] = ()) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record (see the module docstring)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        seconds = time.gmtime(record.created)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", seconds) + f".{int(record.msecs):03d}Z"
+        document: dict[str, Any] = {"time": stamp, "level": record.levelname,
+                                    "logger": record.name, "message": record.getMessage()}
+        fields = getattr(record, FIELDS, None)
+        if isinstance(fields, dict):
+            document.update((key, value) for key, value in fields.items()
+                            if key not in document)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            document["exception"] = record.exc_text
+        return json.dumps(document, ensure_ascii=False, default=str)
+
+
+def access_line(fields: dict[str, Any]) -> str:
+    """The text access line of one exchange from its fields (`Exchange.log_fields`):
+
+    `127.0.0.1:53412 "POST /v1/chat/completions" 200 1532.0ms ttfb=120.3ms model=gpt-5.4
+    effort=high input_tokens=15 output_tokens=42`, then `(the error message)` for a failure and
+    `(client gone)` for a client that left; unknown values are left out."""
+    parts = [f'{fields.get("client", "")} "{fields.get("method")} {fields.get("path")}" '
+             f'{fields.get("status", "-")} {fields.get("duration_ms", 0.0):.1f}ms']
+    if "ttfb_ms" in fields:
+        parts.append(f"ttfb={fields['ttfb_ms']:.1f}ms")
+    parts += [f"{key}={fields[key]}" for key in ("model", "effort", "input_tokens",
+                                                 "output_tokens") if key in fields]
+    if "error" in fields:
+        parts.append(f"({fields['error']})")
+    if fields.get("client_gone"):
+        parts.append("(client gone)")
+    return " ".join(parts)
+
+
+def setup(verbose: bool, extra_secrets: tuple[str, ...] = (), log_format: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter(extra_secrets))
+    structured = log_format == "json"
+    handler.setFormatter(JsonFormatter() if structured else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(RedactingFilter(extra_secrets, structured=structured))
     root = logging.getLogger("chatmock")
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)

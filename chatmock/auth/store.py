@@ -11,9 +11,13 @@ one file:
 
 * in the process, one lock: the first task refreshes, the others wait and
   then see the new token;
-* across processes, an exclusive lock on `<auth file>.lock`; under it the
-  file is read again, and if the token on disk is no longer the stale one,
-  another process has refreshed and its tokens are adopted as they are.
+* across processes, a `RefreshGuard` (`chatmock.auth.refresh_guard`): an
+  exclusive lock on `<auth file>.lock` (embedded), or a Redis lock (fleet
+  mode: every machine); under it the newest tokens are read again (the file,
+  or also those published in Redis), and if they are no longer the stale ones,
+  another process has refreshed and its tokens are adopted as they are. If the
+  guard cannot answer (Redis down), a token that has not expired yet is used
+  meanwhile; an expired one is a 503.
 
 The refreshed tokens are written back to the file they were read from,
 atomically, mode 0600, keeping every other key of the document.
@@ -30,6 +34,7 @@ from collections.abc import Callable, Mapping
 import trio
 
 from chatmock.auth.oauth import OAuthClient, OAuthError
+from chatmock.auth.refresh_guard import FileGuard, RefreshGuard, RefreshUnavailable
 from chatmock.auth.tokens import (
     Credentials,
     auth_search_paths,
@@ -37,10 +42,9 @@ from chatmock.auth.tokens import (
     find_auth,
     merge_tokens,
     parse_auth,
-    read_credentials,
 )
 from chatmock.errors import ClientError, UpstreamError
-from chatmock.fileio import file_lock, write_private_json
+from chatmock.fileio import write_private_json
 
 log = logging.getLogger("chatmock.auth")
 
@@ -55,9 +59,11 @@ def not_signed_in(problems: list[str]) -> ClientError:
 
 class CredentialStore:
     def __init__(self, env: Mapping[str, str] | None = None, *, oauth: OAuthClient | None = None,
-                 recheck_seconds: float = 1.0, clock: Callable[[], float] = time.time) -> None:
+                 recheck_seconds: float = 1.0, clock: Callable[[], float] = time.time,
+                 guard: RefreshGuard | None = None) -> None:
         self._env = dict(os.environ if env is None else env)
         self.oauth = oauth
+        self.guard: RefreshGuard = guard or FileGuard()
         self._clock = clock
         self._cached: Credentials | None = None
         self.problems: list[str] = []
@@ -119,11 +125,14 @@ class CredentialStore:
             fresh = self._reload()
             if fresh is not None and self._replaces(fresh, stale, forced):
                 return fresh
-            async with file_lock(stale.path.with_name(stale.path.name + ".lock")):
-                on_disk = read_credentials(stale.path) or stale
-                if self._replaces(on_disk, stale, forced):
-                    return self._adopt(on_disk)
-                return await self._refresh_locked(on_disk, forced)
+            try:
+                async with self.guard.hold(stale):
+                    newest = await self.guard.newest(stale)
+                    if self._replaces(newest, stale, forced):
+                        return self._adopt(newest)
+                    return await self._refresh_locked(newest, forced)
+            except RefreshUnavailable as exc:
+                return self._cannot_refresh(stale, str(exc), forced)
 
     def _replaces(self, candidate: Credentials, stale: Credentials, forced: bool) -> bool:
         """Did someone else already refresh `stale` into `candidate`?"""
@@ -141,6 +150,7 @@ class CredentialStore:
         write_private_json(current.path, document)
         refreshed = parse_auth(current.path, document)
         assert refreshed is not None
+        await self.guard.publish(refreshed)
         self.refresh_count += 1
         log.info("refreshed the ChatGPT access token (%s)", current.path)
         return self._adopt(refreshed)
@@ -150,6 +160,16 @@ class CredentialStore:
         if self._cached is None or self._cached.path == credentials.path:
             self._cached = credentials
         return credentials
+
+    def _cannot_refresh(self, stale: Credentials, problem: str, forced: bool) -> Credentials:
+        if not forced and not stale.expired(self._clock()):
+            log.warning("token refresh postponed, using the current token meanwhile: %s",
+                        problem)
+            return stale
+        log.error("cannot refresh the ChatGPT token: %s", problem)
+        raise UpstreamError("Could not refresh the ChatGPT token: the refresh could not be "
+                            "coordinated with the other chatmock instances; retry shortly",
+                            status=503, code="refresh_unavailable")
 
     def _refresh_failed(self, current: Credentials, error: OAuthError,
                         forced: bool) -> Credentials:

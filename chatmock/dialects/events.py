@@ -169,6 +169,10 @@ class UpstreamTranslator:
     heartbeat_seconds: ClassVar[float] = 15.0
     # Upstream tool name -> the client's, when the request renamed any (set per request).
     tool_names: NameMap = {}
+    # What the stream ended with, for the access log: the terminal event's `usage`, and
+    # the message of a failure (the backend's, or a stream cut short). Set once, at the end.
+    usage: Any = None
+    failure: str = ""
 
     def __init__(self) -> None:
         self.state = State.STREAMING
@@ -195,16 +199,19 @@ class UpstreamTranslator:
         for event in self._decoder.finish():
             self.dispatch(event)
         if self.state is State.STREAMING:
-            self.state = State.DONE
-            self.on_cut(TRUNCATED_MESSAGE, "upstream_truncated")
+            self._cut(TRUNCATED_MESSAGE, "upstream_truncated")
         return self._drain()
 
     def abort(self, message: str, code: str = "upstream_error") -> bytes:
         """The upstream broke (timeout, network); report it in-band if still open."""
         if self.state is State.STREAMING:
-            self.state = State.DONE
-            self.on_cut(message, code)
+            self._cut(message, code)
         return self._drain()
+
+    def _cut(self, message: str, code: str) -> None:
+        self.state = State.DONE
+        self.failure = message
+        self.on_cut(message, code)
 
     def heartbeat(self) -> bytes:
         """Bytes that keep the client stream alive while the backend is silent (none by default)."""
@@ -212,6 +219,7 @@ class UpstreamTranslator:
 
     def fail(self, message: str, code: str) -> None:
         self.state = State.DONE
+        self.failure = message
         self.on_failed(message, code)
 
     def _drain(self) -> bytes:
@@ -279,8 +287,10 @@ class UpstreamTranslator:
     def _handle_terminal(self, data: bytes, incomplete: bool) -> None:
         self.state = State.DONE
         response = load(data).get("response")
-        if isinstance(response, dict) and self.tool_names:
-            response = restore_response(response, self.tool_names)
+        if isinstance(response, dict):
+            self.usage = response.get("usage")
+            if self.tool_names:
+                response = restore_response(response, self.tool_names)
         self.on_completed(response if isinstance(response, dict) else {}, incomplete)
 
     def _handle_failed(self, data: bytes) -> None:

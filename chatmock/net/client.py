@@ -1,10 +1,15 @@
-"""A small HTTP/1.1 client on h11 with a keep-alive pool per origin.
+"""A small HTTP client: HTTP/1.1 on h11 with a keep-alive pool per origin, and HTTP/2.
 
 `HTTPClient.request` is an async context manager yielding the response once
 its head has arrived; the body is pulled by the caller (`chunks`, one item
 per network read, or `read_all`), so nothing is read from the backend faster
 than the caller forwards it. On exit a connection whose response was read to
 the end goes back to the pool; anything else is closed.
+
+For an https origin the client offers `h2` and `http/1.1` by ALPN. If the
+origin picks HTTP/2, its requests share a few connections as streams
+(`chatmock.net.h2pool`, `chatmock.net.h2client`); if it picks HTTP/1.1, the
+rest of this module serves it. Callers see the same `UpstreamResponse`.
 
 A pooled connection may have been closed by the server while it sat idle. If
 a request on a reused connection fails before a single response byte came
@@ -20,14 +25,19 @@ oldest are never reached), half-closed (CLOSE_WAIT) once the backend drops them.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing, asynccontextmanager
+from typing import TYPE_CHECKING
 
 import h11
 import trio
 
 from chatmock.errors import UpstreamError
-from chatmock.net.transport import Origin, open_stream, split_url
+from chatmock.net.transport import Origin, negotiated_protocol, open_stream, split_url
+
+if TYPE_CHECKING:
+    from chatmock.net.h2pool import H2Pool
 
 RECEIVE_SIZE = 65536
 MAX_IDLE_SECONDS = 50.0
@@ -51,13 +61,14 @@ class _Connection:
         return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
 
 
-class UpstreamResponse:
-    """Status, headers and a pull-based body of one upstream response."""
+class UpstreamResponse(ABC):
+    """Status, headers and a pull-based body of one upstream response, whatever the
+    HTTP version (`H1Response` here, `chatmock.net.h2client.H2Response`)."""
 
-    def __init__(self, connection: _Connection, head: h11.Response, read_timeout: float) -> None:
-        self._c = connection
-        self.status: int = head.status_code
-        self.headers: list[tuple[bytes, bytes]] = list(head.headers)
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]],
+                 read_timeout: float) -> None:
+        self.status = status
+        self.headers = headers
         self._read_timeout = read_timeout
         self.complete = False
         self._silent = 0.0
@@ -69,14 +80,50 @@ class UpstreamResponse:
                 return value.decode("latin-1")
         return ""
 
-    async def chunks(self, heartbeat: float | None = None) -> AsyncGenerator[bytes, None]:
-        """Body bytes, one item per network read; ends early if the peer cut the body.
+    @abstractmethod
+    def chunks(self, heartbeat: float | None = None) -> AsyncGenerator[bytes, None]:
+        """Body bytes, one item per network read (HTTP/1.1) or per batch of DATA frames
+        (HTTP/2); ends early (`complete` False) if the body was cut: the connection
+        closed, or (HTTP/2) the stream was reset.
 
         With `heartbeat`, an empty item is yielded whenever the backend has been
         silent that long (the read timeout still applies to the whole silence),
         so a streaming route can write something and find out whether its
         client is still there.
         """
+
+    def _silence(self, waited: float) -> None:
+        """Count `waited` seconds of silence; UpstreamError(504) past the read timeout."""
+        self._silent += waited
+        if self._silent >= self._read_timeout:
+            raise UpstreamError(f"the backend sent nothing for {self._read_timeout:g} s",
+                                status=504)
+
+    def _wait_for(self, heartbeat: float | None) -> float:
+        """How long the next wait for data may take."""
+        wait = self._read_timeout - self._silent
+        return wait if heartbeat is None else min(wait, heartbeat)
+
+    async def read_all(self, limit: int = 16 * 1024 * 1024) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        async with aclosing(self.chunks()) as chunks:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise UpstreamError(f"backend answer larger than {limit} bytes")
+                parts.append(chunk)
+        return b"".join(parts)
+
+
+class H1Response(UpstreamResponse):
+    """A response read from an HTTP/1.1 connection."""
+
+    def __init__(self, connection: _Connection, head: h11.Response, read_timeout: float) -> None:
+        super().__init__(head.status_code, list(head.headers), read_timeout)
+        self._c = connection
+
+    async def chunks(self, heartbeat: float | None = None) -> AsyncGenerator[bytes, None]:
         conn = self._c.h11
         while not self.complete:
             parts: list[bytes] = []
@@ -111,9 +158,7 @@ class UpstreamResponse:
 
     async def _receive(self, heartbeat: float | None) -> bytes | None:
         """One read; None when `heartbeat` seconds passed first. Raises after read_timeout."""
-        wait = self._read_timeout - self._silent
-        if heartbeat is not None:
-            wait = min(wait, heartbeat)
+        wait = self._wait_for(heartbeat)
         # A bare scope: move_on_after's generator wrapper costs a third more, per read.
         with trio.CancelScope(deadline=trio.current_time() + wait) as scope:
             try:
@@ -123,22 +168,8 @@ class UpstreamResponse:
         if not scope.cancelled_caught:
             self._silent = 0.0
             return data
-        self._silent += wait
-        if self._silent >= self._read_timeout:
-            raise UpstreamError(f"the backend sent nothing for {self._read_timeout:g} s",
-                                status=504)
+        self._silence(wait)
         return None
-
-    async def read_all(self, limit: int = 16 * 1024 * 1024) -> bytes:
-        parts: list[bytes] = []
-        size = 0
-        async with aclosing(self.chunks()) as chunks:
-            async for chunk in chunks:
-                size += len(chunk)
-                if size > limit:
-                    raise UpstreamError(f"backend answer larger than {limit} bytes")
-                parts.append(chunk)
-        return b"".join(parts)
 
 
 async def _read_some(connection: _Connection, seconds: float) -> bytes:
@@ -153,33 +184,65 @@ async def _read_some(connection: _Connection, seconds: float) -> bytes:
 
 
 class HTTPClient:
-    """Keep-alive HTTP/1.1 client; one instance per process."""
+    """Keep-alive HTTP client (HTTP/2 where an https origin offers it); one per process.
+
+    With `http2` off, https origins are offered HTTP/1.1 only."""
 
     def __init__(self, *, connect_timeout: float = 15.0, read_timeout: float = 300.0,
-                 pool_size: int = 256) -> None:
+                 pool_size: int = 256, http2: bool = True) -> None:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.pool_size = pool_size
+        self.http2 = http2
         self._idle: dict[Origin, list[_Connection]] = {}
+        self._h2: dict[Origin, H2Pool] = {}
 
     @asynccontextmanager
     async def request(self, method: str, url: str, headers: Sequence[tuple[bytes, bytes]],
                       body: bytes = b"") -> AsyncIterator[UpstreamResponse]:
         origin, target = split_url(url)
+        fresh: trio.abc.Stream | None = None
+        if self.http2 and origin.scheme == "https":
+            outcome = await self._h2_pool(origin).request(method, target, headers, body)
+            if isinstance(outcome, UpstreamResponse):
+                try:
+                    yield outcome
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await outcome.aclose()
+                return
+            fresh = outcome
         all_headers = [(b"host", origin.authority.encode()), *headers]
         if body or method in ("POST", "PUT", "PATCH"):
             all_headers.append((b"content-length", b"%d" % len(body)))
         request = h11.Request(method=method, target=target, headers=all_headers)
-        connection, response = await self._open(origin, request, body)
+        connection, response = await self._open(origin, request, body, fresh)
         try:
             yield response
         finally:
             await self._release(connection)
 
-    async def _open(self, origin: Origin, request: h11.Request,
-                    body: bytes) -> tuple[_Connection, UpstreamResponse]:
+    def _h2_pool(self, origin: Origin) -> H2Pool:
+        pool = self._h2.get(origin)
+        if pool is None:
+            from chatmock.net.h2pool import H2Pool  # h2 (~10 ms of import): on first use
+
+            pool = self._h2[origin] = H2Pool(origin, self._connect_h2,
+                                             connect_timeout=self.connect_timeout,
+                                             read_timeout=self.read_timeout)
+        return pool
+
+    async def _connect_h2(self, origin: Origin) -> tuple[trio.abc.Stream, str]:
+        stream = await open_stream(origin, self.connect_timeout, http2=True)
+        return stream, negotiated_protocol(stream)
+
+    async def _open(self, origin: Origin, request: h11.Request, body: bytes,
+                    fresh: trio.abc.Stream | None) -> tuple[_Connection, UpstreamResponse]:
         """Send on a pooled connection, or on a fresh one if the pooled one was stale."""
-        connection, reused = await self._checkout(origin)
+        if fresh is not None:
+            connection, reused = _Connection(fresh, origin), False
+        else:
+            connection, reused = await self._checkout(origin)
         for attempt in (1, 2):
             try:
                 return connection, await self._exchange(connection, request, body)
@@ -206,7 +269,7 @@ class HTTPClient:
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise _Stale from exc
         head = await self._read_head(connection)
-        return UpstreamResponse(connection, head, self.read_timeout)
+        return H1Response(connection, head, self.read_timeout)
 
     async def _read_head(self, connection: _Connection) -> h11.Response:
         conn = connection.h11
@@ -271,3 +334,6 @@ class HTTPClient:
             for connection in idle:
                 await trio.aclose_forcefully(connection.stream)
         self._idle.clear()
+        for pool in self._h2.values():
+            await pool.aclose()
+        self._h2.clear()

@@ -11,12 +11,14 @@ from chatmock.routes import (
     openai,
     responses,
     responses_ws,
+    status,
 )
 from chatmock.server.router import Route
 
 ROUTES: dict[str, dict[str, Route]] = {
     "/": {"GET": ollama_meta.root},
     "/health": {"GET": common.health},
+    "/status.json": {"GET": status.status_json},
     "/api/chat": {"POST": ollama.chat},
     "/api/generate": {"POST": ollama.generate},
     "/api/ps": {"GET": ollama_meta.ps},

@@ -7,19 +7,16 @@ from typing import Any
 from chatmock import __version__
 from chatmock.app import App
 from chatmock.server.exchange import Request, Responder, send_json
-from chatmock.state.response_store import MemoryResponseStore
 
 
 async def health(app: App, request: Request, out: Responder) -> None:
+    usage = app.usage.newest()  # in fleet mode, the fleet's newest figures
     await send_json(out, 200, {"status": "ok", "service": "chatmock", "version": __version__,
-                               "responses_store": store_figures(app)})
+                               "worker": app.worker.to_json(),
+                               "responses_store": store_figures(app),
+                               "usage_limits": usage.to_json() if usage else None})
 
 
 def store_figures(app: App) -> dict[str, Any]:
-    """The response store's kind; for the in-memory one (which lives only in this process)
-    its entries and estimated bytes against the bounds. The SQLite store's figures are
-    `chatmock info`'s: counting its rows is a query per call."""
-    store = app.responses_store
-    if isinstance(store, MemoryResponseStore):
-        return {"kind": "memory", **store.figures()._asdict()}
-    return {"kind": "sqlite"}
+    """The response store's kind and what it can tell without I/O (its `health`)."""
+    return app.responses_store.health()

@@ -25,10 +25,12 @@ Choices, where Ollama has no upstream equivalent (spec: translation.md §6.5 to 
 * Version `0.12.10`: what both reference implementations answer; it is recent
   enough for every client's feature gate (tools 0.3, structured outputs 0.5,
   thinking 0.9, Copilot's minimum 0.6.4) and compares as plain `x.y.z`.
-* `/` serves two masters: Ollama clients and curl check `GET /` for 200 and
-  `Ollama is running` (text/plain), while chatmock's own health check wants a
-  JSON status. A request whose `Accept` names `application/json` gets the JSON
-  status (`/health` always does); every other request gets Ollama's text. HEAD
+* `/` serves three masters: Ollama clients and curl check `GET /` for 200 and
+  `Ollama is running` (text/plain), chatmock's own health check wants a JSON
+  status, and a person opening it in a browser wants the status page. A request
+  whose `Accept` names `application/json` gets the JSON status (`/health` always
+  does); else one whose `Accept` names `text/html` (every browser's) gets the
+  status page (`routes/status.py`); every other request gets Ollama's text. HEAD
   answers the same head without a body (the router maps HEAD to GET, the
   HTTP/1.1 layer drops the body).
 """
@@ -41,6 +43,7 @@ from typing import Any
 
 from chatmock.app import App
 from chatmock.errors import ClientError
+from chatmock.routes import status
 from chatmock.routes.common import health
 from chatmock.routes.relay import parse_json
 from chatmock.server.exchange import Request, Responder, send_json
@@ -164,8 +167,12 @@ async def version(app: App, request: Request, out: Responder) -> None:
 
 
 async def root(app: App, request: Request, out: Responder) -> None:
-    """Ollama's liveness text, or chatmock's JSON status for clients that ask for JSON."""
-    if b"application/json" in request.headers.get(b"accept", b"").lower():
+    """Ollama's liveness text, chatmock's JSON status for clients that ask for JSON, or
+    the status page for a browser."""
+    accept = request.headers.get(b"accept", b"").lower()
+    if b"application/json" in accept:
         await health(app, request, out)
-        return
-    await out.respond(200, TEXT_HEADERS, RUNNING_TEXT)
+    elif b"text/html" in accept:
+        await status.page(app, request, out)
+    else:
+        await out.respond(200, TEXT_HEADERS, RUNNING_TEXT)

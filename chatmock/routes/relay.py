@@ -19,6 +19,7 @@ from chatmock.dialects.events import State, UpstreamTranslator
 from chatmock.errors import UpstreamError
 from chatmock.net.client import UpstreamResponse
 from chatmock.server.exchange import Responder
+from chatmock.state import exchanges
 
 SSE_HEADERS = ((b"content-type", b"text/event-stream; charset=utf-8"),
                (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"))
@@ -34,7 +35,10 @@ def parse_json(body: bytes) -> Any:
 
 async def relay(upstream: UpstreamResponse, translator: UpstreamTranslator, out: Responder,
                 headers: tuple[tuple[bytes, bytes], ...]) -> None:
-    """Pull a read, translate it, write it, repeat: the client's pace sets the backend's."""
+    """Pull a read, translate it, write it, repeat: the client's pace sets the backend's.
+    The exchange's record (`state/exchanges.py`) counts what is written."""
+    exchange = exchanges.current_or_detached()
+    exchange.streaming = waiting_first = True
     await out.start(200, headers)
     try:
         async with aclosing(upstream.chunks(translator.heartbeat_seconds)) as chunks:
@@ -43,7 +47,12 @@ async def relay(upstream: UpstreamResponse, translator: UpstreamTranslator, out:
                     await out.send(translator.heartbeat())
                     continue
                 data = translator.feed(chunk)
+                if waiting_first and data:  # a local, not the record: cheaper per read
+                    exchange.mark_first_byte()
+                    waiting_first = False
+                exchange.sent += len(data)
                 if translator.state is State.DONE:
+                    exchange.note_outcome(translator.usage, translator.failure)
                     await out.end(data)
                     await drain(upstream)
                     return
@@ -52,18 +61,24 @@ async def relay(upstream: UpstreamResponse, translator: UpstreamTranslator, out:
         tail = translator.finish()
     except UpstreamError as exc:
         tail = translator.abort(exc.message)
+    exchange.note_outcome(translator.usage, translator.failure)
     await out.end(tail)
 
 
 async def collect(upstream: UpstreamResponse, collector: UpstreamTranslator) -> None:
     """Feed the body to `collector` up to its terminal event (the caller drains the rest
-    after answering, so that the connection's last read is off the critical path)."""
+    after answering, so that the connection's last read is off the critical path). The
+    caller writes the answer right after: that is the exchange's first byte."""
     async with aclosing(upstream.chunks()) as chunks:
         async for chunk in chunks:
             collector.feed(chunk)
             if collector.state is State.DONE:
-                return
-    collector.finish()
+                break
+    if collector.state is not State.DONE:
+        collector.finish()
+    exchange = exchanges.current_or_detached()
+    exchange.note_outcome(collector.usage, collector.failure)
+    exchange.mark_first_byte()
 
 
 async def drain(upstream: UpstreamResponse) -> None:

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
-
-import trio
 
 from chatmock.app import App
 from chatmock.dialects.errors import Dialect, failure_error
 from chatmock.dialects.input_repair import store_query
-from chatmock.dialects.responses import ResponsesRequest, parse_responses_request, stored_turn
-from chatmock.dialects.responses_stream import ResponsesObserver, observer_for
+from chatmock.dialects.responses import ResponsesRequest, parse_responses_request
+from chatmock.dialects.responses_stream import observer_for
 from chatmock.routes.relay import SSE_HEADERS, collect, drain, parse_json, relay
+from chatmock.routes.stored_turn import PendingTurn
 from chatmock.server.exchange import Request, Responder, send_json
-from chatmock.state.response_store import look_up
 from chatmock.upstream.codex import codex_client_headers
 
 log = logging.getLogger("chatmock.responses")
@@ -31,35 +28,31 @@ async def answer_responses(app: App, request: Request, body: Any, out: Responder
     parsed = await parse_with_store(app, body)
     session = app.sessions.for_request(request.headers, parsed.payload.get("instructions"),
                                        parsed.payload["input"])
+    turn = PendingTurn(app, parsed)
     observer = observer_for(relay=parsed.stream, tool_names=parsed.tool_names,
-                            on_success=lambda done: remember(app, parsed, done))
+                            on_success=turn.finished)
     async with app.backend.responses(parsed.payload, session,
                                      codex_client_headers(request.headers)) as upstream:
         if parsed.stream:
-            await relay(upstream, observer, out, SSE_HEADERS)
+            await relay(upstream, observer, turn.before_end(out), SSE_HEADERS)
             return
         await collect(upstream, observer)
         if observer.error is not None:
             message, code = observer.error
             raise failure_error(message, code, Dialect.OPENAI)
+        await turn.stored()
         await send_json(out, 200, observer.final_response())
         await drain(upstream)
 
 
 async def parse_with_store(app: App, body: Any) -> ResponsesRequest:
     """Parse a Responses body with what it needs from the local store (a turn to chain
-    on, items to restore), looked up in a worker thread: the SQLite store reads a file."""
+    on, items to restore): one look-up (a worker thread for SQLite, a round trip for Redis)."""
     query = store_query(body)
-    stored = await trio.to_thread.run_sync(look_up, app.responses_store, query) \
-        if query else None
+    stored = await app.responses_store.look_up(query) if query else None
     parsed = parse_responses_request(body, app.catalog, app.settings, stored)
     if parsed.dropped:
         log.debug("dropped reasoning items without encrypted content that chatmock did not "
                   "stream (or that expired): %s", ", ".join(parsed.dropped))
     return parsed
 
-
-def remember(app: App, request: ResponsesRequest, observer: ResponsesObserver) -> None:
-    """Keep the finished turn for a later `previous_response_id`."""
-    app.responses_store.put(stored_turn(observer.response_id, request,
-                                        observer.output_items(), time.time()))

@@ -49,7 +49,8 @@ from chatmock.dialects.tool_names import restore_response
 from chatmock.errors import ApiError, ClientError, UpstreamError
 from chatmock.net.client import UpstreamResponse
 from chatmock.routes.relay import drain
-from chatmock.routes.responses import parse_with_store, remember
+from chatmock.routes.responses import parse_with_store
+from chatmock.routes.stored_turn import PendingTurn
 from chatmock.server.exchange import (
     ClientGone,
     MessageSocket,
@@ -141,7 +142,8 @@ class EventFrames(ResponsesObserver):
     skip_events: ClassVar[tuple[bytes, ...]] = ()  # every event becomes a frame
 
     def __init__(self, app: App, request: ResponsesRequest) -> None:
-        super().__init__(relay=False, on_success=lambda done: remember(app, request, done),
+        self.turn = PendingTurn(app, request)
+        super().__init__(relay=False, on_success=self.turn.finished,
                          tool_names=request.tool_names)
         self.frames: list[bytes] = []
         self.cut: tuple[str, str] | None = None
@@ -189,6 +191,7 @@ async def _relay(upstream: UpstreamResponse, observer: EventFrames, socket: Mess
 
 
 async def _flush(observer: EventFrames, socket: MessageSocket) -> None:
+    await observer.turn.stored()  # before the terminal frame goes out
     frames, observer.frames = observer.frames, []
     for frame in frames:
         await socket.send_text(frame.decode("utf-8", "replace"))
@@ -198,7 +201,7 @@ async def _prewarm(app: App, socket: MessageSocket, parsed: ResponsesRequest) ->
     """Codex's `generate: false`: a response id to chain on, without calling the backend."""
     response_id = "resp_" + secrets.token_hex(24)
     created_at = time.time()
-    app.responses_store.put(stored_turn(response_id, parsed, [], created_at))
+    await app.responses_store.put(stored_turn(response_id, parsed, [], created_at))
     payload = parsed.payload
     response: dict[str, Any] = {
         "id": response_id, "object": "response", "created_at": int(created_at),

@@ -1,7 +1,7 @@
 """What a route sees of one HTTP exchange, whatever the HTTP version.
 
 Routes receive a `Request` and a `Responder`. The protocol adapters
-(`http1`, later `http2`) implement both, so routes and translators never know
+(`http1`, `http2`) implement both, so routes and translators never know
 which wire format carries them. A route answers either in one go
 (`respond`) or as a stream (`start`, `send`..., `end`); every `send` is one
 write to the client, awaited, which is how back-pressure reaches the upstream
@@ -9,8 +9,8 @@ reader: nothing is read from the backend until the client took the last piece.
 
 A responder may also offer `WebSocketUpgrade`, an optional capability a route
 checks with `isinstance`: it turns the exchange into a `WebSocket`. HTTP/1.1
-does it with `Upgrade: websocket` and a 101; an HTTP/2 responder would do it
-with an extended CONNECT (RFC 8441) presented to routes as the same GET.
+does it with `Upgrade: websocket` and a 101; HTTP/2 does it with an extended
+CONNECT (RFC 8441), presented to routes as the same GET.
 
 The handler is cancelled when its client is gone. Whatever the version, the
 adapter notices a client that leaves while the route works (HTTP/1.1: EOF or
@@ -48,6 +48,7 @@ class ConnectionLimits:
     body_timeout: float = 60.0  # the whole request body, from the route's first read
     idle_timeout: float = 75.0
     write_timeout: float = 120.0  # applied by the connection's stream (server/listen.py)
+    max_streams: int = 100  # concurrent HTTP/2 streams (SETTINGS_MAX_CONCURRENT_STREAMS)
 
 
 class ClientGone(ChatmockError):
@@ -61,12 +62,16 @@ class BodyReader(Protocol):
 
 
 class Request:
-    """Method, target, headers (lower-case names) and a lazily read body."""
+    """Method, target, headers (lower-case names), the HTTP version ("1.1" or "2", for
+    logs and tests: routes never branch on it) and a lazily read body."""
 
-    __slots__ = ("_body", "_reader", "body_limit", "client", "headers", "method", "path", "query")
+    __slots__ = ("_body", "_reader", "body_limit", "client", "headers", "http_version", "method",
+                 "path", "query")
 
     def __init__(self, method: str, path: str, query: str, headers: dict[bytes, bytes],
-                 reader: BodyReader, body_limit: int, client: str = "") -> None:
+                 reader: BodyReader, body_limit: int, client: str = "", *,
+                 http_version: str = "1.1") -> None:
+        self.http_version = http_version
         self.method = method
         self.path = path
         self.query = query

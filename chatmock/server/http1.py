@@ -41,7 +41,6 @@ request.
 from __future__ import annotations
 
 import time
-from email.utils import formatdate
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
@@ -70,15 +69,22 @@ class _TooSlow(Exception):
     pass
 
 
-_date_cache: tuple[int, bytes] = (0, b"")
+_date_cache: tuple[int, bytes] = (-1, b"")
 _reasons: dict[int, bytes] = {}
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def http_date() -> bytes:
+    """The current IMF-fixdate (RFC 9110 §5.6.7), made once a second; by hand, as
+    `email.utils.formatdate` would cost its import (~3 ms) at every start."""
     global _date_cache
     now = int(time.time())
     if _date_cache[0] != now:
-        _date_cache = (now, formatdate(now, usegmt=True).encode())
+        t = time.gmtime(now)
+        _date_cache = (now, b"%s, %02d %s %04d %02d:%02d:%02d GMT" % (
+            _DAYS[t.tm_wday].encode(), t.tm_mday, _MONTHS[t.tm_mon - 1].encode(), t.tm_year,
+            t.tm_hour, t.tm_min, t.tm_sec))
     return _date_cache[1]
 
 
@@ -97,7 +103,7 @@ class H1Connection:
     """Serves every exchange of one HTTP/1.1 connection."""
 
     def __init__(self, stream: trio.abc.Stream, app: Handler, limits: ConnectionLimits,
-                 lifecycle: Lifecycle, client: str = "") -> None:
+                 lifecycle: Lifecycle, client: str = "", *, buffered: bytes = b"") -> None:
         self.stream = stream
         self.app = app
         self.limits = limits
@@ -106,6 +112,9 @@ class H1Connection:
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
         self.must_close = False
         self.declared_length = 0
+        self._primed = bool(buffered)  # the first bytes were read already (server/listen.py)
+        if buffered:
+            self.conn.receive_data(buffered)
         self.client_gone = False
         self._tasks: trio.Nursery | None = None
         self._exchanges = trio.CancelScope()  # cancelled when the client is gone
@@ -184,8 +193,9 @@ class H1Connection:
     async def _read_request_head(self) -> h11.Request | None:
         try:
             event = self.conn.next_event()
+            primed, self._primed = self._primed, False
             if event is h11.NEED_DATA:
-                if not await self._receive_idle():
+                if not primed and not await self._receive_idle():
                     return None
                 with trio.move_on_after(self.limits.header_timeout) as deadline:
                     event = await self._next_event(self.limits.header_timeout)

@@ -5,7 +5,11 @@ Origin on every request, before any route; Content-Type on JSON routes) and
 answers CORS preflights. It checks the access token (constant-time) everywhere
 except `/` and `/health`, renders any `ApiError` in the dialect the path
 belongs to, turns unexpected exceptions into a logged 500, and writes one
-access-log line per request. Routes are plain async functions
+access-log line per request (at DEBUG for the polled `/health` and
+`/status.json` when they succeed: a health check or an open status page would
+fill the log). Each request gets an `Exchange` record (`state/exchanges.py`),
+made the running task's for the route, the relay and the backend to fill in;
+the access line is written from it. Routes are plain async functions
 `route(app, request, responder)`.
 """
 
@@ -13,19 +17,21 @@ from __future__ import annotations
 
 import hmac
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
+from chatmock import logs
 from chatmock.app import App
 from chatmock.dialects.errors import dialect_of, render
 from chatmock.errors import ApiError, ClientError
 from chatmock.server import browser
 from chatmock.server.exchange import JSON_HEADERS, ClientGone, Request, Responder
+from chatmock.state import exchanges
 
 log = logging.getLogger("chatmock.access")
 
 Route = Callable[[App, Request, Responder], Awaitable[None]]
 OPEN_PATHS = frozenset({"/", "/health"})
+QUIET_PATHS = frozenset({"/health", "/status.json"})  # polled: logged at DEBUG unless refused
 
 
 class Router:
@@ -37,33 +43,44 @@ class Router:
         token = app.settings.access_token
         self._token = token.encode() if token else b""
         self.policy = browser.BrowserPolicy.from_settings(app.settings)
+        self.exchanges = app.exchanges
 
     async def __call__(self, request: Request, out: Responder) -> None:
-        started = time.perf_counter()
         dialect = dialect_of(request.path, request.headers)
-        note = ""
+        exchange = self.exchanges.begin(request.method, request.path, request.client,
+                                        dialect.value)
+        running = exchanges.enter(exchange)  # routes and the relay fill it in
+        gone = False
         try:
             out.extra_headers = browser.admit(self.policy, request.headers)
             await self._dispatch(request, out)
         except ClientGone:
-            note = " (client gone)"
+            gone = True
             raise
         except ApiError as error:
-            note = f" ({error.message})" if error.status >= 500 else ""
+            exchange.failure = error.message
             if not out.started:
                 await out.respond(error.status, [*JSON_HEADERS, *error.headers],
                                   render(error, dialect))
         except Exception:
             log.exception("unhandled error in %s %s", request.method, request.path)
+            exchange.failure = exchanges.INTERNAL_ERROR
             if not out.started:
-                internal = ApiError("internal error in chatmock (see its log)", status=500)
+                internal = ApiError(exchanges.INTERNAL_ERROR, status=500)
                 await out.respond(500, JSON_HEADERS, render(internal, dialect))
         finally:
-            if out.client_gone:  # the adapter cancelled the route (exchange.py)
-                note = " (client gone)"
-            elapsed = (time.perf_counter() - started) * 1000
-            log.info('%s "%s %s" %s %.1fms%s', request.client, request.method, request.path,
-                     out.status or "-", elapsed, note)
+            exchanges.leave(running)
+            # out.client_gone: the adapter cancelled the route (exchange.py)
+            self._finish(exchange, out.status, gone or out.client_gone)
+
+    def _finish(self, exchange: exchanges.Exchange, status: int, client_gone: bool) -> None:
+        """Close the exchange's record and write its access line."""
+        self.exchanges.end(exchange, status, client_gone=client_gone)
+        quiet = exchange.path in QUIET_PATHS and status < 400
+        level = logging.DEBUG if quiet else logging.INFO
+        if log.isEnabledFor(level):
+            fields = exchange.log_fields()
+            log.log(level, "%s", logs.access_line(fields), extra={logs.FIELDS: fields})
 
     async def _dispatch(self, request: Request, out: Responder) -> None:
         methods = self.routes.get(request.path) or self._prefix_match(request.path)

@@ -4,8 +4,9 @@
 101 answer and a wsproto `Connection`; `WebSocket` then works on that framing
 state through two callables, `read()` (one network read, b"" at EOF) and
 `write(data)` (one awaited write, ClientGone when the peer is gone). Nothing
-here knows HTTP/1.1 beyond the handshake, so an HTTP/2 extended CONNECT
-(RFC 8441) can build a `Connection` itself and reuse `WebSocket` unchanged.
+here knows HTTP/1.1 beyond the handshake: `accept_extended_connect` is the
+HTTP/2 handshake (RFC 8441: an extended CONNECT answered 200, without the
+key/accept exchange), and `WebSocket` runs over the stream unchanged.
 
 What a route gets: `receive()` returns whole messages (fragments are joined,
 pings are answered on the way, a message past `max_message_bytes` closes
@@ -48,6 +49,7 @@ from wsproto.events import (
 )
 from wsproto.events import Request as Handshake
 from wsproto.extensions import PerMessageDeflate
+from wsproto.handshake import server_extensions_handshake
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from chatmock.errors import ClientError
@@ -98,6 +100,28 @@ def accept_handshake(request: Request,
                                              extensions=[PerMessageDeflate()]))
     assert handshake.connection is not None  # set by the accept
     return answer, handshake.connection
+
+
+def accept_extended_connect(request: Request, subprotocol: str | None = None
+                            ) -> tuple[list[tuple[bytes, bytes]], Connection]:
+    """The fields of the 200 answer to an RFC 8441 extended CONNECT and the framing
+    state behind them (permessage-deflate when offered). Raises ClientError when the
+    request is no WebSocket handshake."""
+    if request.header(b"sec-websocket-version").strip() != "13":
+        raise ClientError("A WebSocket needs `Sec-WebSocket-Version: 13`.",
+                          code="invalid_websocket_handshake",
+                          headers=((b"sec-websocket-version", b"13"),))
+    fields: list[tuple[bytes, bytes]] = []
+    offered = {name.strip() for name in request.header(b"sec-websocket-protocol").split(",")}
+    if subprotocol is not None and subprotocol in offered:
+        fields.append((b"sec-websocket-protocol", subprotocol.encode()))
+    deflate = PerMessageDeflate()
+    requested = [offer.strip() for offer in
+                 request.header(b"sec-websocket-extensions").split(",") if offer.strip()]
+    accepted = server_extensions_handshake(requested, [deflate])
+    if accepted:
+        fields.append((b"sec-websocket-extensions", accepted))
+    return fields, Connection(ConnectionType.SERVER, extensions=[deflate] if accepted else [])
 
 
 class WebSocket:

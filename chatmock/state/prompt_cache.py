@@ -4,25 +4,31 @@ A client may name its session (`X-Session-Id` or `session_id` header; Claude
 Code sends `X-Claude-Code-Session-Id`).
 Otherwise the conversation is fingerprinted by its instructions and first
 user message, so every turn of one conversation lands on the same backend
-cache. Fingerprints map to random ids through a bounded, oldest-first map.
+cache. A fingerprint becomes an id through a keyed hash (HMAC-SHA-256, the
+first 128 bits as a UUID): nothing to keep per conversation, nothing the
+backend could link to the conversation's text, and the same id in every
+worker of `serve --workers`, which all inherit `PROCESS_KEY` (made at import,
+before the supervisor forks them). Another process gets other ids, as the
+random ids kept per process did before.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import os
 import uuid
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 _HEADERS = (b"x-session-id", b"session_id", b"session-id", b"x-claude-code-session-id")
+PROCESS_KEY = os.urandom(32)
 
 
 class SessionIds:
-    def __init__(self, capacity: int = 10_000) -> None:
-        self.capacity = capacity
-        self._ids: OrderedDict[str, str] = OrderedDict()
+    def __init__(self, key: bytes = PROCESS_KEY) -> None:
+        self._key = key
 
     def for_request(self, headers: Mapping[bytes, bytes], instructions: str | None,
                     input_items: Sequence[Any]) -> str:
@@ -30,14 +36,9 @@ class SessionIds:
             value = headers.get(name, b"").strip()
             if value:
                 return value.decode("latin-1")
-        key = fingerprint(instructions, input_items)
-        found = self._ids.get(key)
-        if found is None:
-            found = str(uuid.uuid4())
-            self._ids[key] = found
-            if len(self._ids) > self.capacity:
-                self._ids.popitem(last=False)
-        return found
+        digest = hmac.digest(self._key, fingerprint(instructions, input_items).encode(),
+                             "sha256")
+        return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
 def fingerprint(instructions: str | None, input_items: Sequence[Any]) -> str:

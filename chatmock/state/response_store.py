@@ -27,8 +27,14 @@ Two stores share the `ResponseStore` protocol:
   (`max_bytes` bounds its compressed payloads; `chatmock info` shows its
   figures, read from the file by `stores.sqlite_figures`).
 
-`chatmock.state.stores.open_store` picks one by name. `look_up` answers a
-request's `StoreQuery` in one call (routes run it off the event loop).
+* `RedisResponseStore` (in `response_store_redis`) -- fleet mode (`--state
+  redis://...`): every chatmock process sharing one Redis sees every turn.
+
+`chatmock.state.stores.open_store` picks one of the first two by name. Routes
+see any store through `AsyncResponseStore`: a request's `StoreQuery` is
+answered in one call (`look_up`, off the event loop for SQLite, one round trip
+for Redis), and `put` returns once the turn can be chained on by any process
+sharing the store (routes call it before the terminal event reaches the client).
 
 Contract for callers: treat a `StoredResponse` and its lists/dicts as
 immutable. Stores keep references (the SQLite store encodes an entry only when
@@ -90,6 +96,29 @@ class ResponseStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class AsyncResponseStore(Protocol):
+    """The store as routes use it (see the module docstring)."""
+
+    async def look_up(self, query: StoreQuery) -> StoreAnswer:
+        """Everything `query` asks for; an `ApiError` (503) if the store cannot answer."""
+        ...
+
+    async def put(self, entry: StoredResponse) -> None:
+        """Keep `entry`; never raises (a failure is logged, and the turn kept if it can)."""
+        ...
+
+    def health(self) -> dict[str, Any]:
+        """What `GET /health` shows of the store (no I/O)."""
+        ...
+
+    async def maintain(self) -> None:
+        """Background upkeep, run beside the listeners until cancelled (returns at once
+        if the store needs none)."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 class StoreFigures(NamedTuple):

@@ -47,6 +47,14 @@
   query joined with their responses (expired ones are not returned), and
   touches their responses as `get` does.
 
+  Several processes (the workers of `serve --workers`) share one file: each
+  has its writer thread, and SQLite serialises their transactions (WAL, a busy
+  timeout of seconds for writers). A turn stored by one worker is committed a
+  few milliseconds after its client saw the answer end, and its next turn may
+  reach another worker sooner than that: with `miss_grace` a `get` or
+  `find_items` that finds nothing looks again for that long (2 ms, then
+  doubling), which only misses pay.
+
   Opening the file (permissions, schema, a corrupt or foreign file moved
   aside): `chatmock.state.response_store_file`.
 """
@@ -54,17 +62,16 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import queue
 import sqlite3
 import threading
 import time
-import zlib
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from chatmock.state.response_store import (
     DEFAULT_CAPACITY,
@@ -77,13 +84,13 @@ from chatmock.state.response_store import (
     indexed_items,
 )
 from chatmock.state.response_store_file import connect, open_database, transaction
+from chatmock.state.turn_codec import decode_item, decode_turn, encode_item, encode_turn
 
 log = logging.getLogger("chatmock.responses")
 
 PRUNE_INTERVAL_SECONDS = 60.0
 TOUCH_INTERVAL_SECONDS = 60.0
 BATCH_LIMIT = 512
-ZLIB_LEVEL = 1
 READER_BUSY_TIMEOUT_MS = 200
 
 _INSERT = (
@@ -126,6 +133,7 @@ class _Touch:
     at: float
 
 
+_Found = TypeVar("_Found")
 _Row = tuple[str, float, float, int, bytes]  # id, created_at, last_access, size, body
 _ItemRow = tuple[str, str, bytes]  # item id, response id, body
 _Operation = _Pending | _Touch | threading.Event | None  # Event: flush marker; None: stop
@@ -136,8 +144,9 @@ class SqliteResponseStore:
 
     def __init__(self, path: Path, *, ttl_seconds: float = DEFAULT_TTL_SECONDS,
                  capacity: int = DEFAULT_CAPACITY, max_bytes: int = DEFAULT_MAX_BYTES,
-                 clock: Clock = time.time) -> None:
+                 clock: Clock = time.time, miss_grace: float = 0.0) -> None:
         self.path = path
+        self.miss_grace = miss_grace
         self._ttl = ttl_seconds
         self._capacity = capacity
         self._max_bytes = max_bytes
@@ -186,7 +195,8 @@ class SqliteResponseStore:
                     pending.last_access = now
                     self._queue.put(_Touch(response_id, now))
                 return pending.entry
-        row = self._select(response_id)
+        row = self._select(response_id) or \
+            self._after_grace(lambda: self._select(response_id), bool)
         if row is None:
             return None
         created_at, last_access, body = row
@@ -194,15 +204,19 @@ class SqliteResponseStore:
             return None
         if now - last_access >= TOUCH_INTERVAL_SECONDS and not self._closed:
             self._queue.put(_Touch(response_id, now))
-        return _decode(response_id, created_at, body)
+        return decode_turn(response_id, created_at, body)
 
     def find_items(self, item_ids: Collection[str]) -> dict[str, Item]:
         now = self._clock()
         wanted = set(item_ids)
         found = self._pending_items(wanted, now)
-        for item_id, response_id, last_access, body in self._select_items(
-                sorted(wanted.difference(found))):
-            item = _decode_item(item_id, body) if not expired(last_access, now, self._ttl) \
+        rows = self._select_items(sorted(wanted.difference(found)))
+        if len(rows) < len(wanted) - len(found):
+            rows = self._after_grace(
+                lambda: self._select_items(sorted(wanted.difference(found))),
+                lambda again: len(again) == len(wanted) - len(found)) or rows
+        for item_id, response_id, last_access, body in rows:
+            item = decode_item(item_id, body) if not expired(last_access, now, self._ttl) \
                 else None
             if item is not None:
                 found[item_id] = item
@@ -233,6 +247,20 @@ class SqliteResponseStore:
         except sqlite3.Error as error:
             log.warning("response store item lookup failed: %s", error)
         return [(str(a), str(b), float(c), bytes(d)) for a, b, c, d in rows]
+
+    def _after_grace(self, look: Callable[[], _Found], enough: Callable[[_Found], bool],
+                     ) -> _Found | None:
+        """`look` again until `enough` of it, for up to `miss_grace` seconds (blocking:
+        the store is read in worker threads); None if it never was."""
+        deadline = time.monotonic() + self.miss_grace
+        pause = 0.002
+        while not self._closed and time.monotonic() + pause <= deadline:
+            time.sleep(pause)
+            found = look()
+            if enough(found):
+                return found
+            pause = min(2 * pause, 0.05)
+        return None
 
     def _select(self, response_id: str) -> tuple[float, float, bytes] | None:
         try:
@@ -334,8 +362,8 @@ class SqliteResponseStore:
         for pending in writes:
             entry = pending.entry
             try:
-                body = _encode(entry)
-                items = [(item_id, entry.response_id, _compress(item))
+                body = encode_turn(entry)
+                items = [(item_id, entry.response_id, encode_item(item))
                          for item_id, item in indexed_items(entry)]
             except (TypeError, ValueError, RecursionError) as error:
                 log.warning("response %s cannot be stored: %s", entry.response_id, error)
@@ -384,46 +412,3 @@ class SqliteResponseStore:
                 (total,) = connection.execute(_TOTAL).fetchone()
             connection.execute(_PRUNE_ITEMS)
         self._payload_bytes = total
-
-
-# --------------------------------------------------------------------------- encoding
-
-
-def _encode(entry: StoredResponse) -> bytes:
-    return _compress({"instructions": entry.instructions, "context": entry.context,
-                      "output": entry.output})
-
-
-def _compress(document: object) -> bytes:
-    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
-    return zlib.compress(text.encode("utf-8", "surrogatepass"), ZLIB_LEVEL)
-
-
-def _decode_item(item_id: str, body: bytes) -> Item | None:
-    try:
-        item = json.loads(zlib.decompress(body).decode("utf-8", "surrogatepass"))
-    except (zlib.error, ValueError, RecursionError) as error:
-        log.warning("stored item %s is unreadable: %s", item_id, error)
-        return None
-    return item if isinstance(item, dict) else None
-
-
-def _decode(response_id: str, created_at: float, body: bytes) -> StoredResponse | None:
-    try:
-        document = json.loads(zlib.decompress(body).decode("utf-8", "surrogatepass"))
-        instructions = document["instructions"]
-        context = document["context"]
-        output = document["output"]
-    except (zlib.error, ValueError, TypeError, KeyError, RecursionError) as error:
-        log.warning("stored response %s is unreadable: %s", response_id, error)
-        return None
-    if not (isinstance(context, list) and isinstance(output, list)
-            and (instructions is None or isinstance(instructions, str))):
-        log.warning("stored response %s has an unexpected shape", response_id)
-        return None
-    return StoredResponse(response_id, instructions, context, output, created_at)
-
-
-# --------------------------------------------------------------------------- factory
-
-

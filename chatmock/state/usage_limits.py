@@ -8,6 +8,19 @@ header names and nothing else. Snapshots are kept in memory and persisted at
 most once per `min_interval` seconds: a busy server would otherwise fsync a
 file per request for data that only a human running `chatmock info` reads.
 
+Several processes may share the file (the workers of `serve --workers`, or
+other chatmock servers with the same home): a write happens under an exclusive
+lock on `usage_limits.json.lock`, and only if the file does not already hold a
+newer snapshot, which is then adopted instead. So the file always holds the
+newest snapshot any of them saw, `chatmock info` reads that, and `newest()`
+gives a process the newest one, its own or another's.
+
+In fleet mode (`--state redis://...`) each snapshot is also shared through
+Redis (`usage_shared`), newest capture wins, so `info` and `/health` on any
+instance show the same figures: `run_writer` publishes the latest snapshot and
+reads the fleet's back (`fleet`), at most once per `min_interval` each, so
+`newest()` answers without I/O (figures agree within that interval).
+
 The file layout is shared with the reference proxies (ChatMock writes
 `captured_at` with `+00:00`, go-chatmock with `Z`), so both forms are read.
 
@@ -26,7 +39,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from chatmock.config import home_dir
 
@@ -149,6 +162,20 @@ def load(path: Path) -> UsageSnapshot | None:
     return UsageSnapshot.from_json(document)
 
 
+class UsageSink(Protocol):
+    """Where snapshots are shared beyond this process (fleet mode)."""
+
+    async def publish(self, snapshot: UsageSnapshot) -> None: ...
+
+    async def latest(self) -> UsageSnapshot | None: ...
+
+
+def newest(*snapshots: UsageSnapshot | None) -> UsageSnapshot | None:
+    """The snapshot captured last (None if none is given)."""
+    found = [snapshot for snapshot in snapshots if snapshot is not None]
+    return max(found, key=lambda snapshot: snapshot.captured_at) if found else None
+
+
 class UsageLimits:
     """The latest snapshot in memory, persisted to `path` at most once per `min_interval`.
 
@@ -161,14 +188,20 @@ class UsageLimits:
     """
 
     def __init__(self, path: Path, *, min_interval: float = DEFAULT_MIN_INTERVAL,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 shared: UsageSink | None = None) -> None:
         self.path = path
         self.min_interval = min_interval
+        self.shared = shared
         self.latest: UsageSnapshot | None = None
+        self.fleet: UsageSnapshot | None = None  # the fleet's, as last read
+        self._unshared = False
         self._clock = clock
         self._pending = False
         self._written_at: float | None = None
         self._failing = False
+        self._file_stamp: tuple[int, int] | None = None
+        self._on_disk: UsageSnapshot | None = None
 
     @property
     def pending(self) -> bool:
@@ -182,6 +215,7 @@ class UsageLimits:
             return None
         self.latest = snapshot
         self._pending = True
+        self._unshared = self.shared is not None
         self.poll()
         return snapshot
 
@@ -201,9 +235,26 @@ class UsageLimits:
         return True
 
     def flush(self) -> None:
-        """Write the pending snapshot now, whatever the throttle says."""
+        """Write the pending snapshot now, whatever the throttle says (waiting for the
+        lock if another process writes at that moment)."""
         if self._pending:
-            self._write()
+            self._write(wait=True)
+
+    def newest(self) -> UsageSnapshot | None:
+        """The newest snapshot: this process's, a newer one another process wrote to
+        the file (read again only when it changed), or the fleet's (Redis)."""
+        return newest(self.latest, self._from_file(), self.fleet)
+
+    def _from_file(self) -> UsageSnapshot | None:
+        try:
+            stat = self.path.stat()
+            stamp: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            stamp = None
+        if stamp != self._file_stamp:
+            self._file_stamp = stamp
+            self._on_disk = load(self.path) if stamp is not None else None
+        return self._on_disk
 
     async def run_writer(self) -> NoReturn:
         """Background task: write pending snapshots once their quiet period has passed.
@@ -217,9 +268,22 @@ class UsageLimits:
             delay = self.next_write_in()
             await trio.sleep(max(self.min_interval, 1.0) if delay is None else delay)
             self.poll()
+            await self.share()
 
-    def _write(self) -> None:
-        from chatmock.fileio import write_private_json  # deferred: it imports trio
+    async def share(self) -> None:
+        """Publish the latest snapshot through the `shared` sink, if not done yet, and
+        read the fleet's."""
+        if self.shared is None:
+            return
+        if self._unshared and self.latest is not None:
+            self._unshared = False
+            await self.shared.publish(self.latest)
+        self.fleet = await self.shared.latest() or self.fleet
+
+    def _write(self, *, wait: bool = False) -> None:
+        """Write the latest snapshot unless the file holds a newer one; if another
+        process holds the lock (and not `wait`), try again after the quiet period."""
+        from chatmock.fileio import file_lock_sync  # deferred: it imports trio
 
         snapshot = self.latest
         self._pending = False
@@ -227,13 +291,34 @@ class UsageLimits:
         if snapshot is None:
             return
         try:
-            write_private_json(self.path, snapshot.to_json())
+            with file_lock_sync(self.path.with_name(LIMITS_FILENAME + ".lock"),
+                                wait=wait) as held:
+                if held:
+                    self._replace_if_newer(snapshot)
+                else:
+                    self._pending = True
         except Exception as exc:  # never into the request path
             if not self._failing:
                 log.warning("could not write %s: %s", self.path, exc)
             self._failing = True
         else:
             self._failing = False
+
+
+    def _replace_if_newer(self, snapshot: UsageSnapshot) -> None:
+        from chatmock.fileio import write_private_json
+
+        on_disk = load(self.path)
+        if on_disk is not None and on_disk.captured_at >= snapshot.captured_at:
+            self.latest = on_disk
+            return
+        write_private_json(self.path, snapshot.to_json())
+
+
+def _newer(first: UsageSnapshot | None, second: UsageSnapshot | None) -> UsageSnapshot | None:
+    if first is None or (second is not None and second.captured_at > first.captured_at):
+        return second
+    return first
 
 
 def _finite_float(value: object) -> float | None:

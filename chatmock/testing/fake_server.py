@@ -13,6 +13,7 @@ as its first line on stdout (tests start it with `--port 0` and read the port).
 from __future__ import annotations
 
 import signal
+import ssl
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -102,16 +103,18 @@ class FakeApp:
         await send_reply(reply, out)
 
 
-def base_url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+def base_url(host: str, port: int, scheme: str = "http") -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 async def serve_app(app: FakeApp, listeners: list[trio.SocketListener], shutdown: trio.Event,
+                    *, tls: ssl.SSLContext | None = None,
                     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-    """Serve `app` on `listeners` until `shutdown` is set (generous limits: tests and bench)."""
+    """Serve `app` on `listeners` until `shutdown` is set (generous limits: tests and bench);
+    with `tls`, over TLS with ALPN h2 and http/1.1."""
     limits = ConnectionLimits(idle_timeout=300.0, write_timeout=600.0)
     await serve(app, listeners, limits=limits, max_connections=100_000,
-                shutdown=shutdown, shutdown_timeout=1.0, task_status=task_status)
+                shutdown=shutdown, shutdown_timeout=1.0, tls=tls, task_status=task_status)
 
 
 async def serve_forever(app: FakeApp, host: str, port: int, name: str) -> None:

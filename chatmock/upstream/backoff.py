@@ -117,7 +117,7 @@ def _retry_after(value: bytes | None, now: float) -> float | None:
     if value is None:
         return None
     text = value.decode("latin-1").strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # delta-seconds ("¹".isdigit() is true too)
         return _finite(float(text))
     try:
         when = parsedate_to_datetime(text)

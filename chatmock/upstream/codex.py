@@ -37,6 +37,7 @@ from chatmock.auth.tokens import Credentials
 from chatmock.config import DEFAULT_CLIENT_VERSION, DEFAULT_ORIGINATOR
 from chatmock.errors import UpstreamError, extract_message
 from chatmock.net.client import HTTPClient, UpstreamResponse
+from chatmock.state import exchanges
 from chatmock.upstream.instructions import NO_INSTRUCTIONS, BaseInstructions
 
 log = logging.getLogger("chatmock.upstream")
@@ -165,6 +166,7 @@ class CodexBackend:
 
         `forwarded`: a Codex client's own headers (`codex_client_headers`).
         A 401 is answered once by refreshing the token and sending again."""
+        exchanges.note_model(payload.get("model"), payload.get("reasoning"))  # access log
         self.finish_payload(payload, session_id)
         body = jsonbytes.dumps(payload)
         if self.log_bodies:

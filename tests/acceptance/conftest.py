@@ -3,6 +3,12 @@
 Both are started with `--port 0`; the bound port is read from the process's
 own announcement, so tests never race for ports. Processes are stopped with
 SIGTERM at the end and their logs are kept in the test's temp dir.
+
+`CHATMOCK_TEST_UPSTREAM=h2` runs the whole suite against a fake backend behind
+TLS, which offers `h2` and `http/1.1` by ALPN like the real one, so chatmock
+talks HTTP/2 to it (`.ci/run` runs the directory once more that way). The
+certificates come from a trustme CA, trusted by chatmock and by the tests
+themselves through `SSL_CERT_FILE`.
 """
 
 from __future__ import annotations
@@ -10,12 +16,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +35,10 @@ import pytest
 from chatmock.testing.credentials import write_auth_file
 
 STARTUP_SECONDS = 20.0
-_LISTENING = re.compile(rb"listening on http://[^:]+:(\d+)")
+CHROMIUM = shutil.which("chromium")  # Debian's package; tests that need it skip without it
+_LISTENING = re.compile(rb"listening on (https?)://[^:]+:(\d+)")
+UPSTREAM_H2 = os.environ.get("CHATMOCK_TEST_UPSTREAM", "") == "h2"
+_TLS_FILES: list[str] = []  # cert, key of the fake backend in h2 mode
 
 
 @dataclass
@@ -35,10 +46,11 @@ class Process:
     popen: subprocess.Popen[bytes]
     port: int
     log: Path
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def stop(self, timeout: float = 10.0) -> int:
         if self.popen.poll() is None:
@@ -50,12 +62,12 @@ class Process:
             return self.popen.wait()
 
 
-def _wait_for_port(popen: subprocess.Popen[bytes], log: Path) -> int:
+def _wait_for_port(popen: subprocess.Popen[bytes], log: Path) -> tuple[str, int]:
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         found = _LISTENING.search(log.read_bytes())
         if found:
-            return int(found.group(1))
+            return found.group(1).decode(), int(found.group(2))
         if popen.poll() is not None:
             break
         time.sleep(0.02)
@@ -69,7 +81,34 @@ def spawn(args: list[str], log: Path, env: dict[str, str] | None = None, *,
     with log.open("wb") as sink:
         popen = subprocess.Popen([program, *args], stdout=sink, stderr=subprocess.STDOUT,
                                  env=env, stdin=subprocess.DEVNULL)
-    return Process(popen, _wait_for_port(popen, log), log)
+    scheme, port = _wait_for_port(popen, log)
+    return Process(popen, port, log, scheme)
+
+
+def spawn_fake(log: Path, *flags: str) -> Process:
+    """The fake backend and OAuth server (behind TLS in h2 mode, see the docstring)."""
+    tls = ["--tls-cert", _TLS_FILES[0], "--tls-key", _TLS_FILES[1]] if UPSTREAM_H2 else []
+    return spawn(["-m", "chatmock.testing.fake_upstream", "--port", "0", *tls, *flags], log)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def upstream_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """In h2 mode: the fake's certificate, and its CA trusted by every process."""
+    if not UPSTREAM_H2:
+        yield
+        return
+    import trustme
+
+    tmp = tmp_path_factory.mktemp("tls")
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    ca.cert_pem.write_to_path(str(tmp / "ca.pem"))
+    leaf.cert_chain_pems[0].write_to_path(str(tmp / "cert.pem"))
+    leaf.private_key_pem.write_to_path(str(tmp / "key.pem"))
+    _TLS_FILES[:] = [str(tmp / "cert.pem"), str(tmp / "key.pem")]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SSL_CERT_FILE", str(tmp / "ca.pem"))
+        yield
 
 
 def start_chatmock(tmp: Path, upstream: Process | None, *flags: str,
@@ -88,14 +127,17 @@ def start_chatmock(tmp: Path, upstream: Process | None, *flags: str,
 
 
 def start_fake(tmp: Path) -> Process:
-    """The fake backend and OAuth server, logging into `tmp`."""
-    return spawn(["-m", "chatmock.testing.fake_upstream", "--port", "0"], tmp / "fake.log")
+    """The fake backend and OAuth server, logging into `tmp` (behind TLS in h2 mode)."""
+    return spawn_fake(tmp / "fake.log")
 
 
 @pytest.fixture(scope="session")
 def fake_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     process = start_fake(tmp_path_factory.mktemp("fake"))
     yield process
+    if UPSTREAM_H2:  # chatmock did talk HTTP/2 to it (the tests' own reads are HTTP/1.1)
+        with urllib.request.urlopen(f"{process.url}/__fake__/protocols") as reply:
+            assert json.load(reply).get("2", 0) > 0, "chatmock never used HTTP/2 upstream"
     process.stop()
 
 
@@ -141,3 +183,25 @@ def last_upstream_body(fake: Process, marker: str) -> dict[str, Any]:
             body: dict[str, Any] = record["body"]
             return body
     raise AssertionError(f"no upstream request contained {marker!r}")
+
+
+@contextmanager
+def headless_chromium(log: Path, profile: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """Headless Chromium with its own profile and `args`, its output in `log`; its whole
+    process group is stopped when the block ends."""
+    assert CHROMIUM is not None
+    with log.open("wb") as sink:
+        browser = subprocess.Popen([
+            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-default-apps", f"--user-data-dir={profile}", *args],
+            stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, start_new_session=True)
+    try:
+        yield browser
+    finally:
+        os.killpg(browser.pid, signal.SIGTERM)
+        try:
+            browser.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(browser.pid, signal.SIGKILL)
+            browser.wait()

@@ -20,12 +20,8 @@ Skipped when Debian's `chromium` is not installed (`.ci/run` installs it as root
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
 import socket
 import socketserver
-import subprocess
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -37,9 +33,15 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
-from .conftest import Process, recorded_requests, spawn, start_chatmock
+from .conftest import (
+    CHROMIUM,
+    Process,
+    headless_chromium,
+    recorded_requests,
+    spawn,
+    start_chatmock,
+)
 
-CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed "
                                 "(Debian: apt-get install chromium); the browser attack test "
                                 "needs it")
@@ -264,23 +266,10 @@ def browse(stage: Stage, page_name: str, rebind_name: str) -> dict[str, dict[str
            f"&report={report}&rebind={quote(rebind, safe='')}")
     rules = ", ".join(f"MAP {name} 127.0.0.1" for name in NAMES)
     profile = stage.tmp / f"profile-{page_name}"
-    assert CHROMIUM is not None
-    with (stage.tmp / f"chromium-{page_name}.log").open("wb") as log:
-        browser = subprocess.Popen([
-            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--no-first-run", "--disable-default-apps", f"--user-data-dir={profile}",
-            f"--host-resolver-rules={rules}, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", url],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-    try:
+    with headless_chromium(stage.tmp / f"chromium-{page_name}.log", profile,
+                           f"--host-resolver-rules={rules}, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                           url):
         found = stage.reports.wait_for("page", "rebind")
-    finally:
-        os.killpg(browser.pid, signal.SIGTERM)
-        try:
-            browser.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(browser.pid, signal.SIGKILL)
-            browser.wait()
     assert set(found) == {"page", "rebind"}, f"the pages did not report: {found}"
     return found
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import shutil
 import stat
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,15 +35,36 @@ def test_healthcheck_passes_on_a_running_chatmock(chatmock_server: Process) -> N
     assert result.returncode == 0, result.stderr
 
 
-def test_healthcheck_fails_on_another_server_and_on_a_closed_port(
-        fake_upstream: Process) -> None:
-    other = run_entrypoint("healthcheck", env={"CHATGPT_LOCAL_PORT": str(fake_upstream.port)})
+class _OtherHealth(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b'{"status": "ok", "service": "something else"}'
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def other_server() -> Iterator[int]:
+    """A plain HTTP server that is not chatmock (its /health is someone else's)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OtherHealth)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_healthcheck_fails_on_another_server_and_on_a_closed_port(other_server: int) -> None:
+    other = run_entrypoint("healthcheck", env={"CHATGPT_LOCAL_PORT": str(other_server)})
     assert other.returncode == 1 and "is not chatmock's" in other.stderr
-    fake_upstream_port = fake_upstream.port
     closed = run_entrypoint("healthcheck", env={"CHATGPT_LOCAL_PORT": "9",
                                                 "CHATGPT_LOCAL_HOST": "127.0.0.1"})
     assert closed.returncode == 1 and "127.0.0.1:9/health" in closed.stderr
-    assert fake_upstream_port != 9
+    assert other_server != 9
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ def doctor(home: Path, upstream: str, *flags: str, env: dict[str, str] | None = 
            as_json: bool = True) -> tuple[int, dict[str, tuple[str, str]], str]:
     """Run `chatmock doctor`: exit code, {check: (status, detail)}, and stdout as printed."""
     clean = {key: value for key, value in os.environ.items()
-             if not key.startswith(("CHATGPT_LOCAL_", "CODEX_", "SSL_CERT_"))}
+             if not key.startswith(("CHATGPT_LOCAL_", "CODEX_"))}
     clean.update(HOME=str(home.parent), CHATGPT_LOCAL_HOME=str(home), **(env or {}))
     args = ["--upstream-url", upstream, "--port", str(free_port()), *flags]
     result = subprocess.run([sys.executable, "-m", "chatmock", "doctor",

@@ -16,14 +16,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .conftest import Process, spawn
+from .conftest import Process, spawn_fake
 
 
 @pytest.fixture(scope="module")
 def oauth_fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     tmp = tmp_path_factory.mktemp("oauth")
-    process = spawn(["-m", "chatmock.testing.fake_upstream", "--port", "0", "--check-tokens"],
-                    tmp / "fake.log")
+    process = spawn_fake(tmp / "fake.log", "--check-tokens")
     yield process
     process.stop()
 
@@ -87,7 +86,8 @@ class Login:
 def redirect_location(url: str) -> str:
     """Follow the authorize URL by hand: the 302's Location, not the page behind it."""
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port)
+    connect = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = connect(parts.hostname, parts.port)
     connection.request("GET", f"{parts.path}?{parts.query}")
     response = connection.getresponse()
     assert response.status == 302, response.read()

@@ -21,8 +21,8 @@ import pytest
 
 from chatmock.testing.credentials import auth_document, make_jwt, write_auth_document
 
-from .conftest import Process, recorded_requests, spawn, start_chatmock
-from .test_login import control
+from .conftest import Process, recorded_requests, spawn_fake, start_chatmock
+from .test_login import control, redirect_location
 
 CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
 
@@ -30,8 +30,7 @@ CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
 @pytest.fixture
 def fake(tmp_path: Path) -> Iterator[Process]:
     """A fresh fake per test: refresh counters and token families start at zero."""
-    process = spawn(["-m", "chatmock.testing.fake_upstream", "--port", "0", "--check-tokens"],
-                    tmp_path / "fake.log")
+    process = spawn_fake(tmp_path / "fake.log", "--check-tokens")
     yield process
     process.stop()
 
@@ -45,10 +44,7 @@ def issue_tokens(fake: Process) -> dict[str, Any]:
                        "redirect_uri": redirect, "scope": "openid profile email offline_access",
                        "code_challenge": challenge.rstrip(b"=").decode(),
                        "code_challenge_method": "S256", "state": "s"})
-    connection = http.client.HTTPConnection("127.0.0.1", fake.port)
-    connection.request("GET", f"/oauth/authorize?{query}")
-    location = connection.getresponse().getheader("location") or ""
-    connection.close()
+    location = redirect_location(f"{fake.url}/oauth/authorize?{query}")
     code = parse_qs(urlsplit(location).query)["code"][0]
     form = urlencode({"grant_type": "authorization_code", "code": code, "client_id": CLIENT_ID,
                       "redirect_uri": redirect, "code_verifier": verifier}).encode()

@@ -92,7 +92,7 @@ def running_gateway(home: Path, **settings: object) -> Iterator[Gateway]:
             started.put((port, trio.lowlevel.current_trio_token(), stop))
             await stop.wait()
             await app.http.aclose()  # the pooled backend connections, closed, not collected
-            app.responses_store.close()
+            await app.responses_store.aclose()
             nursery.cancel_scope.cancel()
 
     def run() -> None:

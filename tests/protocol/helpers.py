@@ -17,6 +17,18 @@ from chatmock.server.lifecycle import Lifecycle
 from chatmock.server.listen import open_listeners, serve
 
 
+class Rounds:
+    """Counts the scheduler's rounds: `run` is a task that runs once per round."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def run(self) -> None:
+        while True:
+            self.count += 1
+            await trio.lowlevel.checkpoint()
+
+
 async def serve_on_loopback(nursery: trio.Nursery, app: Handler,
                             limits: ConnectionLimits | None = None) -> int:
     """Run chatmock's server for `app` in `nursery` on 127.0.0.1; its port."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -11,11 +12,12 @@ import trustme
 
 from chatmock.errors import UpstreamError
 from chatmock.net.client import MAX_IDLE_SECONDS, HTTPClient
+from chatmock.net.transport import Origin, open_stream
 from chatmock.server.exchange import ConnectionLimits, Request, Responder
 from chatmock.testing.credentials import codex_headers
 from chatmock.testing.fake_upstream import FakeUpstreamApp
 
-from .helpers import serve_on_loopback, serve_tls_on_loopback
+from .helpers import Rounds, serve_on_loopback, serve_tls_on_loopback
 
 HEADERS = [*codex_headers().items(), (b"content-type", b"application/json")]
 
@@ -198,3 +200,36 @@ async def test_idle_connections_too_old_to_reuse_are_closed(
     await trio.sleep(MAX_IDLE_SECONDS)
     assert seen == {"open": 3, "closed": 3}
     await client.aclose()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+async def test_an_address_literal_is_connected_in_one_scheduler_round(host: str) -> None:
+    """Under load every round lasts as long as all busy streams' work: trio's
+    open_tcp_stream took about five of them per backend connection."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        listener = socket.create_server((host, 0), family=family)
+    except OSError:
+        pytest.skip(f"no {host} on this machine")
+    rounds = Rounds()
+    with listener:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(rounds.run)
+            await trio.lowlevel.checkpoint()
+            before = rounds.count
+            stream = await open_stream(Origin("http", host, listener.getsockname()[1]), 2)
+            assert rounds.count - before <= 2
+            accepted, _ = listener.accept()
+            with accepted:
+                await stream.send_all(b"ping")
+                assert accepted.recv(4) == b"ping"
+            await stream.aclose()
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_refused_address_literal_says_so() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]
+    with pytest.raises(UpstreamError, match="refused") as caught:
+        await open_stream(Origin("http", "127.0.0.1", port), 2)
+    assert caught.value.status == 502

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 
@@ -14,6 +15,7 @@ from chatmock.config import (
     check_upstream_url,
     replace,
     settings_from_argv,
+    worker_count,
 )
 from chatmock.errors import ConfigError
 
@@ -188,3 +190,19 @@ def test_client_identity_settings() -> None:
     settings = from_argv("--client-version", "0.170.0-alpha.1", originator="codex_exec")
     assert (settings.client_version, settings.originator) == ("0.170.0-alpha.1", "codex_exec")
     assert from_argv(client_version=" 1.2.3 ").client_version == "1.2.3"
+
+
+def test_workers() -> None:
+    assert from_argv().workers == 1 and worker_count(from_argv()) == 1
+    assert from_argv("--workers", "3").workers == 3
+    assert from_argv(workers="auto").workers == 0
+    assert worker_count(from_argv("--workers", "auto")) == (os.cpu_count() or 1)
+    for bad in ("-1", "two"):
+        with pytest.raises(ConfigError, match="--workers"):
+            from_argv("--workers", bad)
+
+
+def test_workers_need_the_shared_store() -> None:
+    with pytest.raises(ConfigError, match="sqlite"):
+        from_argv("--workers", "2", "--responses-store", "memory")
+    assert from_argv("--workers", "1", "--responses-store", "memory").workers == 1

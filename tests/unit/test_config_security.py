@@ -125,7 +125,8 @@ def test_help_shows_every_default_and_choice() -> None:
     text = parser.format_help()
     for opt in OPTIONS:
         assert opt.flag in text
-        assert f"env {opt.env})" in text
+        names = f"{opt.env} or {opt.also_env}" if opt.also_env else opt.env
+        assert f"env {names})" in text
     assert "(default: 127.0.0.1;" in text and "(default: 8000;" in text
     assert "{none,minimal,low,medium,high,xhigh,max,ultra}" in text
     assert "(default: medium;" in text and "(default: on; env CHATGPT_LOCAL_MODEL_SYNC)" in text

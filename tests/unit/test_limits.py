@@ -399,7 +399,8 @@ def test_overwrites_atomically_with_newest(tmp_path: Path) -> None:
     limits.record(used(77))
     assert load(path) == limits.latest
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert sorted(p.name for p in tmp_path.iterdir()) == [LIMITS_FILENAME]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LIMITS_FILENAME,
+                                                          LIMITS_FILENAME + ".lock"]
 
 
 async def test_run_writer_writes_a_pending_snapshot(tmp_path: Path, writes: list[Any],
@@ -419,3 +420,46 @@ async def test_run_writer_writes_a_pending_snapshot(tmp_path: Path, writes: list
         assert [written_percent(d) for d in writes] == [1.0, 2.0]
         assert not limits.pending
         nursery.cancel_scope.cancel()
+
+
+# --- several processes on one file ----------------------------------------------------------
+
+
+def test_an_older_snapshot_never_replaces_a_newer_one(tmp_path: Path) -> None:
+    """Two workers: the one whose write was held back by the quiet period must not
+    put its older snapshot over the newer one the other wrote meanwhile."""
+    path = tmp_path / LIMITS_FILENAME
+    slow, fast = UsageLimits(path, clock=FakeClock()), UsageLimits(path, clock=FakeClock())
+    slow.record(used(1))  # written at once
+    slow.record(used(2))  # held back by the quiet period
+    fast.record(used(3))  # newer, and fast's first: written at once
+    slow.flush()
+    on_disk = load(path)
+    assert on_disk is not None and on_disk.primary == Window(3.0)
+    assert slow.latest == on_disk == slow.newest() and not slow.pending
+
+
+def test_newest_is_of_this_process_and_the_file(tmp_path: Path) -> None:
+    path = tmp_path / LIMITS_FILENAME
+    mine, other = UsageLimits(path, clock=FakeClock()), UsageLimits(path, clock=FakeClock())
+    assert mine.newest() is None
+    mine.record(used(1))
+    other.record(used(2))
+    current = mine.newest()
+    assert current is not None and current.primary == Window(2.0)
+    mine.record(used(4))  # newer than the file, not yet written (quiet period)
+    current = mine.newest()
+    assert current is not None and current.primary == Window(4.0)
+
+
+def test_a_write_while_another_process_holds_the_lock_waits_its_turn(tmp_path: Path) -> None:
+    path = tmp_path / LIMITS_FILENAME
+    clock = FakeClock()
+    limits = UsageLimits(path, clock=clock)
+    with chatmock.fileio.file_lock_sync(path.with_name(LIMITS_FILENAME + ".lock"), wait=True):
+        # flock locks belong to the open file: another descriptor is another holder
+        limits.record(used(5))
+        assert limits.pending and load(path) is None
+    clock.now += 10
+    assert limits.poll() and not limits.pending
+    assert load(path) == limits.latest

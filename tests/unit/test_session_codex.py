@@ -71,14 +71,16 @@ def test_header_wins(name: bytes) -> None:
     assert sessions.for_request({name: b"   "}, "I", [user_item("x")]) != "my-session"
 
 
-def test_capacity_evicts_the_oldest() -> None:
-    sessions = SessionIds(capacity=2)
-    a = sessions.for_request({}, "a", [])
-    b = sessions.for_request({}, "b", [])
-    assert sessions.for_request({}, "a", []) == a
-    sessions.for_request({}, "c", [])
-    assert sessions.for_request({}, "b", []) == b  # still there: "a" went first
-    assert sessions.for_request({}, "a", []) != a
+def test_processes_sharing_a_key_agree_and_others_do_not() -> None:
+    """Workers forked from one supervisor share the key: a conversation keeps its id
+    (and its backend prompt cache) whichever worker serves a turn."""
+    key = bytes(32)
+    turn = [user_item("Hello")]
+    first, second = SessionIds(key), SessionIds(key)
+    assert first.for_request({}, "I", turn) == second.for_request({}, "I", turn)
+    assert SessionIds(bytes([1]) * 32).for_request({}, "I", turn) != \
+        first.for_request({}, "I", turn)
+    assert SessionIds().for_request({}, "I", turn) == SessionIds().for_request({}, "I", turn)
 
 
 # -- error bodies ----------------------------------------------------------------------------

@@ -1,0 +1,164 @@
+"""Where `chatmock serve`'s start-up goes: `python bench/startup.py [--runs 9]`.
+
+Two measurements, each the minimum and median over fresh processes (the bench's
+start-up phase gives the median of spawn to first `/health` 200 beside nginx):
+
+- the floor: the same interpreter started bare, importing trio, trio and h11,
+  everything `serve` imports (`chatmock.cli`), and `serve` up to its first
+  `/health` 200, the five taking turns run by run so that a busy moment of the
+  machine falls on all of them;
+- what `serve` imports before it accepts: `python -X importtime -m chatmock serve`,
+  cut at its "listening on" line, the least self-time of each module over the
+  runs, summed by package (chatmock's by sub-package).
+
+Run it from the tree to measure, with its virtualenv's Python; chatmock is
+compiled first (`compileall`), as an installed package is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)")
+TRIO_FAMILY = ("trio", "attr", "attrs", "outcome", "sniffio", "sortedcontainers", "idna")
+
+
+def environment(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATGPT_LOCAL_")}
+    env.update(CHATGPT_LOCAL_HOME=str(home), PYTHONPATH=str(REPO))
+    return env
+
+
+def serve_argv(port: int, *flags: str) -> list[str]:
+    return [PYTHON, *flags, "-m", "chatmock", "serve", "--port", str(port),
+            "--upstream-url", "http://127.0.0.1:9/backend-api/codex"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def answers_health(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
+            return sock.recv(16).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+def time_serve(env: dict[str, str]) -> float:
+    port = free_port()
+    started = time.perf_counter()
+    child = subprocess.Popen(serve_argv(port), env=env, stderr=subprocess.DEVNULL)
+    try:
+        while not answers_health(port):
+            if child.poll() is not None:
+                raise SystemExit("serve exited before answering")
+            time.sleep(0.003)
+        return (time.perf_counter() - started) * 1000
+    finally:
+        child.terminate()
+        child.wait()
+
+
+def time_code(env: dict[str, str], code: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([PYTHON, "-c", code], env=env, check=True)
+    return (time.perf_counter() - started) * 1000
+
+
+def floor(env: dict[str, str], runs: int) -> None:
+    cases = {"python -c pass": "pass", "import trio": "import trio",
+             "import trio, h11": "import trio, h11", "import chatmock.cli": "import chatmock.cli"}
+    times: dict[str, list[float]] = {name: [] for name in [*cases, "serve to first /health"]}
+    for _ in range(runs):
+        for name, code in cases.items():
+            times[name].append(time_code(env, code))
+        times["serve to first /health"].append(time_serve(env))
+    for name, values in times.items():
+        print(f"  {name:24} min {min(values):6.1f}  median {statistics.median(values):6.1f} ms")
+
+
+def imports_before_listening(env: dict[str, str]) -> dict[str, int]:
+    """module -> self time in µs, of one `serve` up to its "listening on" line."""
+    with tempfile.TemporaryFile("w+") as log:
+        child = subprocess.Popen(serve_argv(free_port(), "-X", "importtime"), env=env,
+                                 stderr=log)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                log.seek(0)
+                text = log.read()
+                if "listening on" in text:
+                    break
+                time.sleep(0.01)
+        finally:
+            child.terminate()
+            child.wait()
+    before = text.split("listening on")[0]
+    return {m.group(2): int(m.group(1)) for m in IMPORT_LINE.finditer(before)}
+
+
+def package(module: str) -> str:
+    parts = module.split(".")
+    if parts[0] == "chatmock":
+        return ".".join(parts[:2])
+    if parts[0] in TRIO_FAMILY:
+        return "trio, attrs, outcome, sniffio, sortedcontainers, idna"
+    if parts[0] == "h11":
+        return "h11"
+    if parts[0].startswith("__editable__"):
+        return "the editable install's import hook (a virtualenv with pip -e only)"
+    return "standard library"
+
+
+def breakdown(env: dict[str, str], runs: int) -> None:
+    seen = [imports_before_listening(env) for _ in range(runs)]
+    common = set.intersection(*(set(run) for run in seen))
+    least = {module: min(run[module] for run in seen) for module in common}
+    groups: Counter[str] = Counter()
+    for module, micros in least.items():
+        groups[package(module)] += micros
+    print(f"  {len(least)} modules, {sum(least.values()) / 1000:.1f} ms of import (self time)")
+    for name, micros in groups.most_common():
+        print(f"  {micros / 1000:6.1f} ms  {name}")
+    own = sorted((m for m in least if m.startswith("chatmock")), key=lambda m: -least[m])
+    print("  largest chatmock modules: " + ", ".join(
+        f"{m} {least[m] / 1000:.1f}" for m in own[:10]))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--runs", type=int, default=9)
+    args = parser.parse_args()
+    subprocess.run([PYTHON, "-m", "compileall", "-q", str(REPO / "chatmock")], check=True)
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as folder:
+        home = Path(folder)
+        env = environment(home)
+        subprocess.run([PYTHON, "-c", "import sys; from pathlib import Path; from chatmock."
+                        "testing.credentials import write_auth_file; "
+                        "write_auth_file(Path(sys.argv[1]))", str(home)], env=env, check=True)
+        print(f"start-up floor ({args.runs} runs each, taking turns):")
+        floor(env, args.runs)
+        print(f"imported before the first accept (least of {args.runs} runs per module):")
+        breakdown(env, args.runs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
