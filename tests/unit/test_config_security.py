@@ -14,11 +14,10 @@ from chatmock.config import (
     OPTIONS,
     Settings,
     add_serve_arguments,
-    parse_hosts,
-    parse_origins,
     settings_from_argv,
 )
 from chatmock.errors import ConfigError
+from chatmock.option_values import parse_hosts, parse_origins
 
 
 def from_argv(*argv: str, **env: str) -> Settings:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from chatmock.cli import main
-from chatmock.config import parse_upstreams, settings_from_argv
+from chatmock.config import settings_from_argv
 from chatmock.errors import ClientError, ConfigError
+from chatmock.option_values import parse_upstreams
 from chatmock.upstream.providers import ProviderRegistry, build_registry, cookie_pairs
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6InUifQ.c2lnbmF0dXJlLXBhcnQ"
