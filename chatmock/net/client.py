@@ -26,9 +26,9 @@ oldest are never reached), half-closed (CLOSE_WAIT) once the backend drops them.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing, asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import h11
 import trio
@@ -42,6 +42,14 @@ if TYPE_CHECKING:
 RECEIVE_SIZE = 65536
 MAX_IDLE_SECONDS = 50.0
 SWEEP_SECONDS = MAX_IDLE_SECONDS / 2
+
+
+class OpenStream(Protocol):
+    """How the client reaches an origin: `transport.open_stream` on the network, or an
+    in-memory stream in tests (the shape of httpcore's network backend)."""
+
+    def __call__(self, origin: Origin, connect_timeout: float, *,
+                 http2: bool = False) -> Awaitable[trio.abc.Stream]: ...
 
 
 class _Stale(Exception):
@@ -186,10 +194,13 @@ async def _read_some(connection: _Connection, seconds: float) -> bytes:
 class HTTPClient:
     """Keep-alive HTTP client (HTTP/2 where an https origin offers it); one per process.
 
-    With `http2` off, https origins are offered HTTP/1.1 only."""
+    With `http2` off, https origins are offered HTTP/1.1 only. `connect` opens a
+    connection (see `OpenStream`)."""
 
     def __init__(self, *, connect_timeout: float = 15.0, read_timeout: float = 300.0,
-                 pool_size: int = 256, http2: bool = True) -> None:
+                 pool_size: int = 256, http2: bool = True,
+                 connect: OpenStream = open_stream) -> None:
+        self.connect = connect
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.pool_size = pool_size
@@ -233,7 +244,7 @@ class HTTPClient:
         return pool
 
     async def _connect_h2(self, origin: Origin) -> tuple[trio.abc.Stream, str]:
-        stream = await open_stream(origin, self.connect_timeout, http2=True)
+        stream = await self.connect(origin, self.connect_timeout, http2=True)
         return stream, negotiated_protocol(stream)
 
     async def _open(self, origin: Origin, request: h11.Request, body: bytes,
@@ -301,7 +312,7 @@ class HTTPClient:
         return await self._connect(origin), False
 
     async def _connect(self, origin: Origin) -> _Connection:
-        return _Connection(await open_stream(origin, self.connect_timeout), origin)
+        return _Connection(await self.connect(origin, self.connect_timeout), origin)
 
     async def _release(self, connection: _Connection) -> None:
         idle = self._idle.setdefault(connection.origin, [])
