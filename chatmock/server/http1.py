@@ -56,7 +56,7 @@ from chatmock.server.exchange import (
     HeaderList,
     Request,
 )
-from chatmock.server.lifecycle import Lifecycle
+from chatmock.server.lifecycle import Lifecycle, ServedConnection
 from chatmock.server.watch import ClientWatch
 
 if TYPE_CHECKING:
@@ -99,16 +99,12 @@ def reason(status: int) -> bytes:
     return phrase
 
 
-class H1Connection:
+class H1Connection(ServedConnection):
     """Serves every exchange of one HTTP/1.1 connection."""
 
     def __init__(self, stream: trio.abc.Stream, app: Handler, limits: ConnectionLimits,
                  lifecycle: Lifecycle, client: str = "", *, buffered: bytes = b"") -> None:
-        self.stream = stream
-        self.app = app
-        self.limits = limits
-        self.lifecycle = lifecycle
-        self.client = client
+        super().__init__(stream, app, limits, lifecycle, client)
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
         self.must_close = False
         self.declared_length = 0

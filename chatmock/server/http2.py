@@ -68,7 +68,7 @@ from chatmock.net.h2wire import (
 )
 from chatmock.server.exchange import ClientGone, ConnectionLimits, Handler
 from chatmock.server.h2stream import BadRequest, H2Exchange, build_request, error_body
-from chatmock.server.lifecycle import Lifecycle
+from chatmock.server.lifecycle import Lifecycle, ServedConnection
 
 log = logging.getLogger("chatmock.server")
 
@@ -104,16 +104,12 @@ def new_server_state(limits: ConnectionLimits) -> Any:
     return conn
 
 
-class H2ServerConnection:
+class H2ServerConnection(ServedConnection):
     """Serves every stream of one HTTP/2 connection (see the module docstring)."""
 
     def __init__(self, stream: trio.abc.Stream, app: Handler, limits: ConnectionLimits,
                  lifecycle: Lifecycle, client: str = "", *, buffered: bytes = b"") -> None:
-        self.stream = stream
-        self.app = app
-        self.limits = limits
-        self.lifecycle = lifecycle
-        self.client = client
+        super().__init__(stream, app, limits, lifecycle, client)
         self.conn = new_server_state(limits)
         self.wire = H2Wire(stream, self.conn)
         self.scanner = FrameScanner(max_header_block=2 * limits.max_header_bytes,

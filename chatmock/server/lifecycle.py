@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import trio
 
+from chatmock.server.exchange import ConnectionLimits, Handler
+
 
 class Lifecycle:
     def __init__(self) -> None:
@@ -48,3 +50,17 @@ class Lifecycle:
 
     async def wait_idle(self) -> None:
         await self._all_closed.wait()
+
+
+class ServedConnection:
+    """What a served client connection holds, whatever its HTTP version: its stream,
+    the handler of its requests, its limits, the server's lifecycle (draining) and
+    the client's address for the log."""
+
+    def __init__(self, stream: trio.abc.Stream, app: Handler, limits: ConnectionLimits,
+                 lifecycle: Lifecycle, client: str = "") -> None:
+        self.stream = stream
+        self.app = app
+        self.limits = limits
+        self.lifecycle = lifecycle
+        self.client = client
