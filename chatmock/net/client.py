@@ -34,6 +34,7 @@ import h11
 import trio
 
 from chatmock.errors import UpstreamError
+from chatmock.net.chunked import ChunkedBody, H11Body, is_chunked
 from chatmock.net.transport import Origin, negotiated_protocol, open_stream, split_url
 
 if TYPE_CHECKING:
@@ -125,44 +126,45 @@ class UpstreamResponse(ABC):
 
 
 class H1Response(UpstreamResponse):
-    """A response read from an HTTP/1.1 connection."""
+    """A response read from an HTTP/1.1 connection; a chunked body is parsed by
+    `chatmock.net.chunked` (h11 for the unusual framing), any other by h11."""
 
-    def __init__(self, connection: _Connection, head: h11.Response, read_timeout: float) -> None:
+    def __init__(self, connection: _Connection, method: bytes, head: h11.Response,
+                 read_timeout: float) -> None:
         super().__init__(head.status_code, list(head.headers), read_timeout)
         self._c = connection
+        buffered, closed = connection.h11.trailing_data
+        self._body: ChunkedBody | H11Body
+        if is_chunked(method, head) and not closed:
+            self._body = ChunkedBody(method, head, buffered)
+        else:
+            self._body = H11Body(connection.h11)
 
     async def chunks(self, heartbeat: float | None = None) -> AsyncGenerator[bytes, None]:
-        conn = self._c.h11
-        while not self.complete:
-            parts: list[bytes] = []
-            try:
-                event = conn.next_event()
-                while event is not h11.NEED_DATA:
-                    if isinstance(event, h11.Data):
-                        parts.append(event.data)
-                    elif isinstance(event, h11.EndOfMessage):
-                        self.complete = True
-                        break
-                    else:
-                        return
-                    event = conn.next_event()
-            except h11.RemoteProtocolError:
-                # The body was cut: hand over what arrived; the caller sees the
-                # stream end without its terminal event and reports that.
-                if parts:
-                    yield b"".join(parts)
-                return
-            if parts:
-                data = parts[0] if len(parts) == 1 else b"".join(parts)
+        body = self._body
+        data = body.feed(b"")  # what arrived with the head
+        while True:
+            if body.complete:
+                self._completed()
+            if data:
                 if self.trace is not None:
                     self.trace(data)
                 yield data
-            if not self.complete:
-                received = await self._receive(heartbeat)
-                if received is None:
-                    yield b""
-                else:
-                    conn.receive_data(received)
+            if body.complete or body.broken:
+                # Cut or malformed: the caller sees the stream end without its
+                # terminal event and reports that.
+                return
+            received = await self._receive(heartbeat)
+            if received is None:
+                yield b""
+                data = b""
+            else:
+                data = body.feed(received, eof=not received)
+
+    def _completed(self) -> None:
+        self.complete = True
+        if isinstance(self._body, ChunkedBody) and self._body.handed_over is not None:
+            self._c.h11 = self._body.handed_over  # it read the body's end: keep-alive is its call
 
     async def _receive(self, heartbeat: float | None) -> bytes | None:
         """One read; None when `heartbeat` seconds passed first. Raises after read_timeout."""
@@ -280,7 +282,7 @@ class HTTPClient:
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise _Stale from exc
         head = await self._read_head(connection)
-        return H1Response(connection, head, self.read_timeout)
+        return H1Response(connection, request.method, head, self.read_timeout)
 
     async def _read_head(self, connection: _Connection) -> h11.Response:
         conn = connection.h11
