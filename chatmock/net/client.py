@@ -35,6 +35,7 @@ import trio
 
 from chatmock.errors import UpstreamError
 from chatmock.net.chunked import ChunkedBody, H11Body, is_chunked
+from chatmock.net.tcpstream import TCPStream
 from chatmock.net.transport import Origin, negotiated_protocol, open_stream, split_url
 
 if TYPE_CHECKING:
@@ -90,16 +91,21 @@ class UpstreamResponse(ABC):
         return ""
 
     @abstractmethod
-    def chunks(self, heartbeat: float | None = None) -> AsyncGenerator[bytes, None]:
-        """Body bytes, one item per network read (HTTP/1.1) or per batch of DATA frames
-        (HTTP/2); ends early (`complete` False) if the body was cut: the connection
-        closed, or (HTTP/2) the stream was reset.
+    async def receive(self, heartbeat: float | None = None) -> bytes | None:
+        """The next body bytes, as one network read (HTTP/1.1) or a batch of DATA frames
+        (HTTP/2) brought them; None at the end, also when the body was cut (`complete`
+        stays False): the connection closed, or (HTTP/2) the stream was reset.
 
-        With `heartbeat`, an empty item is yielded whenever the backend has been
-        silent that long (the read timeout still applies to the whole silence),
-        so a streaming route can write something and find out whether its
-        client is still there.
+        With `heartbeat`, b"" is returned whenever the backend has been silent that
+        long (the read timeout still applies to the whole silence), so a streaming
+        route can write something and find out whether its client is still there.
+        A relay calls this once per wake-up; `chunks` is the same as an iterator.
         """
+
+    async def chunks(self, heartbeat: float | None = None) -> AsyncGenerator[bytes, None]:
+        """`receive` until the end, as an async iterator."""
+        while (data := await self.receive(heartbeat)) is not None:
+            yield data
 
     def _silence(self, waited: float) -> None:
         """Count `waited` seconds of silence; UpstreamError(504) past the read timeout."""
@@ -139,40 +145,75 @@ class H1Response(UpstreamResponse):
             self._body = ChunkedBody(method, head, buffered)
         else:
             self._body = H11Body(connection.h11)
+        self._first = self._feed(b"", eof=False)  # what arrived with the head
+        self._may_be_ready = True  # the kernel may hold more for us than the head's read
 
-    async def chunks(self, heartbeat: float | None = None) -> AsyncGenerator[bytes, None]:
+    async def receive(self, heartbeat: float | None = None) -> bytes | None:
         body = self._body
-        data = body.feed(b"")  # what arrived with the head
-        while True:
-            if body.complete:
-                self._completed()
-            if data:
-                if self.trace is not None:
-                    self.trace(data)
-                yield data
+        data, self._first = self._first, b""
+        while not data:
             if body.complete or body.broken:
                 # Cut or malformed: the caller sees the stream end without its
                 # terminal event and reports that.
-                return
-            received = await self._receive(heartbeat)
+                return None
+            received = await self._read(heartbeat)
             if received is None:
-                yield b""
-                data = b""
-            else:
-                data = body.feed(received, eof=not received)
+                return b""
+            data = self._feed(received, eof=not received)
+        if self.trace is not None:
+            self.trace(data)
+        return data
 
-    def _completed(self) -> None:
-        self.complete = True
-        if isinstance(self._body, ChunkedBody) and self._body.handed_over is not None:
-            self._c.h11 = self._body.handed_over  # it read the body's end: keep-alive is its call
+    def _feed(self, received: bytes, *, eof: bool) -> bytes:
+        """The body bytes that `received` completes."""
+        body = self._body
+        data = body.feed(received, eof=eof)
+        if body.complete and not self.complete:
+            self.complete = True
+            if isinstance(body, ChunkedBody) and body.handed_over is not None:
+                self._c.h11 = body.handed_over  # it read the body's end: keep-alive is its call
+        return data
 
-    async def _receive(self, heartbeat: float | None) -> bytes | None:
-        """One read; None when `heartbeat` seconds passed first. Raises after read_timeout."""
+    async def _read(self, heartbeat: float | None) -> bytes | None:
+        """One read (b"" at the connection's end); None when `heartbeat` seconds passed
+        first. Raises after read_timeout.
+
+        On a plain TCP connection the read that finds data needs no cancel scope, and a
+        wait, one: a read that returned less than a full buffer emptied the kernel's, so
+        the next one waits first instead of trying a read that would fail (the paced
+        stream's case: every event alone, then silence)."""
+        stream = self._c.stream
+        if not isinstance(stream, TCPStream):
+            return await self._read_any(stream, heartbeat)
+        while True:
+            if self._may_be_ready:
+                try:
+                    data = stream.receive_ready()
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    data = b""
+                if data is not None:
+                    self._may_be_ready = len(data) == RECEIVE_SIZE
+                    self._silent = 0.0
+                    await stream.take_turns()
+                    return data
+            wait = self._wait_for(heartbeat)
+            with trio.CancelScope(deadline=trio.current_time() + wait) as scope:
+                try:
+                    await stream.wait_readable()
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return b""
+            self._may_be_ready = True
+            if scope.cancelled_caught:
+                self._silence(wait)
+                return None
+
+    async def _read_any(self, stream: trio.abc.Stream, heartbeat: float | None) -> bytes | None:
+        """`_read` on any other stream (TLS, or a test's in-memory one)."""
         wait = self._wait_for(heartbeat)
         # A bare scope: move_on_after's generator wrapper costs a third more, per read.
         with trio.CancelScope(deadline=trio.current_time() + wait) as scope:
             try:
-                data = bytes(await self._c.stream.receive_some(RECEIVE_SIZE))
+                data = bytes(await stream.receive_some(RECEIVE_SIZE))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 data = b""
         if not scope.cancelled_caught:

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
 from chatmock.errors import UpstreamError
@@ -25,7 +24,7 @@ class Retry(Exception):
 class ResponseStream(ReceiveBuffer):
     """One request's stream: the response head, then body bytes as they arrive."""
 
-    __slots__ = ("c", "ended", "error", "headers", "started", "status")
+    __slots__ = ("c", "ended", "error", "headers", "reported", "started", "status")
 
     def __init__(self, connection: H2ClientConnection, stream_id: int) -> None:
         super().__init__(connection.conn, stream_id)
@@ -35,6 +34,7 @@ class ResponseStream(ReceiveBuffer):
         self.started = False  # a byte of the answer arrived: no retry from here on
         self.ended = False
         self.error: Exception | None = None
+        self.reported = False  # the cut was logged (once, however often it is read)
 
     def on_head(self, headers: list[tuple[bytes, bytes]]) -> None:
         self.started = True
@@ -68,7 +68,7 @@ class H2Response(UpstreamResponse):
         super().__init__(stream.status, stream.headers, read_timeout)
         self._stream = stream
 
-    async def chunks(self, heartbeat: float | None = None) -> AsyncGenerator[bytes, None]:
+    async def receive(self, heartbeat: float | None = None) -> bytes | None:
         stream = self._stream
         while True:
             data = stream.take()
@@ -78,20 +78,21 @@ class H2Response(UpstreamResponse):
                 self._silent = 0.0
                 if self.trace is not None:
                     self.trace(data)
-                yield data
-                continue
+                return data
             if stream.ended:
                 self.complete = True
-                return
+                return None
             if stream.error is not None:
                 # Cut mid-answer, as a closed HTTP/1.1 connection cuts a body: the caller
                 # sees the stream end without its terminal event and reports that.
-                log.warning("upstream stream cut short: %s", stream.error)
-                return
+                if not stream.reported:
+                    stream.reported = True
+                    log.warning("upstream stream cut short: %s", stream.error)
+                return None
             wait = self._wait_for(heartbeat)
             if not await stream.wait(wait):
                 self._silence(wait)
-                yield b""
+                return b""
 
     async def aclose(self) -> None:
         """Done with the response: reset the stream if it is still open, forget it."""

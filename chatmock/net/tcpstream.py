@@ -15,6 +15,14 @@ task in chatmock; WebSocket writers hold a lock).
 
 `send_timeout` bounds a send that waits for a peer that stopped reading: a
 timer is armed per stall, not per write.
+
+A reader that keeps its own timeouts (the HTTP client's body reader) can take
+the parts apart: `receive_ready` returns what the kernel holds, or None, without
+an await; `wait_readable` waits until there is something (a cancellation point
+that the caller bounds with its own deadline); `take_turns` is the check and the
+occasional yield that `receive_some` does after a read that did not wait. So a
+read that finds data needs no cancel scope, and a wait needs one scope, not one
+around a call that might not wait at all.
 """
 
 from __future__ import annotations
@@ -92,6 +100,29 @@ class TCPStream(trio.abc.HalfCloseableStream):
                 return data
             await trio.lowlevel.wait_readable(self.socket)
             self._unyielded = 0
+
+    def receive_ready(self, max_bytes: int = RECEIVE_SIZE) -> bytes | None:
+        """What the kernel holds now (b"" at the end of the stream), or None when
+        nothing is there yet; never waits or yields (see the module docstring)."""
+        self._check_open()
+        try:
+            return self.socket.recv(max_bytes)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            raise trio.BrokenResourceError(f"receive failed: {exc}") from exc
+
+    async def wait_readable(self) -> None:
+        """Wait until a receive would not block (a cancellation point)."""
+        self._check_open()
+        await trio.lowlevel.wait_readable(self.socket)
+        self._unyielded = 0
+
+    async def take_turns(self) -> None:
+        """After a `receive_ready` that found data: raise if cancelled, and yield to the
+        scheduler once every YIELD_EVERY such calls, as `receive_some` would."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        await self._take_turns()
 
     async def wait_send_all_might_not_block(self) -> None:
         self._check_open()

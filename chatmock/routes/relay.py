@@ -40,24 +40,26 @@ async def relay(upstream: UpstreamResponse, translator: UpstreamTranslator, out:
     exchange = exchanges.current_or_detached()
     exchange.streaming = waiting_first = True
     await out.start(200, headers)
+    heartbeat = translator.heartbeat_seconds
     try:
-        async with aclosing(upstream.chunks(translator.heartbeat_seconds)) as chunks:
-            async for chunk in chunks:
-                if not chunk:
-                    await out.send(translator.heartbeat())
-                    continue
-                data = translator.feed(chunk)
-                if waiting_first and data:  # a local, not the record: cheaper per read
-                    exchange.mark_first_byte()
-                    waiting_first = False
-                exchange.sent += len(data)
-                if translator.state is State.DONE:
-                    exchange.note_outcome(translator.usage, translator.failure)
-                    await out.end(data)
-                    await drain(upstream)
-                    return
-                if data:
-                    await out.send(data)
+        # `receive`, not `chunks`: an async generator's machinery per event is a
+        # measurable share of a paced stream's cost.
+        while (chunk := await upstream.receive(heartbeat)) is not None:
+            if not chunk:
+                await out.send(translator.heartbeat())
+                continue
+            data = translator.feed(chunk)
+            if waiting_first and data:  # a local, not the record: cheaper per read
+                exchange.mark_first_byte()
+                waiting_first = False
+            exchange.sent += len(data)
+            if translator.state is State.DONE:
+                exchange.note_outcome(translator.usage, translator.failure)
+                await out.end(data)
+                await drain(upstream)
+                return
+            if data:
+                await out.send(data)
         tail = translator.finish()
     except UpstreamError as exc:
         tail = translator.abort(exc.message)

@@ -57,6 +57,10 @@ async def test_calls_in_a_cancelled_scope_raise_even_when_the_kernel_is_ready() 
             await right.receive_some()
         with pytest.raises(trio.Cancelled):
             await right.send_all(b"x")
+        with pytest.raises(trio.Cancelled):
+            await right.wait_readable()
+        with pytest.raises(trio.Cancelled):
+            await right.take_turns()
     assert await right.receive_some() == b"ready"
     await left.aclose()
     await right.aclose()
@@ -129,3 +133,24 @@ async def test_a_reader_that_always_finds_data_still_lets_other_tasks_run() -> N
     assert 800 // YIELD_EVERY - 1 <= turns <= 800 // YIELD_EVERY + 1
     await left.aclose()
     await right.aclose()
+
+
+async def test_receive_ready_never_waits_and_wait_readable_is_what_waits() -> None:
+    left, right = await connected_pair()
+    assert right.receive_ready() is None  # nothing yet, and no await needed to learn it
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(right.wait_readable)
+        await trio.sleep(0.05)
+        assert nursery.child_tasks  # still waiting
+        await left.send_all(b"event")
+    assert right.receive_ready() == b"event"
+    await right.take_turns()
+    await left.send_eof()
+    with trio.fail_after(5):
+        await right.wait_readable()
+    assert right.receive_ready() == b""  # the end of the stream
+    await left.aclose()
+    await right.aclose()
+    with pytest.raises(trio.ClosedResourceError):
+        right.receive_ready()
+
