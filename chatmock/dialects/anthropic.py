@@ -43,6 +43,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatmock.catalog import DEFAULT_MODEL, Catalog, Resolved
 from chatmock.config import Settings
 from chatmock.dialects.anthropic_messages import convert_messages, convert_system, invalid
 from chatmock.dialects.common import (
@@ -54,7 +55,6 @@ from chatmock.dialects.common import (
 from chatmock.dialects.fields import ANTHROPIC as fields
 from chatmock.dialects.tool_names import NameMap, shorten_tool_names
 from chatmock.errors import ClientError
-from chatmock.state.catalog import DEFAULT_MODEL, Catalog, Resolved
 
 Item = dict[str, Any]
 ATTACHMENT_TOKENS = 1600  # an image or file in count_tokens: Anthropic's per-image ceiling

@@ -36,6 +36,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatmock.catalog import Catalog, Resolved
 from chatmock.config import Settings
 from chatmock.dialects.common import (
     REASONING_INCLUDE,
@@ -52,7 +53,6 @@ from chatmock.dialects.common import (
 from chatmock.dialects.fields import OPENAI as fields
 from chatmock.dialects.tool_names import NameMap, shorten_tool_names
 from chatmock.errors import ClientError
-from chatmock.state.catalog import Catalog, Resolved
 
 Item = dict[str, Any]
 ROLES = ("system", "developer", "user", "assistant", "tool")

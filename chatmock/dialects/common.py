@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+from chatmock.catalog import Catalog, Resolved
 from chatmock.config import EFFORTS, SUMMARIES, Settings
 from chatmock.dialects.fields import OPENAI as fields
 from chatmock.errors import ClientError
-from chatmock.state.catalog import Catalog, Resolved
 
 WEB_SEARCH_TYPES = frozenset({"web_search", "web_search_preview"})
 MAX_RESPONSES_TOOLS_BYTES = 32768

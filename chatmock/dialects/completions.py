@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from chatmock.catalog import Catalog
 from chatmock.config import Settings
 from chatmock.dialects.chat_stream import (
     OpenAIChunkStream,
@@ -50,7 +51,6 @@ from chatmock.dialects.common import (
 from chatmock.dialects.events import UpstreamTranslator, map_usage
 from chatmock.dialects.fields import OPENAI as fields
 from chatmock.errors import ClientError
-from chatmock.state.catalog import Catalog
 
 ID_PREFIX = "cmpl"
 _NEWLINE = b"\\n"

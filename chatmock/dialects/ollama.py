@@ -45,6 +45,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from chatmock.catalog import Catalog, Resolved
 from chatmock.config import EFFORTS, Settings
 from chatmock.dialects.chat import (
     ChatRequest,
@@ -64,7 +65,6 @@ from chatmock.dialects.common import (
 )
 from chatmock.dialects.fields import OPENAI as fields
 from chatmock.errors import ClientError
-from chatmock.state.catalog import Catalog, Resolved
 
 Item = dict[str, Any]
 CALL_ID_PREFIX = "ollama_call_"

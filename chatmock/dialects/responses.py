@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatmock.catalog import Catalog
 from chatmock.config import Settings
 from chatmock.dialects.chat import convert_messages, convert_tool, convert_tool_choice
 from chatmock.dialects.common import (
@@ -46,8 +47,7 @@ from chatmock.dialects.fields import OPENAI as fields
 from chatmock.dialects.input_repair import previous_response_id, restore_items
 from chatmock.dialects.tool_names import NameMap, shorten_tool_names
 from chatmock.errors import ClientError
-from chatmock.state.catalog import Catalog
-from chatmock.state.response_store import StoreAnswer, StoredResponse
+from chatmock.turns import StoreAnswer, StoredResponse
 
 Item = dict[str, Any]
 

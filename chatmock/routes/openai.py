@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from chatmock.app import App
+from chatmock.catalog import CREATED
 from chatmock.dialects.chat import ChatRequest, parse_chat_request
 from chatmock.dialects.chat_stream import ChatStreamTranslator, ResponseCollector, chat_completion
 from chatmock.dialects.errors import Dialect, failure_error
@@ -19,7 +20,6 @@ from chatmock.net.client import UpstreamResponse
 from chatmock.routes.relay import SSE_HEADERS, collect, drain, parse_json, relay
 from chatmock.routes.responses import answer_responses
 from chatmock.server.exchange import Request, Responder, send_json
-from chatmock.state.catalog import CREATED
 
 log = logging.getLogger("chatmock.openai")
 ANTHROPIC_CREATED_AT = "2025-08-01T00:00:00Z"  # the static `created`, as RFC 3339

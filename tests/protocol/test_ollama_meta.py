@@ -12,6 +12,7 @@ import trio
 import trio.testing
 
 from chatmock.app import App, build_app
+from chatmock.catalog import Catalog, ModelSpec
 from chatmock.config import Settings
 from chatmock.routes import PREFIX_ROUTES, ROUTES
 from chatmock.routes.ollama_meta import CONTEXT_LENGTH
@@ -19,7 +20,6 @@ from chatmock.server.exchange import ConnectionLimits
 from chatmock.server.http1 import H1Connection
 from chatmock.server.lifecycle import Lifecycle
 from chatmock.server.router import Router
-from chatmock.state.catalog import Catalog, ModelSpec
 from chatmock.state.recent_models import RecentModels
 
 from .helpers import RawClient

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from chatmock.catalog import Catalog
 from chatmock.config import Settings, replace, settings_from_argv
 from chatmock.dialects.anthropic import (
     MessagesRequest,
@@ -21,7 +22,6 @@ from chatmock.dialects.errors import Dialect, failure_error
 from chatmock.dialects.signatures import account_tag, mint
 from chatmock.errors import ClientError, ConfigError
 from chatmock.option_values import DEFAULT_ANTHROPIC_MODELS
-from chatmock.state.catalog import Catalog
 from chatmock.state.prompt_cache import SessionIds
 from chatmock.testing.fake_mint import encrypted_reasoning
 

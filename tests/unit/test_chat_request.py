@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from chatmock.catalog import Catalog
 from chatmock.config import Settings, replace
 from chatmock.dialects.chat import ChatRequest, parse_chat_request
 from chatmock.dialects.common import MAX_RESPONSES_TOOLS_BYTES, REASONING_INCLUDE
 from chatmock.errors import ClientError
-from chatmock.state.catalog import Catalog
 
 from .helpers import JSON, accepted_upstream, refused
 

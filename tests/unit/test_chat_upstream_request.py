@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from chatmock.catalog import Catalog
 from chatmock.config import Settings, replace
 from chatmock.dialects.anthropic import parse_messages_request
 from chatmock.dialects.chat import parse_chat_request
@@ -24,7 +25,6 @@ from chatmock.dialects.ollama import OllamaRequest, parse_chat
 from chatmock.dialects.responses import parse_responses_request
 from chatmock.dialects.signatures import account_tag, mint
 from chatmock.errors import ClientError
-from chatmock.state.catalog import Catalog
 from chatmock.testing.fake_chat_flavors import FLAVORS
 from chatmock.testing.fake_chat_rules import validate_chat
 

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openai.types import Completion
 
+from chatmock.catalog import Catalog
 from chatmock.config import Settings, replace
 from chatmock.dialects.chat_stream import DONE_LINE, KEEP_ALIVE, ResponseCollector
 from chatmock.dialects.common import REASONING_INCLUDE
@@ -23,7 +24,6 @@ from chatmock.dialects.completions import (
 )
 from chatmock.dialects.events import TRUNCATED_MESSAGE, State
 from chatmock.errors import ClientError
-from chatmock.state.catalog import Catalog
 from chatmock.testing.fake_events import COMMENTARY_TEXT, numbered_delta
 
 from .helpers import (

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
+from chatmock.catalog import Catalog
 from chatmock.config import Settings
 from chatmock.dialects.input_repair import restore_items, store_query
 from chatmock.dialects.responses import parse_responses_request, replayable
 from chatmock.errors import ClientError
-from chatmock.state.catalog import Catalog
-from chatmock.state.response_store import StoreAnswer, StoredResponse, StoreQuery
 from chatmock.testing.fake_codex import FakeCodex
 from chatmock.testing.fake_mint import encrypted_reasoning
+from chatmock.turns import StoreAnswer, StoredResponse, StoreQuery
 
 from .helpers import AUTH, RESPONSES_PATH, accepted_upstream
 

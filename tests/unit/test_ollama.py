@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from chatmock.catalog import STATIC_CATALOG
 from chatmock.config import Settings
 from chatmock.dialects.errors import Dialect, named_message, render
 from chatmock.dialects.ollama import (
@@ -29,7 +30,6 @@ from chatmock.dialects.ollama_stream import (
     load_object,
 )
 from chatmock.errors import ClientError
-from chatmock.state.catalog import STATIC_CATALOG
 
 from .helpers import TOOL_TEXT, chunked, fake_stream, run_bytes
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from chatmock.catalog import Catalog
 from chatmock.config import Settings, replace
 from chatmock.dialects.anthropic import parse_messages_request
 from chatmock.dialects.chat import parse_chat_request
@@ -22,7 +23,6 @@ from chatmock.dialects.qwen_request import (
     web_headers,
 )
 from chatmock.errors import ClientError
-from chatmock.state.catalog import Catalog
 from chatmock.testing.fake_qwen import QWEN_TOKEN, FakeQwen
 
 JSON = dict[str, Any]

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
+from chatmock.catalog import Catalog
 from chatmock.config import Settings
 from chatmock.dialects.common import REASONING_INCLUDE
 from chatmock.dialects.responses import ResponsesRequest, parse_responses_request
 from chatmock.errors import ClientError
-from chatmock.state.catalog import Catalog
 from chatmock.state.prompt_cache import fingerprint
 from chatmock.state.response_store import MemoryResponseStore
 

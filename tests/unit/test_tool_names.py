@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chatmock.catalog import Catalog
 from chatmock.config import Settings
 from chatmock.dialects.anthropic import parse_messages_request
 from chatmock.dialects.anthropic_stream import MessagesCollector, message_object
@@ -28,7 +29,6 @@ from chatmock.dialects.tool_names import (
     shorten_tool_names,
     upstream_name,
 )
-from chatmock.state.catalog import Catalog
 
 from .helpers import AUTH, RESPONSES_PATH, accepted_upstream, fake_stream, run_bytes
 from .helpers import chunked as split_at
