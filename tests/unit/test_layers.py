@@ -97,8 +97,6 @@ def test_state_and_upstream_do_not_reach_up_into_routes() -> None:
     assert offences(frozenset({"state", "upstream"}), *chatmock("routes", "server")) == []
 
 
-@pytest.mark.xfail(reason="router.py renders errors through dialects.errors (next step)",
-                   strict=True)
 def test_the_server_knows_no_dialect() -> None:
     assert offences("server", *chatmock("dialects")) == []
 
