@@ -331,7 +331,6 @@ class MessagesCollector(_Blocks):
         self.blocks: list[_Block] = []
         self.response: dict[str, Any] = {}
         self.incomplete = False
-        self.error: tuple[str, str] | None = None
 
     def _begin(self, kind: str, block: dict[str, Any]) -> None:
         self.blocks.append(_Block(kind, block))

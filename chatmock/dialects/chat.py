@@ -75,6 +75,16 @@ class ChatRequest:
     client_tools: list[Item]  # as sent upstream (names the backend refuses renamed)
     tool_names: NameMap = field(default_factory=dict)  # upstream name -> the client's
 
+    def without_extra_tools(self) -> dict[str, Any] | None:
+        """The payload to send again if the backend refuses the web-search tools chatmock
+        added (`extra`): the client's tools only; None when chatmock added none."""
+        if not self.extra.tools:
+            return None
+        payload = dict(self.payload, tools=self.client_tools)
+        if self.extra.tool_choice:
+            payload["tool_choice"] = "auto"
+        return payload
+
 
 def chat_request(payload: dict[str, Any], model: str, stream: bool, include_usage: bool,
                  extra: ExtraTools, client_tools: int) -> ChatRequest:

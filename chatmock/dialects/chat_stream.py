@@ -346,7 +346,6 @@ class ResponseCollector(UpstreamTranslator):
         self.annotations: list[dict[str, Any]] = []  # in Chat's shape, indices into `text`
         self.response: dict[str, Any] = {}
         self.incomplete = False
-        self.error: tuple[str, str] | None = None
 
     def on_created(self, response: dict[str, Any]) -> None:
         self.response_id = str(response.get("id") or "")

@@ -173,6 +173,9 @@ class UpstreamTranslator:
     # the message of a failure (the backend's, or a stream cut short). Set once, at the end.
     usage: Any = None
     failure: str = ""
+    # A collector's failure as (message, code), for the non-streamed answer's error
+    # (streaming translators report theirs in-band and leave it None).
+    error: tuple[str, str] | None = None
 
     def __init__(self) -> None:
         self.state = State.STREAMING

@@ -75,7 +75,7 @@ _ZERO_DURATION = re.compile(r"\s*0+(\.0*)?\s*(ns|us|µs|ms|s|m|h)?\s*")
 
 @dataclass(frozen=True, slots=True)
 class OllamaRequest:
-    """A validated Ollama request, ready to go upstream (`chat` feeds `open_chat_upstream`)."""
+    """A validated Ollama request, ready to go upstream (`chat`: the chat request it maps to)."""
 
     chat: ChatRequest
     model: str

@@ -68,7 +68,6 @@ class ResponsesObserver(UpstreamTranslator):
         self.created: dict[str, Any] = {}
         self.output: list[Item] = []
         self.response: dict[str, Any] | None = None
-        self.error: tuple[str, str] | None = None
         self.created_at = time.time()
 
     def feed(self, chunk: bytes) -> bytes:

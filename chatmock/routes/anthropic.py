@@ -1,14 +1,15 @@
 """Anthropic routes: `POST /v1/messages` and `POST /v1/messages/count_tokens`.
 
 Claude Code calls `/v1/messages?beta=true`; the router ignores the query, so
-it lands here unchanged. Errors take Anthropic's shape because the router
-picks it for every `/v1/messages*` path.
+it lands here unchanged. Errors take Anthropic's shape: the route table gives
+every `/v1/messages*` path that shape.
 """
 
 from __future__ import annotations
 
 from chatmock.app import App
 from chatmock.dialects.anthropic import (
+    MessagesRequest,
     check_anthropic_headers,
     count_tokens,
     estimate_payload_tokens,
@@ -19,9 +20,10 @@ from chatmock.dialects.anthropic_stream import (
     MessagesStreamTranslator,
     message_object,
 )
-from chatmock.dialects.errors import Dialect, failure_error
+from chatmock.dialects.errors import Dialect
 from chatmock.dialects.signatures import account_tag
-from chatmock.routes.relay import SSE_HEADERS, collect, drain, parse_json, relay
+from chatmock.routes.answer import Plan, answer, collected, streamed
+from chatmock.routes.relay import SSE_HEADERS, parse_json
 from chatmock.server.exchange import Request, Responder, send_json
 
 ANTHROPIC_SSE_HEADERS = SSE_HEADERS
@@ -32,27 +34,21 @@ async def messages(app: App, request: Request, out: Responder) -> None:
     body = parse_json(await request.body())
     tag = account_tag(app.backend.account_id())
     req = parse_messages_request(body, request.headers, app.catalog, app.settings, tag)
+    await answer(app, request, out, messages_plan(req, tag))
+
+
+def messages_plan(req: MessagesRequest, tag: str) -> Plan:
+    """A Messages answer: streamed as Anthropic's events, or collected into one message."""
     input_tokens = estimate_payload_tokens(req.payload)
-    session = app.sessions.for_request(request.headers, req.payload.get("instructions"),
-                                       req.payload["input"])
     if req.stream:
         translator = MessagesStreamTranslator(model=req.model, thinking=req.thinking,
                                               input_tokens=input_tokens, account_tag=tag)
         translator.tool_names = req.tool_names
-        async with app.backend.responses(req.payload, session) as upstream:
-            await relay(upstream, translator, out, ANTHROPIC_SSE_HEADERS)
-        return
+        return streamed(req.payload, translator, Dialect.ANTHROPIC, ANTHROPIC_SSE_HEADERS)
     collector = MessagesCollector(account_tag=tag)
     collector.tool_names = req.tool_names
-    async with app.backend.responses(req.payload, session) as upstream:
-        await collect(upstream, collector)
-        if collector.error is not None:
-            message, code = collector.error
-            raise failure_error(message, code, Dialect.ANTHROPIC)
-        await send_json(out, 200, message_object(collector, model=req.model,
-                                                 thinking=req.thinking,
-                                                 input_tokens=input_tokens))
-        await drain(upstream)
+    return collected(req.payload, collector, Dialect.ANTHROPIC, lambda: message_object(
+        collector, model=req.model, thinking=req.thinking, input_tokens=input_tokens))
 
 
 async def count_tokens_route(app: App, request: Request, out: Responder) -> None:

@@ -608,6 +608,21 @@ def test_enable_web_search_setting() -> None:
     accepted_upstream(payload(request(), **on))
 
 
+def test_the_fallback_payload_keeps_only_the_clients_tools() -> None:
+    """What upstream/fallback.py sends when the backend refuses chatmock's added tools."""
+    on = {"enable_web_search": True}
+    assert chat(request(tools=[WEATHER_TOOL])).without_extra_tools() is None
+    parsed = chat(request(tools=[WEATHER_TOOL]), **on)
+    fallback = parsed.without_extra_tools()
+    assert fallback is not None
+    assert [tool["name"] for tool in fallback["tools"]] == ["get_weather"]
+    assert fallback["tool_choice"] == parsed.payload["tool_choice"]
+    assert {**fallback, "tools": parsed.payload["tools"]} == parsed.payload
+    forced = chat(request(responses_tool_choice="required"), **on).without_extra_tools()
+    assert forced is not None
+    assert (forced["tools"], forced["tool_choice"]) == ([], "auto")
+
+
 def test_tool_output_of_null_content_is_empty() -> None:
     call = {"id": "call_1", "type": "function",
             "function": {"name": "get_weather", "arguments": "{}"}}
