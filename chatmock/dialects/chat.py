@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatmock.catalog import Catalog, Resolved
-from chatmock.config import Settings
 from chatmock.dialects.common import (
     REASONING_INCLUDE,
     WEB_SEARCH_TYPES,
@@ -51,6 +50,7 @@ from chatmock.dialects.common import (
     service_tier,
 )
 from chatmock.dialects.fields import OPENAI as fields
+from chatmock.dialects.options import Options
 from chatmock.dialects.tool_names import NameMap, shorten_tool_names
 from chatmock.errors import ClientError
 
@@ -95,15 +95,15 @@ def chat_request(payload: dict[str, Any], model: str, stream: bool, include_usag
                        payload["tools"][:client_tools], names)
 
 
-def parse_chat_request(body: Any, catalog: Catalog, settings: Settings) -> ChatRequest:
+def parse_chat_request(body: Any, catalog: Catalog, options: Options) -> ChatRequest:
     if not isinstance(body, dict):
         raise ClientError("Request body must be a JSON object")
-    model, resolved = requested_model(body, catalog, settings)
+    model, resolved = requested_model(body, catalog, options)
     tools = convert_tools(body.get("tools"))
     instructions, items = convert_messages(_messages_of(body), custom_names(tools))
     refuse_choices(body, ("n",))
     tool_choice = convert_tool_choice(body.get("tool_choice"))
-    extra = extra_tools(body, settings, tool_choice, tools)
+    extra = extra_tools(body, options, tool_choice, tools)
     payload: dict[str, Any] = {"model": resolved.slug}
     if instructions:
         payload["instructions"] = instructions
@@ -115,16 +115,16 @@ def parse_chat_request(body: Any, catalog: Catalog, settings: Settings) -> ChatR
         "store": False,
         "stream": True,
         "include": [REASONING_INCLUDE],
-        "reasoning": body_reasoning(body, resolved, catalog, settings),
+        "reasoning": body_reasoning(body, resolved, catalog, options),
     })
-    _add_optional(payload, body, resolved, catalog, settings)
+    _add_optional(payload, body, resolved, catalog, options)
     return chat_request(payload, model, fields.boolean(body, "stream", False),
                         include_usage(body), extra, len(tools))
 
 
 def _add_optional(payload: dict[str, Any], body: dict[str, Any], resolved: Resolved,
-                  catalog: Catalog, settings: Settings) -> None:
-    tier = service_tier(body, resolved, catalog, settings)
+                  catalog: Catalog, options: Options) -> None:
+    tier = service_tier(body, resolved, catalog, options)
     if tier:
         payload["service_tier"] = tier
     text = text_format(body.get("response_format"))

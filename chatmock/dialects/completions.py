@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatmock.catalog import Catalog
-from chatmock.config import Settings
 from chatmock.dialects.chat_stream import (
     OpenAIChunkStream,
     ResponseCollector,
@@ -50,6 +49,7 @@ from chatmock.dialects.common import (
 )
 from chatmock.dialects.events import UpstreamTranslator, map_usage
 from chatmock.dialects.fields import OPENAI as fields
+from chatmock.dialects.options import Options
 from chatmock.errors import ClientError
 
 ID_PREFIX = "cmpl"
@@ -68,10 +68,10 @@ class CompletionRequest:
 
 
 def parse_completion_request(body: Any, catalog: Catalog,
-                             settings: Settings) -> CompletionRequest:
+                             options: Options) -> CompletionRequest:
     if not isinstance(body, dict):
         raise ClientError("Request body must be a JSON object")
-    model, resolved = requested_model(body, catalog, settings)
+    model, resolved = requested_model(body, catalog, options)
     prompt = prompt_text(body.get("prompt"))
     _refuse_unsupported(body)
     payload: dict[str, Any] = {
@@ -84,9 +84,9 @@ def parse_completion_request(body: Any, catalog: Catalog,
         "store": False,
         "stream": True,
         "include": [REASONING_INCLUDE],
-        "reasoning": body_reasoning(body, resolved, catalog, settings),
+        "reasoning": body_reasoning(body, resolved, catalog, options),
     }
-    tier = service_tier(body, resolved, catalog, settings)
+    tier = service_tier(body, resolved, catalog, options)
     if tier:
         payload["service_tier"] = tier
     return CompletionRequest(payload, model, fields.boolean(body, "stream", False),

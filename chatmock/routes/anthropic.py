@@ -21,6 +21,7 @@ from chatmock.dialects.anthropic_stream import (
     message_object,
 )
 from chatmock.dialects.errors import Dialect
+from chatmock.dialects.options import Options
 from chatmock.dialects.signatures import account_tag
 from chatmock.routes.answer import Plan, answer, collected, streamed
 from chatmock.routes.relay import SSE_HEADERS, parse_json
@@ -33,7 +34,7 @@ async def messages(app: App, request: Request, out: Responder) -> None:
     check_anthropic_headers(request.headers)
     body = parse_json(await request.body())
     tag = account_tag(app.backend.account_id())
-    req = parse_messages_request(body, request.headers, app.catalog, app.settings, tag)
+    req = parse_messages_request(body, request.headers, app.catalog, Options.of(app.settings), tag)
     await answer(app, request, out, messages_plan(req, tag))
 
 
@@ -55,5 +56,5 @@ async def count_tokens_route(app: App, request: Request, out: Responder) -> None
     """`{"input_tokens": N}`: a local estimate, no upstream call (see `count_tokens`)."""
     check_anthropic_headers(request.headers)
     body = parse_json(await request.body())
-    tokens = count_tokens(body, app.catalog, app.settings)
+    tokens = count_tokens(body, app.catalog, Options.of(app.settings))
     await send_json(out, 200, {"input_tokens": tokens})

@@ -21,6 +21,7 @@ from chatmock.dialects.completions import (
     text_completion,
 )
 from chatmock.dialects.errors import Dialect
+from chatmock.dialects.options import Options
 from chatmock.logs import redact
 from chatmock.routes.answer import Plan, answer, collected, streamed
 from chatmock.routes.relay import SSE_HEADERS, parse_json
@@ -33,7 +34,7 @@ async def completions(app: App, request: Request, out: Responder) -> None:
     body = parse_json(await request.body())
     if app.settings.verbose or app.settings.debug:
         log.debug("completions request: %s", redact(json.dumps(body)[:20000]))
-    completion = parse_completion_request(body, app.catalog, app.settings)
+    completion = parse_completion_request(body, app.catalog, Options.of(app.settings))
     await answer(app, request, out, completion_plan(completion))
 
 

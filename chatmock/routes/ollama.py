@@ -33,6 +33,7 @@ from chatmock.dialects.ollama_stream import (
     generate_object,
     load_object,
 )
+from chatmock.dialects.options import Options
 from chatmock.logs import redact
 from chatmock.routes.answer import Plan, answer, collected, streamed
 from chatmock.routes.relay import parse_json
@@ -56,7 +57,7 @@ async def _answer(app: App, request: Request, out: Responder, *, generate: bool)
     if app.settings.verbose or app.settings.debug:
         log.debug("ollama request: %s", redact(json.dumps(body)[:20000]))
     parse = parse_generate if generate else parse_chat
-    parsed = parse(body, app.catalog, app.settings)
+    parsed = parse(body, app.catalog, Options.of(app.settings))
     app.recent.touch(parsed.model, keep_alive_seconds(body.get("keep_alive")))  # for /api/ps
     if isinstance(parsed, LoadAck):
         await send_json(out, 200, load_object(parsed.model, stamp, parsed.reason, generate))

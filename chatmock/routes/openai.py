@@ -12,6 +12,7 @@ from chatmock.catalog import CREATED
 from chatmock.dialects.chat import ChatRequest, parse_chat_request
 from chatmock.dialects.chat_stream import ChatStreamTranslator, ResponseCollector, chat_completion
 from chatmock.dialects.errors import Dialect
+from chatmock.dialects.options import Options
 from chatmock.errors import ClientError
 from chatmock.logs import redact
 from chatmock.routes.answer import Plan, answer, collected, streamed
@@ -30,7 +31,7 @@ async def chat_completions(app: App, request: Request, out: Responder) -> None:
         return
     if app.settings.verbose or app.settings.debug:
         log.debug("chat request: %s", redact(json.dumps(body)[:20000]))
-    chat = parse_chat_request(body, app.catalog, app.settings)
+    chat = parse_chat_request(body, app.catalog, Options.of(app.settings))
     await answer(app, request, out, chat_plan(chat, app.settings.reasoning_compat))
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from chatmock.app import App
 from chatmock.dialects.errors import Dialect
 from chatmock.dialects.input_repair import store_query
+from chatmock.dialects.options import Options
 from chatmock.dialects.responses import ResponsesRequest, parse_responses_request
 from chatmock.dialects.responses_stream import observer_for
 from chatmock.routes.answer import Plan, answer
@@ -42,7 +43,7 @@ async def parse_with_store(app: App, body: Any) -> ResponsesRequest:
     on, items to restore): one look-up (a worker thread for SQLite, a round trip for Redis)."""
     query = store_query(body)
     stored = await app.responses_store.look_up(query) if query else None
-    parsed = parse_responses_request(body, app.catalog, app.settings, stored)
+    parsed = parse_responses_request(body, app.catalog, Options.of(app.settings), stored)
     if parsed.dropped:
         log.debug("dropped reasoning items without encrypted content that chatmock did not "
                   "stream (or that expired): %s", ", ".join(parsed.dropped))

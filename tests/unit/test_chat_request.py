@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from chatmock.catalog import Catalog
-from chatmock.config import Settings, replace
 from chatmock.dialects.chat import ChatRequest, parse_chat_request
 from chatmock.dialects.common import MAX_RESPONSES_TOOLS_BYTES, REASONING_INCLUDE
+from chatmock.dialects.options import Options
 from chatmock.errors import ClientError
 
 from .helpers import JSON, accepted_upstream, refused
@@ -23,7 +23,7 @@ WEATHER_TOOL = {"type": "function", "function": {
 
 
 def chat(body: Any, **settings: Any) -> ChatRequest:
-    return parse_chat_request(body, CATALOG, replace(Settings(), **settings))
+    return parse_chat_request(body, CATALOG, Options(**settings))
 
 
 def payload(body: Any, **settings: Any) -> JSON:

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from chatmock.catalog import Catalog
-from chatmock.config import Settings
 from chatmock.dialects.common import REASONING_INCLUDE
+from chatmock.dialects.options import Options
 from chatmock.dialects.responses import ResponsesRequest, parse_responses_request
 from chatmock.errors import ClientError
 from chatmock.state.prompt_cache import fingerprint
@@ -20,7 +20,7 @@ CATALOG = Catalog()
 
 
 def parse(body: Any) -> ResponsesRequest:
-    return parse_responses_request(body, CATALOG, Settings(), MemoryResponseStore())
+    return parse_responses_request(body, CATALOG, Options(), MemoryResponseStore())
 
 
 def request(**fields: Any) -> JSON:
