@@ -93,6 +93,13 @@ def test_dialects_do_no_io_and_know_no_layer_around_them() -> None:
                     *chatmock("server", "net", "routes", "upstream", "state")) == []
 
 
+def test_dialects_read_their_options_not_the_settings() -> None:
+    """Only `dialects/options.py` knows `Settings` (to build `Options` from it)."""
+    assert sorted(module for module, names in GRAPH.items()
+                  if layer(module) == "dialects" and "chatmock.config.Settings" in names) == [
+        "chatmock.dialects.options"]
+
+
 def test_state_and_upstream_do_not_reach_up_into_routes() -> None:
     assert offences(frozenset({"state", "upstream"}), *chatmock("routes", "server")) == []
 
