@@ -46,6 +46,7 @@ from chatmock.dialects.events import (
     content_filtered,
     map_usage,
 )
+from chatmock.dialects.machine import THINK_TAGS, Paragraphs, Think, ThinkMove
 
 DONE_LINE = b"data: [DONE]\n\n"
 KEEP_ALIVE = b": keep-alive\n\n"  # an SSE comment: every client skips it
@@ -204,9 +205,8 @@ class ChatStreamTranslator(OpenAIChunkStream):
         super().__init__(model=model, created=created, include_usage=include_usage)
         self.reasoning = ReasoningFormat(compat)
         self.think_tags = compat == "think-tags"
-        self._think = "closed" if not self.think_tags else "unopened"
-        self._summary_started = False
-        self._paragraph_pending = False
+        self._think = Think.UNOPENED if self.think_tags else Think.CLOSED
+        self._paragraphs = Paragraphs()
         self._tool_index: dict[str, int] = {}
         self._streamed_arguments: set[str] = set()
         self._saw_tool_call = False
@@ -227,11 +227,13 @@ class ChatStreamTranslator(OpenAIChunkStream):
         self._chunk(b'{"content":"' + raw + b'"}')
 
     def _close_think(self) -> bytes:
-        if self._think == "open":
-            self._think = "closed"
+        was = self._think
+        if was is Think.CLOSED:  # THINK_TAGS' (CLOSED, CLOSE) move, on every text delta
+            return b""
+        self._think = THINK_TAGS.next(was, ThinkMove.CLOSE)
+        if was is Think.OPEN:
             self._places.think_closed()
             return b"</think>"
-        self._think = "closed"
         return b""
 
     # -- hooks ----------------------------------------------------------------
@@ -240,23 +242,21 @@ class ChatStreamTranslator(OpenAIChunkStream):
         self._content(self._close_think() + self._text(raw))
 
     def on_summary_part(self) -> None:
-        if self._summary_started:
-            self._paragraph_pending = True
-        self._summary_started = True
+        self._paragraphs.part()
 
     def on_reasoning(self, raw: bytes, summary: bool) -> None:
-        if summary and self._paragraph_pending:
-            self._paragraph_pending = False
-            if self.reasoning.compat != "legacy":
-                raw = _NEWLINE + raw
-                if self._think != "closed":
-                    self._places.think += 1
+        if summary and self._paragraphs.take() and self.reasoning.compat != "legacy":
+            raw = _NEWLINE + raw
+            if self._think is not Think.CLOSED:
+                self._places.think += 1
         if not self.think_tags:
             self._chunk(self.reasoning.delta(raw, summary))
-        elif self._think == "unopened":
-            self._think = "open"
+            return
+        was = self._think
+        self._think = THINK_TAGS.next(was, ThinkMove.REASON)
+        if was is Think.UNOPENED:
             self._content(b"<think>" + raw)
-        elif self._think == "open":
+        elif was is Think.OPEN:
             self._content(raw)
 
     def on_item_added(self, item: dict[str, Any]) -> None:
@@ -281,7 +281,7 @@ class ChatStreamTranslator(OpenAIChunkStream):
         kind = item.get("type")
         if kind == "message":
             self._annotate(item)
-        elif kind == "reasoning" and self._think == "open":
+        elif kind == "reasoning" and self._think is Think.OPEN:
             self._places.reasoning_done(item)
         if kind not in TOOL_CALLS:
             return
@@ -340,7 +340,7 @@ class ResponseCollector(UpstreamTranslator):
         self._text: list[bytes] = []
         self._summary: list[bytes] = []
         self._full_reasoning: list[bytes] = []
-        self._summary_started = False
+        self._paragraphs = Paragraphs()
         self._separator_due = False
         self.tool_calls: list[dict[str, Any]] = []
         self.annotations: list[dict[str, Any]] = []  # in Chat's shape, indices into `text`
@@ -361,9 +361,8 @@ class ResponseCollector(UpstreamTranslator):
         self._text.append(raw)
 
     def on_summary_part(self) -> None:
-        if self._summary_started:
+        if self._paragraphs.part():
             self._summary.append(_NEWLINE)
-        self._summary_started = True
 
     def on_reasoning(self, raw: bytes, summary: bool) -> None:
         (self._summary if summary else self._full_reasoning).append(raw)

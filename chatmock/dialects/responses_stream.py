@@ -26,7 +26,8 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from chatmock import jsonbytes
-from chatmock.dialects.events import Handler, State, UpstreamTranslator, load, raw_field
+from chatmock.dialects.events import Handler, UpstreamTranslator, load, raw_field
+from chatmock.dialects.machine import State
 from chatmock.dialects.sse import SSEEvent
 from chatmock.dialects.tool_names import NameMap, restore_event
 

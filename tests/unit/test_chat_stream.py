@@ -18,7 +18,8 @@ from chatmock.dialects.chat_stream import (
     ResponseCollector,
     chat_completion,
 )
-from chatmock.dialects.events import TRUNCATED_MESSAGE, State, error_of, map_usage
+from chatmock.dialects.events import TRUNCATED_MESSAGE, error_of, map_usage
+from chatmock.dialects.machine import State
 from chatmock.testing.fake_events import COMMENTARY_TEXT, numbered_delta
 
 from .helpers import (

@@ -21,7 +21,8 @@ from chatmock.dialects.completions import (
     parse_completion_request,
     text_completion,
 )
-from chatmock.dialects.events import TRUNCATED_MESSAGE, State
+from chatmock.dialects.events import TRUNCATED_MESSAGE
+from chatmock.dialects.machine import State
 from chatmock.dialects.options import Options
 from chatmock.errors import ClientError
 from chatmock.testing.fake_events import COMMENTARY_TEXT, numbered_delta
