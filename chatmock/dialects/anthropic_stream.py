@@ -1,6 +1,6 @@
 """Codex Responses events → Anthropic Messages, streamed (SSE events) or whole.
 
-Both renderings share one content-block state machine (`_Blocks`), so a
+Both renderings share one content-block state machine (`Blocks`), so a
 streamed message and a non-stream one carry the same blocks in the same order:
 
 * each reasoning item → a `thinking` block (opened when the item starts, so a
@@ -48,8 +48,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from chatmock import jsonbytes
 from chatmock.dialects.chat_stream import KEEP_ALIVE
@@ -62,6 +61,10 @@ from chatmock.dialects.events import (
 )
 from chatmock.dialects.machine import BLOCKS, Block, BlockMove, Paragraphs
 from chatmock.dialects.signatures import mint
+
+if TYPE_CHECKING:
+    from chatmock.dialects.collectors import CollectedBlock, MessagesCollector
+
 
 PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
@@ -133,7 +136,7 @@ def _call_key(item: dict[str, Any]) -> str:
     return str(item.get("id") or item.get("call_id") or "")
 
 
-class _Blocks(UpstreamTranslator):
+class Blocks(UpstreamTranslator):
     """The content-block state machine; subclasses render `_begin`, `_append`, `_end`."""
 
     def __init__(self, *, thinking: bool, account_tag: str = "") -> None:
@@ -247,7 +250,7 @@ class _Blocks(UpstreamTranslator):
         self._close()
 
 
-class MessagesStreamTranslator(_Blocks):
+class MessagesStreamTranslator(Blocks):
     """Streaming Anthropic Messages; see the module docstring."""
 
     heartbeat_seconds: ClassVar[float] = 10.0
@@ -311,48 +314,6 @@ class MessagesStreamTranslator(_Blocks):
         self.out.append(error_event(message, code))
 
 
-@dataclass
-class _Block:
-    kind: str
-    meta: dict[str, Any]
-    pieces: list[bytes] = field(default_factory=list)
-    signature: str = ""
-
-
-class MessagesCollector(_Blocks):
-    """Collects a whole answer as content blocks (thinking included; `message_object`
-    drops it unless asked) for a non-stream reply. Deltas stay escaped until the end."""
-
-    def __init__(self, *, account_tag: str = "") -> None:
-        super().__init__(thinking=True, account_tag=account_tag)
-        self.response_id = ""
-        self.blocks: list[_Block] = []
-        self.response: dict[str, Any] = {}
-        self.incomplete = False
-
-    def _begin(self, kind: str, block: dict[str, Any]) -> None:
-        self.blocks.append(_Block(kind, block))
-
-    def _append(self, raw: bytes) -> None:
-        self.blocks[-1].pieces.append(raw)
-
-    def _end(self, signature: str | None) -> None:
-        if signature is not None:
-            self.blocks[-1].signature = signature
-
-    def on_created(self, response: dict[str, Any]) -> None:
-        self.response_id = str(response.get("id") or "")
-
-    def on_completed(self, response: dict[str, Any], incomplete: bool) -> None:
-        self._close()
-        self.response = response
-        self.incomplete = incomplete
-        self.response_id = str(response.get("id") or self.response_id)
-
-    def on_failed(self, message: str, code: str) -> None:
-        self.error = (message, code)
-
-
 def tool_input(arguments: str) -> dict[str, Any]:
     """Parsed arguments object; `{}` when empty, `{"raw": …}` when not a JSON object."""
     if not arguments.strip():
@@ -364,7 +325,7 @@ def tool_input(arguments: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"raw": arguments}
 
 
-def _render(block: _Block) -> dict[str, Any]:
+def _render(block: CollectedBlock) -> dict[str, Any]:
     text = jsonbytes.decode_string(b"".join(block.pieces))
     if block.kind == "thinking":
         return {"type": "thinking", "thinking": text, "signature": block.signature}

@@ -30,12 +30,11 @@ chat route's `ResponseCollector`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatmock.catalog import Catalog
 from chatmock.dialects.chat_stream import (
     OpenAIChunkStream,
-    ResponseCollector,
     fallback_id,
     finish_reason,
 )
@@ -51,6 +50,10 @@ from chatmock.dialects.events import UpstreamTranslator, map_usage
 from chatmock.dialects.fields import OPENAI as fields
 from chatmock.dialects.options import Options
 from chatmock.errors import ClientError
+
+if TYPE_CHECKING:
+    from chatmock.dialects.collectors import ResponseCollector
+
 
 ID_PREFIX = "cmpl"
 _NEWLINE = b"\\n"

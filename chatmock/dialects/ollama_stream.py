@@ -49,11 +49,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from chatmock import jsonbytes
 from chatmock.dialects.anthropic_stream import tool_input
-from chatmock.dialects.chat_stream import ResponseCollector
 from chatmock.dialects.events import (
     TOOL_CALLS,
     Handler,
@@ -62,6 +61,10 @@ from chatmock.dialects.events import (
     content_filtered,
 )
 from chatmock.dialects.machine import THINK_TAGS, Paragraphs, Think, ThinkMove
+
+if TYPE_CHECKING:
+    from chatmock.dialects.collectors import OllamaCollector
+
 
 NDJSON_HEADERS = ((b"content-type", b"application/x-ndjson"), (b"cache-control", b"no-cache"),
                   (b"x-accel-buffering", b"no"))
@@ -247,31 +250,6 @@ class OllamaStreamTranslator(UpstreamTranslator):
 
     def on_failed(self, message: str, code: str) -> None:
         self.out.append(error_line(message))
-
-
-class OllamaCollector(ResponseCollector):
-    """`ResponseCollector` plus the timing marks of the final fields."""
-
-    def __init__(self, *, started: int | None = None, clock: Clock = time.monotonic_ns) -> None:
-        super().__init__()
-        self.timing = Timing(started, clock)
-
-    def on_created(self, response: dict[str, Any]) -> None:
-        self.timing.mark_created()
-        super().on_created(response)
-
-    def on_text(self, raw: bytes) -> None:
-        self.timing.mark_output()
-        super().on_text(raw)
-
-    def on_reasoning(self, raw: bytes, summary: bool) -> None:
-        self.timing.mark_output()
-        super().on_reasoning(raw, summary)
-
-    def on_item_done(self, item: dict[str, Any]) -> None:
-        if item.get("type") in TOOL_CALLS:
-            self.timing.mark_output()
-        super().on_item_done(item)
 
 
 def _content_and_thinking(collected: OllamaCollector, mode: str) -> tuple[str, str]:

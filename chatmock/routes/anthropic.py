@@ -15,11 +15,8 @@ from chatmock.dialects.anthropic import (
     estimate_payload_tokens,
     parse_messages_request,
 )
-from chatmock.dialects.anthropic_stream import (
-    MessagesCollector,
-    MessagesStreamTranslator,
-    message_object,
-)
+from chatmock.dialects.anthropic_stream import MessagesStreamTranslator, message_object
+from chatmock.dialects.collectors import MessagesCollector
 from chatmock.dialects.errors import Dialect
 from chatmock.dialects.options import Options
 from chatmock.dialects.signatures import account_tag

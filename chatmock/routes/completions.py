@@ -13,7 +13,7 @@ import logging
 import time
 
 from chatmock.app import App
-from chatmock.dialects.chat_stream import ResponseCollector
+from chatmock.dialects.collectors import ResponseCollector
 from chatmock.dialects.completions import (
     CompletionRequest,
     CompletionStreamTranslator,

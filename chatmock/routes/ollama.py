@@ -22,11 +22,11 @@ import time
 from typing import Any
 
 from chatmock.app import App
+from chatmock.dialects.collectors import OllamaCollector
 from chatmock.dialects.errors import Dialect
 from chatmock.dialects.ollama import LoadAck, OllamaRequest, parse_chat, parse_generate
 from chatmock.dialects.ollama_stream import (
     NDJSON_HEADERS,
-    OllamaCollector,
     OllamaStreamTranslator,
     chat_object,
     created_at,

@@ -10,7 +10,8 @@ from typing import Any
 from chatmock.app import App
 from chatmock.catalog import CREATED
 from chatmock.dialects.chat import ChatRequest, parse_chat_request
-from chatmock.dialects.chat_stream import ChatStreamTranslator, ResponseCollector, chat_completion
+from chatmock.dialects.chat_stream import ChatStreamTranslator, chat_completion
+from chatmock.dialects.collectors import ResponseCollector
 from chatmock.dialects.errors import Dialect
 from chatmock.dialects.options import Options
 from chatmock.errors import ClientError

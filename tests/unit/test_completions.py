@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from openai.types import Completion
 
 from chatmock.catalog import Catalog
-from chatmock.dialects.chat_stream import DONE_LINE, KEEP_ALIVE, ResponseCollector
+from chatmock.dialects.chat_stream import DONE_LINE, KEEP_ALIVE
+from chatmock.dialects.collectors import ResponseCollector
 from chatmock.dialects.common import REASONING_INCLUDE
 from chatmock.dialects.completions import (
     CompletionRequest,

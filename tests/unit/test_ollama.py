@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from chatmock.catalog import STATIC_CATALOG
+from chatmock.dialects.collectors import OllamaCollector
 from chatmock.dialects.errors import Dialect, named_message, render
 from chatmock.dialects.ollama import (
     LoadAck,
@@ -21,7 +22,6 @@ from chatmock.dialects.ollama import (
     resolve_model,
 )
 from chatmock.dialects.ollama_stream import (
-    OllamaCollector,
     OllamaStreamTranslator,
     chat_object,
     created_at,

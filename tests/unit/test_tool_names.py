@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 
 from chatmock.catalog import Catalog
 from chatmock.dialects.anthropic import parse_messages_request
-from chatmock.dialects.anthropic_stream import MessagesCollector, message_object
+from chatmock.dialects.anthropic_stream import message_object
 from chatmock.dialects.chat import parse_chat_request
 from chatmock.dialects.chat_stream import ChatStreamTranslator
+from chatmock.dialects.collectors import MessagesCollector
 from chatmock.dialects.ollama import OllamaRequest, parse_chat
 from chatmock.dialects.ollama_stream import OllamaStreamTranslator
 from chatmock.dialects.options import Options
