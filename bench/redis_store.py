@@ -44,14 +44,15 @@ from procstat import cpu_seconds
 from servers import wait_ready
 
 from chatmock.net.redis import RedisClient
-from chatmock.net.redis_url import parse_redis_url
 from chatmock.net.resp import NEED_DATA, ReplyParser, encode_command, encode_commands
-from chatmock.state.response_store import AsyncResponseStore, StoredResponse, StoreQuery
+from chatmock.redis_url import parse_redis_url
+from chatmock.state.response_store import AsyncResponseStore
 from chatmock.state.response_store_redis import RedisResponseStore
 from chatmock.state.response_store_sqlite import SqliteResponseStore
 from chatmock.state.stores import LocalStore
 from chatmock.testing.credentials import write_auth_file
 from chatmock.testing.redis_server import RedisServer
+from chatmock.turns import StoredResponse, StoreQuery
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent

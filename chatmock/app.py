@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 from chatmock.auth.oauth import OAuthClient
 from chatmock.auth.refresh_guard import RedisGuard
 from chatmock.auth.store import CredentialStore
+from chatmock.catalog import Catalog
 from chatmock.config import Settings, home_dir, worker_count
 from chatmock.net.client import HTTPClient
-from chatmock.net.redis_url import EMBEDDED, parse_redis_url
-from chatmock.state.catalog import Catalog
+from chatmock.redis_url import EMBEDDED, parse_redis_url
 from chatmock.state.exchanges import Exchanges
 from chatmock.state.prompt_cache import SessionIds
 from chatmock.state.recent_models import RecentModels

@@ -25,7 +25,7 @@ from chatmock.config import (
     worker_count,
 )
 from chatmock.errors import ConfigError
-from chatmock.routes import PREFIX_ROUTES, ROUTES
+from chatmock.routes import TABLE
 from chatmock.server.exchange import ConnectionLimits
 from chatmock.server.listen import (
     bind_sockets,
@@ -207,7 +207,7 @@ async def _serve(app: App, settings: Settings, listeners: list[trio.SocketListen
                  shutdown: trio.Event, tls: ssl.SSLContext | None, helpers: trio.CancelScope,
                  task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Run the server; when it has drained, stop the helper tasks beside it."""
-    await serve(Router(app, ROUTES, PREFIX_ROUTES), listeners, limits=limits_of(settings),
+    await serve(Router(app, TABLE), listeners, limits=limits_of(settings),
                 max_connections=settings.max_connections, shutdown=shutdown,
                 shutdown_timeout=settings.shutdown_timeout, tls=tls, task_status=task_status)
     helpers.cancel()

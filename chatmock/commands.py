@@ -27,7 +27,7 @@ from chatmock.errors import ConfigError
 from chatmock.info import StoreSummary, account_summary, render_json, render_text
 from chatmock.net.client import HTTPClient
 from chatmock.net.redis import RedisError
-from chatmock.net.redis_url import EMBEDDED, parse_redis_url
+from chatmock.redis_url import EMBEDDED, parse_redis_url
 from chatmock.state.stores import sqlite_figures, store_path
 from chatmock.state.usage_limits import limits_path, load, newest
 from chatmock.state.usage_shared import read_shared_usage

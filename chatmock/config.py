@@ -33,7 +33,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chatmock.errors import ConfigError
-from chatmock.net.redis_url import parse_state
 from chatmock.option_values import (
     DEFAULT_ANTHROPIC_MODELS,
     ModelMap,
@@ -50,6 +49,7 @@ from chatmock.option_values import (
     parse_workers,
     provider_name,
 )
+from chatmock.redis_url import parse_state
 
 DEFAULT_UPSTREAM_URL = "https://chatgpt.com/backend-api/codex"
 DEFAULT_ISSUER = "https://auth.openai.com"

@@ -5,21 +5,21 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from chatmock.app import App
+from chatmock.catalog import CREATED
 from chatmock.dialects.chat import ChatRequest, parse_chat_request
-from chatmock.dialects.chat_stream import ChatStreamTranslator, ResponseCollector, chat_completion
-from chatmock.dialects.errors import Dialect, failure_error
-from chatmock.errors import ClientError, UpstreamError
+from chatmock.dialects.chat_stream import ChatStreamTranslator, chat_completion
+from chatmock.dialects.collectors import ResponseCollector
+from chatmock.dialects.errors import Dialect
+from chatmock.dialects.options import Options
+from chatmock.errors import ClientError
 from chatmock.logs import redact
-from chatmock.net.client import UpstreamResponse
-from chatmock.routes.relay import SSE_HEADERS, collect, drain, parse_json, relay
+from chatmock.routes.answer import Plan, answer, collected, streamed
+from chatmock.routes.relay import SSE_HEADERS, parse_json
 from chatmock.routes.responses import answer_responses
 from chatmock.server.exchange import Request, Responder, send_json
-from chatmock.state.catalog import CREATED
 
 log = logging.getLogger("chatmock.openai")
 ANTHROPIC_CREATED_AT = "2025-08-01T00:00:00Z"  # the static `created`, as RFC 3339
@@ -32,57 +32,23 @@ async def chat_completions(app: App, request: Request, out: Responder) -> None:
         return
     if app.settings.verbose or app.settings.debug:
         log.debug("chat request: %s", redact(json.dumps(body)[:20000]))
-    chat = parse_chat_request(body, app.catalog, app.settings)
-    session = app.sessions.for_request(request.headers, chat.payload.get("instructions"),
-                                       chat.payload["input"])
+    chat = parse_chat_request(body, app.catalog, Options.of(app.settings))
+    await answer(app, request, out, chat_plan(chat, app.settings.reasoning_compat))
+
+
+def chat_plan(chat: ChatRequest, compat: str) -> Plan:
+    """A chat completion: streamed as chunks, or collected into one object."""
     created = int(time.time())
+    payload, fallback = dict(chat.payload), chat.without_extra_tools()
     if chat.stream:
-        translator = ChatStreamTranslator(model=chat.model, created=created,
-                                          compat=app.settings.reasoning_compat,
+        translator = ChatStreamTranslator(model=chat.model, created=created, compat=compat,
                                           include_usage=chat.include_usage)
         translator.tool_names = chat.tool_names
-        async with open_chat_upstream(app, chat, session) as upstream:
-            await relay(upstream, translator, out, SSE_HEADERS)
-        return
+        return streamed(payload, translator, Dialect.OPENAI, SSE_HEADERS, fallback)
     collector = ResponseCollector()
     collector.tool_names = chat.tool_names
-    async with open_chat_upstream(app, chat, session) as upstream:
-        await collect(upstream, collector)
-        if collector.error is not None:
-            message, code = collector.error
-            raise failure_error(message, code, Dialect.OPENAI)
-        await send_json(out, 200, chat_completion(collector, model=chat.model, created=created,
-                                                  compat=app.settings.reasoning_compat))
-        await drain(upstream)
-
-
-@asynccontextmanager
-async def open_chat_upstream(app: App, chat: ChatRequest,
-                             session: str) -> AsyncIterator[UpstreamResponse]:
-    """Open the backend stream; if tools chatmock added were refused, retry without them."""
-    opened = False
-    try:
-        async with app.backend.responses(dict(chat.payload), session) as upstream:
-            opened = True
-            yield upstream
-            return
-    except UpstreamError as exc:
-        if opened or not chat.extra.tools or exc.status in (401, 429) or exc.status >= 500:
-            raise
-        first = exc
-    payload = dict(chat.payload, tools=chat.client_tools)
-    if chat.extra.tool_choice:
-        payload["tool_choice"] = "auto"
-    opened = False
-    try:
-        async with app.backend.responses(payload, session) as upstream:
-            opened = True
-            yield upstream
-    except UpstreamError as exc:
-        if opened:
-            raise
-        raise UpstreamError(first.message, status=exc.status,
-                            code="RESPONSES_TOOLS_REJECTED") from None
+    return collected(payload, collector, Dialect.OPENAI, lambda: chat_completion(
+        collector, model=chat.model, created=created, compat=compat), fallback)
 
 
 def model_object(model_id: str) -> dict[str, Any]:

@@ -39,8 +39,8 @@ from typing import Any, ClassVar
 import trio
 
 from chatmock.app import App
-from chatmock.dialects.events import State
 from chatmock.dialects.fields import OPENAI as fields
+from chatmock.dialects.machine import State
 from chatmock.dialects.request_body import parse_json
 from chatmock.dialects.responses import ResponsesRequest, stored_turn
 from chatmock.dialects.responses_stream import ResponsesObserver

@@ -19,7 +19,7 @@ from chatmock.app import App
 from chatmock.dialects.responses import ResponsesRequest, stored_turn
 from chatmock.dialects.responses_stream import ResponsesObserver
 from chatmock.server.exchange import HeaderList, Responder
-from chatmock.state.response_store import StoredResponse
+from chatmock.turns import StoredResponse
 
 
 class PendingTurn:

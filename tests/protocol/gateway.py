@@ -22,7 +22,7 @@ import trio
 
 from chatmock.app import build_app
 from chatmock.config import Settings
-from chatmock.routes import PREFIX_ROUTES, ROUTES
+from chatmock.routes import TABLE
 from chatmock.server.router import Router
 from chatmock.testing.credentials import write_auth_file
 from chatmock.testing.fake_upstream import FakeUpstreamApp
@@ -88,7 +88,7 @@ def running_gateway(home: Path, **settings: object) -> Iterator[Gateway]:
                               upstream_url=f"http://127.0.0.1:{fake_port}/backend-api/codex",
                               **settings)
             app = build_app(chosen, env={"CHATGPT_LOCAL_HOME": str(home)})
-            port = await serve_on_loopback(nursery, Router(app, ROUTES, PREFIX_ROUTES))
+            port = await serve_on_loopback(nursery, Router(app, TABLE))
             started.put((port, trio.lowlevel.current_trio_token(), stop))
             await stop.wait()
             await app.http.aclose()  # the pooled backend connections, closed, not collected

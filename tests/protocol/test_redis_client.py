@@ -10,8 +10,8 @@ import trustme
 
 from chatmock.net import tcpstream
 from chatmock.net.redis import RedisClient, RedisCommandError, RedisUnavailable, Script
-from chatmock.net.redis_url import RedisTarget, parse_redis_url
 from chatmock.net.resp import ReplyError
+from chatmock.redis_url import RedisTarget, parse_redis_url
 from chatmock.testing.redis_server import RedisServer, free_port
 from tests.conftest import need_redis_server
 

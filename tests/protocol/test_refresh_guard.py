@@ -18,7 +18,7 @@ from chatmock.auth.store import CredentialStore
 from chatmock.auth.tokens import Credentials, read_credentials
 from chatmock.errors import UpstreamError
 from chatmock.net.redis import RedisClient
-from chatmock.net.redis_url import parse_redis_url
+from chatmock.redis_url import parse_redis_url
 from chatmock.testing.credentials import fake_tokens, make_jwt, write_auth_file
 from chatmock.testing.redis_server import RedisServer
 

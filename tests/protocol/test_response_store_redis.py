@@ -10,10 +10,10 @@ import pytest
 import trio
 
 from chatmock.net.redis import RedisClient
-from chatmock.net.redis_url import parse_redis_url
-from chatmock.state.response_store import StoredResponse, StoreQuery
+from chatmock.redis_url import parse_redis_url
 from chatmock.state.response_store_redis import RedisResponseStore, StoreUnavailable
 from chatmock.testing.redis_server import RedisServer
+from chatmock.turns import StoredResponse, StoreQuery
 
 TTL = 60.0
 Opener = Callable[..., RedisResponseStore]

@@ -32,7 +32,6 @@ from hypothesis import strategies as st
 
 from chatmock.dialects.anthropic_stream import (
     PING,
-    MessagesCollector,
     MessagesStreamTranslator,
     error_type,
     message_object,
@@ -40,6 +39,7 @@ from chatmock.dialects.anthropic_stream import (
     usage_of,
 )
 from chatmock.dialects.chat_stream import KEEP_ALIVE
+from chatmock.dialects.collectors import MessagesCollector
 from chatmock.dialects.events import TRUNCATED_MESSAGE, UpstreamTranslator
 from chatmock.dialects.signatures import account_tag, mint
 from chatmock.testing.fake_events import COMMENTARY_TEXT, numbered_delta

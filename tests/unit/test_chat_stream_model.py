@@ -16,7 +16,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatmock.dialects.chat_stream import ChatStreamTranslator, ResponseCollector, chat_completion
+from chatmock.dialects.chat_stream import ChatStreamTranslator, chat_completion
+from chatmock.dialects.collectors import ResponseCollector
 from chatmock.dialects.events import TRUNCATED_MESSAGE
 
 from .helpers import JSON, chunked, run_bytes

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from chatmock.config import Settings
+from chatmock.catalog import Catalog
 from chatmock.dialects.input_repair import restore_items, store_query
+from chatmock.dialects.options import Options
 from chatmock.dialects.responses import parse_responses_request, replayable
 from chatmock.errors import ClientError
-from chatmock.state.catalog import Catalog
-from chatmock.state.response_store import StoreAnswer, StoredResponse, StoreQuery
 from chatmock.testing.fake_codex import FakeCodex
 from chatmock.testing.fake_mint import encrypted_reasoning
+from chatmock.turns import StoreAnswer, StoredResponse, StoreQuery
 
 from .helpers import AUTH, RESPONSES_PATH, accepted_upstream
 
@@ -33,7 +33,7 @@ REFERENCE = {"type": "item_reference", "id": "msg_1"}
 
 
 def parse(body: dict[str, Any], stored: StoreAnswer | None = None) -> Any:
-    return parse_responses_request({"model": "gpt-5.4", **body}, Catalog(), Settings(), stored)
+    return parse_responses_request({"model": "gpt-5.4", **body}, Catalog(), Options(), stored)
 
 
 def test_the_query_names_only_what_the_store_must_supply() -> None:

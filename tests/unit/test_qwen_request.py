@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
-from chatmock.config import Settings, replace
+from chatmock.catalog import Catalog
+from chatmock.config import replace
 from chatmock.dialects.anthropic import parse_messages_request
 from chatmock.dialects.chat import parse_chat_request
+from chatmock.dialects.options import Options
 from chatmock.dialects.qwen_request import (
     can_continue,
     completion_body,
@@ -22,7 +24,6 @@ from chatmock.dialects.qwen_request import (
     web_headers,
 )
 from chatmock.errors import ClientError
-from chatmock.state.catalog import Catalog
 from chatmock.testing.fake_qwen import QWEN_TOKEN, FakeQwen
 
 JSON = dict[str, Any]
@@ -33,7 +34,7 @@ AUTH = [(b"authorization", b"Bearer " + QWEN_TOKEN.encode()),
 
 
 def from_chat(messages: list[JSON], **fields: Any) -> JSON:
-    settings = replace(Settings(), **fields.pop("settings", {}))
+    settings = replace(Options(), **fields.pop("settings", {}))
     body = {"model": "gpt-5.4", "messages": messages, **fields}
     return parse_chat_request(body, CATALOG, settings).payload
 
@@ -126,7 +127,7 @@ def test_anthropic_payloads_fold_too() -> None:
     body = {"model": "claude-sonnet-4-5", "max_tokens": 10, "system": "S",
             "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}
     payload = parse_messages_request(body, {b"anthropic-version": b"1", b"x-api-key": b"k"},
-                                     CATALOG, Settings()).payload
+                                     CATALOG, Options()).payload
     assert fold_content(payload) == "[System instructions]\nS\n\n[New message]\nhi"
 
 

@@ -1,0 +1,72 @@
+"""The one answer skeleton every generation route shares.
+
+    parse (the route, through its dialect)  ->  a `Plan`
+    open the backend stream                 (`upstream.fallback.open_responses`)
+    relay it, streamed                      (`relay`: the dialect's translator)
+    or collect it                           (`collect`: the dialect's collector)
+    raise a failure inside the collected answer, with the dialect's status
+    send the collected answer               (the dialect's renderer)
+    drain what follows the terminal event   (so the connection is pooled)
+
+A failure inside a non-streamed answer (`response.failed`, `error`) becomes an
+`UpstreamError` whose status the dialect gives (`Dialect.failure`, documented in
+`chatmock/dialects/errors.py`): the same kind of failure gets the same kind of
+status in every dialect -- a prompt past the context window is a 400
+everywhere, as OpenAI's, Anthropic's and Ollama's own APIs answer it; limits
+are 429; an overloaded backend is a 529 where Anthropic's API says so, else 502.
+A streamed answer has already sent its 200: its failure is the stream's last
+event, in the dialect's shape (the translator's `on_failed`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chatmock.app import App
+from chatmock.dialects.errors import Dialect
+from chatmock.dialects.events import UpstreamTranslator
+from chatmock.routes.relay import collect, drain, relay
+from chatmock.server.exchange import Request, Responder, send_json
+from chatmock.upstream.fallback import Headers, open_responses
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """One request's answer as its dialect shapes it; `answer` does the rest."""
+
+    payload: dict[str, Any]  # what goes upstream
+    translator: UpstreamTranslator  # the stream's translator, or the answer's collector
+    errors: Dialect  # the status of a failure inside a collected answer
+    stream_headers: Headers | None = None  # a streamed answer's headers; None: collected
+    render: Callable[[], Any] = lambda: None  # the collected answer's JSON (after collect)
+    fallback: dict[str, Any] | None = None  # the payload without chatmock's added tools
+    forwarded: Headers = ()  # a Codex client's own headers, sent on upstream
+
+
+def streamed(payload: dict[str, Any], translator: UpstreamTranslator, errors: Dialect,
+             headers: Headers, fallback: dict[str, Any] | None = None) -> Plan:
+    return Plan(payload, translator, errors, headers, fallback=fallback)
+
+
+def collected(payload: dict[str, Any], collector: UpstreamTranslator, errors: Dialect,
+              render: Callable[[], Any], fallback: dict[str, Any] | None = None) -> Plan:
+    return Plan(payload, collector, errors, render=render, fallback=fallback)
+
+
+async def answer(app: App, request: Request, out: Responder, plan: Plan) -> None:
+    """Serve `plan`: relay the backend's stream, or collect it and send one JSON answer."""
+    payload = plan.payload
+    session = app.sessions.for_request(request.headers, payload.get("instructions"),
+                                       payload["input"])
+    async with open_responses(app.backend, payload, session, plan.forwarded,
+                              fallback=plan.fallback) as upstream:
+        if plan.stream_headers is not None:
+            await relay(upstream, plan.translator, out, plan.stream_headers)
+            return
+        await collect(upstream, plan.translator)
+        if plan.translator.error is not None:
+            raise plan.errors.failure(*plan.translator.error)
+        await send_json(out, 200, plan.render())
+        await drain(upstream)
