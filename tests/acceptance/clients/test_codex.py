@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -29,45 +28,20 @@ def codex() -> Path:
     return installs.npm_bin(installs.ensure("codex"), "codex")
 
 
-def guide_config(server: Process) -> dict[str, Any]:
-    config: dict[str, Any] = tomllib.loads(block("Codex CLI", "toml").at(address(server)))
-    return config
-
-
-def write_config(codex_home: Path, config: dict[str, Any]) -> None:
-    """config.toml as the guide has it, with `supports_websockets` as the test wants
-    (the README's block is TOML that tomllib read; this writes the same keys back)."""
-    lines: list[str] = [f"{key} = {_toml(value)}" for key, value in config.items()
-                        if not isinstance(value, dict)]
-    for table, values in config.items():
-        if isinstance(values, dict):
-            _table_lines(lines, table, values)
-    codex_home.mkdir(parents=True, exist_ok=True)
-    (codex_home / "config.toml").write_text("\n".join(lines) + "\n")
-
-
-def _table_lines(lines: list[str], name: str, values: dict[str, Any]) -> None:
-    plain = {key: value for key, value in values.items() if not isinstance(value, dict)}
-    if plain:
-        lines.append(f"[{name}]")
-        lines.extend(f"{key} = {_toml(value)}" for key, value in plain.items())
-    for key, value in values.items():
-        if isinstance(value, dict):
-            _table_lines(lines, f"{name}.{key}", value)
-
-
-def _toml(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return f'"{value}"'
+def guide_config(server: Process, *, websockets: bool) -> str:
+    """The guide's config.toml pointed at `server`, its transport switched as asked."""
+    text = block("Codex CLI", "toml").at(address(server))
+    assert "supports_websockets = false" in text
+    return text.replace("supports_websockets = false", f"supports_websockets = {websockets}"
+                        .lower())
 
 
 def run_codex(codex: Path, server: Process, tmp_path: Path, prompt: str, *,
               websockets: bool) -> str:
-    config = guide_config(server)
-    config["model_providers"]["chatmock"]["supports_websockets"] = websockets
-    write_config(tmp_path / "codex-home", config)
-    key_name = config["model_providers"]["chatmock"]["env_key"]
+    config = guide_config(server, websockets=websockets)
+    (tmp_path / "codex-home").mkdir()
+    (tmp_path / "codex-home" / "config.toml").write_text(config)
+    key_name = tomllib.loads(config)["model_providers"]["chatmock"]["env_key"]
     env = client_env(tmp_path / "home", CODEX_HOME=str(tmp_path / "codex-home"),
                      **{key_name: "unused"})
     done = run_client([codex, "exec", "--skip-git-repo-check", prompt], env, tmp_path / "work")
