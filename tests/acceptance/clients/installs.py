@@ -45,7 +45,7 @@ GROUPS = {group.name: group for group in (
     Group("opencode", "npm", ("opencode-ai@1.18.33",)),
     Group("js-sdks", "npm", ("openai@6.49.0", "@anthropic-ai/sdk@1.17.0")),
     Group("aider", "pip", ("aider-chat==0.86.2",)),
-    Group("litellm", "pip", ("litellm[proxy]==1.110.2",)),
+    Group("litellm", "pip", ("litellm[proxy]==1.108.7",)),
 )}
 
 
