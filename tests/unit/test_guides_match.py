@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chatmock.state.catalog import STATIC_MODELS, Catalog
+from chatmock.catalog import STATIC_MODELS, Catalog
 from tests.acceptance.clients import installs
 from tests.acceptance.clients.guides import GUIDE_ADDRESS, block, exported, guide_sections
 
