@@ -139,10 +139,12 @@ class AccountPool:
     def default(self) -> Account:
         return self.accounts[0]
 
-    async def turn(self, keys: Sequence[str]) -> Turn:
-        """A request's way through the pool (no state is read for a single account)."""
+    async def turn(self, payload: dict[str, Any], affinity: Iterable[str] = ()) -> Turn:
+        """A request's way through the pool (no state is read for a single account).
+        Call it before chatmock adds its own `prompt_cache_key` to the payload."""
         if self.single:
-            return Turn(self, keys, None, {})
+            return Turn(self, (), None, {})
+        keys = conversation_keys(payload, affinity)
         view = await self.state.view(keys)
         return Turn(self, keys, view.owner, view.marks)
 

@@ -38,7 +38,7 @@ from chatmock.config import DEFAULT_CLIENT_VERSION, DEFAULT_ORIGINATOR
 from chatmock.errors import UpstreamError, extract_message
 from chatmock.net.client import HTTPClient, UpstreamResponse
 from chatmock.state import exchanges
-from chatmock.upstream.accounts import Account, AccountPool, conversation_keys
+from chatmock.upstream.accounts import Account, AccountPool
 from chatmock.upstream.instructions import NO_INSTRUCTIONS, BaseInstructions
 
 log = logging.getLogger("chatmock.upstream")
@@ -177,7 +177,7 @@ class CodexBackend:
         the account, refreshes a rejected token once and fails over to another
         account before anything is streamed."""
         exchanges.note_model(payload.get("model"), payload.get("reasoning"))  # access log
-        turn = await self.pool.turn(conversation_keys(payload, affinity))
+        turn = await self.pool.turn(payload, affinity)
         self.finish_payload(payload, session)
         async with AsyncExitStack() as stack:
             async def send(account: Account, credentials: Credentials) -> UpstreamResponse:

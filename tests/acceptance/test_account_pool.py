@@ -9,7 +9,6 @@ through `/__fake__/accounts` (chatmock/testing/fake_accounts.py).
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +19,17 @@ import ollama
 import openai
 import pytest
 
-from chatmock.testing.credentials import TEST_ACCOUNT_ID, fake_tokens, write_auth_file
+from chatmock.testing.credentials import (
+    TEST_ACCOUNT_ID,
+    write_account_file,
+    write_auth_file,
+)
 from chatmock.testing.redis_server import RedisServer
 
 from .conftest import Process, recorded_requests, spawn_fake, start_chatmock
 from .test_accounts_cli import chatmock
 from .test_openai_responses import client_for
+from .test_responses_websocket import sdk_turn
 
 FIRST = TEST_ACCOUNT_ID  # the default account: <home>/auth.json
 SECOND = "9d1e3f0a-2222-3333-4444-555566667777"  # <home>/accounts/second.json
@@ -34,11 +38,7 @@ MODEL = "gpt-5.4"
 
 def pool_home(home: Path) -> Path:
     write_auth_file(home)
-    path = home / "accounts" / "second.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"tokens": fake_tokens(account_id=SECOND,
-                                                      email="second@example.com")}))
-    path.chmod(0o600)
+    write_account_file(home, "second", account_id=SECOND, email="second@example.com")
     return home
 
 
@@ -120,9 +120,10 @@ def test_every_account_cooling_is_a_429_with_the_earliest_reset_in_each_dialect(
                                messages=[{"role": "user", "content": "x"}])
     assert refused.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
     assert 0 < int(refused.value.response.headers["retry-after"]) <= 120
+    llama = ollama.Client(host=server.url, timeout=20)
     with pytest.raises(ollama.ResponseError) as failed:
-        ollama.Client(host=server.url, timeout=20).chat(
-            model=MODEL, messages=[{"role": "user", "content": "x"}])
+        llama.chat(model=MODEL, messages=[{"role": "user", "content": "x"}])
+    llama.close()  # type: ignore[no-untyped-call]
     assert failed.value.status_code == 429
     assert len(accounts_asked(fake)) == asked
 
@@ -137,12 +138,35 @@ def test_a_revoked_account_is_refreshed_once_then_needs_login(
         client.chat.completions.create(model=MODEL,
                                        messages=[{"role": "user", "content": "again"}])
     assert accounts_asked(fake) == [FIRST, SECOND, SECOND]
-    oauth = json.load(urllib.request.urlopen(f"{fake.url}/__fake__/oauth/state"))
+    with urllib.request.urlopen(f"{fake.url}/__fake__/oauth/state") as reply:
+        oauth = json.load(reply)
     assert oauth["refresh_attempts"] == 1  # refreshed once, refused: needs a new sign-in
     rows = account_rows(tmp_path / "home")
     assert rows["default"]["state"] == "needs login" and rows["second"]["state"] == "ok"
     assert "needs `chatmock login --account default`" in (
         tmp_path / "run" / "chatmock.log").read_text()
+
+
+@pytest.fixture
+def round_robin(tmp_path: Path, fake: Process) -> Iterator[Process]:
+    process = start_chatmock(tmp_path / "run", fake, "--account-strategy", "round-robin",
+                             credentials=False, home=pool_home(tmp_path / "home"))
+    yield process
+    process.stop()
+
+
+@pytest.mark.filterwarnings("ignore:connect\\(\\) must be used as a context manager")
+def test_a_websocket_connection_stays_on_its_account(round_robin: Process,
+                                                     fake: Process) -> None:
+    with client_for(round_robin) as client:
+        for n in range(2):  # over HTTP, new conversations take the accounts in turn
+            client.responses.create(model=MODEL, input=f"HTTP conversation {n}")
+        assert accounts_asked(fake) == [FIRST, SECOND]
+        with client.responses.connect() as connection:
+            for n in range(3):  # one socket: one account, whatever the conversation
+                events = sdk_turn(connection, model=MODEL, input=f"socket conversation {n}")
+                assert events[-1].type == "response.completed"
+    assert accounts_asked(fake)[2:] == [FIRST] * 3
 
 
 def test_two_processes_on_one_redis_share_cooldowns_and_affinity(
@@ -162,13 +186,15 @@ def test_two_processes_on_one_redis_share_cooldowns_and_affinity(
         control(fake, "/limit", {"account": FIRST, "seconds": 600})
         one.responses.create(model=MODEL, previous_response_id=first.id, input="more")
         assert accounts_asked(fake)[-2:] == [FIRST, SECOND]  # 429, then failed over
-        urllib.request.urlopen(urllib.request.Request(f"{fake.url}/__fake__/accounts",
-                                                      method="DELETE"))
+        with urllib.request.urlopen(urllib.request.Request(f"{fake.url}/__fake__/accounts",
+                                                           method="DELETE")):
+            pass
         before = len(accounts_asked(fake))
         for n in range(3):  # new conversations in the other process avoid FIRST too
             two.responses.create(model=MODEL, input=f"Conversation {n} in two")
         assert accounts_asked(fake)[before:] == [SECOND] * 3
+        one.close()
+        two.close()
     finally:
         for server in servers:
             server.stop()
-    time.sleep(0)

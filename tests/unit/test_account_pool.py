@@ -68,7 +68,7 @@ def ask(pool: AccountPool, backend: Backend, text: str = "hello",
     backend.payload = payload
 
     async def run() -> str:
-        turn = await pool.turn(conversation_keys(payload))
+        turn = await pool.turn(payload)
         return str(await turn.open(payload, backend))
 
     return trio.run(run)
