@@ -90,6 +90,10 @@ class PoolState(Protocol):
 
     async def marks(self) -> dict[str, Mark]: ...
 
+    def known(self) -> dict[str, Mark]:
+        """The marks as this process last saw them (no I/O: for the status page)."""
+        ...
+
 
 class Affinity:
     """Conversation key -> identity, bounded and expiring (this process's)."""
@@ -148,6 +152,9 @@ class MemoryPoolState:
         self._save()
 
     async def marks(self) -> dict[str, Mark]:
+        return self.current_marks()
+
+    def known(self) -> dict[str, Mark]:
         return self.current_marks()
 
     def current_marks(self) -> dict[str, Mark]:
@@ -245,6 +252,9 @@ class RedisPoolState:
             self._failed(error)
             return dict(self.local._marks)
         return _marks_from(flat)
+
+    def known(self) -> dict[str, Mark]:
+        return self.local.current_marks()
 
     def _failed(self, error: RedisError) -> None:
         if not self._failing:

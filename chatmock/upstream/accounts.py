@@ -35,6 +35,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from chatmock.auth.refresh_guard import identity as credentials_identity
@@ -153,6 +154,17 @@ class AccountPool:
             if identity and account.identity() == identity:
                 return account.name
         return "an account of another process" if identity else "none"
+
+    def state_of(self, account: Account) -> str:
+        """`ok`, `cooling down until <RFC 3339>` or `needs login`, as this process knows."""
+        turn = Turn(self, (), None, self.state.known())
+        if turn.available(account, self.clock()):
+            return "ok"
+        mark = turn.marks.get(account.identity())
+        if mark is not None and mark.cooling(self.clock()):
+            until = datetime.fromtimestamp(mark.until, UTC).isoformat(timespec="seconds")
+            return f"cooling down until {until}"
+        return "needs login"
 
     def usages(self) -> list[UsageLimits]:
         return [account.usage for account in self.accounts if account.usage is not None]

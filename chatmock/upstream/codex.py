@@ -166,7 +166,7 @@ class CodexBackend:
             metadata.setdefault("x-codex-installation-id", self.install_id)
 
     @asynccontextmanager
-    async def responses(self, payload: dict[str, Any], session: str,
+    async def responses(self, payload: dict[str, Any], session_id: str,
                         forwarded: tuple[tuple[bytes, bytes], ...] = (), *,
                         affinity: tuple[str, ...] = ()) -> AsyncIterator[UpstreamResponse]:
         """An open SSE response of status 200, or an UpstreamError.
@@ -178,11 +178,11 @@ class CodexBackend:
         account before anything is streamed."""
         exchanges.note_model(payload.get("model"), payload.get("reasoning"))  # access log
         turn = await self.pool.turn(payload, affinity)
-        self.finish_payload(payload, session)
+        self.finish_payload(payload, session_id)
         async with AsyncExitStack() as stack:
             async def send(account: Account, credentials: Credentials) -> UpstreamResponse:
                 return await self._send(stack, account, credentials, payload,
-                                        self._headers(credentials, session, forwarded))
+                                        self._headers(credentials, session_id, forwarded))
 
             response = await turn.open(payload, send)
             if self.log_events:

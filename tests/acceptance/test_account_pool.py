@@ -103,6 +103,10 @@ def test_a_conversation_fails_over_mid_way_and_leaves_the_other_accounts_reasoni
     rows = account_rows(tmp_path / "home")
     assert rows["default"]["state"] == "cooling down" and rows["second"]["state"] == "ok"
     assert rows["second"]["usage_limits"]["windows"]  # usage recorded per account
+    with urllib.request.urlopen(f"{server.url}/status.json") as reply:
+        shown = {a["name"]: a for a in json.load(reply)["accounts"]}
+    assert shown["default"]["state"].startswith("cooling down until ")
+    assert shown["second"]["state"] == "ok" and shown["second"]["login"] == "second@example.com"
 
 
 def test_every_account_cooling_is_a_429_with_the_earliest_reset_in_each_dialect(

@@ -221,3 +221,23 @@ def test_affinity_expires_and_is_bounded() -> None:
 def test_unknown_strategy_is_refused() -> None:
     with pytest.raises(ValueError, match="fill-first"):
         Strategy("random")
+
+
+def test_the_strategy_comes_from_the_flag_or_the_environment() -> None:
+    from chatmock.config import build_settings
+    from chatmock.errors import ConfigError
+
+    assert build_settings({}, {}).account_strategy == "fill-first"
+    env = {"CHATMOCK_ACCOUNT_STRATEGY": "Least-Used"}
+    assert build_settings({}, env).account_strategy == "least-used"
+    assert build_settings({"account_strategy": "round-robin"}, env).account_strategy == \
+        "round-robin"
+    with pytest.raises(ConfigError, match="ACCOUNT_STRATEGY"):
+        build_settings({}, {"CHATMOCK_ACCOUNT_STRATEGY": "random"})
+
+
+def test_the_state_of_each_account_as_the_status_page_shows_it(tmp_path: Path) -> None:
+    pool = pool_of(tmp_path, "a", "b", "c")
+    ask(pool, Backend(a=limit(60), b=rejected()))
+    assert [pool.state_of(account) for account in pool.accounts] == [
+        "cooling down until 1970-01-01T00:17:40+00:00", "needs login", "ok"]
