@@ -39,7 +39,7 @@ from redis_store import start_chatmock, start_fake_backend, write_results
 from chatmock.auth.store import CredentialStore
 from chatmock.auth.tokens import Credentials
 from chatmock.net.redis import RedisClient
-from chatmock.net.redis_url import parse_redis_url
+from chatmock.redis_url import parse_redis_url
 from chatmock.state.pool_state import MemoryPoolState, PoolState, RedisPoolState
 from chatmock.testing.credentials import write_account_file, write_auth_file
 from chatmock.testing.redis_server import RedisServer

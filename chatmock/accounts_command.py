@@ -104,7 +104,7 @@ def _line(row: dict[str, Any]) -> str:
 def _marks(env: Mapping[str, str]) -> dict[str, Mark]:
     """The pool state's marks: Redis in fleet mode (when the environment says so),
     else the embedded state file."""
-    from chatmock.net.redis_url import EMBEDDED, parse_redis_url
+    from chatmock.redis_url import EMBEDDED, parse_redis_url
 
     state = next((env[name] for name in STATE_VARIABLES if env.get(name)), EMBEDDED)
     if state.strip().lower() == EMBEDDED:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chatmock.net.redis import RedisClient
-from chatmock.net.redis_url import parse_redis_url
+from chatmock.redis_url import parse_redis_url
 from chatmock.state.pool_state import Mark, RedisPoolState
 from chatmock.testing.redis_server import RedisServer
 
