@@ -29,11 +29,12 @@ from chatmock.state.usage_shared import SharedUsage
 from chatmock.supervisor import WorkerInfo
 from chatmock.upstream.accounts import Account, AccountPool
 from chatmock.upstream.codex import ClientIdentity, CodexBackend, installation_id
-from chatmock.upstream.gate import Gate
+from chatmock.upstream.gate import Gate, gates
 from chatmock.upstream.instructions import load_base_instructions
 from chatmock.upstream.model_sync import ModelSync, cache_path
 from chatmock.upstream.pool_strategy import Strategy
 from chatmock.upstream.providers import ProviderRegistry, build_registry
+from chatmock.upstream.routing import Upstreams
 
 if TYPE_CHECKING:
     from chatmock.net.redis import RedisClient
@@ -59,7 +60,8 @@ class App:
     redis: RedisClient | None = None  # fleet mode (--state redis://...)
     exchanges: Exchanges = field(default_factory=Exchanges)  # in flight, recent errors
     providers: ProviderRegistry | None = None  # shown on the status page
-    gates: dict[str, Gate] = field(default_factory=dict)  # per provider, once wired
+    gates: dict[str, Gate] = field(default_factory=dict)  # per provider (not the Codex one)
+    upstreams: Upstreams | None = None  # every request's provider (upstream/routing.py)
     started_at: float = field(default_factory=time.time)
 
     def usages(self) -> list[UsageLimits]:
@@ -99,8 +101,11 @@ def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
         SHARED_STORE_GRACE if worker_count(settings) > 1 else 0.0))
     providers = build_registry(settings, env)
     exchanges = Exchanges(secrets=(settings.access_token, *providers.secrets()))
+    gated = gates([p.name for p in providers.usable() if p.kind != "codex"],
+                  settings.max_concurrency, settings.queue_timeout)
     return App(settings, models, http, backend, SessionIds(), usage, store, redis=redis,
-               exchanges=exchanges, providers=providers)
+               exchanges=exchanges, providers=providers, gates=gated,
+               upstreams=Upstreams(providers, backend, http, gated))
 
 
 def build_pool(backend: CodexBackend, settings: Settings, env: Mapping[str, str],

@@ -141,6 +141,8 @@ def resolve_claude_model(name: str, catalog: Catalog, options: Options) -> Resol
     haiku, fable, ...) takes that family's model; anything else, including
     unknown Claude ids, takes the sonnet mapping. `--debug-model` wins.
     """
+    if options.names_provider(name.strip()):  # `xai/grok-4`: another provider's model
+        return Resolved(name.strip(), name.strip(), None, None)
     base = _DATE_SUFFIX.sub("", _CONTEXT_SUFFIX.sub("", name.strip()).split("@", 1)[0])
     if catalog.resolve(base).spec is not None:
         return catalog.resolve(base, options.debug_model)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from chatmock.config import BUILTIN_PROVIDERS
 from chatmock.option_values import DEFAULT_ANTHROPIC_MODELS, ModelMap
 
 if TYPE_CHECKING:
@@ -25,8 +26,19 @@ class Options:
     fast_mode: bool = False  # ask for priority processing unless the request says
     enable_web_search: bool = False  # add the web_search tool unless the request says
     anthropic_models: ModelMap = DEFAULT_ANTHROPIC_MODELS  # Claude family -> model
+    providers: tuple[str, ...] = ()  # `provider/model` prefixes that name another upstream
 
     @classmethod
     def of(cls, settings: Settings) -> Options:
         return cls(settings.debug_model, settings.reasoning_effort, settings.reasoning_summary,
-                   settings.fast_mode, settings.enable_web_search, settings.anthropic_models)
+                   settings.fast_mode, settings.enable_web_search, settings.anthropic_models,
+                   provider_names(settings))
+
+    def names_provider(self, model: str) -> bool:
+        """Whether `model` is a `provider/model` name of another upstream (passed as is)."""
+        head, slash, rest = model.partition("/")
+        return bool(slash and rest) and head in self.providers
+
+
+def provider_names(settings: Settings) -> tuple[str, ...]:
+    return tuple(dict.fromkeys([*BUILTIN_PROVIDERS, *(name for name, _, _ in settings.upstreams)]))

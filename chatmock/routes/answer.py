@@ -21,15 +21,19 @@ event, in the dialect's shape (the translator's `on_failed`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 from chatmock.app import App
 from chatmock.dialects.errors import Dialect
 from chatmock.dialects.events import UpstreamTranslator
+from chatmock.net.client import UpstreamResponse
 from chatmock.routes.relay import collect, drain, relay
 from chatmock.server.exchange import Request, Responder, send_json
 from chatmock.upstream.fallback import Headers, open_responses
+from chatmock.upstream.gate import client_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +64,7 @@ async def answer(app: App, request: Request, out: Responder, plan: Plan) -> None
     payload = plan.payload
     session = app.sessions.for_request(request.headers, payload.get("instructions"),
                                        payload["input"])
-    async with open_responses(app.backend, payload, session, plan.forwarded,
-                              fallback=plan.fallback) as upstream:
+    async with open_upstream(app, request, plan, session) as upstream:
         if plan.stream_headers is not None:
             await relay(upstream, plan.translator, out, plan.stream_headers)
             return
@@ -70,3 +73,31 @@ async def answer(app: App, request: Request, out: Responder, plan: Plan) -> None
             raise plan.errors.failure(*plan.translator.error)
         await send_json(out, 200, plan.render())
         await drain(upstream)
+
+
+def open_upstream(app: App, request: Request, plan: Plan,
+                  session: str) -> AbstractAsyncContextManager[UpstreamResponse]:
+    """The stream of the provider this request is for (`upstream/routing.py`); the Codex
+    backend alone when no registry was built (tests that make an `App` by hand)."""
+    if app.upstreams is None:
+        return open_responses(app.backend, plan.payload, session, plan.forwarded,
+                              fallback=plan.fallback)
+    return app.upstreams.open(plan.payload, session, plan.forwarded, fallback=plan.fallback,
+                              client=client_of(request), query_provider=query_provider(request))
+
+
+def query_provider(request: Request) -> str | None:
+    """`?provider=NAME` on any generation route."""
+    if "provider=" not in request.query:
+        return None
+    values = parse_qs(request.query).get("provider")
+    return values[-1] if values else None
+
+
+def client_of(request: Request) -> str:
+    """Who the request belongs to for the gate's fairness: the API key it presents (hashed
+    by `client_key`), else its peer address."""
+    headers = request.headers
+    key = headers.get(b"x-api-key") or headers.get(b"authorization", b"").removeprefix(
+        b"Bearer ").strip()
+    return client_key(key or None, request.client)

@@ -1,0 +1,245 @@
+"""Every front door on every provider: the official SDKs against chatmock, chatmock against
+the provider fakes (`chatmock.testing.fake_chat`), all through real sockets.
+
+One chatmock serves three chat-completions providers at once, each moved onto its
+fake with `--upstream NAME=URL`: xAI (whole tool calls in one chunk,
+`reasoning_content`), OpenRouter (comment lines, split arguments with `index`,
+`reasoning` + `reasoning_details`, usage after the finish) and a generic vLLM-like
+server named `local` (no key). Each dialect and provider pair is driven at least once,
+streamed and not: text, a tool call with its arguments, reasoning in the dialect's
+own form, usage, and a provider refusal in the dialect's error shape.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import ollama
+import openai
+import pytest
+
+from chatmock.testing.fake_chat_flavors import OPENROUTER_KEY, XAI_KEY
+
+from .conftest import Process, spawn, start_chatmock
+
+PROMPT = 'hi fake:reasoning=2 fake:tool=lookup fake:args={"q":1}'
+MODELS = {"xai": "xai/grok-3-mini", "openrouter": "openrouter/openai/gpt-5",
+          "local": "local/Qwen/Qwen3-8B"}
+FLAVORS = {"xai": "xai", "openrouter": "openrouter", "local": "vllm"}
+PROVIDERS = list(MODELS)
+OPENAI_TOOL: Any = {"type": "function", "function": {
+    "name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "integer"}}}}}
+ANSWER = "Hello! You said: hi"
+
+
+@pytest.fixture(scope="module")
+def fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Process]]:
+    tmp = tmp_path_factory.mktemp("provider-fakes")
+    started = {name: spawn(["-m", "chatmock.testing.fake_chat", "--flavor", flavor,
+                            "--port", "0"], tmp / f"{name}.log")
+               for name, flavor in FLAVORS.items()}
+    yield started
+    for process in started.values():
+        process.stop()
+
+
+def upstream_flags(fakes: dict[str, Process]) -> list[str]:
+    prefixes = {"xai": "/v1", "openrouter": "/api/v1", "local": "/v1"}
+    flags = []
+    for name, process in fakes.items():
+        flags += ["--upstream", f"{name}={process.url}{prefixes[name]}"]
+    return flags
+
+
+def start_with_providers(tmp: Path, fakes: dict[str, Process], *flags: str,
+                         env: dict[str, str] | None = None) -> Process:
+    keys = {"XAI_API_KEY": XAI_KEY, "OPENROUTER_API_KEY": OPENROUTER_KEY, **(env or {})}
+    saved = {name: os.environ.get(name) for name in keys}
+    os.environ.update(keys)
+    try:
+        return start_chatmock(tmp, None, *upstream_flags(fakes), *flags)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory,
+           fakes: dict[str, Process]) -> Iterator[Process]:
+    process = start_with_providers(tmp_path_factory.mktemp("chatmock-providers"), fakes,
+                                   "--reasoning-compat", "legacy")
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def openai_client(server: Process) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0,
+                       timeout=20) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def anthropic_client(server: Process) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0,
+                             timeout=20) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def ollama_client(server: Process) -> Iterator[ollama.Client]:
+    client = ollama.Client(host=server.url, timeout=20)
+    yield client
+    client.close()  # type: ignore[no-untyped-call]
+
+
+# -- OpenAI chat completions ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_openai_chat_streams_text_reasoning_tools_and_usage(
+        openai_client: openai.OpenAI, provider: str) -> None:
+    stream = openai_client.chat.completions.create(
+        model=MODELS[provider], stream=True, stream_options={"include_usage": True},
+        tools=[OPENAI_TOOL], reasoning_effort="high",
+        messages=[{"role": "user", "content": PROMPT}])
+    text, reasoning, calls, usage, finish = "", "", {}, None, None
+    for chunk in stream:
+        usage = chunk.usage or usage
+        for choice in chunk.choices:
+            finish = choice.finish_reason or finish
+            text += choice.delta.content or ""
+            reasoning += getattr(choice.delta, "reasoning", None) or ""
+            for call in choice.delta.tool_calls or []:
+                entry = calls.setdefault(call.index, {"name": "", "arguments": ""})
+                if call.function is not None:
+                    entry["name"] += call.function.name or ""
+                    entry["arguments"] += call.function.arguments or ""
+    assert text == ANSWER
+    assert "thought" in reasoning
+    assert calls == {0: {"name": "lookup", "arguments": '{"q":1}'}}
+    assert finish == "tool_calls"
+    assert usage is not None and usage.total_tokens > 0
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_openai_chat_collected(openai_client: openai.OpenAI, provider: str) -> None:
+    reply = openai_client.chat.completions.create(
+        model=MODELS[provider], tools=[OPENAI_TOOL],
+        messages=[{"role": "user", "content": PROMPT}])
+    message = reply.choices[0].message
+    assert message.content == ANSWER
+    assert message.tool_calls is not None
+    call = message.tool_calls[0]
+    assert call.type == "function" and call.function.name == "lookup"
+    assert json.loads(call.function.arguments) == {"q": 1}
+    assert reply.choices[0].finish_reason == "tool_calls"
+    assert reply.usage is not None and reply.usage.prompt_tokens > 0
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_openai_chat_tool_result_turn(openai_client: openai.OpenAI, provider: str) -> None:
+    reply = openai_client.chat.completions.create(model=MODELS[provider], messages=[
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": None, "tool_calls": [{
+            "id": "call_7", "type": "function",
+            "function": {"name": "lookup", "arguments": '{"q":1}'}}]},
+        {"role": "tool", "tool_call_id": "call_7", "content": "sunny"}],
+        tools=[OPENAI_TOOL])
+    assert reply.choices[0].message.content == "Tool call_7 returned: sunny"
+
+
+def test_openai_chat_error_in_openai_shape(openai_client: openai.OpenAI) -> None:
+    with pytest.raises(openai.APIStatusError) as info:
+        openai_client.chat.completions.create(
+            model=MODELS["openrouter"], messages=[{"role": "user", "content": "fake:error=402"}])
+    assert info.value.status_code == 402
+    assert "openrouter" in str(info.value.body)
+
+
+# -- Anthropic messages -----------------------------------------------------------------
+
+ANTHROPIC_TOOL: Any = {"name": "lookup", "input_schema": {
+    "type": "object", "properties": {"q": {"type": "integer"}}}}
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_anthropic_stream(anthropic_client: anthropic.Anthropic, provider: str) -> None:
+    with anthropic_client.messages.stream(
+            model=MODELS[provider], max_tokens=2000, tools=[ANTHROPIC_TOOL],
+            thinking={"type": "enabled", "budget_tokens": 1024},
+            messages=[{"role": "user", "content": PROMPT}]) as stream:
+        message = stream.get_final_message()
+    kinds = [block.type for block in message.content]
+    assert kinds == ["thinking", "text", "tool_use"]
+    thinking, text, call = message.content
+    assert thinking.type == "thinking" and "thought" in thinking.thinking
+    assert text.type == "text" and text.text == ANSWER
+    assert call.type == "tool_use" and call.name == "lookup" and call.input == {"q": 1}
+    assert message.stop_reason == "tool_use"
+    assert message.usage.output_tokens > 0
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_anthropic_collected(anthropic_client: anthropic.Anthropic, provider: str) -> None:
+    message = anthropic_client.messages.create(
+        model=MODELS[provider], max_tokens=2000, tools=[ANTHROPIC_TOOL],
+        messages=[{"role": "user", "content": PROMPT}])
+    texts = [block.text for block in message.content if block.type == "text"]
+    calls = [block for block in message.content if block.type == "tool_use"]
+    assert texts == [ANSWER]
+    assert [(c.name, c.input) for c in calls] == [("lookup", {"q": 1})]
+    assert message.model == MODELS[provider]
+
+
+def test_anthropic_error_in_anthropic_shape(anthropic_client: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.BadRequestError) as info:
+        anthropic_client.messages.create(
+            model=MODELS["xai"], max_tokens=100,
+            messages=[{"role": "user", "content": "fake:error=400"}])
+    assert isinstance(info.value.body, dict) and info.value.body["type"] == "error"
+    assert "xai" in info.value.body["error"]["message"]
+
+
+# -- Ollama chat ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_ollama_stream(ollama_client: ollama.Client, provider: str) -> None:
+    text, thinking, calls = "", "", []
+    last: Any = None
+    for part in ollama_client.chat(model=MODELS[provider], stream=True, think=True,
+                                   tools=[OPENAI_TOOL],
+                                   messages=[{"role": "user", "content": PROMPT}]):
+        text += part.message.content or ""
+        thinking += part.message.thinking or ""
+        calls += part.message.tool_calls or []
+        last = part
+    assert text == ANSWER and "thought" in thinking
+    assert [(c.function.name, dict(c.function.arguments)) for c in calls] == [
+        ("lookup", {"q": 1})]
+    assert last.done and last.eval_count > 0
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_ollama_collected(ollama_client: ollama.Client, provider: str) -> None:
+    reply = ollama_client.chat(model=MODELS[provider], stream=False,
+                               messages=[{"role": "user", "content": "hi"}])
+    assert reply.message.content == ANSWER
+    assert reply.done and reply.prompt_eval_count and reply.prompt_eval_count > 0
+
+
+def test_ollama_error_in_ollama_shape(ollama_client: ollama.Client) -> None:
+    with pytest.raises(ollama.ResponseError) as info:
+        ollama_client.chat(model=MODELS["local"], stream=False,
+                           messages=[{"role": "user", "content": "fake:error=400"}])
+    assert info.value.status_code == 400
+    assert "local" in info.value.error
