@@ -48,6 +48,7 @@ from chatmock.dialects.sse import SSEEvent
 from chatmock.dialects.tool_names import restore_response
 from chatmock.errors import ApiError, ClientError, UpstreamError
 from chatmock.net.client import UpstreamResponse
+from chatmock.routes.answer import client_of, query_provider
 from chatmock.routes.relay import drain
 from chatmock.routes.responses import parse_with_store
 from chatmock.routes.stored_turn import PendingTurn
@@ -165,8 +166,11 @@ async def _generate(app: App, request: Request, socket: MessageSocket,
                                        parsed.payload["input"])
     observer = EventFrames(app, parsed)
     forwarded = codex_client_headers(request.headers)
-    async with socket.responding(), app.backend.responses(
-            parsed.payload, session, forwarded, affinity=(connection,)) as upstream:
+    opened = app.backend.responses(parsed.payload, session, forwarded, affinity=(connection,)) \
+        if app.upstreams is None else app.upstreams.open(
+            parsed.payload, session, forwarded, client=client_of(request),
+            query_provider=query_provider(request), affinity=(connection,))
+    async with socket.responding(), opened as upstream:
         await _relay(upstream, observer, socket)
 
 

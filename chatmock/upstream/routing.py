@@ -63,16 +63,20 @@ class Upstreams:
     @asynccontextmanager
     async def open(self, payload: dict[str, Any], session: str, forwarded: Headers = (), *,
                    fallback: dict[str, Any] | None = None, client: str = "",
-                   query_provider: str | None = None) -> AsyncIterator[UpstreamResponse]:
-        """The answer's stream from the provider this request is for (module docstring)."""
+                   query_provider: str | None = None, affinity: tuple[str, ...] = (),
+                   ) -> AsyncIterator[UpstreamResponse]:
+        """The answer's stream from the provider this request is for (module docstring).
+        `affinity`: the Codex account pool's extra conversation keys (a WebSocket)."""
         provider, model = self.select(str(payload.get("model") or ""), query_provider)
         if provider.kind == "codex":
             if model != payload.get("model"):
                 payload["model"] = model
             async with AsyncExitStack() as stack:
                 await self._permit(stack, provider, client)
-                yield await stack.enter_async_context(open_responses(
-                    self.codex, payload, session, forwarded, fallback=fallback))
+                yield await stack.enter_async_context(
+                    self.codex.responses(payload, session, forwarded, affinity=affinity)
+                    if affinity else open_responses(self.codex, payload, session, forwarded,
+                                                    fallback=fallback))
             return
         backend = self.backends[provider.name]
         chosen = fallback if fallback is not None else payload  # without chatmock's tools

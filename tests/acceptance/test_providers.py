@@ -26,6 +26,7 @@ import pytest
 from chatmock.testing.fake_chat_flavors import OPENROUTER_KEY, XAI_KEY
 
 from .conftest import Process, spawn, start_chatmock
+from .wsclient import WSClient, done_items, output_text
 
 PROMPT = 'hi fake:reasoning=2 fake:tool=lookup fake:args={"q":1}'
 MODELS = {"xai": "xai/grok-3-mini", "openrouter": "openrouter/openai/gpt-5",
@@ -243,3 +244,63 @@ def test_ollama_error_in_ollama_shape(ollama_client: ollama.Client) -> None:
                            messages=[{"role": "user", "content": "fake:error=400"}])
     assert info.value.status_code == 400
     assert "local" in info.value.error
+
+
+# -- OpenAI Responses (translated from the chat stream), legacy completions, Ollama generate --
+
+RESPONSES_TOOL: Any = {"type": "function", "name": "lookup", "strict": False,
+                       "parameters": OPENAI_TOOL["function"]["parameters"]}
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_responses_stream_and_chain_on_previous_response_id(
+        openai_client: openai.OpenAI, provider: str) -> None:
+    events = list(openai_client.responses.create(
+        model=MODELS[provider], input=PROMPT, tools=[RESPONSES_TOOL], stream=True,
+        reasoning={"effort": "high", "summary": "auto"}))
+    kinds = [event.type for event in events]
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == ANSWER
+    assert "response.reasoning_text.delta" in kinds or \
+        "response.reasoning_summary_text.delta" in kinds
+    final = events[-1].response  # type: ignore[union-attr]
+    call = next(item for item in final.output if item.type == "function_call")
+    assert call.name == "lookup" and json.loads(call.arguments) == {"q": 1}
+    assert final.usage is not None and final.usage.total_tokens > 0
+    second = openai_client.responses.create(
+        model=MODELS[provider], previous_response_id=final.id, tools=[RESPONSES_TOOL],
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}])
+    assert second.output_text == f"Tool {call.call_id} returned: sunny"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_responses_websocket(server: Process, provider: str) -> None:
+    with WSClient(server.port) as client:
+        first = client.create(model=MODELS[provider], input=PROMPT, tools=[RESPONSES_TOOL])
+        assert first[-1]["type"] == "response.completed"
+        assert output_text(first) == ANSWER
+        call = next(item for item in done_items(first) if item["type"] == "function_call")
+        second = client.create(model=MODELS[provider], tools=[RESPONSES_TOOL],
+                               previous_response_id=first[-1]["response"]["id"],
+                               input=[{"type": "function_call_output",
+                                       "call_id": call["call_id"], "output": "22C"}])
+        assert output_text(second) == f"Tool {call['call_id']} returned: 22C"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_legacy_completions(openai_client: openai.OpenAI, provider: str) -> None:
+    reply = openai_client.completions.create(model=MODELS[provider], prompt="hi")
+    assert reply.choices[0].text == ANSWER
+    streamed = "".join(chunk.choices[0].text for chunk in openai_client.completions.create(
+        model=MODELS[provider], prompt="hi", stream=True) if chunk.choices)
+    assert streamed == ANSWER
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_ollama_generate(ollama_client: ollama.Client, provider: str) -> None:
+    reply = ollama_client.generate(model=MODELS[provider], prompt="hi", stream=False)
+    assert reply.response == ANSWER
+    streamed = "".join(part.response for part in ollama_client.generate(
+        model=MODELS[provider], prompt="hi", stream=True))
+    assert streamed == ANSWER
