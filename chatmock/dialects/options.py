@@ -26,7 +26,7 @@ class Options:
     fast_mode: bool = False  # ask for priority processing unless the request says
     enable_web_search: bool = False  # add the web_search tool unless the request says
     anthropic_models: ModelMap = DEFAULT_ANTHROPIC_MODELS  # Claude family -> model
-    providers: tuple[str, ...] = ()  # `provider/model` prefixes that name another upstream
+    providers: tuple[str, ...] = BUILTIN_PROVIDERS  # `provider/model` prefixes of upstreams
 
     @classmethod
     def of(cls, settings: Settings) -> Options:

@@ -109,7 +109,7 @@ def provider_error(provider: Provider, refused: Refused,
     if refused.status is None:
         return UpstreamError(f"The {provider.name} provider could not be reached: "
                              f"{refused.message}", status=502, headers=headers)
-    message = _message(refused.body) or f"status {refused.status}"
+    message = refused.message or _message(refused.body) or f"status {refused.status}"
     status = refused.status
     text = f"The {provider.name} provider refused the request ({status}): {message}"
     if status in (401, 403) and provider.key_env:

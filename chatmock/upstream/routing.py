@@ -34,6 +34,7 @@ from chatmock.upstream.codex import CodexBackend
 from chatmock.upstream.fallback import Headers, open_responses
 from chatmock.upstream.gate import Gate
 from chatmock.upstream.providers import Provider, ProviderRegistry
+from chatmock.upstream.qwen_backend import QwenBackend
 
 
 class ProviderBackend(Protocol):
@@ -56,6 +57,8 @@ class Upstreams:
         for provider in registry.usable():
             if provider.kind == "chat":
                 self.backends[provider.name] = ChatBackend(provider, http)
+            elif provider.kind == "qwen":
+                self.backends[provider.name] = QwenBackend(provider, http)
 
     def select(self, model: str, query_provider: str | None) -> tuple[Provider, str]:
         return self.registry.select(model, query_provider)

@@ -24,8 +24,9 @@ import openai
 import pytest
 
 from chatmock.testing.fake_chat_flavors import OPENROUTER_KEY, XAI_KEY
+from chatmock.testing.fake_qwen import QWEN_TOKEN
 
-from .conftest import Process, spawn, start_chatmock
+from .conftest import Process, recorded_requests, spawn, start_chatmock
 from .wsclient import WSClient, done_items, output_text
 
 PROMPT = 'hi fake:reasoning=2 fake:tool=lookup fake:args={"q":1}'
@@ -44,13 +45,15 @@ def fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Proces
     started = {name: spawn(["-m", "chatmock.testing.fake_chat", "--flavor", flavor,
                             "--port", "0"], tmp / f"{name}.log")
                for name, flavor in FLAVORS.items()}
+    started["qwen"] = spawn(["-m", "chatmock.testing.fake_qwen", "--port", "0"],
+                            tmp / "qwen.log")
     yield started
     for process in started.values():
         process.stop()
 
 
 def upstream_flags(fakes: dict[str, Process]) -> list[str]:
-    prefixes = {"xai": "/v1", "openrouter": "/api/v1", "local": "/v1"}
+    prefixes = {"xai": "/v1", "openrouter": "/api/v1", "local": "/v1", "qwen": ""}
     flags = []
     for name, process in fakes.items():
         flags += ["--upstream", f"{name}={process.url}{prefixes[name]}"]
@@ -59,7 +62,8 @@ def upstream_flags(fakes: dict[str, Process]) -> list[str]:
 
 def start_with_providers(tmp: Path, fakes: dict[str, Process], *flags: str,
                          env: dict[str, str] | None = None) -> Process:
-    keys = {"XAI_API_KEY": XAI_KEY, "OPENROUTER_API_KEY": OPENROUTER_KEY, **(env or {})}
+    keys = {"XAI_API_KEY": XAI_KEY, "OPENROUTER_API_KEY": OPENROUTER_KEY,
+            "QWEN_AUTH_TOKEN": QWEN_TOKEN, **(env or {})}
     saved = {name: os.environ.get(name) for name in keys}
     os.environ.update(keys)
     try:
@@ -304,3 +308,92 @@ def test_ollama_generate(ollama_client: ollama.Client, provider: str) -> None:
     streamed = "".join(part.response for part in ollama_client.generate(
         model=MODELS[provider], prompt="hi", stream=True))
     assert streamed == ANSWER
+
+
+# -- Qwen (the chat.qwen.ai web API): no tools; one chat per conversation ---------------
+
+QWEN = "qwen/qwen3.7-plus"
+QWEN_PROMPT = "hi fake:reasoning=2"
+
+
+def qwen_completions(fakes: dict[str, Process]) -> list[dict[str, Any]]:
+    return [r for r in recorded_requests(fakes["qwen"]) if "completions" in r["path"]]
+
+
+def test_qwen_openai_chat_streamed_and_collected(openai_client: openai.OpenAI) -> None:
+    text, reasoning = "", ""
+    for chunk in openai_client.chat.completions.create(
+            model=QWEN, stream=True, reasoning_effort="high",
+            messages=[{"role": "user", "content": QWEN_PROMPT}]):
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+            reasoning += getattr(choice.delta, "reasoning", None) or ""
+    assert text == "Hello! You said: hi" and reasoning
+    reply = openai_client.chat.completions.create(
+        model=QWEN, messages=[{"role": "user", "content": "hi"}])
+    assert reply.choices[0].message.content == ANSWER
+    assert reply.usage is not None and reply.usage.total_tokens > 0
+
+
+def test_qwen_refuses_tools_with_a_400(openai_client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        openai_client.chat.completions.create(model=QWEN, tools=[OPENAI_TOOL],
+                                              messages=[{"role": "user", "content": "hi"}])
+    assert "qwen" in str(info.value.body)
+
+
+def test_qwen_continues_its_chat_across_turns(openai_client: openai.OpenAI,
+                                              fakes: dict[str, Process]) -> None:
+    first = openai_client.chat.completions.create(
+        model=QWEN, messages=[{"role": "user", "content": "qwen turn one"}])
+    answer = first.choices[0].message.content
+    second = openai_client.chat.completions.create(model=QWEN, messages=[
+        {"role": "user", "content": "qwen turn one"},
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": "qwen turn two"}])
+    assert second.choices[0].message.content == "Hello! You said: qwen turn two"
+    sent = [r["body"] for r in qwen_completions(fakes)
+            if "qwen turn" in json.dumps(r["body"])][-2:]
+    assert sent[1]["chat_id"] == sent[0]["chat_id"]  # the same chat, continued
+    assert sent[1]["parent_id"] and sent[1]["messages"][0]["content"] == "qwen turn two"
+
+
+def test_qwen_anthropic_and_ollama(anthropic_client: anthropic.Anthropic,
+                                   ollama_client: ollama.Client) -> None:
+    with anthropic_client.messages.stream(
+            model=QWEN, max_tokens=2000, thinking={"type": "enabled", "budget_tokens": 1024},
+            messages=[{"role": "user", "content": QWEN_PROMPT}]) as stream:
+        message = stream.get_final_message()
+    assert [block.type for block in message.content] == ["thinking", "text"]
+    assert message.content[1].type == "text" and message.content[1].text == ANSWER
+    collected = anthropic_client.messages.create(
+        model=QWEN, max_tokens=100, messages=[{"role": "user", "content": "hi"}])
+    assert collected.content[0].type == "text" and collected.content[0].text == ANSWER
+    parts = list(ollama_client.chat(model=QWEN, stream=True, think=True,
+                                    messages=[{"role": "user", "content": QWEN_PROMPT}]))
+    assert "".join(p.message.content or "" for p in parts) == ANSWER
+    assert "".join(p.message.thinking or "" for p in parts)
+    assert ollama_client.generate(model=QWEN, prompt="hi", stream=False).response == ANSWER
+
+
+def test_qwen_responses_chain_and_websocket(openai_client: openai.OpenAI,
+                                            server: Process) -> None:
+    first = openai_client.responses.create(model=QWEN, input="qwen responses one")
+    assert first.output_text == "Hello! You said: qwen responses one"
+    second = openai_client.responses.create(model=QWEN, previous_response_id=first.id,
+                                            input="qwen responses two")
+    assert second.output_text == "Hello! You said: qwen responses two"
+    with WSClient(server.port) as client:
+        events = client.create(model=QWEN, input="qwen socket")
+    assert output_text(events) == "Hello! You said: qwen socket"
+
+
+def test_qwen_errors_in_each_dialect(openai_client: openai.OpenAI,
+                                     ollama_client: ollama.Client) -> None:
+    with pytest.raises(openai.NotFoundError):
+        openai_client.chat.completions.create(
+            model=QWEN, messages=[{"role": "user", "content": "fake:error=404"}])
+    with pytest.raises(ollama.ResponseError) as info:
+        ollama_client.chat(model=QWEN, stream=False,
+                           messages=[{"role": "user", "content": "fake:error=400"}])
+    assert info.value.status_code == 400

@@ -18,5 +18,15 @@ def test_each_option_is_the_setting_of_its_name() -> None:
                        anthropic_models=(("opus", "gpt-5.5"),))
     options = Options.of(changed)
     for field in dataclasses.fields(Options):
+        if field.name == "providers":  # derived: the built-in names and --upstream's
+            continue
         assert getattr(options, field.name) == getattr(changed, field.name), field.name
     assert options != Options()
+
+
+def test_the_provider_prefixes_are_the_builtin_and_upstream_names() -> None:
+    settings = Settings(upstreams=(("local", "http://127.0.0.1:1/v1", ""),))
+    options = Options.of(settings)
+    assert options.providers[-1] == "local" and "xai" in options.providers
+    assert options.names_provider("local/qwen3") and not options.names_provider("qwen3")
+    assert not options.names_provider("local/")

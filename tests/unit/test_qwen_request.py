@@ -202,3 +202,21 @@ def test_web_headers_pass_the_waf_and_name_the_chat() -> None:
     assert found[b"accept"] == b"text/event-stream" and found[b"x-request-id"] == b"rid"
     assert found[b"user-agent"].startswith(b"Mozilla/5.0")
     assert dict(web_headers(BASE, None, stream=False))[b"referer"] == BASE.encode() + b"/"
+
+
+def test_conversation_keys_follow_speakers_and_texts_not_shapes() -> None:
+    from chatmock.dialects.qwen_request import conversation_keys, extend_key
+
+    items = {"input": [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "one"}]},
+        {"type": "reasoning", "summary": []},
+        {"type": "message", "role": "assistant",
+         "content": [{"type": "output_text", "text": "answer"}]},
+        {"type": "message", "role": "user", "content": "two"}]}
+    keys = conversation_keys(items)
+    assert len(keys) == 5 and keys[0] == ""
+    assert keys[1] == keys[2] == extend_key("", "User", "one")  # reasoning adds no text
+    assert keys[3] == extend_key(keys[1], "Assistant", "answer")
+    chat_shape = {"input": [{"role": "user", "content": "one"},
+                            {"role": "assistant", "content": "answer"}]}
+    assert conversation_keys(chat_shape)[-1] == keys[3]
