@@ -35,7 +35,7 @@ from typing import Any
 from chatmock import __version__
 from chatmock.app import App
 from chatmock.info import account_summary, format_rfc3339, render_json
-from chatmock.routes.common import store_figures
+from chatmock.routes.common import providers_json, store_figures
 from chatmock.routes.status_page import PAGE, PAGE_HEADERS
 from chatmock.server.exchange import Request, Responder, send_json
 
@@ -88,14 +88,3 @@ def models_json(app: App) -> dict[str, Any]:
     return {"source": app.models.source,
             "list": [{"id": spec.slug, "efforts": list(spec.efforts),
                       "provider": CODEX_PROVIDER} for spec in app.catalog.specs]}
-
-
-def providers_json(app: App) -> list[dict[str, Any]]:
-    if app.providers is None:
-        return []
-    found = []
-    for provider in app.providers.providers.values():
-        gate = app.gates.get(provider.name)
-        found.append({**provider.describe(), "default": provider.name == app.providers.default,
-                      "gate": gate.stats().to_json() if gate is not None else None})
-    return found
