@@ -33,6 +33,7 @@ from chatmock.upstream.gate import Gate, gates
 from chatmock.upstream.instructions import load_base_instructions
 from chatmock.upstream.model_sync import ModelSync, cache_path
 from chatmock.upstream.pool_strategy import Strategy
+from chatmock.upstream.provider_models import ProviderModels
 from chatmock.upstream.providers import ProviderRegistry, build_registry
 from chatmock.upstream.routing import Upstreams
 
@@ -62,7 +63,12 @@ class App:
     providers: ProviderRegistry | None = None  # shown on the status page
     gates: dict[str, Gate] = field(default_factory=dict)  # per provider (not the Codex one)
     upstreams: Upstreams | None = None  # every request's provider (upstream/routing.py)
+    provider_models: ProviderModels | None = None  # the other providers' model lists
     started_at: float = field(default_factory=time.time)
+
+    async def provider_model_ids(self) -> list[tuple[str, str]]:
+        """(`provider/model`, provider) of the other providers' models (discovered, cached)."""
+        return [] if self.provider_models is None else await self.provider_models.listed()
 
     def usages(self) -> list[UsageLimits]:
         """Every account's usage figures (the default account's first)."""
@@ -105,7 +111,8 @@ def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
                   settings.max_concurrency, settings.queue_timeout)
     return App(settings, models, http, backend, SessionIds(), usage, store, redis=redis,
                exchanges=exchanges, providers=providers, gates=gated,
-               upstreams=Upstreams(providers, backend, http, gated))
+               upstreams=Upstreams(providers, backend, http, gated),
+               provider_models=ProviderModels(providers, http))
 
 
 def build_pool(backend: CodexBackend, settings: Settings, env: Mapping[str, str],

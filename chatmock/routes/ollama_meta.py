@@ -103,6 +103,7 @@ def capabilities(spec: ModelSpec) -> list[str]:
 async def tags(app: App, request: Request, out: Responder) -> None:
     await app.models.ensure_fresh()
     names = tag_names(app.catalog, app.settings.expose_reasoning_models)
+    names += [model_id for model_id, _ in await app.provider_model_ids()]
     await send_json(out, 200, {"models": [tag_entry(name) for name in names]})
 
 

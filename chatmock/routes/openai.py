@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from typing import Any
+from urllib.parse import unquote
 
 from chatmock.app import App
 from chatmock.catalog import CREATED
@@ -51,8 +52,8 @@ def chat_plan(chat: ChatRequest, compat: str) -> Plan:
         collector, model=chat.model, created=created, compat=compat), fallback)
 
 
-def model_object(model_id: str) -> dict[str, Any]:
-    return {"id": model_id, "object": "model", "created": CREATED, "owned_by": "openai"}
+def model_object(model_id: str, owner: str = "openai") -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": CREATED, "owned_by": owner}
 
 
 def anthropic_model(model_id: str, display_name: str = "") -> dict[str, Any]:
@@ -68,8 +69,12 @@ def wants_anthropic(request: Request) -> bool:
 async def list_models(app: App, request: Request, out: Responder) -> None:
     await app.models.ensure_fresh()
     ids = app.catalog.listed_ids(app.settings.expose_reasoning_models)
+    others = await app.provider_model_ids()
+    ids += [model_id for model_id, _ in others]
     if not wants_anthropic(request):
-        await send_json(out, 200, {"object": "list", "data": [model_object(i) for i in ids]})
+        owners = dict(others)
+        await send_json(out, 200, {"object": "list", "data": [
+            model_object(i, owners.get(i, "openai")) for i in ids]})
         return
     data = [anthropic_model(i, _display_name(app, i)) for i in ids]
     await send_json(out, 200, {"data": data, "has_more": False,
@@ -78,15 +83,17 @@ async def list_models(app: App, request: Request, out: Responder) -> None:
 
 
 async def get_model(app: App, request: Request, out: Responder) -> None:
-    model_id = request.path.removeprefix("/v1/models/")
+    model_id = unquote(request.path.removeprefix("/v1/models/"))  # SDKs send xai%2Fgrok-4
     listed = app.catalog.listed_ids(expose_variants=True)
-    if model_id not in listed and app.catalog.resolve(model_id).spec is None:
+    owners = dict(await app.provider_model_ids())
+    if model_id not in listed and model_id not in owners and \
+            app.catalog.resolve(model_id).spec is None:
         raise ClientError(f"The model '{model_id}' does not exist", status=404,
                           error_type="not_found_error", code="model_not_found")
     if wants_anthropic(request):
         await send_json(out, 200, anthropic_model(model_id, _display_name(app, model_id)))
     else:
-        await send_json(out, 200, model_object(model_id))
+        await send_json(out, 200, model_object(model_id, owners.get(model_id, "openai")))
 
 
 def _display_name(app: App, model_id: str) -> str:

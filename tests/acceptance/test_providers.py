@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -397,3 +398,41 @@ def test_qwen_errors_in_each_dialect(openai_client: openai.OpenAI,
         ollama_client.chat(model=QWEN, stream=False,
                            messages=[{"role": "user", "content": "fake:error=400"}])
     assert info.value.status_code == 400
+
+
+# -- model lists --------------------------------------------------------------------------
+
+
+def test_every_usable_providers_models_are_listed(
+        openai_client: openai.OpenAI, anthropic_client: anthropic.Anthropic,
+        ollama_client: ollama.Client) -> None:
+    listed = {model.id: model.owned_by for model in openai_client.models.list()}
+    assert listed["xai/grok-4"] == "xai" and listed["local/Qwen/Qwen3-8B"] == "local"
+    assert listed["openrouter/openai/gpt-5"] == "openrouter"
+    assert "qwen/qwen3.7-plus" in listed and "qwen/qwen3-max" not in listed  # inactive
+    assert "gpt-5.4" in listed  # the Codex backend's, as before
+    assert openai_client.models.retrieve("xai/grok-4").owned_by == "xai"
+    claude = {model.id for model in anthropic_client.models.list()}
+    assert {"xai/grok-4", "qwen/qwen3.7-plus", "gpt-5.4"} <= claude
+    tags = {model.model for model in ollama_client.list().models}
+    assert {"openrouter/openai/gpt-5", "local/Qwen/Qwen3-8B"} <= tags
+
+
+def test_a_provider_without_credentials_is_unlisted_and_named_in_a_400(
+        tmp_path: Path, fakes: dict[str, Process]) -> None:
+    server = start_with_providers(tmp_path, fakes, env={"OPENROUTER_API_KEY": ""})
+    try:
+        with openai.OpenAI(base_url=server.url + "/v1", api_key="unused",
+                           max_retries=0) as client:
+            ids = {model.id for model in client.models.list()}
+            assert "xai/grok-4" in ids and not any(i.startswith("openrouter/") for i in ids)
+            with pytest.raises(openai.BadRequestError) as info:
+                client.chat.completions.create(model="openrouter/openai/gpt-5",
+                                               messages=[{"role": "user", "content": "hi"}])
+        assert "OPENROUTER_API_KEY" in str(info.value.body)
+        with urllib.request.urlopen(server.url + "/health") as reply:
+            providers = {p["name"]: p for p in json.load(reply)["providers"]}
+        assert providers["openrouter"]["missing"] == ["OPENROUTER_API_KEY"]
+        assert OPENROUTER_KEY not in server.log.read_text()
+    finally:
+        server.stop()
