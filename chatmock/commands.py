@@ -10,6 +10,7 @@ import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -34,6 +35,7 @@ from chatmock.redis_url import EMBEDDED, parse_redis_url
 from chatmock.state.stores import sqlite_figures, store_path
 from chatmock.state.usage_limits import limits_path, load, newest
 from chatmock.state.usage_shared import read_shared_usage
+from chatmock.upstream.providers import build_registry
 
 
 def login_options(args: argparse.Namespace, env: Mapping[str, str]) -> LoginOptions:
@@ -137,7 +139,8 @@ def run_info(*, as_json: bool, env: Mapping[str, str]) -> int:
     store = store_summary(env)
     now = datetime.now(UTC)
     if as_json:
-        document = render_json(account, usage, now=now, store=store)
+        document = render_json(account, usage, now=now, store=store,
+                               providers=providers_summary(env))
         if problems:
             document["problems"] = problems
         print(json.dumps(document, indent=2))
@@ -145,8 +148,27 @@ def run_info(*, as_json: bool, env: Mapping[str, str]) -> int:
         for problem in problems:
             print(f"warning: ignoring {problem}", file=sys.stderr)
         color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-        sys.stdout.write(render_text(account, usage, now=now, color=color, store=store))
+        sys.stdout.write(render_text(account, usage, now=now, color=color, store=store,
+                                     providers=providers_summary(env)))
     return 0 if account["signed_in"] else EXIT_NOT_SIGNED_IN
+
+
+def providers_summary(env: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Every provider the settings and environment describe, with its gate's limits
+    (the live queues are in the server's /health); no secret, only what is missing."""
+    try:
+        settings = build_settings({}, env)
+        registry = build_registry(settings, env)
+    except ConfigError:  # e.g. a default provider without its key: show the rest
+        try:
+            settings = dataclasses.replace(build_settings({}, env), provider="chatgpt")
+            registry = build_registry(settings, env)
+        except ConfigError:
+            return []
+    gate = {"max_concurrency": settings.max_concurrency, "queue_timeout": settings.queue_timeout}
+    return [{**p.describe(), "default": p.name == registry.default,
+             "gate": gate if p.kind != "codex" and settings.max_concurrency else None}
+            for p in registry.providers.values()]
 
 
 def store_summary(env: Mapping[str, str]) -> StoreSummary:
