@@ -5,7 +5,8 @@ One chatmock serves three chat-completions providers at once, each moved onto it
 fake with `--upstream NAME=URL`: xAI (whole tool calls in one chunk,
 `reasoning_content`), OpenRouter (comment lines, split arguments with `index`,
 `reasoning` + `reasoning_details`, usage after the finish) and a generic vLLM-like
-server named `local` (no key). Each dialect and provider pair is driven at least once,
+server named `local` (no key), and Ollama's `/v1` named `ollama` (whole tool calls
+without `index`, the first without an id). Each dialect and provider pair is driven at least once,
 streamed and not: text, a tool call with its arguments, reasoning in the dialect's
 own form, usage, and a provider refusal in the dialect's error shape.
 """
@@ -32,8 +33,8 @@ from .wsclient import WSClient, done_items, output_text
 
 PROMPT = 'hi fake:reasoning=2 fake:tool=lookup fake:args={"q":1}'
 MODELS = {"xai": "xai/grok-3-mini", "openrouter": "openrouter/openai/gpt-5",
-          "local": "local/Qwen/Qwen3-8B"}
-FLAVORS = {"xai": "xai", "openrouter": "openrouter", "local": "vllm"}
+          "local": "local/Qwen/Qwen3-8B", "ollama": "ollama/gpt-oss:20b"}
+FLAVORS = {"xai": "xai", "openrouter": "openrouter", "local": "vllm", "ollama": "ollama"}
 PROVIDERS = list(MODELS)
 OPENAI_TOOL: Any = {"type": "function", "function": {
     "name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "integer"}}}}}
@@ -54,7 +55,8 @@ def fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Proces
 
 
 def upstream_flags(fakes: dict[str, Process]) -> list[str]:
-    prefixes = {"xai": "/v1", "openrouter": "/api/v1", "local": "/v1", "qwen": ""}
+    prefixes = {"xai": "/v1", "openrouter": "/api/v1", "local": "/v1", "ollama": "/v1",
+                "qwen": ""}
     flags = []
     for name, process in fakes.items():
         flags += ["--upstream", f"{name}={process.url}{prefixes[name]}"]
@@ -436,3 +438,16 @@ def test_a_provider_without_credentials_is_unlisted_and_named_in_a_400(
         assert OPENROUTER_KEY not in server.log.read_text()
     finally:
         server.stop()
+
+
+def test_the_provider_query_picks_the_upstream(server: Process) -> None:
+    with openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0,
+                       default_query={"provider": "local"}) as client:
+        reply = client.chat.completions.create(model="Qwen/Qwen3-8B",
+                                               messages=[{"role": "user", "content": "hi"}])
+        assert reply.choices[0].message.content == ANSWER
+    with openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0,
+                       default_query={"provider": "nowhere"}) as client, \
+            pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="x", messages=[{"role": "user", "content": "hi"}])
+    assert "nowhere" in str(info.value.body)
