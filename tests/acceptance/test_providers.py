@@ -451,3 +451,23 @@ def test_the_provider_query_picks_the_upstream(server: Process) -> None:
             pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model="x", messages=[{"role": "user", "content": "hi"}])
     assert "nowhere" in str(info.value.body)
+
+
+def test_a_failure_mid_stream_ends_each_dialects_stream_in_its_shape(
+        openai_client: openai.OpenAI, anthropic_client: anthropic.Anthropic,
+        ollama_client: ollama.Client) -> None:
+    """OpenRouter's in-stream error chunk after two deltas: an error event, not a
+    silent success, in each dialect."""
+    model, prompt = MODELS["openrouter"], "hi fake:fail"
+    with pytest.raises(openai.APIError):
+        for _ in openai_client.chat.completions.create(
+                model=model, stream=True, messages=[{"role": "user", "content": prompt}]):
+            pass
+    with pytest.raises(anthropic.APIStatusError), anthropic_client.messages.stream(
+            model=model, max_tokens=100,
+            messages=[{"role": "user", "content": prompt}]) as stream:
+        stream.get_final_message()
+    with pytest.raises(ollama.ResponseError):
+        for _ in ollama_client.chat(model=model, stream=True,
+                                    messages=[{"role": "user", "content": prompt}]):
+            pass
