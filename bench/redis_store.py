@@ -182,6 +182,21 @@ async def both_stores(redis_url: str, folder: Path, count: int) -> dict[str, Any
 # --- 3. end to end ---------------------------------------------------------------
 
 
+def start_fake_backend(stack: contextlib.ExitStack, logs: Path) -> int:
+    """The fake backend (chatmock/testing/fake_upstream.py) on a free port; that port."""
+    fake = spawn(stack, "fake", [sys.executable, "-m", "chatmock.testing.fake_upstream",
+                                 "--host", HOST, "--port", "0"], logs=logs, cwd=REPO,
+                 read_stdout=True)
+    return int(fake.next_line(30).rsplit(":", 1)[1].split("/")[0])
+
+
+def write_results(out: Path, results: dict[str, Any]) -> None:
+    """Print the figures and keep them in `out` (bench/out/...)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
 def start_chatmock(stack: contextlib.ExitStack, logs: Path, fake_port: int, home: Path,
                    name: str, *flags: str) -> tuple[int, int]:
     port = free_port()
@@ -238,10 +253,7 @@ def end_to_end(stack: contextlib.ExitStack, folder: Path, redis: RedisServer, ch
     of the machine falls on all of them."""
     logs = folder / "logs"
     logs.mkdir()
-    fake = spawn(stack, "fake", [sys.executable, "-m", "chatmock.testing.fake_upstream",
-                                 "--host", HOST, "--port", "0"], logs=logs, cwd=REPO,
-                 read_stdout=True)
-    fake_port = int(fake.next_line(30).rsplit(":", 1)[1].split("/")[0])
+    fake_port = start_fake_backend(stack, logs)
     homes = [folder / name for name in ("embedded", "fleet-one", "fleet-two")]
     for home in homes:
         write_auth_file(home)
@@ -289,9 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = {"resp us per reply or command": resp_figures(),
                    "store": trio.run(both_stores, redis.url, folder, args.turns),
                    "end to end": end_to_end(stack, folder, redis, args.chains, 25)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    write_results(args.out, results)
     return 0
 
 

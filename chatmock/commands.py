@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 
 import trio
 
 from chatmock import logs
+from chatmock.auth.accounts import account_path, accounts_dir, check_name, email_of
 from chatmock.auth.login import LoginError, LoginOptions, browser_login, device_login
 from chatmock.auth.oauth import DEFAULT_CALLBACK_PORT, OAuthClient
-from chatmock.auth.tokens import find_auth
+from chatmock.auth.tokens import find_auth, read_credentials
 from chatmock.config import (
     DEFAULT_CLIENT_ID,
     DEFAULT_ISSUER,
@@ -56,15 +59,46 @@ def run_login(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     logs.setup(args.verbose)
     try:
         options = login_options(args, env)
+        account = getattr(args, "account", None)
+        if account is not None:
+            options = dataclasses.replace(options, auth_path=pool_login_path(env, account))
         trio.run(_login, options, args.headless)
+        saved = options.auth_path if account is None else name_account(options.auth_path, account)
     except (LoginError, ConfigError) as exc:
         print(f"ERROR: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return exc.exit_code if isinstance(exc, LoginError) else 1
     except KeyboardInterrupt:
         print("Keyboard interrupt received, exiting.", file=sys.stderr)
         return 1
-    print(f"Login successful. Tokens saved to {options.auth_path}")
+    print(f"Login successful. Tokens saved to {saved}")
     return 0
+
+
+def pool_login_path(env: Mapping[str, str], name: str) -> Path:
+    """Where `login --account [NAME]` writes: the account's file, or (no name yet: the
+    email decides) a temporary file in the accounts folder."""
+    if not name:
+        return accounts_dir(env) / f".login-{os.getpid()}.json"
+    try:
+        return account_path(env, check_name(name))
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
+def name_account(path: Path, name: str) -> Path:
+    """The signed-in account's file under its final name (its email when none was given)."""
+    if name:
+        return path
+    credentials = read_credentials(path)
+    email = email_of(credentials.id_token) if credentials is not None else ""
+    try:
+        final = path.with_name(check_name(email) + ".json")
+    except ValueError:
+        path.unlink(missing_ok=True)
+        raise ConfigError(f"the sign-in names no usable email ({email!r}): "
+                          "run `chatmock login --account NAME`") from None
+    path.replace(final)
+    return final
 
 
 async def _login(options: LoginOptions, headless: bool) -> None:

@@ -61,6 +61,7 @@ DEFAULT_ORIGINATOR = "codex_cli_rs"  # the Codex CLI's own originator
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra")
 SUMMARIES = ("auto", "concise", "detailed", "none")
 COMPAT_MODES = ("think-tags", "o3", "legacy", "current")
+ACCOUNT_STRATEGIES = ("fill-first", "round-robin", "least-used")  # upstream/pool_strategy.py
 RESPONSE_FORMATS = ("route", "input")
 RESPONSE_STORES = ("sqlite", "memory")
 LOG_FORMATS = ("text", "json")
@@ -130,6 +131,7 @@ class Settings:
     originator: str = DEFAULT_ORIGINATOR
     base_instructions: str = "none"
     state: str = "embedded"
+    account_strategy: str = "fill-first"
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +244,9 @@ OPTIONS: tuple[Option, ...] = (
            "redis://[user:password@]host:port/db (rediss:// for TLS) to serve as one fleet",
            parse_state, env_name="CHATMOCK_STATE", also_env="CHATGPT_LOCAL_STATE",
            metavar="{embedded,redis://...}"),
+    Option("account_strategy", "which account of the pool (`chatmock accounts`) a new "
+           "conversation goes to", lower_word, ACCOUNT_STRATEGIES,
+           env_name="CHATMOCK_ACCOUNT_STRATEGY", also_env="CHATGPT_LOCAL_ACCOUNT_STRATEGY"),
 )
 
 

@@ -77,22 +77,23 @@ async def responses_socket(app: App, request: Request, out: Responder) -> None:
                           "connect with `Upgrade: websocket`, or POST for HTTP.", status=426,
                           code="upgrade_required", headers=UPGRADE_HEADERS)
     socket = await out.upgrade_websocket(request)
+    connection = "ws:" + secrets.token_hex(12)  # its turns stay on one account (the pool)
     try:  # a ClientGone (the peer left mid-response) goes on to the router's log line
         while (message := await socket.receive()) is not None:
-            await _serve_one(app, request, socket, message)
+            await _serve_one(app, request, socket, message, connection)
     finally:
         with trio.move_on_after(CLOSE_SECONDS, shield=True):
             await socket.close()
 
 
 async def _serve_one(app: App, request: Request, socket: MessageSocket,
-                     message: str | bytes) -> None:
+                     message: str | bytes, connection: str) -> None:
     """One client frame: a response streamed back, or one error frame."""
     try:
         body, generate = parse_frame(message)
         parsed = await parse_with_store(app, body)
         if generate:
-            await _generate(app, request, socket, parsed)
+            await _generate(app, request, socket, parsed, connection)
         else:
             await _prewarm(app, socket, parsed)
     except ApiError as error:
@@ -158,13 +159,13 @@ class EventFrames(ResponsesObserver):
 
 
 async def _generate(app: App, request: Request, socket: MessageSocket,
-                    parsed: ResponsesRequest) -> None:
+                    parsed: ResponsesRequest, connection: str) -> None:
     session = app.sessions.for_request(request.headers, parsed.payload.get("instructions"),
                                        parsed.payload["input"])
     observer = EventFrames(app, parsed)
     forwarded = codex_client_headers(request.headers)
-    async with socket.responding(), app.backend.responses(parsed.payload, session,
-                                                          forwarded) as upstream:
+    async with socket.responding(), app.backend.responses(
+            parsed.payload, session, forwarded, affinity=(connection,)) as upstream:
         await _relay(upstream, observer, socket)
 
 

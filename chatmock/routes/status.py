@@ -67,11 +67,21 @@ def server_json(app: App, now: datetime) -> dict[str, Any]:
 
 
 def accounts_json(app: App, now: datetime) -> list[dict[str, Any]]:
-    """The ChatGPT account as `chatmock info --json` shows it (no token, ever)."""
-    credentials = app.backend.credentials.current()
-    document = render_json(account_summary(credentials), app.usage.newest(), now=now)
-    return [{**document["account"], "provider": CODEX_PROVIDER,
-             "usage_limits": document["usage_limits"]}]
+    """The ChatGPT accounts as `chatmock info --json` shows one (no token, ever); with
+    a pool, each with its name and state (`chatmock accounts`)."""
+    pool = app.backend.pool
+    if pool.single:
+        credentials = app.backend.credentials.current()
+        document = render_json(account_summary(credentials), app.usage.newest(), now=now)
+        return [{**document["account"], "provider": CODEX_PROVIDER,
+                 "usage_limits": document["usage_limits"]}]
+    found = []
+    for account in pool.accounts:
+        usage = account.usage.newest() if account.usage is not None else None
+        document = render_json(account_summary(account.credentials.current()), usage, now=now)
+        found.append({**document["account"], "provider": CODEX_PROVIDER, "name": account.name,
+                      "state": pool.state_of(account), "usage_limits": document["usage_limits"]})
+    return found
 
 
 def models_json(app: App) -> dict[str, Any]:

@@ -248,7 +248,7 @@ def test_images_in_tool_results_follow_in_a_user_message() -> None:
     accepted_upstream(result)
 
 
-ENC = encrypted_reasoning("rs_1")
+ENC = encrypted_reasoning("rs_1", "acc")  # the account of codex_headers()
 SIGNED = mint(ENC, "")  # minted for the account `parse` uses (none)
 
 

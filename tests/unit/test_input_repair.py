@@ -22,7 +22,7 @@ from .helpers import AUTH, RESPONSES_PATH, accepted_upstream
 USER = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}
 AGAIN = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "again"}]}
 STORED_RS = {"type": "reasoning", "id": "rs_1", "summary": [],
-             "encrypted_content": encrypted_reasoning("rs_1")}
+             "encrypted_content": encrypted_reasoning("rs_1", "acc")}
 STRIPPED_RS: dict[str, Any] = {"type": "reasoning", "id": "rs_1", "summary": [],
                                "encrypted_content": None}
 MESSAGE = {"type": "message", "id": "msg_1", "role": "assistant",
