@@ -43,9 +43,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from loadgen import CHAT_PATH, chat_body
 from procs import HOST, BenchError, Child, free_port, raise_open_file_limit, spawn
 from procstat import cpu_seconds, rss_kib
+from wire import CHAT_PATH, chat_body
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -119,7 +119,7 @@ def stream_cpu(stack: contextlib.ExitStack, server: Child, port: int, requests: 
                                "--burst", 50), 600)
     if result["errors"]:
         raise BenchError(f"stream errors: {result['errors']}")
-    return (cpu_seconds(server.pid) - before) * 1e6 / result["deltas"]
+    return float((cpu_seconds(server.pid) - before) * 1e6 / result["deltas"])
 
 
 def backend_connections(pid: int, port: int) -> int:

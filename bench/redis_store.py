@@ -82,7 +82,8 @@ def resp_figures(rounds: int = 5) -> dict[str, float]:
              "array of 10 bulk": b"*10\r\n" + (b"$20\r\n" + b"y" * 20 + b"\r\n") * 10}
     figures = {name: min(per_reply_us(reply * 1000, 1000) for _ in range(rounds))
                for name, reply in kinds.items()}
-    command = ["SET", "chatmock:turn:resp_0123456789abcdef", body, "PX", 3_600_000]
+    command: list[bytes | str | int] = ["SET", "chatmock:turn:resp_0123456789abcdef", body,
+                                        "PX", 3_600_000]
     started = time.perf_counter()
     for _ in range(1000):
         encode_command(command)
@@ -105,7 +106,7 @@ def agent_turn(number: int, rng: random.Random, context: list[dict[str, Any]]) -
     """Turn `number` of an agent loop: the context so far, a reasoning item, a tool call
     and a message as output."""
     call_id = f"call_{number}"
-    output = [
+    output: list[dict[str, Any]] = [
         {"type": "reasoning", "id": f"rs_{number}_{rng.randrange(1 << 30)}", "summary": [],
          "encrypted_content": os.urandom(1500).hex()},
         {"type": "function_call", "call_id": call_id, "name": "read_file",

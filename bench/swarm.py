@@ -60,7 +60,8 @@ class Swarm:
         if connections is None:
             connections = self.local.connections = [
                 http.client.HTTPConnection(HOST, port, timeout=60) for port in self.ports]
-        return connections[index]
+        connection: http.client.HTTPConnection = connections[index]
+        return connection
 
     def turn(self, index: int, body: dict[str, Any]) -> tuple[int, Any]:
         connection = self.connection(index)

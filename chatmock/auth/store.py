@@ -39,13 +39,12 @@ from chatmock.auth.refresh_guard import FileGuard, RefreshGuard, RefreshUnavaila
 from chatmock.auth.tokens import (
     Credentials,
     auth_search_paths,
-    file_stamp,
     find_auth_in,
     merge_tokens,
     parse_auth,
 )
 from chatmock.errors import ClientError, UpstreamError
-from chatmock.fileio import write_private_json
+from chatmock.fileio import file_stamp, write_private_json
 
 log = logging.getLogger("chatmock.auth")
 

@@ -182,10 +182,3 @@ def read_credentials(path: Path) -> Credentials | None:
     except OSError:
         return None
 
-
-def file_stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return (info.st_mtime_ns, info.st_size)

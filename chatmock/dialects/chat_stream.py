@@ -46,7 +46,7 @@ from chatmock.dialects.events import (
     content_filtered,
     map_usage,
 )
-from chatmock.dialects.machine import THINK_TAGS, Paragraphs, Think, ThinkMove
+from chatmock.dialects.machine import CLOSE, CLOSED, OPEN, REASON, THINK_TAGS, UNOPENED, Paragraphs
 
 if TYPE_CHECKING:
     from chatmock.dialects.collectors import ResponseCollector
@@ -209,7 +209,7 @@ class ChatStreamTranslator(OpenAIChunkStream):
         super().__init__(model=model, created=created, include_usage=include_usage)
         self.reasoning = ReasoningFormat(compat)
         self.think_tags = compat == "think-tags"
-        self._think = Think.UNOPENED if self.think_tags else Think.CLOSED
+        self._think = UNOPENED if self.think_tags else CLOSED
         self._paragraphs = Paragraphs()
         self._tool_index: dict[str, int] = {}
         self._streamed_arguments: set[str] = set()
@@ -232,10 +232,10 @@ class ChatStreamTranslator(OpenAIChunkStream):
 
     def _close_think(self) -> bytes:
         was = self._think
-        if was is Think.CLOSED:  # THINK_TAGS' (CLOSED, CLOSE) move, on every text delta
+        if was is CLOSED:  # THINK_TAGS' (CLOSED, CLOSE) move, on every text delta
             return b""
-        self._think = THINK_TAGS.next(was, ThinkMove.CLOSE)
-        if was is Think.OPEN:
+        self._think = THINK_TAGS.next(was, CLOSE)
+        if was is OPEN:
             self._places.think_closed()
             return b"</think>"
         return b""
@@ -251,16 +251,16 @@ class ChatStreamTranslator(OpenAIChunkStream):
     def on_reasoning(self, raw: bytes, summary: bool) -> None:
         if summary and self._paragraphs.take() and self.reasoning.compat != "legacy":
             raw = _NEWLINE + raw
-            if self._think is not Think.CLOSED:
+            if self._think is not CLOSED:
                 self._places.think += 1
         if not self.think_tags:
             self._chunk(self.reasoning.delta(raw, summary))
             return
         was = self._think
-        self._think = THINK_TAGS.next(was, ThinkMove.REASON)
-        if was is Think.UNOPENED:
+        self._think = THINK_TAGS.next(was, REASON)
+        if was is UNOPENED:
             self._content(b"<think>" + raw)
-        elif was is Think.OPEN:
+        elif was is OPEN:
             self._content(raw)
 
     def on_item_added(self, item: dict[str, Any]) -> None:
@@ -285,7 +285,7 @@ class ChatStreamTranslator(OpenAIChunkStream):
         kind = item.get("type")
         if kind == "message":
             self._annotate(item)
-        elif kind == "reasoning" and self._think is Think.OPEN:
+        elif kind == "reasoning" and self._think is OPEN:
             self._places.reasoning_done(item)
         if kind not in TOOL_CALLS:
             return

@@ -91,6 +91,10 @@ THINK_TAGS: Table[Think, ThinkMove] = Table("think tags", {
     (Think.CLOSED, ThinkMove.REASON): Think.CLOSED,
     **{(state, ThinkMove.CLOSE): Think.CLOSED for state in Think},
 })
+# The members as plain module names: reading one off its Enum class costs ~70 ns on
+# Python 3.11, and the think-tag translators read them for every delta.
+UNOPENED, OPEN, CLOSED = Think.UNOPENED, Think.OPEN, Think.CLOSED
+REASON, CLOSE = ThinkMove.REASON, ThinkMove.CLOSE
 
 
 class Block(enum.Enum):

@@ -60,7 +60,7 @@ from chatmock.dialects.events import (
     arguments_of,
     content_filtered,
 )
-from chatmock.dialects.machine import THINK_TAGS, Paragraphs, Think, ThinkMove
+from chatmock.dialects.machine import CLOSE, CLOSED, OPEN, REASON, THINK_TAGS, UNOPENED, Paragraphs
 
 if TYPE_CHECKING:
     from chatmock.dialects.collectors import OllamaCollector
@@ -171,7 +171,7 @@ class OllamaStreamTranslator(UpstreamTranslator):
             self._thinking = self._head + b'"message":{"role":"assistant","content":"",' \
                 b'"thinking":"'
             self._end = b'"},"done":false}\n'
-        self._think = Think.UNOPENED if self.mode == "tags" else Think.CLOSED
+        self._think = UNOPENED if self.mode == "tags" else CLOSED
         self._paragraphs = Paragraphs()
         self._text_sent = False
         self._separator_due = False
@@ -183,10 +183,10 @@ class OllamaStreamTranslator(UpstreamTranslator):
 
     def _close_think(self) -> bytes:
         was = self._think
-        if was is Think.CLOSED:  # THINK_TAGS' (CLOSED, CLOSE) move, on every text delta
+        if was is CLOSED:  # THINK_TAGS' (CLOSED, CLOSE) move, on every text delta
             return b""
-        self._think = THINK_TAGS.next(was, ThinkMove.CLOSE)
-        return b"</think>" if was is Think.OPEN else b""
+        self._think = THINK_TAGS.next(was, CLOSE)
+        return b"</think>" if was is OPEN else b""
 
     def _flush_think(self) -> None:
         closing = self._close_think()
@@ -217,10 +217,10 @@ class OllamaStreamTranslator(UpstreamTranslator):
             self.out.append(self._thinking + raw + self._end)
             return
         was = self._think
-        self._think = THINK_TAGS.next(was, ThinkMove.REASON)
-        if was is Think.UNOPENED:
+        self._think = THINK_TAGS.next(was, REASON)
+        if was is UNOPENED:
             self.out.append(self._text + b"<think>" + raw + self._end)
-        elif was is Think.OPEN:
+        elif was is OPEN:
             self.out.append(self._text + raw + self._end)
 
     def on_item_added(self, item: dict[str, Any]) -> None:

@@ -20,6 +20,8 @@ event, in the dialect's shape (the translator's `on_failed`).
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ from urllib.parse import parse_qs
 from chatmock.app import App
 from chatmock.dialects.errors import Dialect
 from chatmock.dialects.events import UpstreamTranslator
+from chatmock.logs import redact
 from chatmock.net.client import UpstreamResponse
 from chatmock.routes.relay import collect, drain, relay
 from chatmock.server.exchange import Request, Responder, send_json
@@ -47,6 +50,12 @@ class Plan:
     render: Callable[[], Any] = lambda: None  # the collected answer's JSON (after collect)
     fallback: dict[str, Any] | None = None  # the payload without chatmock's added tools
     forwarded: Headers = ()  # a Codex client's own headers, sent on upstream
+
+
+def log_body(app: App, log: logging.Logger, what: str, body: Any) -> None:
+    """The client's request body at DEBUG, redacted, when `--verbose` or `--debug` asks."""
+    if app.settings.verbose or app.settings.debug:
+        log.debug("%s request: %s", what, redact(json.dumps(body)[:20000]))
 
 
 def streamed(payload: dict[str, Any], translator: UpstreamTranslator, errors: Dialect,

@@ -8,7 +8,6 @@ tools included), so there is nothing to retry without.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -22,8 +21,7 @@ from chatmock.dialects.completions import (
 )
 from chatmock.dialects.errors import Dialect
 from chatmock.dialects.options import Options
-from chatmock.logs import redact
-from chatmock.routes.answer import Plan, answer, collected, streamed
+from chatmock.routes.answer import Plan, answer, collected, log_body, streamed
 from chatmock.routes.relay import SSE_HEADERS, parse_json
 from chatmock.server.exchange import Request, Responder
 
@@ -32,8 +30,7 @@ log = logging.getLogger("chatmock.openai")
 
 async def completions(app: App, request: Request, out: Responder) -> None:
     body = parse_json(await request.body())
-    if app.settings.verbose or app.settings.debug:
-        log.debug("completions request: %s", redact(json.dumps(body)[:20000]))
+    log_body(app, log, "completions", body)
     completion = parse_completion_request(body, app.catalog, Options.of(app.settings))
     await answer(app, request, out, completion_plan(completion))
 

@@ -15,7 +15,6 @@ else 502); a streamed one is the last NDJSON line.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -34,8 +33,7 @@ from chatmock.dialects.ollama_stream import (
     load_object,
 )
 from chatmock.dialects.options import Options
-from chatmock.logs import redact
-from chatmock.routes.answer import Plan, answer, collected, streamed
+from chatmock.routes.answer import Plan, answer, collected, log_body, streamed
 from chatmock.routes.relay import parse_json
 from chatmock.server.exchange import Request, Responder, send_json
 
@@ -54,8 +52,7 @@ async def _answer(app: App, request: Request, out: Responder, *, generate: bool)
     started = time.monotonic_ns()
     stamp = created_at()
     body = parse_json(await request.body())
-    if app.settings.verbose or app.settings.debug:
-        log.debug("ollama request: %s", redact(json.dumps(body)[:20000]))
+    log_body(app, log, "ollama", body)
     parse = parse_generate if generate else parse_chat
     parsed = parse(body, app.catalog, Options.of(app.settings))
     app.recent.touch(parsed.model, keep_alive_seconds(body.get("keep_alive")))  # for /api/ps

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -16,8 +15,7 @@ from chatmock.dialects.collectors import ResponseCollector
 from chatmock.dialects.errors import Dialect
 from chatmock.dialects.options import Options
 from chatmock.errors import ClientError
-from chatmock.logs import redact
-from chatmock.routes.answer import Plan, answer, collected, streamed
+from chatmock.routes.answer import Plan, answer, collected, log_body, streamed
 from chatmock.routes.relay import SSE_HEADERS, parse_json
 from chatmock.routes.responses import answer_responses
 from chatmock.server.exchange import Request, Responder, send_json
@@ -31,8 +29,7 @@ async def chat_completions(app: App, request: Request, out: Responder) -> None:
         # go-chatmock's --response-format input: a Responses body here gets Responses output.
         await answer_responses(app, request, body, out)
         return
-    if app.settings.verbose or app.settings.debug:
-        log.debug("chat request: %s", redact(json.dumps(body)[:20000]))
+    log_body(app, log, "chat", body)
     chat = parse_chat_request(body, app.catalog, Options.of(app.settings))
     await answer(app, request, out, chat_plan(chat, app.settings.reasoning_compat))
 

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from chatmock.app import App
 from chatmock.dialects.errors import Dialect
-from chatmock.dialects.input_repair import store_query
-from chatmock.dialects.options import Options
-from chatmock.dialects.responses import ResponsesRequest, parse_responses_request
 from chatmock.dialects.responses_stream import observer_for
 from chatmock.routes.answer import Plan, answer
 from chatmock.routes.relay import SSE_HEADERS, parse_json
-from chatmock.routes.stored_turn import PendingTurn
+from chatmock.routes.stored_turn import PendingTurn, parse_with_store
 from chatmock.server.exchange import Request, Responder
 from chatmock.upstream.codex import codex_client_headers
-
-log = logging.getLogger("chatmock.responses")
 
 
 async def responses(app: App, request: Request, out: Responder) -> None:
@@ -36,16 +30,3 @@ async def answer_responses(app: App, request: Request, body: Any, out: Responder
                 forwarded=codex_client_headers(request.headers))
     # The turn is stored before the answer's last bytes leave (routes/stored_turn.py).
     await answer(app, request, turn.before_end(out), plan)
-
-
-async def parse_with_store(app: App, body: Any) -> ResponsesRequest:
-    """Parse a Responses body with what it needs from the local store (a turn to chain
-    on, items to restore): one look-up (a worker thread for SQLite, a round trip for Redis)."""
-    query = store_query(body)
-    stored = await app.responses_store.look_up(query) if query else None
-    parsed = parse_responses_request(body, app.catalog, Options.of(app.settings), stored)
-    if parsed.dropped:
-        log.debug("dropped reasoning items without encrypted content that chatmock did not "
-                  "stream (or that expired): %s", ", ".join(parsed.dropped))
-    return parsed
-

@@ -50,8 +50,7 @@ from chatmock.errors import ApiError, ClientError, UpstreamError
 from chatmock.net.client import UpstreamResponse
 from chatmock.routes.answer import client_of, query_provider
 from chatmock.routes.relay import drain
-from chatmock.routes.responses import parse_with_store
-from chatmock.routes.stored_turn import PendingTurn
+from chatmock.routes.stored_turn import PendingTurn, parse_with_store
 from chatmock.server.exchange import (
     ClientGone,
     MessageSocket,

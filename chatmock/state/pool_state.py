@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from chatmock.auth.tokens import file_stamp
+from chatmock.fileio import file_stamp
 from chatmock.net.redis import RedisClient, RedisError, Script
 
 log = logging.getLogger("chatmock.accounts")

@@ -88,10 +88,10 @@ def test_a_conversation_fails_over_mid_way_and_leaves_the_other_accounts_reasoni
                                          input="And now? fake:reasoning")
         assert second.status == "completed" and second.output_text
         # the same turn resent by hand, replaying the first account's reasoning
-        replayed = client.responses.create(model=MODEL, input=[
-            {"role": "user", "content": "Plan it. fake:reasoning"},
-            *[item.model_dump(exclude_none=True) for item in first.output],
-            {"role": "user", "content": "Once more"}])
+        resent: Any = [{"role": "user", "content": "Plan it. fake:reasoning"},
+                       *[item.model_dump(exclude_none=True) for item in first.output],
+                       {"role": "user", "content": "Once more"}]
+        replayed = client.responses.create(model=MODEL, input=resent)
         assert replayed.status == "completed"
     assert accounts_asked(fake) == [FIRST, FIRST, SECOND, SECOND]
     moved = recorded_requests(fake)[2]["body"]["input"]

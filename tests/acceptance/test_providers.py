@@ -119,7 +119,8 @@ def test_openai_chat_streams_text_reasoning_tools_and_usage(
         model=MODELS[provider], stream=True, stream_options={"include_usage": True},
         tools=[OPENAI_TOOL], reasoning_effort="high",
         messages=[{"role": "user", "content": PROMPT}])
-    text, reasoning, calls, usage, finish = "", "", {}, None, None
+    text, reasoning, usage, finish = "", "", None, None
+    calls: dict[int, dict[str, str]] = {}
     for chunk in stream:
         usage = chunk.usage or usage
         for choice in chunk.choices:
@@ -222,7 +223,8 @@ def test_anthropic_error_in_anthropic_shape(anthropic_client: anthropic.Anthropi
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_ollama_stream(ollama_client: ollama.Client, provider: str) -> None:
-    text, thinking, calls = "", "", []
+    text, thinking = "", ""
+    calls: list[Any] = []
     last: Any = None
     for part in ollama_client.chat(model=MODELS[provider], stream=True, think=True,
                                    tools=[OPENAI_TOOL],
@@ -272,12 +274,14 @@ def test_responses_stream_and_chain_on_previous_response_id(
     assert "response.reasoning_text.delta" in kinds or \
         "response.reasoning_summary_text.delta" in kinds
     final = events[-1].response  # type: ignore[union-attr]
-    call = next(item for item in final.output if item.type == "function_call")
+    call: Any = next(item for item in final.output if item.type == "function_call")
     assert call.name == "lookup" and json.loads(call.arguments) == {"q": 1}
     assert final.usage is not None and final.usage.total_tokens > 0
+    tool_output: Any = {"type": "function_call_output", "call_id": call.call_id,
+                        "output": "sunny"}
     second = openai_client.responses.create(
         model=MODELS[provider], previous_response_id=final.id, tools=[RESPONSES_TOOL],
-        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}])
+        input=[tool_output])
     assert second.output_text == f"Tool {call.call_id} returned: sunny"
 
 
@@ -308,7 +312,7 @@ def test_legacy_completions(openai_client: openai.OpenAI, provider: str) -> None
 def test_ollama_generate(ollama_client: ollama.Client, provider: str) -> None:
     reply = ollama_client.generate(model=MODELS[provider], prompt="hi", stream=False)
     assert reply.response == ANSWER
-    streamed = "".join(part.response for part in ollama_client.generate(
+    streamed = "".join(part.response or "" for part in ollama_client.generate(
         model=MODELS[provider], prompt="hi", stream=True))
     assert streamed == ANSWER
 

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -73,7 +74,7 @@ class Gateway:
 
 
 @contextmanager
-def running_gateway(home: Path, **settings: object) -> Iterator[Gateway]:
+def running_gateway(home: Path, **settings: Any) -> Iterator[Gateway]:
     """Serve chatmock (signed in as the test credentials in `home`) and the fake backend
     until the block ends."""
     write_auth_file(home)
@@ -84,7 +85,7 @@ def running_gateway(home: Path, **settings: object) -> Iterator[Gateway]:
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
             fake_port = await serve_on_loopback(nursery, FakeUpstreamApp())
-            chosen = Settings(model_sync=False,  # type: ignore[arg-type]
+            chosen = Settings(model_sync=False,
                               upstream_url=f"http://127.0.0.1:{fake_port}/backend-api/codex",
                               **settings)
             app = build_app(chosen, env={"CHATGPT_LOCAL_HOME": str(home)})

@@ -137,8 +137,8 @@ async def test_redis_down_keeps_a_valid_token_and_refuses_an_expired_one(
     valid = CredentialStore({"CHATGPT_LOCAL_HOME": str(due)}, oauth=oauth,  # type: ignore[arg-type]
                             guard=guards())
     assert (await valid.usable()).access_token == credentials_in(due).access_token
-    lapsed = CredentialStore({"CHATGPT_LOCAL_HOME": str(expired)},  # type: ignore[arg-type]
-                             oauth=oauth, guard=guards())
+    lapsed = CredentialStore({"CHATGPT_LOCAL_HOME": str(expired)},
+                             oauth=oauth, guard=guards())  # type: ignore[arg-type]
     with pytest.raises(UpstreamError) as refused:
         await lapsed.usable()
     assert refused.value.status == 503 and refused.value.code == "refresh_unavailable"

@@ -17,7 +17,7 @@ from .helpers import JSON, accepted_upstream, refused
 
 CATALOG = Catalog()
 PNG = "iVBORw0KGgo="
-WEATHER_TOOL = {"type": "function", "function": {
+WEATHER_TOOL: JSON = {"type": "function", "function": {
     "name": "get_weather", "description": "Weather by city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
 

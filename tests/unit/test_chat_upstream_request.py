@@ -33,7 +33,7 @@ CATALOG = Catalog()
 SETTINGS = Options()
 PNG = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
        "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
-WEATHER = {"type": "function", "function": {
+WEATHER: JSON = {"type": "function", "function": {
     "name": "get_weather", "description": "Weather by city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
 MODELS = {"xai": "grok-4.3", "openrouter": "openai/gpt-5", "vllm": "Qwen/Qwen3-8B",

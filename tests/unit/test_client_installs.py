@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from tests.acceptance.clients import installs
 @pytest.fixture
 def no_npm(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(installs, "CLIENTS_DIR", tmp_path)
-    monkeypatch.setattr(installs.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # the module installs uses
 
 
 @pytest.mark.usefixtures("no_npm")

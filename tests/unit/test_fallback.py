@@ -12,8 +12,8 @@ from chatmock.errors import UpstreamError
 from chatmock.net.client import UpstreamResponse
 from chatmock.upstream.fallback import Headers, open_responses
 
-WITH_TOOLS = {"input": [], "tools": [{"type": "web_search"}]}
-WITHOUT = {"input": [], "tools": []}
+WITH_TOOLS: dict[str, Any] = {"input": [], "tools": [{"type": "web_search"}]}
+WITHOUT: dict[str, Any] = {"input": [], "tools": []}
 
 
 class Backend:
@@ -36,7 +36,7 @@ class Backend:
 async def test_a_refusal_is_sent_again_without_the_added_tools() -> None:
     backend = Backend(400)
     async with open_responses(backend, WITH_TOOLS, "s", fallback=WITHOUT) as upstream:
-        assert upstream is WITHOUT
+        assert cast(object, upstream) is WITHOUT
     assert backend.sent == [WITH_TOOLS, WITHOUT]
 
 

@@ -23,7 +23,8 @@ USER = {"type": "message", "role": "user", "content": [{"type": "input_text", "t
 AGAIN = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "again"}]}
 STORED_RS = {"type": "reasoning", "id": "rs_1", "summary": [],
              "encrypted_content": encrypted_reasoning("rs_1", "acc")}
-STRIPPED_RS = {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": None}
+STRIPPED_RS: dict[str, Any] = {"type": "reasoning", "id": "rs_1", "summary": [],
+                               "encrypted_content": None}
 MESSAGE = {"type": "message", "id": "msg_1", "role": "assistant",
            "content": [{"type": "output_text", "text": "hello"}]}
 CALL = {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "f",
@@ -77,7 +78,7 @@ def test_item_references_are_expanded_or_refused() -> None:
 
 
 def test_other_items_pass_untouched_and_unrepaired_input_is_the_same_list() -> None:
-    items = [USER, STORED_RS, MESSAGE, CALL, OUTPUT]
+    items: list[dict[str, Any]] = [USER, STORED_RS, MESSAGE, CALL, OUTPUT]
     repaired, dropped = restore_items(items, {})
     assert repaired is items and dropped == []
 

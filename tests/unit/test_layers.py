@@ -8,6 +8,7 @@
     state/, upstream/   never routes/ (routes call them, not the other way round)
     server/    never dialects/: the route table hands the router each dialect's errors
     testing/   the fakes; nothing else in chatmock imports them
+    and each lower layer imports only the layers `BELOW` lists (the README's table)
 
 Imports inside functions and under `TYPE_CHECKING` count as well: a deferred import
 is still a dependency. The walk sees `import a.b` and `from a import b` (absolute;
@@ -102,6 +103,17 @@ def test_dialects_read_their_options_not_the_settings() -> None:
 
 def test_state_and_upstream_do_not_reach_up_into_routes() -> None:
     assert offences(frozenset({"state", "upstream"}), *chatmock("routes", "server")) == []
+
+
+# What each lower layer may import besides the leaves (README, "How it is built").
+BELOW = {"net": set(), "dialects": set(), "state": {"net"}, "auth": {"net", "server"},
+         "upstream": {"net", "auth", "state", "dialects"}, "server": {"net", "state", "app"}}
+
+
+@pytest.mark.parametrize("lower", sorted(BELOW))
+def test_each_lower_layer_imports_only_what_lies_below_it(lower: str) -> None:
+    others = {layer(module) for module in GRAPH} - LEAVES - BELOW[lower] - {"", lower}
+    assert offences(lower, *chatmock(*others)) == []
 
 
 def test_the_server_knows_no_dialect() -> None:

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from chatmock.catalog import Catalog
-from chatmock.config import replace
 from chatmock.dialects.anthropic import parse_messages_request
 from chatmock.dialects.chat import parse_chat_request
 from chatmock.dialects.options import Options
@@ -34,7 +33,7 @@ AUTH = [(b"authorization", b"Bearer " + QWEN_TOKEN.encode()),
 
 
 def from_chat(messages: list[JSON], **fields: Any) -> JSON:
-    settings = replace(Options(), **fields.pop("settings", {}))
+    settings = Options(**fields.pop("settings", {}))
     body = {"model": "gpt-5.4", "messages": messages, **fields}
     return parse_chat_request(body, CATALOG, settings).payload
 

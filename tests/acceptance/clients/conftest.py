@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ def client_env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_client(argv: list[str], env: dict[str, str], cwd: Path,
+def run_client(argv: Sequence[str | Path], env: dict[str, str], cwd: Path,
                timeout: float = CLIENT_SECONDS) -> subprocess.CompletedProcess[str]:
     """Run a client to the end with stdin closed; fail with its output if it fails."""
     cwd.mkdir(parents=True, exist_ok=True)
