@@ -8,7 +8,7 @@ ratios of servers measured side by side, so a busy machine moves both sides:
    TLS spoken to in HTTP/2 (`h2`), the same in HTTP/1.1 (`h1-tls`,
    `--no-upstream-http2`), and bench/run.py's plain-HTTP/1.1 setup (`h1`).
    Target: h2 within 15 % of h1-tls (the same TLS work on both sides).
-2. Backend connections held for N concurrent streams (loadgen's hold mode),
+2. Backend connections held for N concurrent streams (`hold-h1` below),
    counted from /proc: h2 (target <= 10 for 1,000) against h1-tls.
 3. RSS per open stream, on two fresh servers warmed alike: N streams held over
    inbound HTTP/2 (`hold-h2` below, 100 streams a connection) with the h2
@@ -18,8 +18,9 @@ ratios of servers measured side by side, so a busy machine moves both sides:
    `http2=True` stream a chat completion whole.
 
 `python bench/h2bench.py hold-h2 --port P --streams N` is the HTTP/2 hold client
-(h2 package, trio): it prints {"event": "held", ...} once every stream got its
-first delta, and closes them on a stdin line. Logs go to bench/out/logs/.
+(h2 package, trio; `hold-h1` the HTTP/1.1 one, a connection per stream): it
+prints {"event": "held", ...} once every stream got its first delta, and closes
+them on a stdin line. Logs go to bench/out/logs/.
 (Not `bench/h2.py`: scripts here import their neighbours by name, and that
 name would hide the h2 package from this script, httpx included.)
 """
@@ -38,12 +39,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from loadgen import CHAT_PATH, chat_body
 from procs import HOST, BenchError, Child, free_port, raise_open_file_limit, spawn
 from procstat import cpu_seconds, rss_kib
+from wire import CHAT_PATH, chat_body
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -86,7 +88,7 @@ def _healthy(port: int) -> bool:
 
     try:
         with socket.create_connection((HOST, port), timeout=1) as sock:
-            sock.sendall(b"GET /health HTTP/1.1\r\nhost: b\r\nconnection: close\r\n\r\n")
+            sock.sendall(b"GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
             return sock.recv(64).startswith(b"HTTP/1.1 200")
     except OSError:
         return False
@@ -96,7 +98,7 @@ def loadgen(stack: contextlib.ExitStack, port: int, mode: str, *options: object,
             ) -> Child:
     return start(stack, "loadgen", [PYTHON, LOADGEN, mode, "--port", str(port),
                                     *map(str, options)], read_stdout=True,
-                 write_stdin=mode == "hold")
+)
 
 
 def last_json(child: Child, timeout: float) -> dict[str, Any]:
@@ -117,7 +119,7 @@ def stream_cpu(stack: contextlib.ExitStack, server: Child, port: int, requests: 
                                "--burst", 50), 600)
     if result["errors"]:
         raise BenchError(f"stream errors: {result['errors']}")
-    return (cpu_seconds(server.pid) - before) * 1e6 / result["deltas"]
+    return float((cpu_seconds(server.pid) - before) * 1e6 / result["deltas"])
 
 
 def backend_connections(pid: int, port: int) -> int:
@@ -138,7 +140,7 @@ def backend_connections(pid: int, port: int) -> int:
     return count
 
 
-def hold(stack: contextlib.ExitStack, server: Child, argv: list[str], settle: float,
+def measure_hold(stack: contextlib.ExitStack, server: Child, argv: list[str], settle: float,
          measure: Any) -> dict[str, Any]:
     """Hold streams with a client process; `measure()` while they are open."""
     before = rss_kib(server.pid)
@@ -220,12 +222,11 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]
         "cpu_median_ms_per_1k_deltas": medians,
         "cpu_h2_over_h1_tls": round(medians["h2"] / medians["h1-tls"], 3),
         "cpu_h2_over_h1_plain": round(medians["h2"] / medians["h1"], 3)}
-    hold_argv = [PYTHON, LOADGEN, "hold", "--streams", str(args.streams), "--delay-ms", "500",
-                 "--open-timeout", "180"]
+    hold_argv = [PYTHON, str(Path(__file__)), "hold-h1", "--streams", str(args.streams)]
     for name in ("h1-tls", "h2"):
         phase(f"{args.streams} streams held through {name}: backend connections")
         server, port = servers[name]
-        result[f"hold_{name}"] = hold(
+        result[f"hold_{name}"] = measure_hold(
             stack, server, [*hold_argv, "--port", str(port)], 2.0,
             lambda pid=server.pid: {"backend_connections": backend_connections(pid, tls)})
     phase(f"RSS: {args.streams} streams over HTTP/2 both ways, and over HTTP/1.1 both ways")
@@ -234,13 +235,13 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]
     for name in ("h2", "h1"):  # fresh servers, warmed alike: no heap left over by a hold
         stream_cpu(stack, *rss[name], requests=2, connections=args.connections)
     server, port = rss["h2"]
-    result["rss_inbound_h2_upstream_h2"] = hold(
+    result["rss_inbound_h2_upstream_h2"] = measure_hold(
         stack, server, [PYTHON, str(Path(__file__)), "hold-h2", "--port", str(port),
                         "--streams", str(args.streams)], 2.0,
         lambda pid=server.pid: {"backend_connections": backend_connections(pid, tls)})
     server, port = rss["h1"]
-    result["rss_inbound_h1_upstream_h1"] = hold(stack, server, [*hold_argv, "--port", str(port)],
-                                                2.0, dict)
+    result["rss_inbound_h1_upstream_h1"] = measure_hold(
+        stack, server, [*hold_argv, "--port", str(port)], 2.0, dict)
     result["rss_per_stream_h2_over_h1"] = round(
         result["rss_inbound_h2_upstream_h2"]["rss_per_stream_kib"]
         / result["rss_inbound_h1_upstream_h1"]["rss_per_stream_kib"], 3)
@@ -249,50 +250,84 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]
     return result
 
 
-# --- the HTTP/2 hold client -------------------------------------------------
+# --- the hold clients -------------------------------------------------------
+
+HOLD_PROMPT = "bench hold fake:deltas=600 fake:delay_ms=500 fake:burst=1"
+"""Five minutes of one delta every 500 ms: streams that stay open while they are measured."""
 
 
-async def hold_h2(args: argparse.Namespace) -> None:
+def hold_body() -> bytes:
+    return json.dumps(chat_body(HOLD_PROMPT, True, "gpt-5.4")).encode()
+
+
+async def hold_h2_connection(port: int, streams: int, opened: Callable[[object], None]) -> None:
+    """`streams` chat streams multiplexed on one HTTP/2 connection (prior knowledge)."""
     import h2.config
     import h2.connection
     import h2.events
     import trio
 
-    body = json.dumps(chat_body("bench hold fake:deltas=600 fake:delay_ms=500 fake:burst=1",
-                                True, "gpt-5.4")).encode()
-    opened: set[tuple[int, int]] = set()
+    sock = await trio.open_tcp_stream(HOST, port)
+    conn = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=True, header_encoding=None))
+    conn.initiate_connection()
+    conn.increment_flow_control_window(2**30)
+    body = hold_body()
+    for _ in range(streams):
+        stream_id = conn.get_next_available_stream_id()
+        conn.send_headers(stream_id, [
+            (b":method", b"POST"), (b":scheme", b"http"), (b":path", CHAT_PATH.encode()),
+            (b":authority", HOST.encode()), (b"content-type", b"application/json")])
+        conn.send_data(stream_id, body, end_stream=True)
+    await sock.send_all(conn.data_to_send())
+    while data := await sock.receive_some(65536):
+        for event in conn.receive_data(data):
+            if isinstance(event, h2.events.DataReceived):
+                conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                opened((sock, event.stream_id))
+        await sock.send_all(conn.data_to_send())
+
+
+async def hold_h1_connection(port: int, streams: int, opened: Callable[[object], None]) -> None:
+    """One chat stream on its own HTTP/1.1 connection (`streams` is always 1 here)."""
+    import trio
+
+    sock = await trio.open_tcp_stream(HOST, port)
+    body = hold_body()
+    await sock.send_all(b"POST %b HTTP/1.1\r\nhost: %b\r\ncontent-type: application/json\r\n"
+                        b"content-length: %d\r\n\r\n%b"
+                        % (CHAT_PATH.encode(), HOST.encode(), len(body), body))
+    received = b""
+    while data := await sock.receive_some(65536):
+        received = (received + data)[-65536:]
+        head_end = received.find(b"\r\n\r\n")
+        if head_end >= 0 and len(received) > head_end + 4:
+            opened(sock)
+
+
+async def hold(args: argparse.Namespace) -> None:
+    """Open `--streams` streams, print {"event": "held", "open": N} once each got a delta
+    (or after 180 s), and keep them open until a line comes on stdin."""
+    import trio
+
+    h2_client = args.mode == "hold-h2"
+    per, run_connection = ((args.per_connection, hold_h2_connection) if h2_client
+                           else (1, hold_h1_connection))
+    open_streams: set[object] = set()
     all_open = trio.Event()
 
-    async def connection(number: int, streams: int) -> None:
-        sock = await trio.open_tcp_stream(HOST, args.port)
-        conn = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=True, header_encoding=None))
-        conn.initiate_connection()
-        conn.increment_flow_control_window(2**30)
-        for _ in range(streams):
-            stream_id = conn.get_next_available_stream_id()
-            conn.send_headers(stream_id, [
-                (b":method", b"POST"), (b":scheme", b"http"), (b":path", CHAT_PATH.encode()),
-                (b":authority", b"bench"), (b"content-type", b"application/json")])
-            conn.send_data(stream_id, body, end_stream=True)
-        await sock.send_all(conn.data_to_send())
-        while data := await sock.receive_some(65536):
-            for event in conn.receive_data(data):
-                if isinstance(event, h2.events.DataReceived):
-                    conn.acknowledge_received_data(event.flow_controlled_length,
-                                                   event.stream_id)
-                    opened.add((number, event.stream_id))
-            await sock.send_all(conn.data_to_send())
-            if len(opened) >= args.streams:
-                all_open.set()
+    def opened(key: object) -> None:
+        open_streams.add(key)
+        if len(open_streams) >= args.streams:
+            all_open.set()
 
-    per = args.per_connection
     async with trio.open_nursery() as nursery:
         for number in range(math.ceil(args.streams / per)):
-            nursery.start_soon(connection, number, min(per, args.streams - number * per))
+            nursery.start_soon(run_connection, args.port,
+                               min(per, args.streams - number * per), opened)
         with trio.move_on_after(180):
             await all_open.wait()
-        print(json.dumps({"event": "held", "open": len(opened)}), flush=True)
+        print(json.dumps({"event": "held", "open": len(open_streams)}), flush=True)
         await trio.to_thread.run_sync(sys.stdin.readline)
         nursery.cancel_scope.cancel()
 
@@ -305,10 +340,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/h2bench.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     modes = parser.add_subparsers(dest="mode")
-    holder = modes.add_parser("hold-h2", help="the HTTP/2 hold client")
-    holder.add_argument("--port", type=int, required=True)
-    holder.add_argument("--streams", type=int, default=1000)
-    holder.add_argument("--per-connection", type=int, default=100)
+    for name, what in (("hold-h2", "HTTP/2, 100 streams a connection"),
+                       ("hold-h1", "HTTP/1.1, a connection per stream")):
+        holder = modes.add_parser(name, help=f"the hold client over {what}")
+        holder.add_argument("--port", type=int, required=True)
+        holder.add_argument("--streams", type=int, default=1000)
+        holder.add_argument("--per-connection", type=int, default=100)
     parser.add_argument("--streams", type=int, default=1000, help="streams held (1,000)")
     parser.add_argument("--rounds", type=int, default=3, help="CPU rounds per server (3)")
     parser.add_argument("--requests", type=int, default=5,
@@ -316,10 +353,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args(argv)
     raise_open_file_limit()
-    if args.mode == "hold-h2":
+    if args.mode in ("hold-h2", "hold-h1"):
         import trio
 
-        trio.run(hold_h2, args)
+        trio.run(hold, args)
         return 0
     LOGS.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()

@@ -44,14 +44,15 @@ from procstat import cpu_seconds
 from servers import wait_ready
 
 from chatmock.net.redis import RedisClient
-from chatmock.net.redis_url import parse_redis_url
 from chatmock.net.resp import NEED_DATA, ReplyParser, encode_command, encode_commands
-from chatmock.state.response_store import AsyncResponseStore, StoredResponse, StoreQuery
+from chatmock.redis_url import parse_redis_url
+from chatmock.state.response_store import AsyncResponseStore
 from chatmock.state.response_store_redis import RedisResponseStore
 from chatmock.state.response_store_sqlite import SqliteResponseStore
 from chatmock.state.stores import LocalStore
 from chatmock.testing.credentials import write_auth_file
 from chatmock.testing.redis_server import RedisServer
+from chatmock.turns import StoredResponse, StoreQuery
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -81,7 +82,8 @@ def resp_figures(rounds: int = 5) -> dict[str, float]:
              "array of 10 bulk": b"*10\r\n" + (b"$20\r\n" + b"y" * 20 + b"\r\n") * 10}
     figures = {name: min(per_reply_us(reply * 1000, 1000) for _ in range(rounds))
                for name, reply in kinds.items()}
-    command = ["SET", "chatmock:turn:resp_0123456789abcdef", body, "PX", 3_600_000]
+    command: list[bytes | str | int] = ["SET", "chatmock:turn:resp_0123456789abcdef", body,
+                                        "PX", 3_600_000]
     started = time.perf_counter()
     for _ in range(1000):
         encode_command(command)
@@ -104,7 +106,7 @@ def agent_turn(number: int, rng: random.Random, context: list[dict[str, Any]]) -
     """Turn `number` of an agent loop: the context so far, a reasoning item, a tool call
     and a message as output."""
     call_id = f"call_{number}"
-    output = [
+    output: list[dict[str, Any]] = [
         {"type": "reasoning", "id": f"rs_{number}_{rng.randrange(1 << 30)}", "summary": [],
          "encrypted_content": os.urandom(1500).hex()},
         {"type": "function_call", "call_id": call_id, "name": "read_file",
@@ -180,6 +182,21 @@ async def both_stores(redis_url: str, folder: Path, count: int) -> dict[str, Any
 # --- 3. end to end ---------------------------------------------------------------
 
 
+def start_fake_backend(stack: contextlib.ExitStack, logs: Path) -> int:
+    """The fake backend (chatmock/testing/fake_upstream.py) on a free port; that port."""
+    fake = spawn(stack, "fake", [sys.executable, "-m", "chatmock.testing.fake_upstream",
+                                 "--host", HOST, "--port", "0"], logs=logs, cwd=REPO,
+                 read_stdout=True)
+    return int(fake.next_line(30).rsplit(":", 1)[1].split("/")[0])
+
+
+def write_results(out: Path, results: dict[str, Any]) -> None:
+    """Print the figures and keep them in `out` (bench/out/...)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
 def start_chatmock(stack: contextlib.ExitStack, logs: Path, fake_port: int, home: Path,
                    name: str, *flags: str) -> tuple[int, int]:
     port = free_port()
@@ -236,10 +253,7 @@ def end_to_end(stack: contextlib.ExitStack, folder: Path, redis: RedisServer, ch
     of the machine falls on all of them."""
     logs = folder / "logs"
     logs.mkdir()
-    fake = spawn(stack, "fake", [sys.executable, "-m", "chatmock.testing.fake_upstream",
-                                 "--host", HOST, "--port", "0"], logs=logs, cwd=REPO,
-                 read_stdout=True)
-    fake_port = int(fake.next_line(30).rsplit(":", 1)[1].split("/")[0])
+    fake_port = start_fake_backend(stack, logs)
     homes = [folder / name for name in ("embedded", "fleet-one", "fleet-two")]
     for home in homes:
         write_auth_file(home)
@@ -287,9 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = {"resp us per reply or command": resp_figures(),
                    "store": trio.run(both_stores, redis.url, folder, args.turns),
                    "end to end": end_to_end(stack, folder, redis, args.chains, 25)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    write_results(args.out, results)
     return 0
 
 

@@ -16,9 +16,10 @@ some 7,000 of them). chatmock's RSS and descriptors are sampled from /proc every
 It checks, and exits 1 when any check fails:
 - memory: the least-squares slope of RSS after the warm-up (a sixth of the run, at least
   30 s). Flat means under 5 % of the mean RSS per hour, or under 1 MiB of fitted growth over
-  the measured window: RSS moves in steps of allocator arenas (up to 1 MiB), so a shorter
-  run cannot resolve less, while 5 %/h is what a server left running for days can afford
-  (with a 50 MiB heap, 2.5 MiB an hour: a dozen bytes an exchange at the default rate);
+  the measured window (4 MiB with `--ci`: `CI_MEMORY_FLOOR_KIB` says why): RSS moves in steps
+  of allocator arenas (up to 1 MiB), so a shorter run cannot resolve less, while 5 %/h is
+  what a server left running for days can afford (with a 50 MiB heap, 2.5 MiB an hour: a
+  dozen bytes an exchange at the default rate);
 - descriptors: after the traffic and `--idle-seconds` of quiet, no client connection is left
   and the non-network descriptors are back to their count before the traffic; the upstream
   pool (idle keep-alive connections to the backend) is reported, bounded by its size;
@@ -82,6 +83,13 @@ MEMORY_RATE = 0.05
 """Flat: RSS grows by less than this share of its mean per hour..."""
 MEMORY_FLOOR_KIB = 1024
 """...or by less than this over the measured window (allocator arenas come in 1 MiB)."""
+CI_MEMORY_FLOOR_KIB = 4096
+"""The CI soak's floor. In two minutes RSS still climbs by a few MiB that are not Python
+objects (tracemalloc, sampled through a CI soak, shows the Python heap flat within its
+in-flight buffers: bench/RESULTS.md, "Soak"): malloc arenas of the threads that serve the
+SQLite store, SQLite's page caches filling. 4 MiB over the ~17,000 exchanges after the
+warm-up still fails any leak of 250 bytes or more per exchange; the 30-minute soak judges
+the slow ones by the 5 %/h rate."""
 DRAIN_SECONDS = 15.0
 PREFILL, PREFILL_KINDS = 5000, ("normal", "chain", "websocket")
 CI_WORKERS, CI_WARM_UP = 24, 30.0
@@ -105,6 +113,7 @@ class Plan:
     """Quick exchanges before the traffic (see the module docstring)."""
     kinds: tuple[str, ...] = ()
     """Only these kinds of exchange (and `storm`), to narrow a finding down; all if empty."""
+    memory_floor_kib: int = MEMORY_FLOOR_KIB
 
 
 async def soak(plan: Plan, pid: int, port: int, fake_port: int) -> dict[str, Any]:
@@ -208,7 +217,7 @@ def memory_check(result: dict[str, Any], plan: Plan) -> dict[str, Any]:
     window_hours = (points[-1][0] - points[0][0]) / 3600 if len(points) > 1 else 0.0
     fds = slope_per_hour([(s["t"], s["fds"]) for s in result["samples"]
                           if s["t"] >= plan.warm_up])
-    flat = slope <= MEMORY_RATE * mean or slope * window_hours <= MEMORY_FLOOR_KIB
+    flat = slope <= MEMORY_RATE * mean or slope * window_hours <= plan.memory_floor_kib
     return {"ok": bool(points) and flat, "rss_slope_kib_per_hour": round(slope),
             "rss_slope_percent_per_hour": round(100 * slope / mean, 2) if mean else None,
             "rss_mean_kib": round(mean), "fitted_growth_kib": round(slope * window_hours),
@@ -302,7 +311,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("--minutes", type=float, default=30.0, help="traffic time (default 30)")
-    add("--ci", action="store_true", help="the CI-sized soak: 2 minutes, 5 s idle")
+    add("--ci", action="store_true", help="the CI-sized soak: 2 minutes, 5 s idle, "
+        f"{CI_MEMORY_FLOOR_KIB // 1024} MiB memory floor")
     add("--seed", type=int, default=1, help="seeds every random choice (default 1)")
     add("--workers", type=int, default=8, help="concurrent clients besides the storms")
     add("--storm-gap", type=float, default=20.0, help="mean seconds between 429 storms")
@@ -327,13 +337,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.idle_seconds, args.storm_gap = 5.0, 15.0
     if args.warm_up is None:
         args.warm_up = max(30.0, args.minutes * 10)
+    args.memory_floor_kib = CI_MEMORY_FLOOR_KIB if args.ci else MEMORY_FLOOR_KIB
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     plan = Plan(args.minutes * 60, args.workers, args.seed, args.storm_gap,
-                args.sample_seconds, args.idle_seconds, args.warm_up, args.prefill, args.kinds)
+                args.sample_seconds, args.idle_seconds, args.warm_up, args.prefill, args.kinds,
+                args.memory_floor_kib)
     raise_open_file_limit()
     logs = args.out.parent / "soak-logs"
     logs.mkdir(parents=True, exist_ok=True)

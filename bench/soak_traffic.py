@@ -317,9 +317,7 @@ async def malformed(w: Worker) -> None:
     bad = draw(w.rng, w.port)
     client = await Client.connect(w.port)
     try:
-        async with trio.open_nursery() as nursery:  # the server may answer before it all went
-            nursery.start_soon(_send_ignoring_close, client, bad.raw)
-            reply = await client.reply()
+        reply = await _reply_while_sending(client, bad.raw)
         found = _malformed_problem(bad.statuses, bad.api, bad.may_play, reply)
         if found is None and bad.closes:
             rest = await client.until_closed(5.0)
@@ -333,6 +331,25 @@ async def malformed(w: Worker) -> None:
     played = bad.may_play and reply.status == 200
     w.record(Outcome("malformed", bad.name, found, reply.status, int(played),
                      allowed_5xx=reply.status == 501 and bad.name.startswith("smuggling (TE")))
+
+
+async def _reply_while_sending(client: Client, data: bytes) -> Reply:
+    """The reply to `data`, read while it is still being sent: the server may answer
+    before it all went. A failed read is raised as itself, not in an exception group, so
+    `Worker.run` records it as a failed exchange."""
+    failure: BaseException | None = None
+    reply: Reply | None = None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_send_ignoring_close, client, data)
+        try:
+            reply = await client.reply()
+        except EXCHANGE_ERRORS as exc:
+            failure = exc
+            nursery.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    assert reply is not None
+    return reply
 
 
 async def _send_ignoring_close(client: Client, data: bytes) -> None:

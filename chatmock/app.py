@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -9,14 +10,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from chatmock.auth.accounts import accounts_dir, pool_files
 from chatmock.auth.oauth import OAuthClient
 from chatmock.auth.refresh_guard import RedisGuard
 from chatmock.auth.store import CredentialStore
+from chatmock.catalog import Catalog
 from chatmock.config import Settings, home_dir, worker_count
 from chatmock.net.client import HTTPClient
-from chatmock.net.redis_url import EMBEDDED, parse_redis_url
-from chatmock.state.catalog import Catalog
+from chatmock.redis_url import EMBEDDED, parse_redis_url
 from chatmock.state.exchanges import Exchanges
+from chatmock.state.pool_state import STATE_FILENAME, MemoryPoolState, RedisPoolState
 from chatmock.state.prompt_cache import SessionIds
 from chatmock.state.recent_models import RecentModels
 from chatmock.state.response_store import AsyncResponseStore
@@ -24,11 +27,15 @@ from chatmock.state.stores import open_response_store
 from chatmock.state.usage_limits import UsageLimits, limits_path
 from chatmock.state.usage_shared import SharedUsage
 from chatmock.supervisor import WorkerInfo
+from chatmock.upstream.accounts import Account, AccountPool
 from chatmock.upstream.codex import ClientIdentity, CodexBackend, installation_id
-from chatmock.upstream.gate import Gate
+from chatmock.upstream.gate import Gate, gates
 from chatmock.upstream.instructions import load_base_instructions
 from chatmock.upstream.model_sync import ModelSync, cache_path
+from chatmock.upstream.pool_strategy import Strategy
+from chatmock.upstream.provider_models import ProviderModels
 from chatmock.upstream.providers import ProviderRegistry, build_registry
+from chatmock.upstream.routing import Upstreams
 
 if TYPE_CHECKING:
     from chatmock.net.redis import RedisClient
@@ -54,8 +61,19 @@ class App:
     redis: RedisClient | None = None  # fleet mode (--state redis://...)
     exchanges: Exchanges = field(default_factory=Exchanges)  # in flight, recent errors
     providers: ProviderRegistry | None = None  # shown on the status page
-    gates: dict[str, Gate] = field(default_factory=dict)  # per provider, once wired
+    gates: dict[str, Gate] = field(default_factory=dict)  # per provider (not the Codex one)
+    upstreams: Upstreams | None = None  # every request's provider (upstream/routing.py)
+    provider_models: ProviderModels | None = None  # the other providers' model lists
     started_at: float = field(default_factory=time.time)
+
+    async def provider_model_ids(self) -> list[tuple[str, str]]:
+        """(`provider/model`, provider) of the other providers' models (discovered, cached)."""
+        return [] if self.provider_models is None else await self.provider_models.listed()
+
+    def usages(self) -> list[UsageLimits]:
+        """Every account's usage figures (the default account's first)."""
+        return [self.usage, *(usage for usage in self.backend.pool.usages()
+                              if usage is not self.usage)]
 
     @property
     def catalog(self) -> Catalog:
@@ -81,6 +99,7 @@ def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
     usage = UsageLimits(limits_path(env), shared=None if redis is None else SharedUsage(
         redis, lambda: getattr(backend.credentials.current(), "account_id", "")))
     backend.on_headers = usage.record
+    build_pool(backend, settings, env, redis, usage)
     models = ModelSync(backend, settings.upstream_url, cache_path(env),
                        enabled=settings.model_sync, interval=settings.model_refresh_interval,
                        load_cache=False)
@@ -88,8 +107,41 @@ def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
         SHARED_STORE_GRACE if worker_count(settings) > 1 else 0.0))
     providers = build_registry(settings, env)
     exchanges = Exchanges(secrets=(settings.access_token, *providers.secrets()))
+    gated = gates([p.name for p in providers.usable() if p.kind != "codex"],
+                  settings.max_concurrency, settings.queue_timeout)
     return App(settings, models, http, backend, SessionIds(), usage, store, redis=redis,
-               exchanges=exchanges, providers=providers)
+               exchanges=exchanges, providers=providers, gates=gated,
+               upstreams=Upstreams(providers, backend, http, gated),
+               provider_models=ProviderModels(providers, http))
+
+
+def build_pool(backend: CodexBackend, settings: Settings, env: Mapping[str, str],
+               redis: RedisClient | None, usage: UsageLimits) -> None:
+    """The account pool (chatmock/upstream/accounts.py) of the default auth.json and
+    `<home>/accounts/*.json`; left as the backend's single account when there is one."""
+    files = pool_files(env, usage.path)
+    if len(files) == 1 and files[0].default:
+        return
+    accounts = []
+    for file in files:
+        store = backend.credentials if file.default else CredentialStore(
+            env, oauth=backend.credentials.oauth, path=file.path,
+            guard=RedisGuard(redis) if redis is not None else None)
+        account_usage = usage if file.default else UsageLimits(
+            file.usage_path, shared=None if redis is None else SharedUsage(
+                redis, functools.partial(_account_id, store)))
+        accounts.append(Account(file.name, store, usage=account_usage))
+    state = (RedisPoolState(redis) if redis is not None
+             else MemoryPoolState(accounts_dir(env) / STATE_FILENAME))
+    backend.pool = AccountPool(accounts, strategy=Strategy(settings.account_strategy),
+                               state=state)
+    backend.credentials = accounts[0].credentials
+    log.info("account pool: %s (%s)", ", ".join(account.name for account in accounts),
+             settings.account_strategy)
+
+
+def _account_id(store: CredentialStore) -> str:
+    return getattr(store.current(), "account_id", "")
 
 
 def open_redis(settings: Settings) -> RedisClient | None:

@@ -1,4 +1,4 @@
-"""`chatmock` command line: `login`, `serve`, `info`, `doctor`."""
+"""`chatmock` command line: `login`, `serve`, `info`, `doctor`, `accounts`, `logout`."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from chatmock.config import (
     worker_count,
 )
 from chatmock.errors import ConfigError
-from chatmock.routes import PREFIX_ROUTES, ROUTES
+from chatmock.routes import TABLE
 from chatmock.server.exchange import ConnectionLimits
 from chatmock.server.listen import (
     bind_sockets,
@@ -48,6 +48,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from chatmock import doctor  # not loaded by `serve`
 
         return doctor.run(vars(args), os.environ, as_json=args.json)
+    if args.command in ("accounts", "logout"):
+        from chatmock import accounts_command
+
+        if args.command == "logout":
+            return accounts_command.run_logout(args.name, os.environ)
+        return accounts_command.run_accounts(as_json=args.json, env=os.environ)
     if args.command in ("login", "info"):
         from chatmock import commands as other  # their code is not loaded by `serve`
 
@@ -113,6 +119,11 @@ def parse_command_line(argv: list[str]) -> argparse.Namespace:
     info_parser = commands.add_parser("info", help="show the account and its usage limits "
                                       "(exit code 1 when not signed in)")
     info_parser.add_argument("--json", action="store_true", help="print JSON (never tokens)")
+    accounts_parser = commands.add_parser(
+        "accounts", help="list the accounts of the pool: plan, usage windows and state")
+    accounts_parser.add_argument("--json", action="store_true", help="print JSON (never tokens)")
+    logout_parser = commands.add_parser("logout", help="remove an account of the pool")
+    logout_parser.add_argument("name", help="the account's name (see `chatmock accounts`)")
     doctor_parser = commands.add_parser(
         "doctor", help="check sign-in, token, clock, port, TLS and the backend",
         description="Check what `serve` needs, one line per check. Takes serve's options, "
@@ -149,6 +160,9 @@ def add_login_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--headless", action="store_true",
                         help="sign in with a device code instead of the localhost callback")
     parser.add_argument("--verbose", action="store_true", help="log the sign-in's requests")
+    parser.add_argument("--account", nargs="?", const="", default=None, metavar="NAME",
+                        help="add the sign-in to the account pool as NAME (default: its "
+                             "email) instead of writing auth.json")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="give up after this long (default 600; 900 with --headless)")
 
@@ -193,10 +207,12 @@ async def run_server(settings: Settings, tls: ssl.SSLContext | None = None,
             log.info("%s", text, extra={logs.FIELDS: fields})
             warn_if_open(settings)
             nursery.start_soon(_after_start, app)
-            nursery.start_soon(app.usage.run_writer)
+            for usage in app.usages():
+                nursery.start_soon(usage.run_writer)
             nursery.start_soon(app.http.close_idle_forever)
             nursery.start_soon(app.responses_store.maintain)
-        app.usage.flush()
+        for usage in app.usages():
+            usage.flush()
         await app.responses_store.aclose()
         if app.redis is not None:
             await app.redis.aclose()
@@ -207,7 +223,7 @@ async def _serve(app: App, settings: Settings, listeners: list[trio.SocketListen
                  shutdown: trio.Event, tls: ssl.SSLContext | None, helpers: trio.CancelScope,
                  task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Run the server; when it has drained, stop the helper tasks beside it."""
-    await serve(Router(app, ROUTES, PREFIX_ROUTES), listeners, limits=limits_of(settings),
+    await serve(Router(app, TABLE), listeners, limits=limits_of(settings),
                 max_connections=settings.max_connections, shutdown=shutdown,
                 shutdown_timeout=settings.shutdown_timeout, tls=tls, task_status=task_status)
     helpers.cancel()

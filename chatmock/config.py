@@ -33,7 +33,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chatmock.errors import ConfigError
-from chatmock.net.redis_url import parse_state
 from chatmock.option_values import (
     DEFAULT_ANTHROPIC_MODELS,
     ModelMap,
@@ -50,6 +49,7 @@ from chatmock.option_values import (
     parse_workers,
     provider_name,
 )
+from chatmock.redis_url import parse_state
 
 DEFAULT_UPSTREAM_URL = "https://chatgpt.com/backend-api/codex"
 DEFAULT_ISSUER = "https://auth.openai.com"
@@ -61,6 +61,7 @@ DEFAULT_ORIGINATOR = "codex_cli_rs"  # the Codex CLI's own originator
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra")
 SUMMARIES = ("auto", "concise", "detailed", "none")
 COMPAT_MODES = ("think-tags", "o3", "legacy", "current")
+ACCOUNT_STRATEGIES = ("fill-first", "round-robin", "least-used")  # upstream/pool_strategy.py
 RESPONSE_FORMATS = ("route", "input")
 RESPONSE_STORES = ("sqlite", "memory")
 LOG_FORMATS = ("text", "json")
@@ -130,6 +131,7 @@ class Settings:
     originator: str = DEFAULT_ORIGINATOR
     base_instructions: str = "none"
     state: str = "embedded"
+    account_strategy: str = "fill-first"
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +244,9 @@ OPTIONS: tuple[Option, ...] = (
            "redis://[user:password@]host:port/db (rediss:// for TLS) to serve as one fleet",
            parse_state, env_name="CHATMOCK_STATE", also_env="CHATGPT_LOCAL_STATE",
            metavar="{embedded,redis://...}"),
+    Option("account_strategy", "which account of the pool (`chatmock accounts`) a new "
+           "conversation goes to", lower_word, ACCOUNT_STRATEGIES,
+           env_name="CHATMOCK_ACCOUNT_STRATEGY", also_env="CHATGPT_LOCAL_ACCOUNT_STRATEGY"),
 )
 
 

@@ -44,12 +44,12 @@ from chatmock import __version__, logs
 from chatmock.auth.oauth import OAuthClient
 from chatmock.auth.store import CredentialStore
 from chatmock.auth.tokens import Credentials, auth_search_paths, find_auth
+from chatmock.catalog import catalog_from_discovery
 from chatmock.config import Settings, build_settings, home_dir
 from chatmock.errors import ApiError, ConfigError, UpstreamError
 from chatmock.info import account_summary, format_duration, format_local
 from chatmock.net.client import HTTPClient
 from chatmock.net.transport import Origin, split_url, tls_context
-from chatmock.state.catalog import catalog_from_discovery
 from chatmock.upstream.codex import CodexBackend, installation_id, upstream_error
 from chatmock.upstream.model_sync import MAX_BODY, models_url
 

@@ -97,3 +97,13 @@ def file_lock_sync(path: Path, *, wait: bool) -> Iterator[bool]:
             fcntl.flock(descriptor, fcntl.LOCK_UN)
     finally:
         os.close(descriptor)
+
+
+def file_stamp(path: Path) -> tuple[int, int] | None:
+    """(modification time in ns, size) of a file, None when it cannot be read: a cheap
+    way to tell whether another process rewrote it since it was last read."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_mtime_ns, info.st_size)

@@ -98,14 +98,31 @@ def plan_display(raw: object) -> str:
 
 
 def render_text(account: AccountSummary, usage: UsageSnapshot | None, *, now: datetime,
-                color: bool, tz: tzinfo | None = None, store: StoreSummary | None = None) -> str:
+                color: bool, tz: tzinfo | None = None, store: StoreSummary | None = None,
+                providers: list[dict[str, Any]] | None = None) -> str:
     """The full `chatmock info` text, ending in a newline; times in `tz` (default: local)."""
     now = _aware(now)
     lines = ["👤 Account", *_account_lines(account, now, tz), "", "📊 Usage Limits",
              *_usage_lines(usage, now, color, tz)]
     if store is not None:
         lines += ["", "🗄 Response Store", *store_lines(store)]
+    if providers:
+        lines += ["", "🔌 Providers", *provider_lines(providers)]
     return "\n".join(lines) + "\n"
+
+
+def provider_lines(providers: list[dict[str, Any]]) -> list[str]:
+    """One line per provider (`ProviderRegistry` descriptions: never a secret)."""
+    lines = []
+    for provider in providers:
+        state = "ready" if provider["usable"] else "missing " + " and ".join(provider["missing"])
+        gate = provider.get("gate")
+        limit = (f", {gate['max_concurrency']} at a time, queue {gate['queue_timeout']:g} s"
+                 if gate else "")
+        default = " (default)" if provider.get("default") else ""
+        lines.append(f"  {provider['name']}{default}: {provider['kind']} at "
+                     f"{provider['base_url']}, {state}{limit}")
+    return lines
 
 
 def store_lines(store: StoreSummary) -> list[str]:
@@ -252,13 +269,17 @@ def format_rfc3339(moment: datetime) -> str:
 
 
 def render_json(account: AccountSummary, usage: UsageSnapshot | None, *, now: datetime,
-                tz: tzinfo | None = None, store: StoreSummary | None = None) -> dict[str, Any]:
+                tz: tzinfo | None = None, store: StoreSummary | None = None,
+                providers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """go-chatmock's `info --json` document without `available_models`, plus our fields
-    (the RFC 3339 times, `responses_store`)."""
+    (the RFC 3339 times, `responses_store`, `providers`)."""
     now = _aware(now)
-    document = {"account": _account_json(account), "usage_limits": _usage_json(usage, now, tz)}
+    document: dict[str, Any] = {"account": _account_json(account),
+                                "usage_limits": _usage_json(usage, now, tz)}
     if store is not None:
         document["responses_store"] = dict(store)
+    if providers is not None:
+        document["providers"] = providers
     return document
 
 

@@ -30,6 +30,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import trio
 
@@ -38,13 +39,12 @@ from chatmock.auth.refresh_guard import FileGuard, RefreshGuard, RefreshUnavaila
 from chatmock.auth.tokens import (
     Credentials,
     auth_search_paths,
-    file_stamp,
-    find_auth,
+    find_auth_in,
     merge_tokens,
     parse_auth,
 )
 from chatmock.errors import ClientError, UpstreamError
-from chatmock.fileio import write_private_json
+from chatmock.fileio import file_stamp, write_private_json
 
 log = logging.getLogger("chatmock.auth")
 
@@ -60,8 +60,11 @@ def not_signed_in(problems: list[str]) -> ClientError:
 class CredentialStore:
     def __init__(self, env: Mapping[str, str] | None = None, *, oauth: OAuthClient | None = None,
                  recheck_seconds: float = 1.0, clock: Callable[[], float] = time.time,
-                 guard: RefreshGuard | None = None) -> None:
+                 guard: RefreshGuard | None = None, path: Path | None = None) -> None:
+        """`path`: one account's file (the pool's named accounts); by default the
+        first auth.json of the search order (auth.md §3.3)."""
         self._env = dict(os.environ if env is None else env)
+        self._paths = [path] if path is not None else None
         self.oauth = oauth
         self.guard: RefreshGuard = guard or FileGuard()
         self._clock = clock
@@ -81,9 +84,10 @@ class CredentialStore:
         if now - self._checked_at < self._recheck:
             return self._cached
         self._checked_at = now
-        stamps = [file_stamp(path) for path in auth_search_paths(self._env)]
+        paths = self._paths or auth_search_paths(self._env)
+        stamps = [file_stamp(path) for path in paths]
         if stamps != self._stamps:
-            self._cached, self.problems = find_auth(self._env)
+            self._cached, self.problems = find_auth_in(paths)
             self._stamps = stamps
             for problem in self.problems:
                 log.warning("ignoring %s", problem)

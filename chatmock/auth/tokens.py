@@ -136,8 +136,13 @@ def account_id_from(id_token: str) -> str:
 def find_auth(env: Mapping[str, str]) -> tuple[Credentials | None, list[str]]:
     """The first auth.json of the search order that exists and parses, and the
     problems of any candidate that exists but does not (each naming its file)."""
+    return find_auth_in(auth_search_paths(env))
+
+
+def find_auth_in(paths: list[Path]) -> tuple[Credentials | None, list[str]]:
+    """The first of `paths` that exists and parses, and the problems of the others."""
     problems: list[str] = []
-    for path in auth_search_paths(env):
+    for path in paths:
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
@@ -177,10 +182,3 @@ def read_credentials(path: Path) -> Credentials | None:
     except OSError:
         return None
 
-
-def file_stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return (info.st_mtime_ns, info.st_size)

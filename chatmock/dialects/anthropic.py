@@ -43,7 +43,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chatmock.config import Settings
+from chatmock.catalog import DEFAULT_MODEL, Catalog, Resolved
 from chatmock.dialects.anthropic_messages import convert_messages, convert_system, invalid
 from chatmock.dialects.common import (
     REASONING_INCLUDE,
@@ -52,9 +52,9 @@ from chatmock.dialects.common import (
     service_tier,
 )
 from chatmock.dialects.fields import ANTHROPIC as fields
+from chatmock.dialects.options import Options
 from chatmock.dialects.tool_names import NameMap, shorten_tool_names
 from chatmock.errors import ClientError
-from chatmock.state.catalog import DEFAULT_MODEL, Catalog, Resolved
 
 Item = dict[str, Any]
 ATTACHMENT_TOKENS = 1600  # an image or file in count_tokens: Anthropic's per-image ceiling
@@ -87,7 +87,7 @@ def check_anthropic_headers(headers: Mapping[bytes, bytes]) -> None:
 
 
 def parse_messages_request(body: Any, headers: Mapping[bytes, bytes], catalog: Catalog,
-                           settings: Settings, account_tag: str = "") -> MessagesRequest:
+                           options: Options, account_tag: str = "") -> MessagesRequest:
     """The upstream payload of a `POST /v1/messages` body.
 
     `headers` are accepted for beta flags; none changes the mapping today.
@@ -99,14 +99,14 @@ def parse_messages_request(body: Any, headers: Mapping[bytes, bytes], catalog: C
         raise invalid("model", "Field required" if model is None
                       else "Input should be a non-empty string")
     _check_max_tokens(body)
-    resolved = resolve_claude_model(model, catalog, settings)
+    resolved = resolve_claude_model(model, catalog, options)
     instructions = convert_system(body.get("system"))
     items = convert_messages(body.get("messages"), account_tag)
     tools = convert_tools(body.get("tools"))
     tool_choice, parallel = convert_tool_choice(body.get("tool_choice"))
-    if not tools and settings.enable_web_search and tool_choice != "none":
+    if not tools and options.enable_web_search and tool_choice != "none":
         tools = [{"type": "web_search"}]
-    reasoning, thinking = messages_reasoning(body, resolved, catalog, settings)
+    reasoning, thinking = messages_reasoning(body, resolved, catalog, options)
     payload: dict[str, Any] = {"model": resolved.slug}
     if instructions:
         payload["instructions"] = instructions
@@ -114,7 +114,7 @@ def parse_messages_request(body: Any, headers: Mapping[bytes, bytes], catalog: C
                     "parallel_tool_calls": parallel, "store": False, "stream": True,
                     "include": [REASONING_INCLUDE], "reasoning": reasoning})
     # Anthropic's own `service_tier` values mean nothing upstream: only --fast-mode counts.
-    tier = service_tier({}, resolved, catalog, settings)
+    tier = service_tier({}, resolved, catalog, options)
     if tier:
         payload["service_tier"] = tier
     text_format = output_format(body.get("output_config"))
@@ -132,7 +132,7 @@ def _check_max_tokens(body: dict[str, Any]) -> None:
 # -- models ----------------------------------------------------------------------------------
 
 
-def resolve_claude_model(name: str, catalog: Catalog, settings: Settings) -> Resolved:
+def resolve_claude_model(name: str, catalog: Catalog, options: Options) -> Resolved:
     """What a Messages `model` means upstream.
 
     A `[1m]`-style suffix, an `@date` and a `-YYYYMMDD` suffix are stripped;
@@ -141,21 +141,23 @@ def resolve_claude_model(name: str, catalog: Catalog, settings: Settings) -> Res
     haiku, fable, ...) takes that family's model; anything else, including
     unknown Claude ids, takes the sonnet mapping. `--debug-model` wins.
     """
+    if options.names_provider(name.strip()):  # `xai/grok-4`: another provider's model
+        return Resolved(name.strip(), name.strip(), None, None)
     base = _DATE_SUFFIX.sub("", _CONTEXT_SUFFIX.sub("", name.strip()).split("@", 1)[0])
     if catalog.resolve(base).spec is not None:
-        return catalog.resolve(base, settings.debug_model)
-    families = dict(settings.anthropic_models)
+        return catalog.resolve(base, options.debug_model)
+    families = dict(options.anthropic_models)
     lowered = base.lower()
     target = next((model for family, model in families.items() if family in lowered),
                   families.get("sonnet", DEFAULT_MODEL))
-    return catalog.resolve(target, settings.debug_model)
+    return catalog.resolve(target, options.debug_model)
 
 
 # -- reasoning -------------------------------------------------------------------------------
 
 
 def messages_reasoning(body: dict[str, Any], resolved: Resolved, catalog: Catalog,
-                       settings: Settings) -> tuple[dict[str, str], bool]:
+                       options: Options) -> tuple[dict[str, str], bool]:
     """(the upstream `reasoning` object, whether the client asked for thinking)."""
     thinking = fields.obj(body, "thinking") or {}
     kind = fields.choice(thinking, "type", ("enabled", "disabled", "adaptive"), "thinking")
@@ -164,7 +166,7 @@ def messages_reasoning(body: dict[str, Any], resolved: Resolved, catalog: Catalo
     efforts = _output_config_efforts(body.get("output_config"))
     if kind == "enabled":
         efforts += budget_efforts(thinking.get("budget_tokens"))
-    return reasoning_param(resolved, catalog, settings, efforts), kind is not None
+    return reasoning_param(resolved, catalog, options, efforts), kind is not None
 
 
 def _output_config_efforts(config: Any) -> tuple[str, ...]:
@@ -264,7 +266,7 @@ def convert_tool_choice(choice: Any) -> tuple[Any, bool]:
 # -- count_tokens ----------------------------------------------------------------------------
 
 
-def count_tokens(body: Any, catalog: Catalog, settings: Settings) -> int:
+def count_tokens(body: Any, catalog: Catalog, options: Options) -> int:
     """A local estimate of a body's input tokens (no upstream call; spec §5.6).
 
     `system`, `messages` and `tools` are converted and validated as for

@@ -1,6 +1,6 @@
 """Codex Responses events → Anthropic Messages, streamed (SSE events) or whole.
 
-Both renderings share one content-block state machine (`_Blocks`), so a
+Both renderings share one content-block state machine (`Blocks`), so a
 streamed message and a non-stream one carry the same blocks in the same order:
 
 * each reasoning item → a `thinking` block (opened when the item starts, so a
@@ -48,8 +48,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from chatmock import jsonbytes
 from chatmock.dialects.chat_stream import KEEP_ALIVE
@@ -60,7 +59,17 @@ from chatmock.dialects.events import (
     content_filtered,
     failure_kind,
 )
+from chatmock.dialects.machine import BLOCKS, Block, BlockMove, Paragraphs
 from chatmock.dialects.signatures import mint
+
+if TYPE_CHECKING:
+    from chatmock.dialects.collectors import CollectedBlock, MessagesCollector
+
+
+# Enum members as module constants: reading one off its class costs ~70 ns on Python 3.11,
+# and these are read for every delta.
+_NONE, _TEXT, _THINKING, _TOOL_USE = Block.NONE, Block.TEXT, Block.THINKING, Block.TOOL_USE
+_CLOSE = BlockMove.CLOSE
 
 PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
@@ -132,7 +141,7 @@ def _call_key(item: dict[str, Any]) -> str:
     return str(item.get("id") or item.get("call_id") or "")
 
 
-class _Blocks(UpstreamTranslator):
+class Blocks(UpstreamTranslator):
     """The content-block state machine; subclasses render `_begin`, `_append`, `_end`."""
 
     def __init__(self, *, thinking: bool, account_tag: str = "") -> None:
@@ -140,13 +149,12 @@ class _Blocks(UpstreamTranslator):
         self.thinking = thinking
         self.account_tag = account_tag  # signatures are minted for this account
         self.index = -1  # of the last block begun
-        self.open: str | None = None  # kind of the open block
+        self.block = _NONE  # the open block (machine.BLOCKS: one at a time)
         self.saw_tool_use = False
         self._open_call = ""  # item key of the open tool_use block
         self._calls: set[str] = set()  # item keys of every tool_use block begun
         self._streamed = False  # the open tool_use block got argument deltas
-        self._summary_started = False
-        self._paragraph_pending = False
+        self._paragraphs = Paragraphs()
         self._reasoning_kind: bool | None = None  # summary? of the last thinking delta
 
     # -- rendering (subclasses) -------------------------------------------------
@@ -157,26 +165,27 @@ class _Blocks(UpstreamTranslator):
 
     # -- block moves --------------------------------------------------------------
 
-    def _start(self, kind: str, block: dict[str, Any]) -> None:
+    def _start(self, move: BlockMove, block: dict[str, Any]) -> None:
         self._close()
         self.index += 1
-        self.open = kind
-        self._begin(kind, block)
+        self.block = BLOCKS.next(self.block, move)
+        self._begin(self.block.value, block)
 
     def _close(self, signature: str = "") -> None:
-        if self.open is not None:
-            self._end(signature if self.open == "thinking" else None)
-            self.open = None
+        if self.block is not _NONE:
+            self._end(signature if self.block is _THINKING else None)
+            self.block = BLOCKS.next(self.block, _CLOSE)
 
     def _start_thinking(self) -> None:
-        self._start("thinking", _EMPTY_BLOCK["thinking"])
-        self._summary_started = self._paragraph_pending = False
+        self._start(BlockMove.THINKING, _EMPTY_BLOCK["thinking"])
+        self._paragraphs = Paragraphs()
         self._reasoning_kind = None
 
     def _start_call(self, item: dict[str, Any]) -> None:
         self.saw_tool_use = True
-        self._start("tool_use", {"type": "tool_use", "id": item.get("call_id") or _call_key(item),
-                                 "name": item.get("name") or "", "input": {}})
+        self._start(BlockMove.TOOL_USE, {"type": "tool_use",
+                                         "id": item.get("call_id") or _call_key(item),
+                                         "name": item.get("name") or "", "input": {}})
         self._open_call = _call_key(item)
         self._calls.add(self._open_call)
         self._streamed = False
@@ -192,34 +201,31 @@ class _Blocks(UpstreamTranslator):
             self._start_call(item)
 
     def on_text(self, raw: bytes) -> None:
-        if self.open != "text":
-            self._start("text", _EMPTY_BLOCK["text"])
+        if self.block is not _TEXT:
+            self._start(BlockMove.TEXT, _EMPTY_BLOCK["text"])
         self._append(raw)
 
     def on_summary_part(self) -> None:
-        if self._summary_started:
-            self._paragraph_pending = True
-        self._summary_started = True
+        self._paragraphs.part()
 
     def on_reasoning(self, raw: bytes, summary: bool) -> None:
-        if self.open != "thinking":
+        if self.block is not _THINKING:
             # Also without thinking, so text blocks split the same whether or not
             # thinking blocks are shown (the collector always keeps them).
             self._close()
             if not self.thinking:
                 return
             self._start_thinking()
+        new_paragraph = summary and self._paragraphs.take()
         if self._reasoning_kind is not None and self._reasoning_kind != summary:
             raw = _NEWLINE + _NEWLINE + raw
-        elif summary and self._paragraph_pending:
+        elif new_paragraph:
             raw = _NEWLINE + raw
-        if summary:
-            self._paragraph_pending = False
         self._reasoning_kind = summary
         self._append(raw)
 
     def on_arguments(self, item_id: bytes, raw: bytes) -> None:
-        if self.open == "tool_use" and jsonbytes.decode_string(item_id) == self._open_call:
+        if self.block is _TOOL_USE and jsonbytes.decode_string(item_id) == self._open_call:
             self._streamed = True
             self._append(raw)
 
@@ -229,17 +235,17 @@ class _Blocks(UpstreamTranslator):
             self._call_done(item)
         elif kind == "reasoning" and self.thinking:
             content = item.get("encrypted_content")
-            if self.open != "thinking":  # no `added` event: a block for the signature alone
+            if self.block is not _THINKING:  # no `added` event: a block for the signature
                 self._start_thinking()
             self._close(mint(content, self.account_tag) if isinstance(content, str) else "")
-        elif kind == "message" and self.open == "text":
+        elif kind == "message" and self.block is _TEXT:
             self._close()
 
     def _call_done(self, item: dict[str, Any]) -> None:
         """Full arguments unless they were streamed. Blocks cannot reopen, so a call whose
         block another item closed first keeps only what it had by then (the backend
         streams items one after another; chat handles interleaving, this cannot)."""
-        if self.open != "tool_use" or self._open_call != _call_key(item):
+        if self.block is not _TOOL_USE or self._open_call != _call_key(item):
             if _call_key(item) in self._calls:
                 return
             self._start_call(item)
@@ -249,7 +255,7 @@ class _Blocks(UpstreamTranslator):
         self._close()
 
 
-class MessagesStreamTranslator(_Blocks):
+class MessagesStreamTranslator(Blocks):
     """Streaming Anthropic Messages; see the module docstring."""
 
     heartbeat_seconds: ClassVar[float] = 10.0
@@ -313,49 +319,6 @@ class MessagesStreamTranslator(_Blocks):
         self.out.append(error_event(message, code))
 
 
-@dataclass
-class _Block:
-    kind: str
-    meta: dict[str, Any]
-    pieces: list[bytes] = field(default_factory=list)
-    signature: str = ""
-
-
-class MessagesCollector(_Blocks):
-    """Collects a whole answer as content blocks (thinking included; `message_object`
-    drops it unless asked) for a non-stream reply. Deltas stay escaped until the end."""
-
-    def __init__(self, *, account_tag: str = "") -> None:
-        super().__init__(thinking=True, account_tag=account_tag)
-        self.response_id = ""
-        self.blocks: list[_Block] = []
-        self.response: dict[str, Any] = {}
-        self.incomplete = False
-        self.error: tuple[str, str] | None = None
-
-    def _begin(self, kind: str, block: dict[str, Any]) -> None:
-        self.blocks.append(_Block(kind, block))
-
-    def _append(self, raw: bytes) -> None:
-        self.blocks[-1].pieces.append(raw)
-
-    def _end(self, signature: str | None) -> None:
-        if signature is not None:
-            self.blocks[-1].signature = signature
-
-    def on_created(self, response: dict[str, Any]) -> None:
-        self.response_id = str(response.get("id") or "")
-
-    def on_completed(self, response: dict[str, Any], incomplete: bool) -> None:
-        self._close()
-        self.response = response
-        self.incomplete = incomplete
-        self.response_id = str(response.get("id") or self.response_id)
-
-    def on_failed(self, message: str, code: str) -> None:
-        self.error = (message, code)
-
-
 def tool_input(arguments: str) -> dict[str, Any]:
     """Parsed arguments object; `{}` when empty, `{"raw": …}` when not a JSON object."""
     if not arguments.strip():
@@ -367,7 +330,7 @@ def tool_input(arguments: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"raw": arguments}
 
 
-def _render(block: _Block) -> dict[str, Any]:
+def _render(block: CollectedBlock) -> dict[str, Any]:
     text = jsonbytes.decode_string(b"".join(block.pieces))
     if block.kind == "thinking":
         return {"type": "thinking", "thinking": text, "signature": block.signature}

@@ -36,7 +36,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from chatmock.config import Settings
+from chatmock.catalog import Catalog, Resolved
 from chatmock.dialects.common import (
     REASONING_INCLUDE,
     WEB_SEARCH_TYPES,
@@ -50,9 +50,9 @@ from chatmock.dialects.common import (
     service_tier,
 )
 from chatmock.dialects.fields import OPENAI as fields
+from chatmock.dialects.options import Options
 from chatmock.dialects.tool_names import NameMap, shorten_tool_names
 from chatmock.errors import ClientError
-from chatmock.state.catalog import Catalog, Resolved
 
 Item = dict[str, Any]
 ROLES = ("system", "developer", "user", "assistant", "tool")
@@ -75,6 +75,16 @@ class ChatRequest:
     client_tools: list[Item]  # as sent upstream (names the backend refuses renamed)
     tool_names: NameMap = field(default_factory=dict)  # upstream name -> the client's
 
+    def without_extra_tools(self) -> dict[str, Any] | None:
+        """The payload to send again if the backend refuses the web-search tools chatmock
+        added (`extra`): the client's tools only; None when chatmock added none."""
+        if not self.extra.tools:
+            return None
+        payload = dict(self.payload, tools=self.client_tools)
+        if self.extra.tool_choice:
+            payload["tool_choice"] = "auto"
+        return payload
+
 
 def chat_request(payload: dict[str, Any], model: str, stream: bool, include_usage: bool,
                  extra: ExtraTools, client_tools: int) -> ChatRequest:
@@ -85,15 +95,15 @@ def chat_request(payload: dict[str, Any], model: str, stream: bool, include_usag
                        payload["tools"][:client_tools], names)
 
 
-def parse_chat_request(body: Any, catalog: Catalog, settings: Settings) -> ChatRequest:
+def parse_chat_request(body: Any, catalog: Catalog, options: Options) -> ChatRequest:
     if not isinstance(body, dict):
         raise ClientError("Request body must be a JSON object")
-    model, resolved = requested_model(body, catalog, settings)
+    model, resolved = requested_model(body, catalog, options)
     tools = convert_tools(body.get("tools"))
     instructions, items = convert_messages(_messages_of(body), custom_names(tools))
     refuse_choices(body, ("n",))
     tool_choice = convert_tool_choice(body.get("tool_choice"))
-    extra = extra_tools(body, settings, tool_choice, tools)
+    extra = extra_tools(body, options, tool_choice, tools)
     payload: dict[str, Any] = {"model": resolved.slug}
     if instructions:
         payload["instructions"] = instructions
@@ -105,16 +115,16 @@ def parse_chat_request(body: Any, catalog: Catalog, settings: Settings) -> ChatR
         "store": False,
         "stream": True,
         "include": [REASONING_INCLUDE],
-        "reasoning": body_reasoning(body, resolved, catalog, settings),
+        "reasoning": body_reasoning(body, resolved, catalog, options),
     })
-    _add_optional(payload, body, resolved, catalog, settings)
+    _add_optional(payload, body, resolved, catalog, options)
     return chat_request(payload, model, fields.boolean(body, "stream", False),
                         include_usage(body), extra, len(tools))
 
 
 def _add_optional(payload: dict[str, Any], body: dict[str, Any], resolved: Resolved,
-                  catalog: Catalog, settings: Settings) -> None:
-    tier = service_tier(body, resolved, catalog, settings)
+                  catalog: Catalog, options: Options) -> None:
+    tier = service_tier(body, resolved, catalog, options)
     if tier:
         payload["service_tier"] = tier
     text = text_format(body.get("response_format"))

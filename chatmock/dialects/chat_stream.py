@@ -35,7 +35,7 @@ their results are already part of the answer's text.
 from __future__ import annotations
 
 import secrets
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from chatmock import jsonbytes
 from chatmock.dialects.errors import failure_type
@@ -46,6 +46,11 @@ from chatmock.dialects.events import (
     content_filtered,
     map_usage,
 )
+from chatmock.dialects.machine import CLOSE, CLOSED, OPEN, REASON, THINK_TAGS, UNOPENED, Paragraphs
+
+if TYPE_CHECKING:
+    from chatmock.dialects.collectors import ResponseCollector
+
 
 DONE_LINE = b"data: [DONE]\n\n"
 KEEP_ALIVE = b": keep-alive\n\n"  # an SSE comment: every client skips it
@@ -204,9 +209,8 @@ class ChatStreamTranslator(OpenAIChunkStream):
         super().__init__(model=model, created=created, include_usage=include_usage)
         self.reasoning = ReasoningFormat(compat)
         self.think_tags = compat == "think-tags"
-        self._think = "closed" if not self.think_tags else "unopened"
-        self._summary_started = False
-        self._paragraph_pending = False
+        self._think = UNOPENED if self.think_tags else CLOSED
+        self._paragraphs = Paragraphs()
         self._tool_index: dict[str, int] = {}
         self._streamed_arguments: set[str] = set()
         self._saw_tool_call = False
@@ -227,11 +231,13 @@ class ChatStreamTranslator(OpenAIChunkStream):
         self._chunk(b'{"content":"' + raw + b'"}')
 
     def _close_think(self) -> bytes:
-        if self._think == "open":
-            self._think = "closed"
+        was = self._think
+        if was is CLOSED:  # THINK_TAGS' (CLOSED, CLOSE) move, on every text delta
+            return b""
+        self._think = THINK_TAGS.next(was, CLOSE)
+        if was is OPEN:
             self._places.think_closed()
             return b"</think>"
-        self._think = "closed"
         return b""
 
     # -- hooks ----------------------------------------------------------------
@@ -240,23 +246,21 @@ class ChatStreamTranslator(OpenAIChunkStream):
         self._content(self._close_think() + self._text(raw))
 
     def on_summary_part(self) -> None:
-        if self._summary_started:
-            self._paragraph_pending = True
-        self._summary_started = True
+        self._paragraphs.part()
 
     def on_reasoning(self, raw: bytes, summary: bool) -> None:
-        if summary and self._paragraph_pending:
-            self._paragraph_pending = False
-            if self.reasoning.compat != "legacy":
-                raw = _NEWLINE + raw
-                if self._think != "closed":
-                    self._places.think += 1
+        if summary and self._paragraphs.take() and self.reasoning.compat != "legacy":
+            raw = _NEWLINE + raw
+            if self._think is not CLOSED:
+                self._places.think += 1
         if not self.think_tags:
             self._chunk(self.reasoning.delta(raw, summary))
-        elif self._think == "unopened":
-            self._think = "open"
+            return
+        was = self._think
+        self._think = THINK_TAGS.next(was, REASON)
+        if was is UNOPENED:
             self._content(b"<think>" + raw)
-        elif self._think == "open":
+        elif was is OPEN:
             self._content(raw)
 
     def on_item_added(self, item: dict[str, Any]) -> None:
@@ -281,7 +285,7 @@ class ChatStreamTranslator(OpenAIChunkStream):
         kind = item.get("type")
         if kind == "message":
             self._annotate(item)
-        elif kind == "reasoning" and self._think == "open":
+        elif kind == "reasoning" and self._think is OPEN:
             self._places.reasoning_done(item)
         if kind not in TOOL_CALLS:
             return
@@ -325,78 +329,6 @@ def finish_reason(response: dict[str, Any], incomplete: bool, saw_tool_call: boo
         return "content_filter" if content_filtered(response) else "length"
     return "tool_calls" if saw_tool_call else "stop"
 
-
-
-class ResponseCollector(UpstreamTranslator):
-    """Collects a whole answer (text, reasoning, tool calls, usage) for non-stream replies.
-
-    Text and reasoning stay escaped while collecting and are decoded once at
-    the end; the dialect renders the result.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.response_id = ""
-        self._text: list[bytes] = []
-        self._summary: list[bytes] = []
-        self._full_reasoning: list[bytes] = []
-        self._summary_started = False
-        self._separator_due = False
-        self.tool_calls: list[dict[str, Any]] = []
-        self.annotations: list[dict[str, Any]] = []  # in Chat's shape, indices into `text`
-        self.response: dict[str, Any] = {}
-        self.incomplete = False
-        self.error: tuple[str, str] | None = None
-
-    def on_created(self, response: dict[str, Any]) -> None:
-        self.response_id = str(response.get("id") or "")
-
-    def on_item_added(self, item: dict[str, Any]) -> None:
-        if item.get("type") == "message" and self._text:
-            self._separator_due = True
-
-    def on_text(self, raw: bytes) -> None:
-        if self._separator_due:
-            self._separator_due = False
-            self._text.append(_NEWLINE + _NEWLINE)
-        self._text.append(raw)
-
-    def on_summary_part(self) -> None:
-        if self._summary_started:
-            self._summary.append(_NEWLINE)
-        self._summary_started = True
-
-    def on_reasoning(self, raw: bytes, summary: bool) -> None:
-        (self._summary if summary else self._full_reasoning).append(raw)
-
-    def on_item_done(self, item: dict[str, Any]) -> None:
-        found = chat_annotations(item, 0) if item.get("type") == "message" else []
-        if found:  # the item's text ends the text so far (decoded once per such item)
-            self.annotations += shifted(found, len(self.text) - len(message_text(item)))
-        if item.get("type") in TOOL_CALLS:
-            self.tool_calls.append({"id": item.get("call_id") or item.get("id") or "",
-                                    "name": item.get("name") or "",
-                                    "arguments": arguments_of(item)})
-
-    def on_completed(self, response: dict[str, Any], incomplete: bool) -> None:
-        self.response = response
-        self.incomplete = incomplete
-        self.response_id = str(response.get("id") or self.response_id)
-
-    def on_failed(self, message: str, code: str) -> None:
-        self.error = (message, code)
-
-    @property
-    def text(self) -> str:
-        return jsonbytes.decode_string(b"".join(self._text))
-
-    @property
-    def summary(self) -> str:
-        return jsonbytes.decode_string(b"".join(self._summary))
-
-    @property
-    def full_reasoning(self) -> str:
-        return jsonbytes.decode_string(b"".join(self._full_reasoning))
 
 
 def chat_completion(collected: ResponseCollector, *, model: str, created: int,

@@ -14,17 +14,18 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from chatmock.config import EFFORTS, SUMMARIES, Settings
+from chatmock.catalog import Catalog, Resolved
+from chatmock.config import EFFORTS, SUMMARIES
 from chatmock.dialects.fields import OPENAI as fields
+from chatmock.dialects.options import Options
 from chatmock.errors import ClientError
-from chatmock.state.catalog import Catalog, Resolved
 
 WEB_SEARCH_TYPES = frozenset({"web_search", "web_search_preview"})
 MAX_RESPONSES_TOOLS_BYTES = 32768
 REASONING_INCLUDE = "reasoning.encrypted_content"
 
 
-def reasoning_param(resolved: Resolved, catalog: Catalog, settings: Settings,
+def reasoning_param(resolved: Resolved, catalog: Catalog, options: Options,
                     efforts: tuple[Any, ...] = (), summary: Any = None) -> dict[str, str]:
     """`{"effort": E, "summary": S}` with per-model validation and server defaults.
 
@@ -34,31 +35,31 @@ def reasoning_param(resolved: Resolved, catalog: Catalog, settings: Settings,
     """
     allowed = catalog.allowed_efforts(resolved.slug)
     chosen = "medium"
-    for candidate in (*efforts, resolved.effort, settings.reasoning_effort):
+    for candidate in (*efforts, resolved.effort, options.reasoning_effort):
         if isinstance(candidate, str) and candidate.lower() in allowed:
             chosen = candidate.lower()
             break
     param = {"effort": chosen}
     wanted = summary.lower() if isinstance(summary, str) else None
-    final = wanted if wanted in SUMMARIES else settings.reasoning_summary
+    final = wanted if wanted in SUMMARIES else options.reasoning_summary
     if final != "none":
         param["summary"] = final
     return param
 
 
 def requested_model(body: dict[str, Any], catalog: Catalog,
-                    settings: Settings) -> tuple[str, Resolved]:
+                    options: Options) -> tuple[str, Resolved]:
     """(the name to echo back as `model`, its resolution) of a body's `model` (spec §1.1)."""
     model = fields.string(body, "model")
-    resolved = catalog.resolve(model, settings.debug_model)
+    resolved = catalog.resolve(model, options.debug_model)
     return model or resolved.slug, resolved
 
 
 def body_reasoning(body: dict[str, Any], resolved: Resolved, catalog: Catalog,
-                   settings: Settings) -> dict[str, str]:
+                   options: Options) -> dict[str, str]:
     """`reasoning_param` from a body's `reasoning` object, then `reasoning_effort` (spec §1.2)."""
     found = fields.obj(body, "reasoning") or {}
-    return reasoning_param(resolved, catalog, settings,
+    return reasoning_param(resolved, catalog, options,
                            (fields.string(found, "effort", "reasoning"),
                             fields.string(body, "reasoning_effort")),
                            fields.string(found, "summary", "reasoning"))
@@ -85,7 +86,7 @@ def lowest_effort(resolved: Resolved, catalog: Catalog) -> str:
 
 
 def service_tier(body: dict[str, Any], resolved: Resolved, catalog: Catalog,
-                 settings: Settings) -> str | None:
+                 options: Options) -> str | None:
     """Fast mode: `fast_mode` > `service_tier` > `--fast-mode` (spec: upstream.md §7)."""
     explicit = True
     fast = _truthy(fields.get(body, "fast_mode", ("boolean", "string")))
@@ -96,7 +97,7 @@ def service_tier(body: dict[str, Any], resolved: Resolved, catalog: Catalog,
         return None
     elif requested is not None and requested.strip():
         tier = requested.strip().lower()
-    elif settings.fast_mode:
+    elif options.fast_mode:
         tier, explicit = "priority", False
     else:
         return None
@@ -129,7 +130,7 @@ class ExtraTools:
     tool_choice: str | None
 
 
-def extra_tools(body: dict[str, Any], settings: Settings, tool_choice: Any,
+def extra_tools(body: dict[str, Any], options: Options, tool_choice: Any,
                 client_tools: list[dict[str, Any]]) -> ExtraTools:
     """`responses_tools` / `responses_tool_choice` / `--enable-web-search` (spec §1.6).
 
@@ -155,7 +156,7 @@ def extra_tools(body: dict[str, Any], settings: Settings, tool_choice: Any,
     choice = body.get("responses_tool_choice")
     choice = choice if choice in ("auto", "none") else None
     has_own = any(tool.get("type") in WEB_SEARCH_TYPES for tool in client_tools)
-    if not tools and not has_own and settings.enable_web_search and \
+    if not tools and not has_own and options.enable_web_search and \
             (choice or tool_choice) != "none":
         tools = [{"type": "web_search"}]
     return ExtraTools(tools, choice)

@@ -30,12 +30,11 @@ chat route's `ResponseCollector`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chatmock.config import Settings
+from chatmock.catalog import Catalog
 from chatmock.dialects.chat_stream import (
     OpenAIChunkStream,
-    ResponseCollector,
     fallback_id,
     finish_reason,
 )
@@ -49,8 +48,12 @@ from chatmock.dialects.common import (
 )
 from chatmock.dialects.events import UpstreamTranslator, map_usage
 from chatmock.dialects.fields import OPENAI as fields
+from chatmock.dialects.options import Options
 from chatmock.errors import ClientError
-from chatmock.state.catalog import Catalog
+
+if TYPE_CHECKING:
+    from chatmock.dialects.collectors import ResponseCollector
+
 
 ID_PREFIX = "cmpl"
 _NEWLINE = b"\\n"
@@ -68,10 +71,10 @@ class CompletionRequest:
 
 
 def parse_completion_request(body: Any, catalog: Catalog,
-                             settings: Settings) -> CompletionRequest:
+                             options: Options) -> CompletionRequest:
     if not isinstance(body, dict):
         raise ClientError("Request body must be a JSON object")
-    model, resolved = requested_model(body, catalog, settings)
+    model, resolved = requested_model(body, catalog, options)
     prompt = prompt_text(body.get("prompt"))
     _refuse_unsupported(body)
     payload: dict[str, Any] = {
@@ -84,9 +87,9 @@ def parse_completion_request(body: Any, catalog: Catalog,
         "store": False,
         "stream": True,
         "include": [REASONING_INCLUDE],
-        "reasoning": body_reasoning(body, resolved, catalog, settings),
+        "reasoning": body_reasoning(body, resolved, catalog, options),
     }
-    tier = service_tier(body, resolved, catalog, settings)
+    tier = service_tier(body, resolved, catalog, options)
     if tier:
         payload["service_tier"] = tier
     return CompletionRequest(payload, model, fields.boolean(body, "stream", False),

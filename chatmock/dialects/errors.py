@@ -20,6 +20,7 @@ from __future__ import annotations
 import enum
 import math
 import re
+from collections.abc import Mapping
 
 from chatmock import jsonbytes
 from chatmock.dialects.events import failure_kind
@@ -27,9 +28,29 @@ from chatmock.errors import ApiError, UpstreamError
 
 
 class Dialect(enum.Enum):
+    """An API family's errors: what the route table hands the router for each path
+    (`chatmock.server.router.ErrorShape`), and what `failure` gives a non-streamed answer."""
+
     OPENAI = "openai"
     ANTHROPIC = "anthropic"
     OLLAMA = "ollama"
+
+    @property
+    def label(self) -> str:
+        return self.value
+
+    def render(self, error: ApiError) -> bytes:
+        return render(error, self)
+
+    def for_headers(self, headers: Mapping[bytes, bytes]) -> Dialect:
+        """Anthropic's SDKs send `anthropic-version` on every request: an OpenAI-family
+        path they call (`/v1/models`) answers them in Anthropic's error shape."""
+        if self is Dialect.OPENAI and b"anthropic-version" in headers:
+            return Dialect.ANTHROPIC
+        return self
+
+    def failure(self, message: str, code: str) -> UpstreamError:
+        return failure_error(message, code, self)
 
 
 _ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error",
@@ -61,15 +82,6 @@ def named_message(error: ApiError) -> str:
     if error.param and error.param not in error.message:
         return f"{error.param}: {error.message}"
     return error.message
-
-
-def dialect_of(path: str, headers: dict[bytes, bytes]) -> Dialect:
-    """Which dialect's error shape a request expects, from its path and headers."""
-    if path.startswith("/api/") or path == "/api":
-        return Dialect.OLLAMA
-    if path.startswith("/v1/messages") or b"anthropic-version" in headers:
-        return Dialect.ANTHROPIC
-    return Dialect.OPENAI
 
 
 _FAILURES = {"invalid_request": (400, "invalid_request_error"),

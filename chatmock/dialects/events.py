@@ -6,13 +6,14 @@ the bytes to write to the client (all of them in one piece, so one upstream
 read becomes one client write). It decodes SSE, classifies each event by its
 type and calls one `on_*` hook; subclasses render a dialect.
 
-States and moves (anything else is ignored, never an error, because the
-backend adds event types over time):
+States and moves (`machine.LIFECYCLE`, which raises on any other move; an
+event of a type not handled is ignored, never an error, because the backend
+adds event types over time):
 
-    STREAMING --response.completed / .incomplete--> DONE (success hooks)
-    STREAMING --response.failed / error----------> DONE (on_failed)
-    STREAMING --end of body----------------------> DONE (on_failed: cut short)
-    DONE      --any event------------------------> DONE (dropped)
+    STREAMING --response.completed / .incomplete--> DONE (COMPLETE: success hooks)
+    STREAMING --response.failed / error----------> DONE (FAIL: on_failed)
+    STREAMING --end of body, or a broken one-----> DONE (CUT: on_cut, cut short)
+    DONE      --any event------------------------> dropped before any move
 
 The frequent events (text, reasoning and argument deltas) are handled on the
 raw bytes: the `delta` string is located and handed over still escaped, ready
@@ -24,21 +25,16 @@ get the client's names back before any hook sees them.
 
 from __future__ import annotations
 
-import enum
 import json
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from chatmock import jsonbytes
+from chatmock.dialects.machine import LIFECYCLE, End, State
 from chatmock.dialects.sse import SSEDecoder, SSEEvent
 from chatmock.dialects.tool_names import NameMap, restore_item, restore_response
 
 TRUNCATED_MESSAGE = "the backend's stream ended before the response was complete"
-
-
-class State(enum.Enum):
-    STREAMING = "streaming"
-    DONE = "done"
 
 
 def raw_field(data: bytes, quoted_key: bytes, copy_raw: bool = True) -> bytes | None:
@@ -173,6 +169,9 @@ class UpstreamTranslator:
     # the message of a failure (the backend's, or a stream cut short). Set once, at the end.
     usage: Any = None
     failure: str = ""
+    # A collector's failure as (message, code), for the non-streamed answer's error
+    # (streaming translators report theirs in-band and leave it None).
+    error: tuple[str, str] | None = None
 
     def __init__(self) -> None:
         self.state = State.STREAMING
@@ -209,7 +208,7 @@ class UpstreamTranslator:
         return self._drain()
 
     def _cut(self, message: str, code: str) -> None:
-        self.state = State.DONE
+        self.state = LIFECYCLE.next(self.state, End.CUT)
         self.failure = message
         self.on_cut(message, code)
 
@@ -218,7 +217,7 @@ class UpstreamTranslator:
         return b""
 
     def fail(self, message: str, code: str) -> None:
-        self.state = State.DONE
+        self.state = LIFECYCLE.next(self.state, End.FAIL)
         self.failure = message
         self.on_failed(message, code)
 
@@ -285,7 +284,7 @@ class UpstreamTranslator:
             self.on_arguments(raw_field(data, b'"item_id"', self._copy_raw) or b"", raw)
 
     def _handle_terminal(self, data: bytes, incomplete: bool) -> None:
-        self.state = State.DONE
+        self.state = LIFECYCLE.next(self.state, End.COMPLETE)
         response = load(data).get("response")
         if isinstance(response, dict):
             self.usage = response.get("usage")

@@ -31,7 +31,7 @@ from typing import Any
 
 from chatmock.dialects.fields import OPENAI as fields
 from chatmock.errors import ClientError
-from chatmock.state.response_store import StoreQuery
+from chatmock.turns import StoreQuery
 
 Item = dict[str, Any]
 

@@ -45,7 +45,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from chatmock.config import EFFORTS, Settings
+from chatmock.catalog import Catalog, Resolved
+from chatmock.config import EFFORTS
 from chatmock.dialects.chat import (
     ChatRequest,
     chat_request,
@@ -63,8 +64,8 @@ from chatmock.dialects.common import (
     service_tier,
 )
 from chatmock.dialects.fields import OPENAI as fields
+from chatmock.dialects.options import Options
 from chatmock.errors import ClientError
-from chatmock.state.catalog import Catalog, Resolved
 
 Item = dict[str, Any]
 CALL_ID_PREFIX = "ollama_call_"
@@ -75,7 +76,7 @@ _ZERO_DURATION = re.compile(r"\s*0+(\.0*)?\s*(ns|us|µs|ms|s|m|h)?\s*")
 
 @dataclass(frozen=True, slots=True)
 class OllamaRequest:
-    """A validated Ollama request, ready to go upstream (`chat` feeds `open_chat_upstream`)."""
+    """A validated Ollama request, ready to go upstream (`chat`: the chat request it maps to)."""
 
     chat: ChatRequest
     model: str
@@ -91,9 +92,9 @@ class LoadAck:
     reason: str  # "load" or "unload"
 
 
-def resolve_model(name: str, catalog: Catalog, settings: Settings) -> Resolved:
+def resolve_model(name: str, catalog: Catalog, options: Options) -> Resolved:
     """The catalog's resolution; any other `:tag` on a known model maps to that model."""
-    resolved = catalog.resolve(name, settings.debug_model)
+    resolved = catalog.resolve(name, options.debug_model)
     base, colon, _ = resolved.requested.rpartition(":")
     if resolved.spec is None and colon and base:
         tagless = catalog.resolve(base)
@@ -102,7 +103,7 @@ def resolve_model(name: str, catalog: Catalog, settings: Settings) -> Resolved:
     return resolved
 
 
-def parse_chat(body: Any, catalog: Catalog, settings: Settings) -> OllamaRequest | LoadAck:
+def parse_chat(body: Any, catalog: Catalog, options: Options) -> OllamaRequest | LoadAck:
     body = _object(body)
     model = _model(body)
     messages = fields.array(body, "messages")
@@ -110,10 +111,10 @@ def parse_chat(body: Any, catalog: Catalog, settings: Settings) -> OllamaRequest
         return LoadAck(model, _load_reason(body))
     instructions, items = convert_messages(chat_messages(messages))
     return _build(body, model, instructions, items, convert_tools(body.get("tools")),
-                  catalog, settings)
+                  catalog, options)
 
 
-def parse_generate(body: Any, catalog: Catalog, settings: Settings) -> OllamaRequest | LoadAck:
+def parse_generate(body: Any, catalog: Catalog, options: Options) -> OllamaRequest | LoadAck:
     body = _object(body)
     model = _model(body)
     prompt = fields.string(body, "prompt")
@@ -125,7 +126,7 @@ def parse_generate(body: Any, catalog: Catalog, settings: Settings) -> OllamaReq
     system = fields.string(body, "system")
     user = _user_content(prompt, body.get("images"), "images")
     _, items = convert_messages([{"role": "user", "content": user}])
-    return _build(body, model, system or "", items, [], catalog, settings)
+    return _build(body, model, system or "", items, [], catalog, options)
 
 
 def _object(body: Any) -> dict[str, Any]:
@@ -153,11 +154,11 @@ def _load_reason(body: dict[str, Any]) -> str:
 
 
 def _build(body: dict[str, Any], model: str, instructions: str, items: list[Item],
-           tools: list[Item], catalog: Catalog, settings: Settings) -> OllamaRequest:
-    resolved = resolve_model(model, catalog, settings)
-    reasoning, think = think_reasoning(body.get("think"), resolved, catalog, settings)
+           tools: list[Item], catalog: Catalog, options: Options) -> OllamaRequest:
+    resolved = resolve_model(model, catalog, options)
+    reasoning, think = think_reasoning(body.get("think"), resolved, catalog, options)
     tool_choice = convert_tool_choice(body.get("tool_choice"))
-    extra = extra_tools(body, settings, tool_choice, tools)
+    extra = extra_tools(body, options, tool_choice, tools)
     payload: dict[str, Any] = {"model": resolved.slug}
     if instructions:
         payload["instructions"] = instructions
@@ -167,7 +168,7 @@ def _build(body: dict[str, Any], model: str, instructions: str, items: list[Item
         "parallel_tool_calls": fields.boolean(body, "parallel_tool_calls", True),
         "store": False, "stream": True, "include": [REASONING_INCLUDE],
         "reasoning": reasoning})
-    tier = service_tier(body, resolved, catalog, settings)
+    tier = service_tier(body, resolved, catalog, options)
     if tier:
         payload["service_tier"] = tier
     text = format_text(body.get("format"))
@@ -179,18 +180,18 @@ def _build(body: dict[str, Any], model: str, instructions: str, items: list[Item
 
 
 def think_reasoning(think: Any, resolved: Resolved, catalog: Catalog,
-                    settings: Settings) -> tuple[dict[str, str], bool | None]:
+                    options: Options) -> tuple[dict[str, str], bool | None]:
     """(upstream `reasoning`, the `think` mode) of Ollama's `think` (module docstring)."""
-    shown = settings.reasoning_summary if settings.reasoning_summary != "none" else "auto"
+    shown = options.reasoning_summary if options.reasoning_summary != "none" else "auto"
     if think is None:
-        return reasoning_param(resolved, catalog, settings), None
+        return reasoning_param(resolved, catalog, options), None
     if think is False:
-        return reasoning_param(resolved, catalog, settings,
+        return reasoning_param(resolved, catalog, options,
                                (lowest_effort(resolved, catalog),), "none"), False
     if think is True:
-        return reasoning_param(resolved, catalog, settings, (), shown), True
+        return reasoning_param(resolved, catalog, options, (), shown), True
     if isinstance(think, str) and think.strip().lower() in EFFORTS:
-        return reasoning_param(resolved, catalog, settings, (think.strip(),), shown), True
+        return reasoning_param(resolved, catalog, options, (think.strip(),), shown), True
     raise ClientError(f"invalid think value: {think!r} (use true, false, low, medium or high)",
                       code="invalid_think", param="think")
 

@@ -49,11 +49,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from chatmock import jsonbytes
 from chatmock.dialects.anthropic_stream import tool_input
-from chatmock.dialects.chat_stream import ResponseCollector
 from chatmock.dialects.events import (
     TOOL_CALLS,
     Handler,
@@ -61,6 +60,11 @@ from chatmock.dialects.events import (
     arguments_of,
     content_filtered,
 )
+from chatmock.dialects.machine import CLOSE, CLOSED, OPEN, REASON, THINK_TAGS, UNOPENED, Paragraphs
+
+if TYPE_CHECKING:
+    from chatmock.dialects.collectors import OllamaCollector
+
 
 NDJSON_HEADERS = ((b"content-type", b"application/x-ndjson"), (b"cache-control", b"no-cache"),
                   (b"x-accel-buffering", b"no"))
@@ -167,9 +171,8 @@ class OllamaStreamTranslator(UpstreamTranslator):
             self._thinking = self._head + b'"message":{"role":"assistant","content":"",' \
                 b'"thinking":"'
             self._end = b'"},"done":false}\n'
-        self._think = "unopened" if self.mode == "tags" else "closed"
-        self._summary_started = False
-        self._paragraph_pending = False
+        self._think = UNOPENED if self.mode == "tags" else CLOSED
+        self._paragraphs = Paragraphs()
         self._text_sent = False
         self._separator_due = False
         self._calls = 0
@@ -179,9 +182,11 @@ class OllamaStreamTranslator(UpstreamTranslator):
         return b""
 
     def _close_think(self) -> bytes:
-        closing = b"</think>" if self._think == "open" else b""
-        self._think = "closed"
-        return closing
+        was = self._think
+        if was is CLOSED:  # THINK_TAGS' (CLOSED, CLOSE) move, on every text delta
+            return b""
+        self._think = THINK_TAGS.next(was, CLOSE)
+        return b"</think>" if was is OPEN else b""
 
     def _flush_think(self) -> None:
         closing = self._close_think()
@@ -202,21 +207,20 @@ class OllamaStreamTranslator(UpstreamTranslator):
         self.out.append(self._text + self._close_think() + raw + self._end)
 
     def on_summary_part(self) -> None:
-        if self._summary_started:
-            self._paragraph_pending = True
-        self._summary_started = True
+        self._paragraphs.part()
 
     def on_reasoning(self, raw: bytes, summary: bool) -> None:
         self.timing.mark_output()
-        if summary and self._paragraph_pending:
-            self._paragraph_pending = False
+        if summary and self._paragraphs.take():
             raw = _NEWLINE + raw
         if self.mode == "field":
             self.out.append(self._thinking + raw + self._end)
-        elif self._think == "unopened":
-            self._think = "open"
+            return
+        was = self._think
+        self._think = THINK_TAGS.next(was, REASON)
+        if was is UNOPENED:
             self.out.append(self._text + b"<think>" + raw + self._end)
-        elif self._think == "open":
+        elif was is OPEN:
             self.out.append(self._text + raw + self._end)
 
     def on_item_added(self, item: dict[str, Any]) -> None:
@@ -246,31 +250,6 @@ class OllamaStreamTranslator(UpstreamTranslator):
 
     def on_failed(self, message: str, code: str) -> None:
         self.out.append(error_line(message))
-
-
-class OllamaCollector(ResponseCollector):
-    """`ResponseCollector` plus the timing marks of the final fields."""
-
-    def __init__(self, *, started: int | None = None, clock: Clock = time.monotonic_ns) -> None:
-        super().__init__()
-        self.timing = Timing(started, clock)
-
-    def on_created(self, response: dict[str, Any]) -> None:
-        self.timing.mark_created()
-        super().on_created(response)
-
-    def on_text(self, raw: bytes) -> None:
-        self.timing.mark_output()
-        super().on_text(raw)
-
-    def on_reasoning(self, raw: bytes, summary: bool) -> None:
-        self.timing.mark_output()
-        super().on_reasoning(raw, summary)
-
-    def on_item_done(self, item: dict[str, Any]) -> None:
-        if item.get("type") in TOOL_CALLS:
-            self.timing.mark_output()
-        super().on_item_done(item)
 
 
 def _content_and_thinking(collected: OllamaCollector, mode: str) -> tuple[str, str]:

@@ -28,6 +28,7 @@ high and above → Thinking; thinking text comes as the `think` phase
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -94,6 +95,25 @@ def completion_body(payload: Mapping[str, Any], *, model: str, chat_id: str,
             "chat_id": chat_id, "chatId": chat_id, "chat_mode": "normal", "model": model,
             "parent_id": parent_id, "parentId": parent_id or "", "timestamp": stamp,
             "messages": [message]}
+
+
+def conversation_keys(payload: Mapping[str, Any]) -> list[str]:
+    """keys[n]: the key of the conversation made of the first n input items, as the web
+    API's chat holds it (each item's speaker and text as `fold_content` reads them; items
+    without text, such as reasoning, leave the key as it was)."""
+    key = ""
+    keys = [key]
+    for number, item in enumerate(_items(payload)):
+        speaker, text = _line(item, f"input[{number}]")
+        if text:
+            key = extend_key(key, speaker, text)
+        keys.append(key)
+    return keys
+
+
+def extend_key(key: str, speaker: str, text: str) -> str:
+    """The key of conversation `key` followed by one message."""
+    return hashlib.sha256((key + json.dumps([speaker, text])).encode()).hexdigest()
 
 
 def fold_content(payload: Mapping[str, Any], *, since: int = 0) -> str:

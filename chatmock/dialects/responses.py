@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from chatmock.config import Settings
+from chatmock.catalog import Catalog
 from chatmock.dialects.chat import convert_messages, convert_tool, convert_tool_choice
 from chatmock.dialects.common import (
     REASONING_INCLUDE,
@@ -44,10 +44,10 @@ from chatmock.dialects.common import (
 )
 from chatmock.dialects.fields import OPENAI as fields
 from chatmock.dialects.input_repair import previous_response_id, restore_items
+from chatmock.dialects.options import Options
 from chatmock.dialects.tool_names import NameMap, shorten_tool_names
 from chatmock.errors import ClientError
-from chatmock.state.catalog import Catalog
-from chatmock.state.response_store import StoreAnswer, StoredResponse
+from chatmock.turns import StoreAnswer, StoredResponse
 
 Item = dict[str, Any]
 
@@ -73,14 +73,14 @@ class ResponsesRequest:
     tool_names: NameMap = field(default_factory=dict)  # upstream -> client, if renamed
 
 
-def parse_responses_request(body: Any, catalog: Catalog, settings: Settings,
+def parse_responses_request(body: Any, catalog: Catalog, options: Options,
                             stored: StoreAnswer | None = None) -> ResponsesRequest:
     """The upstream payload of a Responses body; `stored`: what the route found in the
     local store for `input_repair.store_query(body)`."""
     if not isinstance(body, dict):
         raise ClientError("Request body must be a JSON object")
     payload = {key: value for key, value in body.items() if key not in UNSUPPORTED_FIELDS}
-    resolved = catalog.resolve(fields.string(body, "model"), settings.debug_model)
+    resolved = catalog.resolve(fields.string(body, "model"), options.debug_model)
     payload["model"] = resolved.slug
     stored = stored or StoreAnswer()
     instructions, items = _input_of(body)
@@ -97,7 +97,7 @@ def parse_responses_request(body: Any, catalog: Catalog, settings: Settings,
     payload.pop("messages", None)
     payload.pop("prompt", None)
     payload.update(store=False, stream=True)
-    _complete(payload, body, resolved, catalog, settings)
+    _complete(payload, body, resolved, catalog, options)
     context = tuple(items)
     return ResponsesRequest(payload, fields.boolean(body, "stream", False), instructions or None,
                             tuple(dropped), context, shorten_tool_names(payload))
@@ -205,11 +205,11 @@ def _restore_calls(items: list[Item], history: list[Item], previous: str) -> lis
 
 
 def _complete(payload: dict[str, Any], body: dict[str, Any], resolved: Any, catalog: Catalog,
-              settings: Settings) -> None:
+              options: Options) -> None:
     reasoning = fields.obj(body, "reasoning") or {}
     kept = {key: value for key, value in reasoning.items() if key not in ("effort", "summary")}
     payload["reasoning"] = {**kept, **reasoning_param(
-        resolved, catalog, settings, (fields.string(reasoning, "effort", "reasoning"),),
+        resolved, catalog, options, (fields.string(reasoning, "effort", "reasoning"),),
         fields.string(reasoning, "summary", "reasoning"))}
     include = fields.array(body, "include") or []
     for number, entry in enumerate(include):
@@ -221,9 +221,9 @@ def _complete(payload: dict[str, Any], body: dict[str, Any], resolved: Any, cata
         payload["tools"] = [_responses_tool(tool, f"tools[{n}]") for n, tool in enumerate(tools)]
     if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
         payload["tool_choice"] = convert_tool_choice(choice)  # the backend refuses Chat's shape
-    if tools is None and settings.enable_web_search and choice != "none":
+    if tools is None and options.enable_web_search and choice != "none":
         payload["tools"] = [{"type": "web_search"}]
-    tier = service_tier(body, resolved, catalog, settings)
+    tier = service_tier(body, resolved, catalog, options)
     if tier:
         payload["service_tier"] = tier
     else:

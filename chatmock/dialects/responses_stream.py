@@ -26,7 +26,8 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from chatmock import jsonbytes
-from chatmock.dialects.events import Handler, State, UpstreamTranslator, load, raw_field
+from chatmock.dialects.events import Handler, UpstreamTranslator, load, raw_field
+from chatmock.dialects.machine import State
 from chatmock.dialects.sse import SSEEvent
 from chatmock.dialects.tool_names import NameMap, restore_event
 
@@ -68,7 +69,6 @@ class ResponsesObserver(UpstreamTranslator):
         self.created: dict[str, Any] = {}
         self.output: list[Item] = []
         self.response: dict[str, Any] | None = None
-        self.error: tuple[str, str] | None = None
         self.created_at = time.time()
 
     def feed(self, chunk: bytes) -> bytes:

@@ -200,14 +200,15 @@ class H2ClientConnection:
 
     def _on_data(self, event: Any) -> None:
         stream = self.streams.get(event.stream_id)
-        if stream is None:
-            self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-        else:
+        if stream is not None:
             stream.on_data(event.data, event.flow_controlled_length)
+            return
+        # A stream nobody reads any more: its bytes still count against the connection's
+        # window, so they are given back.
+        self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
 
     def _on_end(self, event: Any) -> None:
-        stream = self.streams.get(event.stream_id)
-        if stream is not None:
+        if (stream := self.streams.get(event.stream_id)) is not None:
             stream.on_end()
 
     def _on_reset(self, event: Any) -> None:

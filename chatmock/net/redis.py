@@ -35,7 +35,6 @@ from collections.abc import Sequence
 import trio
 
 from chatmock.errors import ChatmockError
-from chatmock.net.redis_url import RedisTarget
 from chatmock.net.resp import (
     NEED_DATA,
     Arg,
@@ -48,6 +47,7 @@ from chatmock.net.resp import (
 )
 from chatmock.net.tcpstream import TCPStream
 from chatmock.net.transport import error_reason, tls_context
+from chatmock.redis_url import RedisTarget
 
 log = logging.getLogger("chatmock.redis")
 

@@ -1,27 +1,27 @@
 """Anthropic routes: `POST /v1/messages` and `POST /v1/messages/count_tokens`.
 
 Claude Code calls `/v1/messages?beta=true`; the router ignores the query, so
-it lands here unchanged. Errors take Anthropic's shape because the router
-picks it for every `/v1/messages*` path.
+it lands here unchanged. Errors take Anthropic's shape: the route table gives
+every `/v1/messages*` path that shape.
 """
 
 from __future__ import annotations
 
 from chatmock.app import App
 from chatmock.dialects.anthropic import (
+    MessagesRequest,
     check_anthropic_headers,
     count_tokens,
     estimate_payload_tokens,
     parse_messages_request,
 )
-from chatmock.dialects.anthropic_stream import (
-    MessagesCollector,
-    MessagesStreamTranslator,
-    message_object,
-)
-from chatmock.dialects.errors import Dialect, failure_error
+from chatmock.dialects.anthropic_stream import MessagesStreamTranslator, message_object
+from chatmock.dialects.collectors import MessagesCollector
+from chatmock.dialects.errors import Dialect
+from chatmock.dialects.options import Options
 from chatmock.dialects.signatures import account_tag
-from chatmock.routes.relay import SSE_HEADERS, collect, drain, parse_json, relay
+from chatmock.routes.answer import Plan, answer, collected, streamed
+from chatmock.routes.relay import SSE_HEADERS, parse_json
 from chatmock.server.exchange import Request, Responder, send_json
 
 ANTHROPIC_SSE_HEADERS = SSE_HEADERS
@@ -31,33 +31,27 @@ async def messages(app: App, request: Request, out: Responder) -> None:
     check_anthropic_headers(request.headers)
     body = parse_json(await request.body())
     tag = account_tag(app.backend.account_id())
-    req = parse_messages_request(body, request.headers, app.catalog, app.settings, tag)
+    req = parse_messages_request(body, request.headers, app.catalog, Options.of(app.settings), tag)
+    await answer(app, request, out, messages_plan(req, tag))
+
+
+def messages_plan(req: MessagesRequest, tag: str) -> Plan:
+    """A Messages answer: streamed as Anthropic's events, or collected into one message."""
     input_tokens = estimate_payload_tokens(req.payload)
-    session = app.sessions.for_request(request.headers, req.payload.get("instructions"),
-                                       req.payload["input"])
     if req.stream:
         translator = MessagesStreamTranslator(model=req.model, thinking=req.thinking,
                                               input_tokens=input_tokens, account_tag=tag)
         translator.tool_names = req.tool_names
-        async with app.backend.responses(req.payload, session) as upstream:
-            await relay(upstream, translator, out, ANTHROPIC_SSE_HEADERS)
-        return
+        return streamed(req.payload, translator, Dialect.ANTHROPIC, ANTHROPIC_SSE_HEADERS)
     collector = MessagesCollector(account_tag=tag)
     collector.tool_names = req.tool_names
-    async with app.backend.responses(req.payload, session) as upstream:
-        await collect(upstream, collector)
-        if collector.error is not None:
-            message, code = collector.error
-            raise failure_error(message, code, Dialect.ANTHROPIC)
-        await send_json(out, 200, message_object(collector, model=req.model,
-                                                 thinking=req.thinking,
-                                                 input_tokens=input_tokens))
-        await drain(upstream)
+    return collected(req.payload, collector, Dialect.ANTHROPIC, lambda: message_object(
+        collector, model=req.model, thinking=req.thinking, input_tokens=input_tokens))
 
 
 async def count_tokens_route(app: App, request: Request, out: Responder) -> None:
     """`{"input_tokens": N}`: a local estimate, no upstream call (see `count_tokens`)."""
     check_anthropic_headers(request.headers)
     body = parse_json(await request.body())
-    tokens = count_tokens(body, app.catalog, app.settings)
+    tokens = count_tokens(body, app.catalog, Options.of(app.settings))
     await send_json(out, 200, {"input_tokens": tokens})

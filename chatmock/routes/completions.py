@@ -1,51 +1,48 @@
 """OpenAI legacy completions: `POST /v1/completions`.
 
-Built like the chat route (`chatmock.routes.openai.chat_completions`): parse
-and validate, then either `relay` the backend stream through a
-`CompletionStreamTranslator` or `collect` it for one `text_completion`
-object. The backend is opened directly: `open_chat_upstream`'s retry only
-concerns web-search tools chatmock adds, and a completion never has tools.
+Parse and validate, then `answer` (routes/answer.py) with a
+`CompletionStreamTranslator` or a collector for one `text_completion` object.
+No fallback payload: a completion never has tools (chatmock's web-search
+tools included), so there is nothing to retry without.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
 from chatmock.app import App
-from chatmock.dialects.chat_stream import ResponseCollector
+from chatmock.dialects.collectors import ResponseCollector
 from chatmock.dialects.completions import (
+    CompletionRequest,
     CompletionStreamTranslator,
     parse_completion_request,
     text_completion,
 )
-from chatmock.dialects.errors import Dialect, failure_error
-from chatmock.logs import redact
-from chatmock.routes.relay import SSE_HEADERS, collect, drain, parse_json, relay
-from chatmock.server.exchange import Request, Responder, send_json
+from chatmock.dialects.errors import Dialect
+from chatmock.dialects.options import Options
+from chatmock.routes.answer import Plan, answer, collected, log_body, streamed
+from chatmock.routes.relay import SSE_HEADERS, parse_json
+from chatmock.server.exchange import Request, Responder
 
 log = logging.getLogger("chatmock.openai")
 
 
 async def completions(app: App, request: Request, out: Responder) -> None:
     body = parse_json(await request.body())
-    if app.settings.verbose or app.settings.debug:
-        log.debug("completions request: %s", redact(json.dumps(body)[:20000]))
-    completion = parse_completion_request(body, app.catalog, app.settings)
-    session = app.sessions.for_request(request.headers, None, completion.payload["input"])
+    log_body(app, log, "completions", body)
+    completion = parse_completion_request(body, app.catalog, Options.of(app.settings))
+    await answer(app, request, out, completion_plan(completion))
+
+
+def completion_plan(completion: CompletionRequest) -> Plan:
+    """A legacy completion: streamed as chunks, or collected into one `text_completion`."""
     created = int(time.time())
-    async with app.backend.responses(dict(completion.payload), session) as upstream:
-        if completion.stream:
-            translator = CompletionStreamTranslator(model=completion.model, created=created,
-                                                    include_usage=completion.include_usage)
-            await relay(upstream, translator, out, SSE_HEADERS)
-            return
-        collector = ResponseCollector()
-        await collect(upstream, collector)
-        if collector.error is not None:
-            message, code = collector.error
-            raise failure_error(message, code, Dialect.OPENAI)
-        await send_json(out, 200, text_completion(collector, model=completion.model,
-                                                  created=created))
-        await drain(upstream)
+    payload = dict(completion.payload)
+    if completion.stream:
+        translator = CompletionStreamTranslator(model=completion.model, created=created,
+                                                include_usage=completion.include_usage)
+        return streamed(payload, translator, Dialect.OPENAI, SSE_HEADERS)
+    collector = ResponseCollector()
+    return collected(payload, collector, Dialect.OPENAI, lambda: text_completion(
+        collector, model=completion.model, created=created))

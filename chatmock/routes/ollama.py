@@ -1,42 +1,40 @@
 """Ollama generation routes: `POST /api/chat` and `POST /api/generate`.
 
-Built like the chat route: parse and validate (`chatmock.dialects.ollama`),
-then either `relay` the backend stream through an `OllamaStreamTranslator`
-(NDJSON) or `collect` it into one JSON object. The backend is opened with
-`open_chat_upstream`, so web-search tools chatmock adds are retried without
-when refused, as in chat. A load/unload request (nothing to generate) is
-answered at once, without the backend.
+Parse and validate (`chatmock.dialects.ollama`), then `answer` (routes/answer.py)
+with an `OllamaStreamTranslator` (NDJSON) or an `OllamaCollector` (one JSON
+object). Web-search tools chatmock adds are retried without when refused, as
+in chat (`upstream/fallback.py`). A load/unload request (nothing to generate)
+is answered at once, without the backend.
 
-Errors take Ollama's shape (`{"error": "…"}`, the router picks it for
-`/api/*`): validation 400; backend refusals keep their status; a failure
+Errors take Ollama's shape (`{"error": "…"}`, the route table gives `/api/*`
+that shape): validation 400; backend refusals keep their status; a failure
 inside a non-streamed answer takes the status of its code
-(`dialects.errors.failure_error`: 400 for a prompt the backend cannot take,
-429 for limits, else 502); a streamed one is the last NDJSON line.
+(`Dialect.failure`: 400 for a prompt the backend cannot take, 429 for limits,
+else 502); a streamed one is the last NDJSON line.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
 from typing import Any
 
 from chatmock.app import App
-from chatmock.dialects.errors import Dialect, failure_error
+from chatmock.dialects.collectors import OllamaCollector
+from chatmock.dialects.errors import Dialect
 from chatmock.dialects.ollama import LoadAck, OllamaRequest, parse_chat, parse_generate
 from chatmock.dialects.ollama_stream import (
     NDJSON_HEADERS,
-    OllamaCollector,
     OllamaStreamTranslator,
     chat_object,
     created_at,
     generate_object,
     load_object,
 )
-from chatmock.logs import redact
-from chatmock.routes.openai import open_chat_upstream
-from chatmock.routes.relay import collect, drain, parse_json, relay
+from chatmock.dialects.options import Options
+from chatmock.routes.answer import Plan, answer, collected, log_body, streamed
+from chatmock.routes.relay import parse_json
 from chatmock.server.exchange import Request, Responder, send_json
 
 log = logging.getLogger("chatmock.ollama")
@@ -54,42 +52,31 @@ async def _answer(app: App, request: Request, out: Responder, *, generate: bool)
     started = time.monotonic_ns()
     stamp = created_at()
     body = parse_json(await request.body())
-    if app.settings.verbose or app.settings.debug:
-        log.debug("ollama request: %s", redact(json.dumps(body)[:20000]))
+    log_body(app, log, "ollama", body)
     parse = parse_generate if generate else parse_chat
-    parsed = parse(body, app.catalog, app.settings)
+    parsed = parse(body, app.catalog, Options.of(app.settings))
     app.recent.touch(parsed.model, keep_alive_seconds(body.get("keep_alive")))  # for /api/ps
     if isinstance(parsed, LoadAck):
         await send_json(out, 200, load_object(parsed.model, stamp, parsed.reason, generate))
         return
-    await _generate(app, request, out, parsed, generate=generate, started=started,
-                    stamp=stamp)
+    await answer(app, request, out, ollama_plan(parsed, app.settings.reasoning_compat,
+                                                generate=generate, started=started, stamp=stamp))
 
 
-async def _generate(app: App, request: Request, out: Responder, req: OllamaRequest, *,
-                    generate: bool, started: int, stamp: str) -> None:
-    compat = app.settings.reasoning_compat
-    payload = req.chat.payload
-    session = app.sessions.for_request(request.headers, payload.get("instructions"),
-                                       payload["input"])
+def ollama_plan(req: OllamaRequest, compat: str, *, generate: bool, started: int,
+                stamp: str) -> Plan:
+    """An Ollama answer: streamed as NDJSON, or collected into one object."""
+    payload, fallback = dict(req.chat.payload), req.chat.without_extra_tools()
     if req.stream:
         translator = OllamaStreamTranslator(model=req.model, created_at=stamp, think=req.think,
                                             compat=compat, generate=generate, started=started)
         translator.tool_names = req.chat.tool_names
-        async with open_chat_upstream(app, req.chat, session) as upstream:
-            await relay(upstream, translator, out, NDJSON_HEADERS)
-        return
+        return streamed(payload, translator, Dialect.OLLAMA, NDJSON_HEADERS, fallback)
     collector = OllamaCollector(started=started)
     collector.tool_names = req.chat.tool_names
-    async with open_chat_upstream(app, req.chat, session) as upstream:
-        await collect(upstream, collector)
-        if collector.error is not None:
-            message, code = collector.error
-            raise failure_error(message, code, Dialect.OLLAMA)
-        render = generate_object if generate else chat_object
-        await send_json(out, 200, render(collector, model=req.model, created_at=stamp,
-                                         think=req.think, compat=compat))
-        await drain(upstream)
+    render = generate_object if generate else chat_object
+    return collected(payload, collector, Dialect.OLLAMA, lambda: render(
+        collector, model=req.model, created_at=stamp, think=req.think, compat=compat), fallback)
 
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}

@@ -42,12 +42,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chatmock.app import App
+from chatmock.catalog import Catalog, ModelSpec
 from chatmock.errors import ClientError
 from chatmock.routes import status
 from chatmock.routes.common import health
 from chatmock.routes.relay import parse_json
 from chatmock.server.exchange import Request, Responder, send_json
-from chatmock.state.catalog import Catalog, ModelSpec
 
 OLLAMA_VERSION = "0.12.10"
 MODIFIED_AT = "2025-08-01T00:00:00Z"  # models.CREATED as RFC 3339
@@ -103,6 +103,7 @@ def capabilities(spec: ModelSpec) -> list[str]:
 async def tags(app: App, request: Request, out: Responder) -> None:
     await app.models.ensure_fresh()
     names = tag_names(app.catalog, app.settings.expose_reasoning_models)
+    names += [model_id for model_id, _ in await app.provider_model_ids()]
     await send_json(out, 200, {"models": [tag_entry(name) for name in names]})
 
 

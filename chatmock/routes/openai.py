@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import unquote
 
 from chatmock.app import App
+from chatmock.catalog import CREATED
 from chatmock.dialects.chat import ChatRequest, parse_chat_request
-from chatmock.dialects.chat_stream import ChatStreamTranslator, ResponseCollector, chat_completion
-from chatmock.dialects.errors import Dialect, failure_error
-from chatmock.errors import ClientError, UpstreamError
-from chatmock.logs import redact
-from chatmock.net.client import UpstreamResponse
-from chatmock.routes.relay import SSE_HEADERS, collect, drain, parse_json, relay
+from chatmock.dialects.chat_stream import ChatStreamTranslator, chat_completion
+from chatmock.dialects.collectors import ResponseCollector
+from chatmock.dialects.errors import Dialect
+from chatmock.dialects.options import Options
+from chatmock.errors import ClientError
+from chatmock.routes.answer import Plan, answer, collected, log_body, streamed
+from chatmock.routes.relay import SSE_HEADERS, parse_json
 from chatmock.routes.responses import answer_responses
 from chatmock.server.exchange import Request, Responder, send_json
-from chatmock.state.catalog import CREATED
 
 log = logging.getLogger("chatmock.openai")
 ANTHROPIC_CREATED_AT = "2025-08-01T00:00:00Z"  # the static `created`, as RFC 3339
@@ -30,63 +29,28 @@ async def chat_completions(app: App, request: Request, out: Responder) -> None:
         # go-chatmock's --response-format input: a Responses body here gets Responses output.
         await answer_responses(app, request, body, out)
         return
-    if app.settings.verbose or app.settings.debug:
-        log.debug("chat request: %s", redact(json.dumps(body)[:20000]))
-    chat = parse_chat_request(body, app.catalog, app.settings)
-    session = app.sessions.for_request(request.headers, chat.payload.get("instructions"),
-                                       chat.payload["input"])
+    log_body(app, log, "chat", body)
+    chat = parse_chat_request(body, app.catalog, Options.of(app.settings))
+    await answer(app, request, out, chat_plan(chat, app.settings.reasoning_compat))
+
+
+def chat_plan(chat: ChatRequest, compat: str) -> Plan:
+    """A chat completion: streamed as chunks, or collected into one object."""
     created = int(time.time())
+    payload, fallback = dict(chat.payload), chat.without_extra_tools()
     if chat.stream:
-        translator = ChatStreamTranslator(model=chat.model, created=created,
-                                          compat=app.settings.reasoning_compat,
+        translator = ChatStreamTranslator(model=chat.model, created=created, compat=compat,
                                           include_usage=chat.include_usage)
         translator.tool_names = chat.tool_names
-        async with open_chat_upstream(app, chat, session) as upstream:
-            await relay(upstream, translator, out, SSE_HEADERS)
-        return
+        return streamed(payload, translator, Dialect.OPENAI, SSE_HEADERS, fallback)
     collector = ResponseCollector()
     collector.tool_names = chat.tool_names
-    async with open_chat_upstream(app, chat, session) as upstream:
-        await collect(upstream, collector)
-        if collector.error is not None:
-            message, code = collector.error
-            raise failure_error(message, code, Dialect.OPENAI)
-        await send_json(out, 200, chat_completion(collector, model=chat.model, created=created,
-                                                  compat=app.settings.reasoning_compat))
-        await drain(upstream)
+    return collected(payload, collector, Dialect.OPENAI, lambda: chat_completion(
+        collector, model=chat.model, created=created, compat=compat), fallback)
 
 
-@asynccontextmanager
-async def open_chat_upstream(app: App, chat: ChatRequest,
-                             session: str) -> AsyncIterator[UpstreamResponse]:
-    """Open the backend stream; if tools chatmock added were refused, retry without them."""
-    opened = False
-    try:
-        async with app.backend.responses(dict(chat.payload), session) as upstream:
-            opened = True
-            yield upstream
-            return
-    except UpstreamError as exc:
-        if opened or not chat.extra.tools or exc.status in (401, 429) or exc.status >= 500:
-            raise
-        first = exc
-    payload = dict(chat.payload, tools=chat.client_tools)
-    if chat.extra.tool_choice:
-        payload["tool_choice"] = "auto"
-    opened = False
-    try:
-        async with app.backend.responses(payload, session) as upstream:
-            opened = True
-            yield upstream
-    except UpstreamError as exc:
-        if opened:
-            raise
-        raise UpstreamError(first.message, status=exc.status,
-                            code="RESPONSES_TOOLS_REJECTED") from None
-
-
-def model_object(model_id: str) -> dict[str, Any]:
-    return {"id": model_id, "object": "model", "created": CREATED, "owned_by": "openai"}
+def model_object(model_id: str, owner: str = "openai") -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": CREATED, "owned_by": owner}
 
 
 def anthropic_model(model_id: str, display_name: str = "") -> dict[str, Any]:
@@ -102,8 +66,12 @@ def wants_anthropic(request: Request) -> bool:
 async def list_models(app: App, request: Request, out: Responder) -> None:
     await app.models.ensure_fresh()
     ids = app.catalog.listed_ids(app.settings.expose_reasoning_models)
+    others = await app.provider_model_ids()
+    ids += [model_id for model_id, _ in others]
     if not wants_anthropic(request):
-        await send_json(out, 200, {"object": "list", "data": [model_object(i) for i in ids]})
+        owners = dict(others)
+        await send_json(out, 200, {"object": "list", "data": [
+            model_object(i, owners.get(i, "openai")) for i in ids]})
         return
     data = [anthropic_model(i, _display_name(app, i)) for i in ids]
     await send_json(out, 200, {"data": data, "has_more": False,
@@ -112,15 +80,17 @@ async def list_models(app: App, request: Request, out: Responder) -> None:
 
 
 async def get_model(app: App, request: Request, out: Responder) -> None:
-    model_id = request.path.removeprefix("/v1/models/")
+    model_id = unquote(request.path.removeprefix("/v1/models/"))  # SDKs send xai%2Fgrok-4
     listed = app.catalog.listed_ids(expose_variants=True)
-    if model_id not in listed and app.catalog.resolve(model_id).spec is None:
+    owners = dict(await app.provider_model_ids())
+    if model_id not in listed and model_id not in owners and \
+            app.catalog.resolve(model_id).spec is None:
         raise ClientError(f"The model '{model_id}' does not exist", status=404,
                           error_type="not_found_error", code="model_not_found")
     if wants_anthropic(request):
         await send_json(out, 200, anthropic_model(model_id, _display_name(app, model_id)))
     else:
-        await send_json(out, 200, model_object(model_id))
+        await send_json(out, 200, model_object(model_id, owners.get(model_id, "openai")))
 
 
 def _display_name(app: App, model_id: str) -> str:

@@ -15,7 +15,8 @@ from typing import Any
 import trio
 
 from chatmock.dialects import request_body
-from chatmock.dialects.events import State, UpstreamTranslator
+from chatmock.dialects.events import UpstreamTranslator
+from chatmock.dialects.machine import State
 from chatmock.errors import UpstreamError
 from chatmock.net.client import UpstreamResponse
 from chatmock.server.exchange import Responder

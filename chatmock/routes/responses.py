@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from chatmock.app import App
-from chatmock.dialects.errors import Dialect, failure_error
-from chatmock.dialects.input_repair import store_query
-from chatmock.dialects.responses import ResponsesRequest, parse_responses_request
+from chatmock.dialects.errors import Dialect
 from chatmock.dialects.responses_stream import observer_for
-from chatmock.routes.relay import SSE_HEADERS, collect, drain, parse_json, relay
-from chatmock.routes.stored_turn import PendingTurn
-from chatmock.server.exchange import Request, Responder, send_json
+from chatmock.routes.answer import Plan, answer
+from chatmock.routes.relay import SSE_HEADERS, parse_json
+from chatmock.routes.stored_turn import PendingTurn, parse_with_store
+from chatmock.server.exchange import Request, Responder
 from chatmock.upstream.codex import codex_client_headers
-
-log = logging.getLogger("chatmock.responses")
 
 
 async def responses(app: App, request: Request, out: Responder) -> None:
@@ -26,33 +22,11 @@ async def answer_responses(app: App, request: Request, body: Any, out: Responder
     """Serve a parsed Responses body (also reached from the chat route, see
     `--response-format input`)."""
     parsed = await parse_with_store(app, body)
-    session = app.sessions.for_request(request.headers, parsed.payload.get("instructions"),
-                                       parsed.payload["input"])
     turn = PendingTurn(app, parsed)
     observer = observer_for(relay=parsed.stream, tool_names=parsed.tool_names,
                             on_success=turn.finished)
-    async with app.backend.responses(parsed.payload, session,
-                                     codex_client_headers(request.headers)) as upstream:
-        if parsed.stream:
-            await relay(upstream, observer, turn.before_end(out), SSE_HEADERS)
-            return
-        await collect(upstream, observer)
-        if observer.error is not None:
-            message, code = observer.error
-            raise failure_error(message, code, Dialect.OPENAI)
-        await turn.stored()
-        await send_json(out, 200, observer.final_response())
-        await drain(upstream)
-
-
-async def parse_with_store(app: App, body: Any) -> ResponsesRequest:
-    """Parse a Responses body with what it needs from the local store (a turn to chain
-    on, items to restore): one look-up (a worker thread for SQLite, a round trip for Redis)."""
-    query = store_query(body)
-    stored = await app.responses_store.look_up(query) if query else None
-    parsed = parse_responses_request(body, app.catalog, app.settings, stored)
-    if parsed.dropped:
-        log.debug("dropped reasoning items without encrypted content that chatmock did not "
-                  "stream (or that expired): %s", ", ".join(parsed.dropped))
-    return parsed
-
+    plan = Plan(parsed.payload, observer, Dialect.OPENAI,
+                SSE_HEADERS if parsed.stream else None, render=observer.final_response,
+                forwarded=codex_client_headers(request.headers))
+    # The turn is stored before the answer's last bytes leave (routes/stored_turn.py).
+    await answer(app, request, turn.before_end(out), plan)

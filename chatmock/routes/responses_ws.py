@@ -39,8 +39,8 @@ from typing import Any, ClassVar
 import trio
 
 from chatmock.app import App
-from chatmock.dialects.events import State
 from chatmock.dialects.fields import OPENAI as fields
+from chatmock.dialects.machine import State
 from chatmock.dialects.request_body import parse_json
 from chatmock.dialects.responses import ResponsesRequest, stored_turn
 from chatmock.dialects.responses_stream import ResponsesObserver
@@ -48,9 +48,9 @@ from chatmock.dialects.sse import SSEEvent
 from chatmock.dialects.tool_names import restore_response
 from chatmock.errors import ApiError, ClientError, UpstreamError
 from chatmock.net.client import UpstreamResponse
+from chatmock.routes.answer import client_of, query_provider
 from chatmock.routes.relay import drain
-from chatmock.routes.responses import parse_with_store
-from chatmock.routes.stored_turn import PendingTurn
+from chatmock.routes.stored_turn import PendingTurn, parse_with_store
 from chatmock.server.exchange import (
     ClientGone,
     MessageSocket,
@@ -78,22 +78,23 @@ async def responses_socket(app: App, request: Request, out: Responder) -> None:
                           "connect with `Upgrade: websocket`, or POST for HTTP.", status=426,
                           code="upgrade_required", headers=UPGRADE_HEADERS)
     socket = await out.upgrade_websocket(request)
+    connection = "ws:" + secrets.token_hex(12)  # its turns stay on one account (the pool)
     try:  # a ClientGone (the peer left mid-response) goes on to the router's log line
         while (message := await socket.receive()) is not None:
-            await _serve_one(app, request, socket, message)
+            await _serve_one(app, request, socket, message, connection)
     finally:
         with trio.move_on_after(CLOSE_SECONDS, shield=True):
             await socket.close()
 
 
 async def _serve_one(app: App, request: Request, socket: MessageSocket,
-                     message: str | bytes) -> None:
+                     message: str | bytes, connection: str) -> None:
     """One client frame: a response streamed back, or one error frame."""
     try:
         body, generate = parse_frame(message)
         parsed = await parse_with_store(app, body)
         if generate:
-            await _generate(app, request, socket, parsed)
+            await _generate(app, request, socket, parsed, connection)
         else:
             await _prewarm(app, socket, parsed)
     except ApiError as error:
@@ -159,13 +160,16 @@ class EventFrames(ResponsesObserver):
 
 
 async def _generate(app: App, request: Request, socket: MessageSocket,
-                    parsed: ResponsesRequest) -> None:
+                    parsed: ResponsesRequest, connection: str) -> None:
     session = app.sessions.for_request(request.headers, parsed.payload.get("instructions"),
                                        parsed.payload["input"])
     observer = EventFrames(app, parsed)
     forwarded = codex_client_headers(request.headers)
-    async with socket.responding(), app.backend.responses(parsed.payload, session,
-                                                          forwarded) as upstream:
+    opened = app.backend.responses(parsed.payload, session, forwarded, affinity=(connection,)) \
+        if app.upstreams is None else app.upstreams.open(
+            parsed.payload, session, forwarded, client=client_of(request),
+            query_provider=query_provider(request), affinity=(connection,))
+    async with socket.responding(), opened as upstream:
         await _relay(upstream, observer, socket)
 
 

@@ -35,7 +35,7 @@ from typing import Any
 from chatmock import __version__
 from chatmock.app import App
 from chatmock.info import account_summary, format_rfc3339, render_json
-from chatmock.routes.common import store_figures
+from chatmock.routes.common import providers_json, store_figures
 from chatmock.routes.status_page import PAGE, PAGE_HEADERS
 from chatmock.server.exchange import Request, Responder, send_json
 
@@ -67,25 +67,24 @@ def server_json(app: App, now: datetime) -> dict[str, Any]:
 
 
 def accounts_json(app: App, now: datetime) -> list[dict[str, Any]]:
-    """The ChatGPT account as `chatmock info --json` shows it (no token, ever)."""
-    credentials = app.backend.credentials.current()
-    document = render_json(account_summary(credentials), app.usage.newest(), now=now)
-    return [{**document["account"], "provider": CODEX_PROVIDER,
-             "usage_limits": document["usage_limits"]}]
+    """The ChatGPT accounts as `chatmock info --json` shows one (no token, ever); with
+    a pool, each with its name and state (`chatmock accounts`)."""
+    pool = app.backend.pool
+    if pool.single:
+        credentials = app.backend.credentials.current()
+        document = render_json(account_summary(credentials), app.usage.newest(), now=now)
+        return [{**document["account"], "provider": CODEX_PROVIDER,
+                 "usage_limits": document["usage_limits"]}]
+    found = []
+    for account in pool.accounts:
+        usage = account.usage.newest() if account.usage is not None else None
+        document = render_json(account_summary(account.credentials.current()), usage, now=now)
+        found.append({**document["account"], "provider": CODEX_PROVIDER, "name": account.name,
+                      "state": pool.state_of(account), "usage_limits": document["usage_limits"]})
+    return found
 
 
 def models_json(app: App) -> dict[str, Any]:
     return {"source": app.models.source,
             "list": [{"id": spec.slug, "efforts": list(spec.efforts),
                       "provider": CODEX_PROVIDER} for spec in app.catalog.specs]}
-
-
-def providers_json(app: App) -> list[dict[str, Any]]:
-    if app.providers is None:
-        return []
-    found = []
-    for provider in app.providers.providers.values():
-        gate = app.gates.get(provider.name)
-        found.append({**provider.describe(), "default": provider.name == app.providers.default,
-                      "gate": gate.stats().to_json() if gate is not None else None})
-    return found

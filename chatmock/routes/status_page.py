@@ -88,7 +88,8 @@ function accounts(list) {
   $('accounts').replaceChildren(...list.map(a => {
     const box = el('div', null, 'account');
     const who = a.signed_in ? a.login + ' \\u00b7 ' + a.plan + ' plan' : a.message + ': ' + a.hint;
-    box.append(el('p', a.provider + ': ' + who));
+    const pooled = a.name ? a.name + ' (' + a.state + ') \\u00b7 ' : '';
+    box.append(el('p', pooled + a.provider + ': ' + who));
     if (a.token_expires_at) box.append(el('p', 'Token valid until ' + when(a.token_expires_at),
                                           'muted'));
     box.append(usage(a.usage_limits));

@@ -7,19 +7,28 @@ process of the fleet; so the turn is stored first and the event written after:
 `PendingTurn.finished` is the observer's `on_success`, `stored()` is awaited
 before the terminal bytes go out (`before_end` wraps a streamed Responder so that
 its `end` does that; the collected and WebSocket paths call it directly).
+
+`parse_with_store` is the other end of a turn's life: a request that chains on one
+(or replays its items) is parsed with what the store returns for it, on HTTP and on
+the WebSocket alike.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from chatmock.app import App
-from chatmock.dialects.responses import ResponsesRequest, stored_turn
+from chatmock.dialects.input_repair import store_query
+from chatmock.dialects.options import Options
+from chatmock.dialects.responses import ResponsesRequest, parse_responses_request, stored_turn
 from chatmock.dialects.responses_stream import ResponsesObserver
 from chatmock.server.exchange import HeaderList, Responder
-from chatmock.state.response_store import StoredResponse
+from chatmock.turns import StoredResponse
+
+log = logging.getLogger("chatmock.responses")
 
 
 class PendingTurn:
@@ -88,3 +97,16 @@ class _StoredFirst:
     async def end(self, data: bytes = b"") -> None:
         await self._turn.stored()
         await self._out.end(data)
+
+
+async def parse_with_store(app: App, body: Any) -> ResponsesRequest:
+    """Parse a Responses body with what it needs from the local store (a turn to chain
+    on, items to restore): one look-up (a worker thread for SQLite, a round trip for Redis)."""
+    query = store_query(body)
+    stored = await app.responses_store.look_up(query) if query else None
+    parsed = parse_responses_request(body, app.catalog, Options.of(app.settings), stored)
+    if parsed.dropped:
+        log.debug("dropped reasoning items without encrypted content that chatmock did not "
+                  "stream (or that expired): %s", ", ".join(parsed.dropped))
+    return parsed
+

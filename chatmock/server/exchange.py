@@ -71,12 +71,8 @@ class Request:
     def __init__(self, method: str, path: str, query: str, headers: dict[bytes, bytes],
                  reader: BodyReader, body_limit: int, client: str = "", *,
                  http_version: str = "1.1") -> None:
-        self.http_version = http_version
-        self.method = method
-        self.path = path
-        self.query = query
-        self.headers = headers
-        self.client = client
+        self.method, self.path, self.query = method, path, query
+        self.headers, self.client, self.http_version = headers, client, http_version
         self.body_limit = body_limit
         self._reader = reader
         self._body: bytes | None = None
@@ -89,6 +85,19 @@ class Request:
         if self._body is None:
             self._body = await self._reader.read_body(self.body_limit)
         return self._body
+
+
+class ResponseState:
+    """What every Responder keeps about its response, the same whatever the HTTP version
+    (the fields `Responder` names)."""
+
+    __slots__ = ("extra_headers", "finished", "started", "status")
+
+    def __init__(self) -> None:
+        self.extra_headers: list[tuple[bytes, bytes]] = []
+        self.started = False
+        self.finished = False
+        self.status = 0
 
 
 class Responder(Protocol):

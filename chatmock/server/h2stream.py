@@ -25,7 +25,7 @@ import trio
 from chatmock import jsonbytes
 from chatmock.errors import ApiError, ClientError
 from chatmock.net.h2io import ReceiveBuffer, StreamGone, WireBroken
-from chatmock.server.exchange import ClientGone, HeaderList, Request
+from chatmock.server.exchange import ClientGone, HeaderList, Request, ResponseState
 from chatmock.server.http1 import http_date
 
 if TYPE_CHECKING:
@@ -181,19 +181,16 @@ def _head(status: int, headers: HeaderList, extra: list[tuple[bytes, bytes]],
     return out
 
 
-class H2Responder:
+class H2Responder(ResponseState):
     """Responder for one stream (see `chatmock.server.exchange.Responder`)."""
 
-    __slots__ = ("_head", "_x", "extra_headers", "finished", "head_only", "started", "status")
+    __slots__ = ("_head", "_x", "head_only")
 
     def __init__(self, exchange: H2Exchange, *, head_only: bool = False) -> None:
+        super().__init__()
         self._x = exchange
         self.head_only = head_only
         self._head: list[tuple[bytes, bytes]] | None = None
-        self.extra_headers: list[tuple[bytes, bytes]] = []
-        self.started = False
-        self.finished = False
-        self.status = 0
 
     @property
     def client_gone(self) -> bool:

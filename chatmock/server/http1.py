@@ -55,6 +55,7 @@ from chatmock.server.exchange import (
     Handler,
     HeaderList,
     Request,
+    ResponseState,
 )
 from chatmock.server.lifecycle import Lifecycle, ServedConnection
 from chatmock.server.watch import ClientWatch
@@ -340,21 +341,17 @@ def _error_body(message: str) -> bytes:
     return jsonbytes.dumps({"error": {"message": message, "type": "invalid_request_error"}})
 
 
-class H1Responder:
+class H1Responder(ResponseState):
     """Responder for one exchange on an `H1Connection`."""
 
-    __slots__ = ("_c", "_chunked", "_head", "_head_only", "extra_headers", "finished", "started",
-                 "status")
+    __slots__ = ("_c", "_chunked", "_head", "_head_only")
 
     def __init__(self, connection: H1Connection, *, head_only: bool = False) -> None:
+        super().__init__()
         self._c = connection
         self._head = b""
         self._head_only = head_only
         self._chunked = False
-        self.extra_headers: list[tuple[bytes, bytes]] = []
-        self.started = False
-        self.finished = False
-        self.status = 0
 
     @property
     def client_gone(self) -> bool:

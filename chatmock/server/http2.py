@@ -271,8 +271,7 @@ class H2ServerConnection(ServedConnection):
             exchange.push(event.data, event.flow_controlled_length)
 
     def _ended(self, event: Any) -> None:
-        exchange = self.exchanges.get(event.stream_id)
-        if exchange is not None:
+        if (exchange := self.exchanges.get(event.stream_id)) is not None:
             exchange.end()
 
     def _reset(self, event: Any) -> None:

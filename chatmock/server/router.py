@@ -3,25 +3,34 @@
 The router first applies the browser rules of `server/browser.py` (Host and
 Origin on every request, before any route; Content-Type on JSON routes) and
 answers CORS preflights. It checks the access token (constant-time) everywhere
-except `/` and `/health`, renders any `ApiError` in the dialect the path
-belongs to, turns unexpected exceptions into a logged 500, and writes one
+except `/` and `/health`, renders any `ApiError` in the error shape of the
+path's dialect, turns unexpected exceptions into a logged 500, and writes one
 access-log line per request (at DEBUG for the polled `/health` and
 `/status.json` when they succeed: a health check or an open status page would
 fill the log). Each request gets an `Exchange` record (`state/exchanges.py`),
 made the running task's for the route, the relay and the backend to fill in;
 the access line is written from it. Routes are plain async functions
 `route(app, request, responder)`.
+
+The router knows no dialect. Each entry of the `RouteTable` (built in
+`chatmock/routes/__init__.py`) carries the `ErrorShape` of its API family, which
+the dialects implement (`chatmock/dialects/errors.py`); a path no route answers
+takes the shape of the table's area it lies in (`/api/...` is Ollama's), else
+the table's fallback. A shape may defer to the request's headers (an Anthropic
+client listing `/v1/models` sends `anthropic-version` and parses Anthropic's
+errors).
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
 
 from chatmock import logs
 from chatmock.app import App
-from chatmock.dialects.errors import dialect_of, render
 from chatmock.errors import ApiError, ClientError
 from chatmock.server import browser
 from chatmock.server.exchange import JSON_HEADERS, ClientGone, Request, Responder
@@ -30,30 +39,78 @@ from chatmock.state import exchanges
 log = logging.getLogger("chatmock.access")
 
 Route = Callable[[App, Request, Responder], Awaitable[None]]
+Headers = Mapping[bytes, bytes]
 OPEN_PATHS = frozenset({"/", "/health"})
 QUIET_PATHS = frozenset({"/health", "/status.json"})  # polled: logged at DEBUG unless refused
 
 
+class ErrorShape(Protocol):
+    """How one API family's clients expect errors (`chatmock.dialects.errors.Dialect`)."""
+
+    @property
+    def label(self) -> str:
+        """The family's name in the exchange record and the access log."""
+        ...
+
+    def render(self, error: ApiError) -> bytes: ...
+
+    def for_headers(self, headers: Headers) -> ErrorShape:
+        """The shape to use for a request with these headers (usually itself)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One path's methods, and the error shape of the dialect they speak."""
+
+    methods: Mapping[str, Route]
+    errors: ErrorShape
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTable:
+    exact: Mapping[str, Endpoint]
+    prefixes: Mapping[str, Endpoint]  # a path that starts with the key and is longer
+    areas: Mapping[str, ErrorShape]  # errors of an unrouted path starting with the key
+    fallback: ErrorShape  # errors of any other unrouted path
+
+    def find(self, path: str) -> Endpoint | None:
+        endpoint = self.exact.get(path)
+        if endpoint is not None:
+            return endpoint
+        for prefix, candidate in self.prefixes.items():
+            if path.startswith(prefix) and len(path) > len(prefix):
+                return candidate
+        return None
+
+    def errors_of(self, path: str, endpoint: Endpoint | None) -> ErrorShape:
+        if endpoint is not None:
+            return endpoint.errors
+        for area, errors in self.areas.items():
+            if path.startswith(area) or path == area.rstrip("/"):
+                return errors
+        return self.fallback
+
+
 class Router:
-    def __init__(self, app: App, routes: dict[str, dict[str, Route]],
-                 prefixes: dict[str, dict[str, Route]] | None = None) -> None:
+    def __init__(self, app: App, table: RouteTable) -> None:
         self.app = app
-        self.routes = routes
-        self.prefixes = prefixes or {}
+        self.table = table
         token = app.settings.access_token
         self._token = token.encode() if token else b""
         self.policy = browser.BrowserPolicy.from_settings(app.settings)
         self.exchanges = app.exchanges
 
     async def __call__(self, request: Request, out: Responder) -> None:
-        dialect = dialect_of(request.path, request.headers)
+        endpoint = self.table.find(request.path)
+        errors = self.table.errors_of(request.path, endpoint).for_headers(request.headers)
         exchange = self.exchanges.begin(request.method, request.path, request.client,
-                                        dialect.value)
+                                        errors.label)
         running = exchanges.enter(exchange)  # routes and the relay fill it in
         gone = False
         try:
             out.extra_headers = browser.admit(self.policy, request.headers)
-            await self._dispatch(request, out)
+            await self._dispatch(request, out, endpoint)
         except ClientGone:
             gone = True
             raise
@@ -61,13 +118,13 @@ class Router:
             exchange.failure = error.message
             if not out.started:
                 await out.respond(error.status, [*JSON_HEADERS, *error.headers],
-                                  render(error, dialect))
+                                  errors.render(error))
         except Exception:
             log.exception("unhandled error in %s %s", request.method, request.path)
             exchange.failure = exchanges.INTERNAL_ERROR
             if not out.started:
                 internal = ApiError(exchanges.INTERNAL_ERROR, status=500)
-                await out.respond(500, JSON_HEADERS, render(internal, dialect))
+                await out.respond(500, JSON_HEADERS, errors.render(internal))
         finally:
             exchanges.leave(running)
             # out.client_gone: the adapter cancelled the route (exchange.py)
@@ -82,11 +139,11 @@ class Router:
             fields = exchange.log_fields()
             log.log(level, "%s", logs.access_line(fields), extra={logs.FIELDS: fields})
 
-    async def _dispatch(self, request: Request, out: Responder) -> None:
-        methods = self.routes.get(request.path) or self._prefix_match(request.path)
-        if methods is None:
+    async def _dispatch(self, request: Request, out: Responder, endpoint: Endpoint | None) -> None:
+        if endpoint is None:
             raise ClientError(f"no route for {request.method} {request.path}", status=404,
                               error_type="not_found_error", code="not_found")
+        methods = endpoint.methods
         if request.method == "OPTIONS":
             await self._options(request, out, methods)
             return
@@ -102,18 +159,13 @@ class Router:
             browser.require_json(request.headers)
         await handler(self.app, request, out)
 
-    async def _options(self, request: Request, out: Responder, methods: dict[str, Route]) -> None:
+    async def _options(self, request: Request, out: Responder,
+                       methods: Mapping[str, Route]) -> None:
         """A CORS preflight (its origin was admitted) or a plain OPTIONS: what the route allows."""
         if b"origin" in request.headers:
             await out.respond(204, browser.preflight(request.headers, methods), b"")
         else:
             await out.respond(204, [_allow(methods)], b"")
-
-    def _prefix_match(self, path: str) -> dict[str, Route] | None:
-        for prefix, methods in self.prefixes.items():
-            if path.startswith(prefix) and len(path) > len(prefix):
-                return methods
-        return None
 
     def _check_token(self, request: Request) -> None:
         if not self._token:
@@ -127,5 +179,5 @@ class Router:
                               error_type="authentication_error", code="invalid_access_token")
 
 
-def _allow(methods: dict[str, Route]) -> tuple[bytes, bytes]:
+def _allow(methods: Mapping[str, Route]) -> tuple[bytes, bytes]:
     return (b"allow", ", ".join(sorted(methods)).encode())

@@ -47,43 +47,15 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterator
 from typing import Any, NamedTuple, Protocol
+
+from chatmock.turns import Item, StoreAnswer, StoredResponse, StoreQuery
 
 Clock = Callable[[], float]
 DEFAULT_TTL_SECONDS = 3600.0
 DEFAULT_CAPACITY = 10_000
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class StoredResponse:
-    response_id: str
-    instructions: str | None
-    context: list[dict[str, Any]]  # the full input items sent upstream for that turn
-    output: list[dict[str, Any]]  # that turn's output items, already converted to input items
-    created_at: float
-
-
-Item = dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class StoreQuery:
-    """What one request needs from the store: a turn to chain on, items by id."""
-
-    previous_id: str | None = None
-    item_ids: tuple[str, ...] = ()
-
-    def __bool__(self) -> bool:
-        return self.previous_id is not None or bool(self.item_ids)
-
-
-@dataclass(frozen=True, slots=True)
-class StoreAnswer:
-    previous: StoredResponse | None = None
-    items: Mapping[str, Item] = field(default_factory=dict)  # only the ids found
 
 
 class ResponseStore(Protocol):

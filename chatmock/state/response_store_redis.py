@@ -55,13 +55,10 @@ from chatmock.net.resp import Reply, ReplyError
 from chatmock.state.response_store import (
     DEFAULT_MAX_BYTES,
     DEFAULT_TTL_SECONDS,
-    Item,
-    StoreAnswer,
-    StoredResponse,
-    StoreQuery,
     indexed_items,
 )
 from chatmock.state.turn_codec import decode_item, decode_turn, encode_item, encode_turn
+from chatmock.turns import Item, StoreAnswer, StoredResponse, StoreQuery
 
 log = logging.getLogger("chatmock.responses")
 

@@ -78,13 +78,12 @@ from chatmock.state.response_store import (
     DEFAULT_MAX_BYTES,
     DEFAULT_TTL_SECONDS,
     Clock,
-    Item,
-    StoredResponse,
     expired,
     indexed_items,
 )
 from chatmock.state.response_store_file import connect, open_database, transaction
 from chatmock.state.turn_codec import decode_item, decode_turn, encode_item, encode_turn
+from chatmock.turns import Item, StoredResponse
 
 log = logging.getLogger("chatmock.responses")
 

@@ -14,11 +14,9 @@ from chatmock.state.response_store import (
     AsyncResponseStore,
     MemoryResponseStore,
     ResponseStore,
-    StoreAnswer,
-    StoredResponse,
-    StoreQuery,
     look_up,
 )
+from chatmock.turns import StoreAnswer, StoredResponse, StoreQuery
 
 if TYPE_CHECKING:
     from chatmock.net.redis import RedisClient

@@ -14,7 +14,7 @@ import json
 import logging
 import zlib
 
-from chatmock.state.response_store import Item, StoredResponse
+from chatmock.turns import Item, StoredResponse
 
 log = logging.getLogger("chatmock.responses")
 

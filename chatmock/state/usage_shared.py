@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 import trio
 
 from chatmock.net.redis import RedisClient, RedisError, Script
-from chatmock.net.redis_url import EMBEDDED, parse_redis_url
+from chatmock.redis_url import EMBEDDED, parse_redis_url
 from chatmock.state.usage_limits import UsageSnapshot
 
 log = logging.getLogger("chatmock.limits")

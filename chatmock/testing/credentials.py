@@ -38,6 +38,17 @@ def write_auth_file(home: Path, **kwargs: Any) -> Path:
     return write_auth_document(home, document)
 
 
+def write_account_file(home: Path, name: str, **kwargs: Any) -> Path:
+    """Write a pool account, `<home>/accounts/<name>.json` (as `login --account`)."""
+    document = {"OPENAI_API_KEY": None, "tokens": fake_tokens(**kwargs),
+                "last_refresh": "2026-11-21T00:00:00.000000Z"}
+    path = home / "accounts" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2))
+    path.chmod(0o600)
+    return path
+
+
 def auth_document(token_response: dict[str, Any],
                   last_refresh: str = "2026-11-21T00:00:00.000000Z") -> dict[str, Any]:
     """An auth.json document (Codex CLI layout) holding the tokens of an OAuth token

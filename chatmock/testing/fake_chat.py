@@ -64,7 +64,13 @@ from chatmock.testing.fake_events import (
 )
 from chatmock.testing.fake_items import ItemPlan
 from chatmock.testing.fake_rules import Rejected, load_json
-from chatmock.testing.fake_server import RECORDS_PATH, FakeApp, RequestLog, serve_forever
+from chatmock.testing.fake_server import (
+    RECORDS_PATH,
+    FakeApp,
+    Recording,
+    RequestLog,
+    serve_forever,
+)
 from chatmock.testing.fake_structured import structured_answer
 
 _Handler = Callable[[FakeRequest], FakeReply]
@@ -72,7 +78,7 @@ _NOT_ON_CHAT = ("fake:websearch", "fake:commentary")
 _RETRY_AFTER = re.compile(r"[ \t]*(?<!\S)fake:retry_after=\S*")
 
 
-class FakeChat:
+class FakeChat(Recording):
     """The fake server's state: flavor, key, recorded requests, an id counter.
 
     Not thread-safe; meant for one event loop."""
@@ -92,11 +98,6 @@ class FakeChat:
         }
         if self.flavor.name == "xai":
             self._routes["/v1/language-models"] = {"GET": self._language_models}
-
-    @property
-    def requests(self) -> list[JSON]:
-        """The recorded chat requests, oldest first."""
-        return self._log.records
 
     def handle(self, method: str, target: str, headers: Mapping[bytes, bytes],
                body: bytes) -> FakeReply:

@@ -28,7 +28,8 @@ bearer must also be one the check accepts: a reason of ``"expired"`` gives
 Routes: ``POST /backend-api/codex/responses``, ``GET /backend-api/codex/models``,
 ``GET``/``DELETE /__fake__/requests`` (recorded /responses requests),
 ``GET /__fake__/streams`` (``StreamCounters``: how many event streams are
-open, and how each ended; kept by the server that plays them out) and
+open, and how each ended; kept by the server that plays them out),
+``/__fake__/accounts`` (several accounts: ``fake_accounts``) and
 ``GET /health``.
 """
 
@@ -43,6 +44,12 @@ from dataclasses import dataclass
 
 import jwt
 
+from chatmock.testing.fake_accounts import (
+    ACCOUNTS_PATH,
+    LIMIT_PATH,
+    REVOKE_PATH,
+    FakeAccounts,
+)
 from chatmock.testing.fake_events import (
     JSON,
     DirectiveError,
@@ -151,7 +158,7 @@ class FakeCodex:
         self._records: deque[JSON] = deque(maxlen=record_limit)
         self._ids = itertools.count(1)
         self._request_ids = itertools.count(1)
-        self._streams = 0
+        self.accounts = FakeAccounts(clock)
         self.streams = StreamCounters()
         self._routes: dict[str, dict[str, _Handler]] = {
             RESPONSES_PATH: {"POST": self._responses},
@@ -159,6 +166,9 @@ class FakeCodex:
             RECORDS_PATH: {"GET": self._list_records, "DELETE": self._clear_records},
             STREAMS_PATH: {"GET": lambda _: self._json(200, dataclasses.asdict(self.streams))},
             HEALTH_PATH: {"GET": lambda _: self._json(200, {"status": "ok"})},
+            ACCOUNTS_PATH: {"GET": self._accounts, "DELETE": self._accounts},
+            LIMIT_PATH: {"POST": self._accounts},
+            REVOKE_PATH: {"POST": self._accounts},
         }
 
     @property
@@ -183,7 +193,7 @@ class FakeCodex:
     def _next_id(self) -> int:
         return next(self._ids)
 
-    def _headers(self, content_type: bytes, *extra: _Header) -> list[_Header]:
+    def _headers(self, content_type: bytes, *extra: _Header, account: str = "") -> list[_Header]:
         """Every reply's headers; usage headers of its own (a spent window) win."""
         request_id = f"00000000-0000-4000-8000-{next(self._request_ids):012x}"
         own_limits = any(name.startswith(b"x-codex-") for name, _ in extra)
@@ -191,7 +201,7 @@ class FakeCodex:
             (b"content-type", content_type),
             *extra,
             (b"x-request-id", request_id.encode()),
-            *([] if own_limits else rate_limit_headers(self._streams)),
+            *([] if own_limits else rate_limit_headers(self.accounts.streams[account])),
         ]
 
     def _json(self, status: int, value: object, *extra: tuple[bytes, bytes]) -> FakeReply:
@@ -216,10 +226,12 @@ class FakeCodex:
         try:
             check_bearer(request.headers)
             self._check_token(request.headers)
+            account = self.accounts.check(request.headers, bearer_token(request.headers))
             check_headers(request.headers)
             validate_payload(payload)
-            check_items_and_names(payload)
+            check_items_and_names(payload, account)
             scenario = select_scenario(payload["input"])
+            scenario.account = account
             if scenario.error == 401:
                 raise token_rejected("expired")
             if scenario.error is not None:
@@ -241,8 +253,8 @@ class FakeCodex:
             echo=_echo(payload),
             items=plan_items(scenario, self._next_id),
         )
-        headers = self._headers(b"text/event-stream")
-        self._streams += 1
+        headers = self._headers(b"text/event-stream", account=scenario.account)
+        self.accounts.streams[scenario.account] += 1
         cut = scenario.ending == "cut"
         return FakeReply(200, headers, chunks=sse_chunks(scenario, seed), cut=cut)
 
@@ -250,6 +262,9 @@ class FakeCodex:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers.items()}
         body = None if payload is INVALID_JSON else payload
         self._records.append({"path": request.path, "headers": headers, "body": body})
+
+    def _accounts(self, request: FakeRequest) -> FakeReply:
+        return self._json(*self.accounts.control(request.path, request.method, request.body))
 
     def _list_records(self, _: FakeRequest) -> FakeReply:
         return self._json(200, list(self._records))

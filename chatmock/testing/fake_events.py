@@ -121,6 +121,7 @@ class Scenario:
     late_code: str = "server_error"
     incomplete_reason: str = "max_output_tokens"
     flags: set[str] = field(default_factory=set)
+    account: str = ""  # the request's account: encrypted reasoning is minted for it
 
     @property
     def ending(self) -> str:

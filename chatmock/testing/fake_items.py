@@ -131,7 +131,8 @@ class OutputItems:
         for part in range(2):
             text = yield from self.summary_part(where, part)
             summary.append({"type": "summary_text", "text": text})
-        item = {**item, "summary": summary, "encrypted_content": encrypted_reasoning(item_id)}
+        content = encrypted_reasoning(item_id, self.scenario.account)
+        item = {**item, "summary": summary, "encrypted_content": content}
         if raw:
             item["content"] = [{"type": "reasoning_text", "text": raw}]
         yield self.done(index, item)

@@ -56,7 +56,13 @@ from chatmock.testing.fake_codex import FakeReply, FakeRequest, jwt_expired
 from chatmock.testing.fake_events import JSON, DirectiveError, Scenario, dump_json, parse_scenario
 from chatmock.testing.fake_qwen_events import STREAM_ERRORS, QwenAnswer, QwenSeed
 from chatmock.testing.fake_rules import load_json
-from chatmock.testing.fake_server import RECORDS_PATH, FakeApp, RequestLog, serve_forever
+from chatmock.testing.fake_server import (
+    RECORDS_PATH,
+    FakeApp,
+    Recording,
+    RequestLog,
+    serve_forever,
+)
 
 QWEN_TOKEN = jwt.encode({"id": "user-fake-0001", "exp": 4102444800},
                         "fake-qwen-signing-key-of-32-bytes", algorithm="HS256")
@@ -97,7 +103,7 @@ class Chat:
 _Handler = Callable[[FakeRequest], FakeReply]
 
 
-class FakeQwen:
+class FakeQwen(Recording):
     """The fake's state: token, chats, recorded requests, an id counter.
 
     Not thread-safe; meant for one event loop."""
@@ -120,11 +126,6 @@ class FakeQwen:
             RECORDS_PATH: self._log.routes(),
             "/health": {"GET": lambda _: self._json(200, {"status": "ok"})},
         }
-
-    @property
-    def requests(self) -> list[JSON]:
-        """The recorded POST requests, oldest first."""
-        return self._log.records
 
     def handle(self, method: str, target: str, headers: Mapping[bytes, bytes],
                body: bytes) -> FakeReply:

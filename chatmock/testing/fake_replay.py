@@ -34,18 +34,19 @@ _NAMED_TOOLS = ("function", "custom")
 _NAMED_ITEMS = ("function_call", "custom_tool_call")
 
 
-def check_items_and_names(payload: dict[str, Any]) -> None:
-    """Raise Rejected for the first replayed item or tool name the backend refuses.
+def check_items_and_names(payload: dict[str, Any], account: str = "") -> None:
+    """Raise Rejected for the first replayed item or tool name the backend refuses
+    (encrypted reasoning must have been minted for `account`).
 
     `payload` already passed `fake_rules.validate_payload` (shapes are sound)."""
     for index, item in enumerate(payload["input"]):
-        _check_item(index, item)
+        _check_item(index, item, account)
     for index, tool in enumerate(payload.get("tools", [])):
         if tool.get("type") in _NAMED_TOOLS:
             _check_name(f"tools[{index}].name", tool["name"])
 
 
-def _check_item(index: int, item: dict[str, Any]) -> None:
+def _check_item(index: int, item: dict[str, Any], account: str) -> None:
     kind = item.get("type")
     if kind == "item_reference":
         raise item_not_found(item["id"])
@@ -54,7 +55,7 @@ def _check_item(index: int, item: dict[str, Any]) -> None:
         if not content:
             if isinstance(item.get("id"), str):
                 raise item_not_found(item["id"])
-        elif not (isinstance(content, str) and minted_here(content)):
+        elif not (isinstance(content, str) and minted_here(content, account)):
             raise invalid_encrypted_content(item.get("id"), content)
     elif kind in _NAMED_ITEMS:
         _check_name(f"input[{index}].name", item["name"])

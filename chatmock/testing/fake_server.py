@@ -83,6 +83,18 @@ class RequestLog:
         return FakeReply(204, headers)
 
 
+class Recording:
+    """A fake that keeps what it received in a `RequestLog` (`self._log`)."""
+
+    _log: RequestLog
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """The recorded requests, oldest first (which ones: the fake's `RequestLog.add`
+        calls; the chat fakes record their chat requests, Qwen's every POST)."""
+        return self._log.records
+
+
 class FakeApp:
     """HTTP adapter for one fake: request in, its `FakeReply` out."""
 

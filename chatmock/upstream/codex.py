@@ -26,7 +26,7 @@ import platform
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from chatmock.config import DEFAULT_CLIENT_VERSION, DEFAULT_ORIGINATOR
 from chatmock.errors import UpstreamError, extract_message
 from chatmock.net.client import HTTPClient, UpstreamResponse
 from chatmock.state import exchanges
+from chatmock.upstream.accounts import Account, AccountPool
 from chatmock.upstream.instructions import NO_INSTRUCTIONS, BaseInstructions
 
 log = logging.getLogger("chatmock.upstream")
@@ -107,7 +108,9 @@ class CodexBackend:
         # Called with the headers of every backend answer (rate-limit recording).
         self.on_headers: Callable[[list[tuple[bytes, bytes]]], object] | None = None
         self.http = http
-        self.credentials = credentials
+        self.credentials = credentials  # the default account's (model discovery, status)
+        self.pool = AccountPool([Account("default", credentials,
+                                         record_headers=self._record_headers)])
         self.install_id = install_id
         self.identity = identity
         self.base_instructions = base_instructions
@@ -118,6 +121,10 @@ class CodexBackend:
             *identity.headers(),
             (b"x-codex-installation-id", install_id.encode()),
         ]
+
+    def _record_headers(self, headers: list[tuple[bytes, bytes]]) -> None:
+        if self.on_headers is not None:
+            self.on_headers(headers)
 
     def _headers(self, credentials: Credentials, session_id: str,
                  forwarded: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
@@ -160,39 +167,49 @@ class CodexBackend:
 
     @asynccontextmanager
     async def responses(self, payload: dict[str, Any], session_id: str,
-                        forwarded: tuple[tuple[bytes, bytes], ...] = (),
-                        ) -> AsyncIterator[UpstreamResponse]:
+                        forwarded: tuple[tuple[bytes, bytes], ...] = (), *,
+                        affinity: tuple[str, ...] = ()) -> AsyncIterator[UpstreamResponse]:
         """An open SSE response of status 200, or an UpstreamError.
 
-        `forwarded`: a Codex client's own headers (`codex_client_headers`).
-        A 401 is answered once by refreshing the token and sending again."""
+        `forwarded`: a Codex client's own headers (`codex_client_headers`);
+        `affinity`: keys the route knows the conversation by besides its payload (a
+        WebSocket connection). The account pool (`chatmock.upstream.accounts`) picks
+        the account, refreshes a rejected token once and fails over to another
+        account before anything is streamed."""
         exchanges.note_model(payload.get("model"), payload.get("reasoning"))  # access log
+        turn = await self.pool.turn(payload, affinity)
         self.finish_payload(payload, session_id)
+        async with AsyncExitStack() as stack:
+            async def send(account: Account, credentials: Credentials) -> UpstreamResponse:
+                return await self._send(stack, account, credentials, payload,
+                                        self._headers(credentials, session_id, forwarded))
+
+            response = await turn.open(payload, send)
+            if self.log_events:
+                response.trace = _log_events
+            yield response
+
+    async def _send(self, stack: AsyncExitStack, account: Account, credentials: Credentials,
+                    payload: dict[str, Any], headers: list[tuple[bytes, bytes]],
+                    ) -> UpstreamResponse:
+        """One attempt: a response of status 200 left open on `stack`, or UpstreamError."""
         body = jsonbytes.dumps(payload)
         if self.log_bodies:
             log.debug("upstream request: %s", body[:20000].decode("utf-8", "replace"))
-        credentials = await self.credentials.usable()
-        for attempt in (1, 2):
-            async with self.http.request("POST", self.responses_url,
-                                         self._headers(credentials, session_id, forwarded),
-                                         body) as response:
-                if self.on_headers is not None:
-                    self.on_headers(response.headers)
-                if response.status >= 400:
-                    error_body = await response.read_all(MAX_ERROR_BODY)
-                    if self.log_bodies:
-                        log.debug("upstream %d: %s", response.status,
-                                  error_body[:4000].decode("utf-8", "replace"))
-                    if response.status == 401 and attempt == 1:
-                        renewed = await self.credentials.after_rejection(credentials)
-                        if renewed is not None:
-                            credentials = renewed
-                            continue
-                    raise upstream_error(response.status, response.headers, error_body)
-                if self.log_events:
-                    response.trace = _log_events
-                yield response
-                return
+        async with AsyncExitStack() as attempt:
+            response = await attempt.enter_async_context(
+                self.http.request("POST", self.responses_url, headers, body))
+            account.record(response.headers)
+            if response.status >= 400:
+                error_body = await response.read_all(MAX_ERROR_BODY)
+                if self.log_bodies:
+                    log.debug("upstream %d: %s", response.status,
+                              error_body[:4000].decode("utf-8", "replace"))
+                raise upstream_error(response.status, response.headers, error_body)
+            stack.push_async_exit(attempt.pop_all())
+            return response
+        raise AssertionError("unreachable")  # mypy: the with block returns or raises
+
 
 def _log_events(data: bytes) -> None:
     log.debug("upstream events: %s", data.decode("utf-8", "replace"))

@@ -25,9 +25,9 @@ from typing import Any
 import trio
 
 from chatmock.auth.tokens import Credentials
+from chatmock.catalog import Catalog, catalog_from_discovery
 from chatmock.config import home_dir
 from chatmock.fileio import write_private_json
-from chatmock.state.catalog import Catalog, catalog_from_discovery
 from chatmock.upstream.codex import CodexBackend, upstream_error
 
 log = logging.getLogger("chatmock.models")

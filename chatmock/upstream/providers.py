@@ -33,6 +33,8 @@ chatmock again).
 Choosing a provider per request (`ProviderRegistry.select`): `?provider=`,
 else a `provider/model` prefix whose first segment names a usable provider
 (`xai/grok-4`, `openrouter/anthropic/claude-sonnet-4.5`), else the default.
+While the default is the Codex backend, a prefix naming a provider without
+credentials gets that provider's 400 (`not_configured`).
 The prefix rule is literal: with the default on OpenRouter and an `openai`
 (or `qwen`) provider usable, `openai/gpt-5` goes to that provider; write
 `openrouter/openai/gpt-5` to keep it on OpenRouter.
@@ -136,6 +138,16 @@ class ProviderRegistry:
             return head, rest
         return None, model
 
+    def _unusable_prefix(self, model: str) -> str | None:
+        """A `provider/model` prefix naming a provider without credentials, while the
+        default is the Codex backend (which could not serve such a name anyway): that
+        request gets the provider's "not configured" 400, not a confusing model error."""
+        head, slash, _ = model.partition("/")
+        provider = self.providers.get(head) if slash else None
+        if provider is None or provider.usable or self.providers[self.default].kind != "codex":
+            return None
+        return head
+
     def select(self, model: str, query_provider: str | None = None) -> tuple[Provider, str]:
         """The provider of one request and the model name to send it; ClientError for an
         unknown `?provider=` or a provider without credentials."""
@@ -149,7 +161,7 @@ class ProviderRegistry:
                 model = rest
         else:
             name, model = self.split_model(model)
-            chosen = self.providers[name or self.default]
+            chosen = self.providers[name or self._unusable_prefix(model) or self.default]
         if not chosen.usable:
             raise chosen.not_configured()
         return chosen, model

@@ -36,7 +36,7 @@ def test_messages_create(client: anthropic.Anthropic) -> None:
     message = client.messages.create(model="claude-sonnet-5", max_tokens=1000,
                                      messages=user("hi there"))
     assert message.content[0].type == "text"
-    assert message.content[0].text == "Hello! You said: hi there"  # type: ignore[union-attr]
+    assert message.content[0].text == "Hello! You said: hi there"
     assert message.model == "claude-sonnet-5"
     assert message.stop_reason == "end_turn"
     assert message.usage.output_tokens > 0
@@ -80,12 +80,12 @@ def test_tool_round_trip_streamed(client: anthropic.Anthropic) -> None:
 
 
 def test_thinking_block_round_trip(client: anthropic.Anthropic, fake_upstream: Process) -> None:
-    thinking = {"type": "enabled", "budget_tokens": 8000}
+    thinking: Any = {"type": "enabled", "budget_tokens": 8000}
     first = client.messages.create(model="claude-sonnet-5", max_tokens=16000,
-                                   thinking=thinking, messages=user("think fake:reasoning"))  # type: ignore[arg-type]
+                                   thinking=thinking, messages=user("think fake:reasoning"))
     block = first.content[0]
     assert block.type == "thinking" and block.thinking and block.signature
-    client.messages.create(model="claude-sonnet-5", max_tokens=16000, thinking=thinking,  # type: ignore[arg-type]
+    client.messages.create(model="claude-sonnet-5", max_tokens=16000, thinking=thinking,
                            messages=[*user("think fake:reasoning"),
                                      {"role": "assistant", "content": first.content},
                                      *user("second thinking turn")])
@@ -106,6 +106,7 @@ def test_a_foreign_thinking_signature_is_dropped(client: anthropic.Anthropic,
                {"type": "redacted_thinking", "data": "EmwKAhgBEgy3redacted"},
                {"type": "text", "text": "Earlier answer"}]
     messages: Any = [*user("first"), {"role": "assistant", "content": foreign}, *user(marker)]
+    message: anthropic.types.Message
     if stream:
         with client.messages.stream(model="claude-sonnet-5", max_tokens=16000,
                                     messages=messages) as events:

@@ -163,8 +163,8 @@ def test_redis_down_chains_get_a_503_and_nothing_is_lost(
     with two.responses.connect() as connection:  # the same answer as an error frame
         frame = sdk_turn(connection, model=MODEL, previous_response_id=before.id,
                          input="chained over the socket")[-1]
-    assert frame.type == "error" and frame.status_code == 503  # type: ignore[union-attr]
-    assert frame.error.code == "state_unavailable"  # type: ignore[union-attr]
+    assert frame.type == "error" and frame.status_code == 503  # type: ignore[attr-defined]
+    assert frame.error.code == "state_unavailable"
     during = one.responses.create(model=MODEL, input="during the outage")
     kept = one.responses.create(model=MODEL, previous_response_id=during.id, input="same one")
     assert kept.output_text == "Hello! You said: same one"  # kept in process one meanwhile

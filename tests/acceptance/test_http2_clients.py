@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anthropic
 import h2.config
@@ -76,7 +76,7 @@ def test_openai_sdk_on_an_http2_client_streams_concurrently(chatmock_server: Pro
     """Eight streams at once on one HTTP/2 connection, each whole and in order."""
     with h2c_client() as http, openai.OpenAI(base_url=f"{chatmock_server.url}/v1",
                                               api_key="x", max_retries=0,
-                                              http_client=http) as client:
+                                              http_client=cast(Any, http)) as client:
         def one(number: int) -> str:
             stream = client.chat.completions.create(
                 model=MODEL, stream=True,
@@ -97,7 +97,7 @@ def test_anthropic_and_ollama_packages_over_http2(chatmock_server: Process) -> N
 
     with httpx2.Client(http1=False, http2=True, timeout=20) as http:
         claude = anthropic.Anthropic(base_url=chatmock_server.url, api_key="x",
-                                     max_retries=0, http_client=http)
+                                     max_retries=0, http_client=cast(Any, http))
         message = claude.messages.create(model="claude-sonnet-5", max_tokens=100,
                                          messages=[{"role": "user", "content": "hi h2"}])
         assert message.content[0].type == "text" and "hi h2" in message.content[0].text
@@ -112,7 +112,7 @@ def test_sigterm_lets_an_open_http2_stream_finish(tmp_path: Path,
     """The drain's GOAWAY refuses new streams but lets the open one run to its end."""
     server = start_chatmock(tmp_path, fake_upstream, "--shutdown-timeout", "20")
     with h2c_client() as http, openai.OpenAI(base_url=f"{server.url}/v1", api_key="x",
-                                              max_retries=0, http_client=http) as client:
+                                              max_retries=0, http_client=cast(Any, http)) as client:
         chunks = iter(client.chat.completions.create(
             model=MODEL, stream=True,
             messages=[{"role": "user", "content": "x fake:deltas=12 fake:delay_ms=100"}]))
@@ -177,7 +177,7 @@ class H2WebSocket:
     def _pump(self) -> list[Any]:
         events = self.conn.receive_data(self.sock.recv(65536))
         self.sock.sendall(self.conn.data_to_send())
-        return events
+        return list(events)
 
     def open(self, path: str) -> None:
         while self.conn.remote_settings.enable_connect_protocol != 1:

@@ -87,6 +87,7 @@ def redirect_location(url: str) -> str:
     """Follow the authorize URL by hand: the 302's Location, not the page behind it."""
     parts = urlsplit(url)
     connect = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    assert parts.hostname
     connection = connect(parts.hostname, parts.port)
     connection.request("GET", f"{parts.path}?{parts.query}")
     response = connection.getresponse()

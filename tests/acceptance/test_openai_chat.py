@@ -19,7 +19,7 @@ from .conftest import Process, last_upstream_body, start_chatmock
 PNG = base64.b64encode(bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c63000100000500010d0a2db40000000049454e44ae426082")).decode()
-WEATHER_TOOL = {"type": "function", "function": {
+WEATHER_TOOL: Any = {"type": "function", "function": {
     "name": "get_weather", "description": "Weather for a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
                    "required": ["city"]}}}
@@ -90,7 +90,7 @@ def test_include_usage_chunk_has_no_choices(client: openai.OpenAI) -> None:
 
 def test_tool_round_trip_non_stream(client: openai.OpenAI, fake_upstream: Process) -> None:
     first = client.chat.completions.create(model="gpt-5.4", messages=user(TOOL_PROMPT),
-                                           tools=[WEATHER_TOOL])  # type: ignore[list-item]
+                                           tools=[WEATHER_TOOL])
     choice = first.choices[0]
     assert choice.finish_reason == "tool_calls"
     call = choice.message.tool_calls[0]  # type: ignore[index]
@@ -99,7 +99,7 @@ def test_tool_round_trip_non_stream(client: openai.OpenAI, fake_upstream: Proces
     history = [*user(TOOL_PROMPT), choice.message.model_dump(exclude_none=True),
                {"role": "tool", "tool_call_id": call.id, "content": "22C and sunny"}]
     second = client.chat.completions.create(model="gpt-5.4", messages=history,
-                                            tools=[WEATHER_TOOL])  # type: ignore[list-item]
+                                            tools=[WEATHER_TOOL])
     assert second.choices[0].message.content == f"Tool {call.id} returned: 22C and sunny"
     sent = last_upstream_body(fake_upstream, "22C and sunny")
     kinds = [item["type"] for item in sent["input"]]
@@ -108,7 +108,7 @@ def test_tool_round_trip_non_stream(client: openai.OpenAI, fake_upstream: Proces
 
 def test_tool_round_trip_stream(client: openai.OpenAI) -> None:
     stream = client.chat.completions.create(model="gpt-5.4", messages=user(TOOL_PROMPT),
-                                            tools=[WEATHER_TOOL],  # type: ignore[list-item]
+                                            tools=[WEATHER_TOOL],
                                             stream=True)
     calls: dict[int, dict[str, str]] = {}
     finishes = []
@@ -251,8 +251,8 @@ def test_malformed_json_is_400(chatmock_server: Process) -> None:
 
 def test_invalid_request_is_a_clear_400(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model="gpt-5.4", messages=[{"role": "tool",
-                                                                   "content": "x"}])  # type: ignore[list-item]
+        bad: Any = [{"role": "tool", "content": "x"}]  # no tool_call_id
+        client.chat.completions.create(model="gpt-5.4", messages=bad)
     assert "tool_call_id" in caught.value.message
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from .conftest import Process, last_upstream_body, start_chatmock
 
-WEATHER = {"type": "function", "name": "get_weather", "description": "Weather for a city",
+WEATHER: Any = {"type": "function", "name": "get_weather", "description": "Weather for a city",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
            "strict": False}
 TOOL_PROMPT = 'weather please fake:tool=get_weather fake:args={"city":"Paris"}'
@@ -77,8 +77,8 @@ def test_rejected_parameters_are_stripped_and_system_moves_to_instructions(
 def test_chat_shaped_tools_take_the_responses_shape(client: openai.OpenAI,
                                                    fake_upstream: Process) -> None:
     """The backend refuses `{"type":"function","function":{...}}` as `tool_choice`."""
-    chat_tool = {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
-    chat_choice = {"type": "function", "function": {"name": "get_weather"}}
+    chat_tool: Any = {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
+    chat_choice: Any = {"type": "function", "function": {"name": "get_weather"}}
     client.responses.create(model="gpt-5.4", input="chat shape check", tools=[chat_tool],
                             tool_choice=chat_choice)
     sent = last_upstream_body(fake_upstream, "chat shape check")

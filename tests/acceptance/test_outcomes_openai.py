@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import openai
 import pytest
@@ -182,7 +182,7 @@ def check_citations(content: str, annotations: list[Any]) -> None:
 def test_citations_reach_chat_as_annotations(client: openai.OpenAI) -> None:
     message = chat(client, "news fake:reasoning fake:citations").choices[0].message
     check_citations(message.content, [a.model_dump() for a in message.annotations])
-    content, annotations = "", []
+    content, annotations = "", list[Any]()
     for chunk in chat(client, "news fake:reasoning fake:citations", stream=True):
         delta = chunk.choices[0].delta if chunk.choices else None
         content += delta.content or "" if delta else ""
@@ -199,6 +199,6 @@ def test_citations_reach_responses_clients_untouched(client: openai.OpenAI) -> N
     assert final.type == "response.completed" and len(added) == 2
     text = final.response.output_text
     notes = final.response.output[-1].content[0].annotations
-    assert [n.model_dump() for n in notes] == [dict(e.annotation) for e in added]
+    assert [n.model_dump() for n in notes] == [dict(cast(Any, e.annotation)) for e in added]
     for note in notes:
         assert text[note.start_index:note.end_index] == f"[{note.title}]({note.url})"

@@ -23,7 +23,7 @@ WS_WARNING = pytest.mark.filterwarnings("ignore:connect\\(\\) must be used as a 
 Turn = Callable[..., Any]  # create fields -> the finished Response
 
 
-def user(text: str) -> dict[str, Any]:
+def user(text: str) -> Any:
     return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
 
 
@@ -61,8 +61,8 @@ def turn(request: pytest.FixtureRequest, client: openai.OpenAI) -> Iterator[Turn
         def over_socket(**fields: Any) -> Any:
             events = sdk_turn(connection, model=MODEL, **fields)
             if events[-1].type == "error":
-                assert events[-1].status_code == 400  # type: ignore[union-attr]
-                raise Refused(events[-1].error.message)  # type: ignore[union-attr]
+                assert events[-1].status_code == 400  # type: ignore[attr-defined]
+                raise Refused(events[-1].error.message)
             return events[-1].response  # type: ignore[union-attr]
         yield over_socket
 
@@ -100,7 +100,7 @@ def test_replayed_output_without_encrypted_content_chained(turn: Turn,
 
 @WS_WARNING
 def test_reasoning_chatmock_never_streamed_is_dropped(turn: Turn, fake_upstream: Process) -> None:
-    foreign = {"type": "reasoning", "id": "rs_from_elsewhere", "summary": [],
+    foreign: dict[str, Any] = {"type": "reasoning", "id": "rs_from_elsewhere", "summary": [],
                "encrypted_content": None}
     second = turn(input=[user("earlier"), foreign, user("after foreign reasoning")])
     assert second.output_text == "Hello! You said: after foreign reasoning"

@@ -101,6 +101,7 @@ def test_openai_sdk_connect_runs_a_chained_tool_loop(chatmock_server: Process,
 
         third = sdk_turn(connection, model=MODEL, previous_response_id=second[-1].response.id,
                          input="thanks, sdk socket check")
+        assert third[-1].type == "response.completed"
         assert third[-1].response.output_text == "Hello! You said: thanks, sdk socket check"
     sent = last_upstream_body(fake_upstream, "thanks, sdk socket check")
     kinds = [(item.get("type"), item.get("role")) for item in sent["input"]]

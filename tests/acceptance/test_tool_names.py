@@ -16,6 +16,7 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+from openai.types.responses import ResponseFunctionToolCall
 
 from chatmock.dialects.tool_names import upstream_name
 
@@ -123,17 +124,17 @@ def test_responses_dotted_tool_name_streamed_and_chained(openai_client: openai.O
     tools: Any = [{"type": "function", "name": DOTTED, "parameters": SCHEMA, "strict": False}]
     events = list(openai_client.responses.create(
         model="gpt-5.4", input=prompt(DOTTED, "dotted responses"), tools=tools, stream=True))
-    named = [event.item.name for event in events  # type: ignore[union-attr]
+    named = [event.item.name for event in events
              if event.type in ("response.output_item.added", "response.output_item.done")
              and event.item.type == "function_call"]
     assert named == [DOTTED, DOTTED]
     final = events[-1].response  # type: ignore[union-attr]
     assert [tool.name for tool in final.tools] == [DOTTED]  # type: ignore[union-attr]
     call = next(item for item in final.output if item.type == "function_call")
-    assert call.name == DOTTED
+    assert isinstance(call, ResponseFunctionToolCall) and call.name == DOTTED
+    result: Any = {"type": "function_call_output", "call_id": call.call_id, "output": "read it"}
     second = openai_client.responses.create(
-        model="gpt-5.4", tools=tools, previous_response_id=final.id,
-        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "read it"}])
+        model="gpt-5.4", tools=tools, previous_response_id=final.id, input=[result])
     assert second.output_text == f"Tool {call.call_id} returned: read it"
     assert_upstream_names_valid(fake_upstream, "read it")
 

@@ -17,7 +17,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import openai
@@ -61,7 +61,7 @@ class Pinned:
             raise AssertionError(f"no connection reached worker {pid}")
         self.http = http
         self.openai = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0,
-                                    http_client=http)
+                                    http_client=cast(Any, http))
 
     def pid(self, server: Process) -> int:
         """The worker behind the pinned connection, asked over that connection."""

@@ -202,7 +202,7 @@ def _insert_surrogate(draw: st.DrawFn, parent: Any, key: Any) -> None:
     parent[key] = value[:at] + lone + value[at:]
 
 
-EACH_TYPE = (None, True, 0, -1, 2.5, "x", "\ud800", [], {}, [{}], {"x": []})
+EACH_TYPE: tuple[Any, ...] = (None, True, 0, -1, 2.5, "x", "\ud800", [], {}, [{}], {"x": []})
 
 
 def single_changes(body: JSON) -> Any:

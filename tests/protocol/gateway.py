@@ -17,12 +17,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import trio
 
 from chatmock.app import build_app
 from chatmock.config import Settings
-from chatmock.routes import PREFIX_ROUTES, ROUTES
+from chatmock.routes import TABLE
 from chatmock.server.router import Router
 from chatmock.testing.credentials import write_auth_file
 from chatmock.testing.fake_upstream import FakeUpstreamApp
@@ -73,7 +74,7 @@ class Gateway:
 
 
 @contextmanager
-def running_gateway(home: Path, **settings: object) -> Iterator[Gateway]:
+def running_gateway(home: Path, **settings: Any) -> Iterator[Gateway]:
     """Serve chatmock (signed in as the test credentials in `home`) and the fake backend
     until the block ends."""
     write_auth_file(home)
@@ -84,11 +85,11 @@ def running_gateway(home: Path, **settings: object) -> Iterator[Gateway]:
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
             fake_port = await serve_on_loopback(nursery, FakeUpstreamApp())
-            chosen = Settings(model_sync=False,  # type: ignore[arg-type]
+            chosen = Settings(model_sync=False,
                               upstream_url=f"http://127.0.0.1:{fake_port}/backend-api/codex",
                               **settings)
             app = build_app(chosen, env={"CHATGPT_LOCAL_HOME": str(home)})
-            port = await serve_on_loopback(nursery, Router(app, ROUTES, PREFIX_ROUTES))
+            port = await serve_on_loopback(nursery, Router(app, TABLE))
             started.put((port, trio.lowlevel.current_trio_token(), stop))
             await stop.wait()
             await app.http.aclose()  # the pooled backend connections, closed, not collected

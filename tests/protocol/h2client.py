@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import h2.config
 import h2.connection
@@ -49,7 +49,8 @@ class H2Client:
         self.conn: Any = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=True, header_encoding=None))
         if settings:
-            self.conn.local_settings = h2.settings.Settings(client=True, initial_values=settings)
+            self.conn.local_settings = h2.settings.Settings(client=True,
+                                                            initial_values=cast(Any, settings))
         self.auto_ack = auto_ack
         self.connection_window = connection_window
         self.streams: dict[int, StreamLog] = {}
@@ -78,7 +79,7 @@ class H2Client:
         try:
             while data := await self.stream.receive_some(65536):
                 self.received += len(data)
-                for event in self.conn.receive_data(self._without_goaways(data)):
+                for event in self.conn.receive_data(self._without_goaways(bytes(data))):
                     self._file(event)
                 await self.flush()
                 self.changed.set()

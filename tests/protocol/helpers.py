@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import ssl
 from dataclasses import dataclass, field
+from typing import cast
 
 import h11
 import trio
@@ -54,7 +55,8 @@ async def serve_tls_on_loopback(nursery: trio.Nursery, app: Handler,
         await H1Connection(stream, app, ConnectionLimits(), Lifecycle(), client=name).serve()
 
     await nursery.start(trio.serve_listeners, handle, listeners)
-    return int(listeners[0].transport_listener.socket.getsockname()[1])
+    transport = cast(trio.SocketListener, listeners[0].transport_listener)
+    return int(transport.socket.getsockname()[1])
 
 
 @dataclass
@@ -111,7 +113,7 @@ class RawClient:
         while True:
             event = self.conn.next_event()
             if event is h11.NEED_DATA:
-                self.conn.receive_data(await self.stream.receive_some(65536))
+                self.conn.receive_data(bytes(await self.stream.receive_some(65536)))
                 continue
             if wanted is None or isinstance(event, wanted):
                 return event

@@ -66,7 +66,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 
 def fake_directed(raw: bytes | str) -> bool:
     """The fake backend was asked for a failure of its own by a `fake:` word in the text."""
-    return (b"fake:" if isinstance(raw, bytes) else "fake:") in raw
+    return b"fake:" in raw if isinstance(raw, bytes) else "fake:" in raw
 
 
 def error_message(reply: Reply, dialect: Dialect) -> str:

@@ -72,7 +72,7 @@ def serve(nursery: trio.Nursery, app: Waiter, transport: Streams,
 
 async def read_bodies(stream: trio.abc.Stream, count: int) -> list[bytes]:
     """The bodies of the next `count` responses, for requests sent as raw bytes."""
-    buffered, bodies = b"", []
+    buffered, bodies = b"", list[bytes]()
     while len(bodies) < count:
         conn = h11.Connection(h11.CLIENT)
         conn.send(h11.Request(method="GET", target="/", headers=[("host", "x")]))

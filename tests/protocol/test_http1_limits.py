@@ -29,7 +29,8 @@ class Echo:
 
 
 def connect(nursery: trio.Nursery, app: Echo,
-            limits: ConnectionLimits | None = None) -> trio.testing.MemoryStreamPair:
+            limits: ConnectionLimits | None = None) -> trio.StapledStream[
+                trio.testing.MemorySendStream, trio.testing.MemoryReceiveStream]:
     client, server = trio.testing.memory_stream_pair()
     nursery.start_soon(H1Connection(server, app, limits or ConnectionLimits(), Lifecycle()).serve)
     return client

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -11,12 +12,13 @@ import trio.testing
 
 from chatmock.app import build_app
 from chatmock.config import Settings
+from chatmock.dialects.errors import Dialect
 from chatmock.net.h2wire import NO_ERROR, REFUSED_STREAM
-from chatmock.routes import PREFIX_ROUTES, ROUTES
+from chatmock.routes import TABLE
 from chatmock.server.exchange import ClientGone, ConnectionLimits, Request, Responder
 from chatmock.server.http2 import H2ServerConnection
 from chatmock.server.lifecycle import Lifecycle
-from chatmock.server.router import Router
+from chatmock.server.router import Endpoint, Router
 
 from .h2client import H2Client
 
@@ -140,7 +142,8 @@ async def test_router_logs_client_gone_for_a_reset_stream(
         blocked.set()
         await trio.sleep_forever()
 
-    router = Router(app, {**ROUTES, "/hang": {"GET": hanging}}, PREFIX_ROUTES)
+    hang = Endpoint({"GET": hanging}, Dialect.OPENAI)
+    router = Router(app, dataclasses.replace(TABLE, exact={**TABLE.exact, "/hang": hang}))
     client = await connect(nursery, router)
     sid = client.open("GET", "/hang")
     await client.flush()

@@ -13,7 +13,7 @@ import trustme
 
 from chatmock.app import build_app
 from chatmock.config import Settings
-from chatmock.routes import PREFIX_ROUTES, ROUTES
+from chatmock.routes import TABLE
 from chatmock.server.exchange import ConnectionLimits, Request, Responder
 from chatmock.server.http2 import H2ServerConnection
 from chatmock.server.lifecycle import Lifecycle
@@ -59,7 +59,7 @@ async def test_a_reset_stream_resets_its_backend_stream_only(
                              upstream_url=url.removesuffix("/responses")),
                     env={"CHATGPT_LOCAL_HOME": str(home)})
     client_stream, server_stream = trio.testing.memory_stream_pair()
-    nursery.start_soon(H2ServerConnection(server_stream, Router(app, ROUTES, PREFIX_ROUTES),
+    nursery.start_soon(H2ServerConnection(server_stream, Router(app, TABLE),
                                           ConnectionLimits(), Lifecycle()).serve)
     client = H2Client(client_stream)
     await client.start(nursery)

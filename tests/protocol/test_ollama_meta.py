@@ -12,14 +12,14 @@ import trio
 import trio.testing
 
 from chatmock.app import App, build_app
+from chatmock.catalog import Catalog, ModelSpec
 from chatmock.config import Settings
-from chatmock.routes import PREFIX_ROUTES, ROUTES
+from chatmock.routes import TABLE
 from chatmock.routes.ollama_meta import CONTEXT_LENGTH
 from chatmock.server.exchange import ConnectionLimits
 from chatmock.server.http1 import H1Connection
 from chatmock.server.lifecycle import Lifecycle
 from chatmock.server.router import Router
-from chatmock.state.catalog import Catalog, ModelSpec
 from chatmock.state.recent_models import RecentModels
 
 from .helpers import RawClient
@@ -32,7 +32,7 @@ def connect(nursery: trio.Nursery, tmp_path: Path, **settings: object) -> tuple[
     settings.setdefault("model_sync", False)
     app = build_app(Settings(**settings), env={"CHATGPT_LOCAL_HOME": str(tmp_path)})  # type: ignore[arg-type]
     client_stream, server_stream = trio.testing.memory_stream_pair()
-    router = Router(app, ROUTES, PREFIX_ROUTES)
+    router = Router(app, TABLE)
     nursery.start_soon(H1Connection(server_stream, router, ConnectionLimits(), Lifecycle()).serve)
     return RawClient(client_stream), app
 

@@ -18,7 +18,7 @@ from chatmock.auth.store import CredentialStore
 from chatmock.auth.tokens import Credentials, read_credentials
 from chatmock.errors import UpstreamError
 from chatmock.net.redis import RedisClient
-from chatmock.net.redis_url import parse_redis_url
+from chatmock.redis_url import parse_redis_url
 from chatmock.testing.credentials import fake_tokens, make_jwt, write_auth_file
 from chatmock.testing.redis_server import RedisServer
 
@@ -137,8 +137,8 @@ async def test_redis_down_keeps_a_valid_token_and_refuses_an_expired_one(
     valid = CredentialStore({"CHATGPT_LOCAL_HOME": str(due)}, oauth=oauth,  # type: ignore[arg-type]
                             guard=guards())
     assert (await valid.usable()).access_token == credentials_in(due).access_token
-    lapsed = CredentialStore({"CHATGPT_LOCAL_HOME": str(expired)},  # type: ignore[arg-type]
-                             oauth=oauth, guard=guards())
+    lapsed = CredentialStore({"CHATGPT_LOCAL_HOME": str(expired)},
+                             oauth=oauth, guard=guards())  # type: ignore[arg-type]
     with pytest.raises(UpstreamError) as refused:
         await lapsed.usable()
     assert refused.value.status == 503 and refused.value.code == "refresh_unavailable"

@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
+from typing import Any, cast
 
 import pytest
 import trio
 
 from chatmock.net.redis import RedisClient
-from chatmock.net.redis_url import parse_redis_url
-from chatmock.state.response_store import StoredResponse, StoreQuery
+from chatmock.redis_url import parse_redis_url
 from chatmock.state.response_store_redis import RedisResponseStore, StoreUnavailable
 from chatmock.testing.redis_server import RedisServer
+from chatmock.turns import StoredResponse, StoreQuery
 
 TTL = 60.0
 Opener = Callable[..., RedisResponseStore]
@@ -38,7 +39,7 @@ async def store_on(redis_server: RedisServer) -> AsyncIterator[Opener]:
 def turn(response_id: str, *item_ids: str, text: str = "hello") -> StoredResponse:
     context = [{"type": "message", "role": "user", "content": [{"type": "input_text",
                                                                 "text": text}]}]
-    output = [{"type": "reasoning", "id": item_id, "summary": [],
+    output: list[dict[str, Any]] = [{"type": "reasoning", "id": item_id, "summary": [],
                "encrypted_content": "gAAA" + item_id} for item_id in item_ids]
     output.append({"type": "message", "role": "assistant", "content": [
         {"type": "output_text", "text": "hi \ud800 é"}]})
@@ -59,22 +60,26 @@ async def test_a_turn_and_its_items_round_trip(
     assert health["redis"] == f"redis://127.0.0.1:{redis_server.port}/0"
 
 
+async def ttls(redis: RedisClient, keys: list[str]) -> list[int]:
+    """The keys' PTTLs in milliseconds (integer replies)."""
+    replies = await redis.pipeline([["PTTL", key] for key in keys])
+    assert all(isinstance(reply, int) for reply in replies)
+    return [int(cast(int, reply)) for reply in replies]
+
+
 async def test_ttl_counts_from_the_last_access(
         redis_server: RedisServer, store_on: Opener) -> None:
     store = store_on()
     redis = store.redis
     await store.put(turn("resp_1", "rs_a", "rs_b"))
     keys = ["chatmock:turn:resp_1", "chatmock:item:rs_a", "chatmock:item:rs_b"]
-    assert all(55_000 < ttl <= 60_000 for ttl in await redis.pipeline(
-        [["PTTL", key] for key in keys]))  # type: ignore[operator]
+    assert all(55_000 < ttl <= 60_000 for ttl in await ttls(redis, keys))
     await redis.pipeline([["PEXPIRE", key, 5_000] for key in keys])
     await store.look_up(StoreQuery("resp_1"))
-    assert all(ttl > 55_000 for ttl in await redis.pipeline(
-        [["PTTL", key] for key in keys]))  # type: ignore[operator]
+    assert all(ttl > 55_000 for ttl in await ttls(redis, keys))
     await redis.pipeline([["PEXPIRE", key, 5_000] for key in keys])
     await store.look_up(StoreQuery(item_ids=("rs_b",)))  # an item refreshes its turn too
-    assert all(ttl > 55_000 for ttl in await redis.pipeline(
-        [["PTTL", key] for key in keys]))  # type: ignore[operator]
+    assert all(ttl > 55_000 for ttl in await ttls(redis, keys))
 
 
 async def test_an_item_lives_only_as_long_as_its_turn(

@@ -12,7 +12,7 @@ import trio.testing
 
 from chatmock.app import build_app
 from chatmock.config import Settings
-from chatmock.routes import PREFIX_ROUTES, ROUTES
+from chatmock.routes import TABLE
 from chatmock.server.exchange import ConnectionLimits
 from chatmock.server.http1 import H1Connection
 from chatmock.server.lifecycle import Lifecycle
@@ -25,7 +25,7 @@ def connect(nursery: trio.Nursery, tmp_path: Path, **settings: object) -> RawCli
     settings.setdefault("model_sync", False)  # never reach for a real backend from a test
     app = build_app(Settings(**settings), env={"CHATGPT_LOCAL_HOME": str(tmp_path)})  # type: ignore[arg-type]
     client_stream, server_stream = trio.testing.memory_stream_pair()
-    router = Router(app, ROUTES, PREFIX_ROUTES)
+    router = Router(app, TABLE)
     nursery.start_soon(H1Connection(server_stream, router, ConnectionLimits(), Lifecycle()).serve)
     return RawClient(client_stream)
 

@@ -19,7 +19,7 @@ import trio.testing
 
 from chatmock.app import App, build_app
 from chatmock.config import Settings
-from chatmock.routes import PREFIX_ROUTES, ROUTES
+from chatmock.routes import TABLE
 from chatmock.server.exchange import ConnectionLimits
 from chatmock.server.http1 import H1Connection
 from chatmock.server.lifecycle import Lifecycle
@@ -43,7 +43,7 @@ def connect(nursery: trio.Nursery, tmp_path: Path, *, signed_in: bool = True,
     app = build_app(Settings(model_sync=False, **settings),  # type: ignore[arg-type]
                     env={"CHATGPT_LOCAL_HOME": str(tmp_path)})
     client_stream, server_stream = trio.testing.memory_stream_pair()
-    router = Router(app, ROUTES, PREFIX_ROUTES)
+    router = Router(app, TABLE)
     nursery.start_soon(H1Connection(server_stream, router, ConnectionLimits(), Lifecycle()).serve)
     return RawClient(client_stream), app
 

@@ -13,7 +13,7 @@ import trustme
 from chatmock.errors import UpstreamError
 from chatmock.net.client import MAX_IDLE_SECONDS, HTTPClient
 from chatmock.net.transport import Origin, open_stream
-from chatmock.server.exchange import ConnectionLimits, Request, Responder
+from chatmock.server.exchange import ConnectionLimits, Handler, Request, Responder
 from chatmock.testing.credentials import codex_headers
 from chatmock.testing.fake_upstream import FakeUpstreamApp
 
@@ -40,7 +40,8 @@ class Counting:
         await self.app(request, out)
 
 
-async def start(nursery: trio.Nursery, app: object, limits: ConnectionLimits | None = None) -> str:
+async def start(nursery: trio.Nursery, app: Handler,
+                limits: ConnectionLimits | None = None) -> str:
     port = await serve_on_loopback(nursery, app, limits)
     return f"http://127.0.0.1:{port}/backend-api/codex/responses"
 

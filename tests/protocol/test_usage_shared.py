@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from chatmock.net.redis import RedisClient, RedisUnavailable
-from chatmock.net.redis_url import parse_redis_url
+from chatmock.redis_url import parse_redis_url
 from chatmock.state.usage_limits import UsageLimits, UsageSnapshot, Window
 from chatmock.state.usage_shared import SharedUsage, read_shared_usage
 from chatmock.testing.redis_server import RedisServer

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from chatmock.dialects.anthropic_stream import MessagesCollector
+from chatmock.dialects.collectors import MessagesCollector, OllamaCollector
 from chatmock.dialects.errors import Dialect, failure_error
-from chatmock.dialects.ollama_stream import OllamaCollector, chat_object
+from chatmock.dialects.ollama_stream import chat_object
 from chatmock.testing.fake_items import DEFAULT_PATCH, FAILURES
 
 from .helpers import fake_stream, run_bytes

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from chatmock.config import Settings, replace, settings_from_argv
+from chatmock.catalog import Catalog
+from chatmock.config import Settings, settings_from_argv
 from chatmock.dialects.anthropic import (
     MessagesRequest,
     check_anthropic_headers,
@@ -18,10 +19,10 @@ from chatmock.dialects.anthropic import (
 )
 from chatmock.dialects.common import REASONING_INCLUDE
 from chatmock.dialects.errors import Dialect, failure_error
+from chatmock.dialects.options import Options
 from chatmock.dialects.signatures import account_tag, mint
 from chatmock.errors import ClientError, ConfigError
 from chatmock.option_values import DEFAULT_ANTHROPIC_MODELS
-from chatmock.state.catalog import Catalog
 from chatmock.state.prompt_cache import SessionIds
 from chatmock.testing.fake_mint import encrypted_reasoning
 
@@ -37,7 +38,7 @@ WEATHER = {"name": "get_weather", "description": "Weather by city",
 
 
 def parse(body: Any, **settings: Any) -> MessagesRequest:
-    return parse_messages_request(body, HEADERS, CATALOG, replace(Settings(), **settings))
+    return parse_messages_request(body, HEADERS, CATALOG, Options(**settings))
 
 
 def payload(body: Any, **settings: Any) -> JSON:
@@ -247,7 +248,7 @@ def test_images_in_tool_results_follow_in_a_user_message() -> None:
     accepted_upstream(result)
 
 
-ENC = encrypted_reasoning("rs_1")
+ENC = encrypted_reasoning("rs_1", "acc")  # the account of codex_headers()
 SIGNED = mint(ENC, "")  # minted for the account `parse` uses (none)
 
 
@@ -296,7 +297,7 @@ def test_thinking_blocks_are_checked_against_the_request_account() -> None:
     body = request(user("Think."), assistant([
         {"type": "thinking", "thinking": "mine", "signature": mint(ENC, tag)},
         {"type": "thinking", "thinking": "not for this account", "signature": SIGNED}]))
-    parsed = parse_messages_request(body, HEADERS, CATALOG, Settings(), tag)
+    parsed = parse_messages_request(body, HEADERS, CATALOG, Options(), tag)
     assert [item["summary"] for item in parsed.payload["input"][1:]] == [
         [{"type": "summary_text", "text": "mine"}]]
 
@@ -484,7 +485,7 @@ def test_bad_thinking(thinking: Any, fragment: str) -> None:
 
 
 def resolve(name: str, **settings: Any) -> tuple[str, str | None]:
-    resolved = resolve_claude_model(name, CATALOG, replace(Settings(), **settings))
+    resolved = resolve_claude_model(name, CATALOG, Options(**settings))
     return resolved.slug, resolved.effort
 
 
@@ -714,7 +715,7 @@ def test_failure_status(code: str, status: int) -> None:
 
 
 def tokens(body: JSON) -> int:
-    return count_tokens(body, CATALOG, Settings())
+    return count_tokens(body, CATALOG, Options())
 
 
 def test_count_tokens_is_at_least_one() -> None:
@@ -743,7 +744,7 @@ def test_count_tokens_validates_but_needs_no_model() -> None:
     with pytest.raises(ClientError, match="messages"):
         tokens({"messages": []})
     with pytest.raises(ClientError, match="JSON object"):
-        count_tokens([], CATALOG, Settings())
+        count_tokens([], CATALOG, Options())
 
 
 def test_estimate_of_a_payload_matches_count_tokens() -> None:
@@ -822,5 +823,5 @@ def test_claude_code_haiku_body() -> None:
 def test_beta_headers_change_nothing() -> None:
     beta = {**HEADERS, b"anthropic-beta": b"claude-code-20250219,context-1m-2025-08-07"}
     body = claude_code_body()
-    with_beta = parse_messages_request(body, beta, CATALOG, Settings())
+    with_beta = parse_messages_request(body, beta, CATALOG, Options())
     assert with_beta == parse(body)

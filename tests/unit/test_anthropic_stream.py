@@ -32,7 +32,6 @@ from hypothesis import strategies as st
 
 from chatmock.dialects.anthropic_stream import (
     PING,
-    MessagesCollector,
     MessagesStreamTranslator,
     error_type,
     message_object,
@@ -40,6 +39,7 @@ from chatmock.dialects.anthropic_stream import (
     usage_of,
 )
 from chatmock.dialects.chat_stream import KEEP_ALIVE
+from chatmock.dialects.collectors import MessagesCollector
 from chatmock.dialects.events import TRUNCATED_MESSAGE, UpstreamTranslator
 from chatmock.dialects.signatures import account_tag, mint
 from chatmock.testing.fake_events import COMMENTARY_TEXT, numbered_delta
@@ -253,14 +253,14 @@ def test_text_block_start_has_empty_text() -> None:
 def test_reasoning_as_a_thinking_block_with_signature() -> None:
     message = both("hi fake:reasoning")
     assert blocks(message) == [("thinking", f"{S1}\n{S2}"), ("text", ANSWER)]
-    assert message["content"][0]["signature"] == mint(encrypted_reasoning("rs_2"), "")
+    assert message["content"][0]["signature"] == mint(encrypted_reasoning("rs_2", "acc"), "")
 
 
 def test_signature_delta_just_before_the_thinking_block_stops() -> None:
     events = parse(translate(fake_stream("hi fake:reasoning")))
     stop = next(i for i, e in enumerate(events) if e["type"] == "content_block_stop")
     assert events[stop - 1]["delta"] == {"type": "signature_delta",
-                                         "signature": mint(encrypted_reasoning("rs_2"), "")}
+                                         "signature": mint(encrypted_reasoning("rs_2", "acc"), "")}
     signatures = [e for e in events if e.get("delta", {}).get("type") == "signature_delta"]
     assert len(signatures) == 1
 

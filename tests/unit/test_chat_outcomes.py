@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatmock.dialects.chat_stream import ResponseCollector, chat_completion
+from chatmock.dialects.chat_stream import chat_completion
+from chatmock.dialects.collectors import ResponseCollector
 from chatmock.dialects.completions import CompletionStreamTranslator, text_completion
 from chatmock.dialects.errors import Dialect, failure_error
 from chatmock.testing.fake_items import DEFAULT_PATCH, FAILURES

@@ -7,23 +7,23 @@ from typing import Any
 
 import pytest
 
-from chatmock.config import Settings, replace
+from chatmock.catalog import Catalog
 from chatmock.dialects.chat import ChatRequest, parse_chat_request
 from chatmock.dialects.common import MAX_RESPONSES_TOOLS_BYTES, REASONING_INCLUDE
+from chatmock.dialects.options import Options
 from chatmock.errors import ClientError
-from chatmock.state.catalog import Catalog
 
 from .helpers import JSON, accepted_upstream, refused
 
 CATALOG = Catalog()
 PNG = "iVBORw0KGgo="
-WEATHER_TOOL = {"type": "function", "function": {
+WEATHER_TOOL: JSON = {"type": "function", "function": {
     "name": "get_weather", "description": "Weather by city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
 
 
 def chat(body: Any, **settings: Any) -> ChatRequest:
-    return parse_chat_request(body, CATALOG, replace(Settings(), **settings))
+    return parse_chat_request(body, CATALOG, Options(**settings))
 
 
 def payload(body: Any, **settings: Any) -> JSON:
@@ -606,6 +606,21 @@ def test_enable_web_search_setting() -> None:
     assert chat(request(responses_tools=own), **on).extra.tools == own
     assert chat(request()).extra.tools == []
     accepted_upstream(payload(request(), **on))
+
+
+def test_the_fallback_payload_keeps_only_the_clients_tools() -> None:
+    """What upstream/fallback.py sends when the backend refuses chatmock's added tools."""
+    on = {"enable_web_search": True}
+    assert chat(request(tools=[WEATHER_TOOL])).without_extra_tools() is None
+    parsed = chat(request(tools=[WEATHER_TOOL]), **on)
+    fallback = parsed.without_extra_tools()
+    assert fallback is not None
+    assert [tool["name"] for tool in fallback["tools"]] == ["get_weather"]
+    assert fallback["tool_choice"] == parsed.payload["tool_choice"]
+    assert {**fallback, "tools": parsed.payload["tools"]} == parsed.payload
+    forced = chat(request(responses_tool_choice="required"), **on).without_extra_tools()
+    assert forced is not None
+    assert (forced["tools"], forced["tool_choice"]) == ([], "auto")
 
 
 def test_tool_output_of_null_content_is_empty() -> None:

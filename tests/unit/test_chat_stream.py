@@ -12,13 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatmock import jsonbytes
-from chatmock.dialects.chat_stream import (
-    DONE_LINE,
-    ChatStreamTranslator,
-    ResponseCollector,
-    chat_completion,
-)
-from chatmock.dialects.events import TRUNCATED_MESSAGE, State, error_of, map_usage
+from chatmock.dialects.chat_stream import DONE_LINE, ChatStreamTranslator, chat_completion
+from chatmock.dialects.collectors import ResponseCollector
+from chatmock.dialects.events import TRUNCATED_MESSAGE, error_of, map_usage
+from chatmock.dialects.machine import State
 from chatmock.testing.fake_events import COMMENTARY_TEXT, numbered_delta
 
 from .helpers import (

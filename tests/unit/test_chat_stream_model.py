@@ -9,6 +9,7 @@ bytes are chunked.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatmock.dialects.chat_stream import ChatStreamTranslator, ResponseCollector, chat_completion
+from chatmock.dialects.chat_stream import ChatStreamTranslator, chat_completion
+from chatmock.dialects.collectors import ResponseCollector
 from chatmock.dialects.events import TRUNCATED_MESSAGE
 
 from .helpers import JSON, chunked, run_bytes
@@ -201,8 +203,8 @@ def test_translators_agree_with_the_model(drawn: list[Any], ending: str, usage: 
     stream = encode(events, styles)
     chunks = chunked(stream, cuts)
     for compat in ("think-tags", "o3", "legacy"):
-        out = run_bytes(lambda compat=compat: ChatStreamTranslator(
-            model=MODEL, created=CREATED, compat=compat, include_usage=True), chunks)
+        out = run_bytes(functools.partial(ChatStreamTranslator, model=MODEL, created=CREATED,
+                                          compat=compat, include_usage=True), chunks)
         parsed = parse(out)
         assert parsed.content == (expected.think if compat == "think-tags" else expected.text)
         assert parsed.o3_reasoning == (expected.o3 if compat == "o3" else "")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from chatmock.config import Settings, replace
+from chatmock.catalog import Catalog
 from chatmock.dialects.anthropic import parse_messages_request
 from chatmock.dialects.chat import parse_chat_request
 from chatmock.dialects.chat_upstream_request import (
@@ -21,19 +21,19 @@ from chatmock.dialects.chat_upstream_request import (
     unpack_reasoning_details,
 )
 from chatmock.dialects.ollama import OllamaRequest, parse_chat
+from chatmock.dialects.options import Options
 from chatmock.dialects.responses import parse_responses_request
 from chatmock.dialects.signatures import account_tag, mint
 from chatmock.errors import ClientError
-from chatmock.state.catalog import Catalog
 from chatmock.testing.fake_chat_flavors import FLAVORS
 from chatmock.testing.fake_chat_rules import validate_chat
 
 JSON = dict[str, Any]
 CATALOG = Catalog()
-SETTINGS = Settings()
+SETTINGS = Options()
 PNG = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
        "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
-WEATHER = {"type": "function", "function": {
+WEATHER: JSON = {"type": "function", "function": {
     "name": "get_weather", "description": "Weather by city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
 MODELS = {"xai": "grok-4.3", "openrouter": "openai/gpt-5", "vllm": "Qwen/Qwen3-8B",
@@ -54,7 +54,7 @@ def mapped(payload: JSON, flavor: str, **options: Any) -> JSON:
 
 
 def from_chat(body: JSON, **settings: Any) -> JSON:
-    return parse_chat_request(body, CATALOG, replace(SETTINGS, **settings)).payload
+    return parse_chat_request(body, CATALOG, Options(**settings)).payload
 
 
 ACCOUNT = account_tag("acct-1")  # the thinking signatures chatmock minted for this account

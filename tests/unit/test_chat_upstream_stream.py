@@ -55,8 +55,9 @@ def decode(chunks: list[bytes], *, end: bool = True) -> list[Event]:
     return events + (decoder.finish() if end else [])
 
 
-def text(events: list[Event], kind: type = TextDelta) -> str:
-    return "".join(decode_string(e.raw) for e in events if type(e) is kind)
+def text(events: list[Event], kind: type[TextDelta | ReasoningDelta] = TextDelta) -> str:
+    return "".join(decode_string(e.raw) for e in events
+                   if isinstance(e, TextDelta | ReasoningDelta) and type(e) is kind)
 
 
 def calls(events: list[Event]) -> list[tuple[str, str, str]]:

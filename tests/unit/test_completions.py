@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openai.types import Completion
 
-from chatmock.config import Settings, replace
-from chatmock.dialects.chat_stream import DONE_LINE, KEEP_ALIVE, ResponseCollector
+from chatmock.catalog import Catalog
+from chatmock.dialects.chat_stream import DONE_LINE, KEEP_ALIVE
+from chatmock.dialects.collectors import ResponseCollector
 from chatmock.dialects.common import REASONING_INCLUDE
 from chatmock.dialects.completions import (
     CompletionRequest,
@@ -21,9 +22,10 @@ from chatmock.dialects.completions import (
     parse_completion_request,
     text_completion,
 )
-from chatmock.dialects.events import TRUNCATED_MESSAGE, State
+from chatmock.dialects.events import TRUNCATED_MESSAGE
+from chatmock.dialects.machine import State
+from chatmock.dialects.options import Options
 from chatmock.errors import ClientError
-from chatmock.state.catalog import Catalog
 from chatmock.testing.fake_events import COMMENTARY_TEXT, numbered_delta
 
 from .helpers import (
@@ -52,7 +54,7 @@ RATE_LIMIT_MESSAGE = "Rate limit reached for the fake backend. Please try again 
 
 
 def completion(body: Any, **settings_: Any) -> CompletionRequest:
-    return parse_completion_request(body, CATALOG, replace(Settings(), **settings_))
+    return parse_completion_request(body, CATALOG, Options(**settings_))
 
 
 def payload(body: Any, **settings_: Any) -> JSON:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import trio
 import trio.testing
 
-from chatmock.dialects.chat_stream import ChatStreamTranslator, ResponseCollector
+from chatmock.dialects.chat_stream import ChatStreamTranslator
+from chatmock.dialects.collectors import ResponseCollector
 from chatmock.dialects.events import TRUNCATED_MESSAGE
 from chatmock.state import exchanges
 from chatmock.state.exchanges import Exchange, Exchanges

@@ -340,7 +340,7 @@ def test_custom_tool_calls_and_passthrough_items() -> None:
     custom = {"type": "custom_tool_call", "call_id": "call_p", "name": "patch", "input": "x"}
     result = {"type": "custom_tool_call_output", "call_id": "call_p", "output": "done"}
     reasoning = {"type": "reasoning", "id": "rs_1", "summary": [],
-                 "encrypted_content": encrypted_reasoning("rs_1")}
+                 "encrypted_content": encrypted_reasoning("rs_1", "acct-1")}
     search = {"type": "web_search_call", "id": "ws_1", "status": "completed"}
     input_ok(user("q"), reasoning, search, custom, result)
     assert "summary" in input_detail({"type": "reasoning", "id": "rs_1"})

@@ -56,8 +56,8 @@ def test_reasoning_without_id_or_content_passes_and_ids_of_calls_are_fine() -> N
 
 
 def test_encrypted_content_minted_here_passes_with_or_without_its_id() -> None:
-    content = encrypted_reasoning("rs_9")
-    assert minted_here(content)
+    content = encrypted_reasoning("rs_9", "acct-1")
+    assert minted_here(content, "acct-1")
     assert send({"type": "reasoning", "id": "rs_9", "summary": [],
                  "encrypted_content": content}).status == 200
     assert send({"type": "reasoning", "summary": [], "encrypted_content": content}).status == 200
@@ -122,3 +122,12 @@ def test_replayed_calls_with_refused_names_are_refused_too() -> None:
     output = {"type": "function_call_output", "call_id": "c1", "output": "x"}
     reply = send(call, output)
     assert reply.status == 400 and error_of(reply)["param"] == "input[1].name"
+
+
+def test_encrypted_content_of_another_account_is_refused() -> None:
+    mine = encrypted_reasoning("rs_3", "acct-1")
+    theirs = encrypted_reasoning("rs_3", "acct-2")
+    assert minted_here(mine, "acct-1") and not minted_here(theirs, "acct-1")
+    reply = send({"type": "reasoning", "summary": [], "encrypted_content": theirs})
+    assert reply.status == 400
+    assert error_of(reply)["code"] == "invalid_encrypted_content"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from email.utils import formatdate
 
 import pytest
@@ -13,5 +14,5 @@ from chatmock.server import http1
                                     2_000_000_000, 4_102_444_799])
 def test_http_date_is_the_imf_fixdate(moment: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(http1, "_date_cache", (-1, b""))
-    monkeypatch.setattr(http1.time, "time", lambda: moment + 0.75)
+    monkeypatch.setattr(time, "time", lambda: moment + 0.75)
     assert http1.http_date().decode() == formatdate(moment, usegmt=True)

@@ -425,3 +425,20 @@ def test_no_token_anywhere(tmp_path: Path) -> None:
                 assert secret and secret not in output
             assert "eyJ" not in output  # no JWT, nor any part of one
             assert "rt_" not in output
+
+
+def test_info_lists_providers_without_their_secrets(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from chatmock.commands import run_info
+
+    env = {"CHATGPT_LOCAL_HOME": str(tmp_path), "XAI_API_KEY": "xai-secret-value-123"}
+    run_info(as_json=True, env=env)
+    document = json.loads(capsys.readouterr().out)
+    providers = {p["name"]: p for p in document["providers"]}
+    assert providers["xai"]["usable"] and providers["openrouter"]["missing"] == [
+        "OPENROUTER_API_KEY"]
+    assert providers["xai"]["gate"] == {"max_concurrency": 8, "queue_timeout": 60.0}
+    run_info(as_json=False, env=env)
+    text = capsys.readouterr().out
+    assert "xai: chat at https://api.x.ai/v1, ready" in text
+    assert "xai-secret-value-123" not in text + json.dumps(document)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from chatmock.commands import store_summary
 from chatmock.info import StoreSummary, format_bytes, render_json, render_text, store_lines
-from chatmock.state.response_store import StoredResponse
 from chatmock.state.response_store_sqlite import SqliteResponseStore
 from chatmock.state.stores import store_path
+from chatmock.turns import StoredResponse
 
 from .test_info import SIGNED_IN
 

@@ -8,22 +8,23 @@ from typing import Any
 
 import pytest
 
-from chatmock.config import Settings
+from chatmock.catalog import Catalog
 from chatmock.dialects.input_repair import restore_items, store_query
+from chatmock.dialects.options import Options
 from chatmock.dialects.responses import parse_responses_request, replayable
 from chatmock.errors import ClientError
-from chatmock.state.catalog import Catalog
-from chatmock.state.response_store import StoreAnswer, StoredResponse, StoreQuery
 from chatmock.testing.fake_codex import FakeCodex
 from chatmock.testing.fake_mint import encrypted_reasoning
+from chatmock.turns import StoreAnswer, StoredResponse, StoreQuery
 
 from .helpers import AUTH, RESPONSES_PATH, accepted_upstream
 
 USER = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}
 AGAIN = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "again"}]}
 STORED_RS = {"type": "reasoning", "id": "rs_1", "summary": [],
-             "encrypted_content": encrypted_reasoning("rs_1")}
-STRIPPED_RS = {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": None}
+             "encrypted_content": encrypted_reasoning("rs_1", "acc")}
+STRIPPED_RS: dict[str, Any] = {"type": "reasoning", "id": "rs_1", "summary": [],
+                               "encrypted_content": None}
 MESSAGE = {"type": "message", "id": "msg_1", "role": "assistant",
            "content": [{"type": "output_text", "text": "hello"}]}
 CALL = {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "f",
@@ -33,7 +34,7 @@ REFERENCE = {"type": "item_reference", "id": "msg_1"}
 
 
 def parse(body: dict[str, Any], stored: StoreAnswer | None = None) -> Any:
-    return parse_responses_request({"model": "gpt-5.4", **body}, Catalog(), Settings(), stored)
+    return parse_responses_request({"model": "gpt-5.4", **body}, Catalog(), Options(), stored)
 
 
 def test_the_query_names_only_what_the_store_must_supply() -> None:
@@ -77,7 +78,7 @@ def test_item_references_are_expanded_or_refused() -> None:
 
 
 def test_other_items_pass_untouched_and_unrepaired_input_is_the_same_list() -> None:
-    items = [USER, STORED_RS, MESSAGE, CALL, OUTPUT]
+    items: list[dict[str, Any]] = [USER, STORED_RS, MESSAGE, CALL, OUTPUT]
     repaired, dropped = restore_items(items, {})
     assert repaired is items and dropped == []
 

@@ -21,15 +21,15 @@ import trio
 from chatmock.auth.oauth import TokenSet
 from chatmock.auth.store import CredentialStore
 from chatmock.auth.tokens import Credentials
-from chatmock.net.client import HTTPClient
-from chatmock.server.exchange import Request, Responder
-from chatmock.state.catalog import (
+from chatmock.catalog import (
     ALL_EFFORTS,
     STATIC_MODELS,
     Catalog,
     ModelSpec,
     catalog_from_discovery,
 )
+from chatmock.net.client import HTTPClient
+from chatmock.server.exchange import Handler, Request, Responder
 from chatmock.testing.credentials import fake_tokens, make_jwt, write_auth_file
 from chatmock.testing.fake_codex import LISTED_MODELS, MODELS_ETAG, MODELS_PATH, FakeCodex
 from chatmock.testing.fake_rules import MODEL_EFFORTS
@@ -282,7 +282,7 @@ class Setup:
         return ModelSync(backend, self.base, cache_path(env), **kwargs)
 
 
-async def serve_app(nursery: trio.Nursery, app: object) -> str:
+async def serve_app(nursery: trio.Nursery, app: Handler) -> str:
     return f"http://127.0.0.1:{await serve_on_loopback(nursery, app)}/backend-api/codex"
 
 

@@ -1,4 +1,4 @@
-"""chatmock.state.catalog: the static catalog and model-name resolution."""
+"""chatmock.catalog: the static catalog and model-name resolution."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatmock.state.catalog import ALL_EFFORTS, DEFAULT_MODEL, STATIC_MODELS, Catalog, split_effort
+from chatmock.catalog import ALL_EFFORTS, DEFAULT_MODEL, STATIC_MODELS, Catalog, split_effort
 
 CATALOG = Catalog()
 
@@ -18,7 +18,7 @@ def resolved(name: str | None, debug_model: str = "") -> tuple[str, str | None]:
 
 @pytest.mark.parametrize("spec", STATIC_MODELS, ids=lambda s: s.slug)
 def test_every_known_slug_and_alias_resolves_to_itself(spec: object) -> None:
-    from chatmock.state.catalog import ModelSpec
+    from chatmock.catalog import ModelSpec
     assert isinstance(spec, ModelSpec)
     for name in (spec.slug, *spec.aliases, spec.slug.upper()):
         result = CATALOG.resolve(name)
@@ -125,7 +125,7 @@ def test_listed_ids_with_variants() -> None:
 
 
 def test_custom_catalog() -> None:
-    from chatmock.state.catalog import ModelSpec
+    from chatmock.catalog import ModelSpec
     catalog = Catalog((ModelSpec("m-1", ("low",), ("low",), ("alias",)),))
     assert catalog.resolve("alias-low").slug == "m-1"
     assert catalog.resolve("alias-low").effort == "low"

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from chatmock.config import Settings
+from chatmock.catalog import STATIC_CATALOG
+from chatmock.dialects.collectors import OllamaCollector
 from chatmock.dialects.errors import Dialect, named_message, render
 from chatmock.dialects.ollama import (
     LoadAck,
@@ -21,25 +22,24 @@ from chatmock.dialects.ollama import (
     resolve_model,
 )
 from chatmock.dialects.ollama_stream import (
-    OllamaCollector,
     OllamaStreamTranslator,
     chat_object,
     created_at,
     generate_object,
     load_object,
 )
+from chatmock.dialects.options import Options
 from chatmock.errors import ClientError
-from chatmock.state.catalog import STATIC_CATALOG
 
 from .helpers import TOOL_TEXT, chunked, fake_stream, run_bytes
 
-SETTINGS = Settings()
+SETTINGS = Options()
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGMAAQAABQABDQottAAAAABJRU5ErkJggg=="
 TOOL = {"type": "function", "function": {"name": "get_weather", "description": "w",
                                          "parameters": {"type": "object", "properties": {}}}}
 
 
-def chat(body: dict[str, Any], settings: Settings = SETTINGS) -> OllamaRequest:
+def chat(body: dict[str, Any], settings: Options = SETTINGS) -> OllamaRequest:
     parsed = parse_chat({"model": "gpt-5.4", **body}, STATIC_CATALOG, settings)
     assert isinstance(parsed, OllamaRequest)
     return parsed
@@ -136,7 +136,7 @@ def test_think_variants(think: Any, effort: str, summary: str | None, mode: Any)
 
 
 def test_think_true_shows_summaries_even_when_server_default_is_none() -> None:
-    quiet = Settings(reasoning_summary="none")
+    quiet = Options(reasoning_summary="none")
     assert chat({"messages": user("x"), "think": True}, quiet).chat.payload["reasoning"] == \
         {"effort": "medium", "summary": "auto"}
     assert "summary" not in chat({"messages": user("x")}, quiet).chat.payload["reasoning"]

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from chatmock.config import Settings, replace
+from chatmock.catalog import Catalog
 from chatmock.dialects.anthropic import parse_messages_request
 from chatmock.dialects.chat import parse_chat_request
+from chatmock.dialects.options import Options
 from chatmock.dialects.qwen_request import (
     can_continue,
     completion_body,
@@ -22,7 +23,6 @@ from chatmock.dialects.qwen_request import (
     web_headers,
 )
 from chatmock.errors import ClientError
-from chatmock.state.catalog import Catalog
 from chatmock.testing.fake_qwen import QWEN_TOKEN, FakeQwen
 
 JSON = dict[str, Any]
@@ -33,7 +33,7 @@ AUTH = [(b"authorization", b"Bearer " + QWEN_TOKEN.encode()),
 
 
 def from_chat(messages: list[JSON], **fields: Any) -> JSON:
-    settings = replace(Settings(), **fields.pop("settings", {}))
+    settings = Options(**fields.pop("settings", {}))
     body = {"model": "gpt-5.4", "messages": messages, **fields}
     return parse_chat_request(body, CATALOG, settings).payload
 
@@ -126,7 +126,7 @@ def test_anthropic_payloads_fold_too() -> None:
     body = {"model": "claude-sonnet-4-5", "max_tokens": 10, "system": "S",
             "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}
     payload = parse_messages_request(body, {b"anthropic-version": b"1", b"x-api-key": b"k"},
-                                     CATALOG, Settings()).payload
+                                     CATALOG, Options()).payload
     assert fold_content(payload) == "[System instructions]\nS\n\n[New message]\nhi"
 
 
@@ -201,3 +201,21 @@ def test_web_headers_pass_the_waf_and_name_the_chat() -> None:
     assert found[b"accept"] == b"text/event-stream" and found[b"x-request-id"] == b"rid"
     assert found[b"user-agent"].startswith(b"Mozilla/5.0")
     assert dict(web_headers(BASE, None, stream=False))[b"referer"] == BASE.encode() + b"/"
+
+
+def test_conversation_keys_follow_speakers_and_texts_not_shapes() -> None:
+    from chatmock.dialects.qwen_request import conversation_keys, extend_key
+
+    items = {"input": [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "one"}]},
+        {"type": "reasoning", "summary": []},
+        {"type": "message", "role": "assistant",
+         "content": [{"type": "output_text", "text": "answer"}]},
+        {"type": "message", "role": "user", "content": "two"}]}
+    keys = conversation_keys(items)
+    assert len(keys) == 5 and keys[0] == ""
+    assert keys[1] == keys[2] == extend_key("", "User", "one")  # reasoning adds no text
+    assert keys[3] == extend_key(keys[1], "Assistant", "answer")
+    chat_shape = {"input": [{"role": "user", "content": "one"},
+                            {"role": "assistant", "content": "answer"}]}
+    assert conversation_keys(chat_shape)[-1] == keys[3]

@@ -56,8 +56,9 @@ def decode(chunks: list[bytes]) -> list[Event]:
     return [e for chunk in chunks for e in decoder.feed(chunk)] + decoder.finish()
 
 
-def text(events: list[Event], kind: type = TextDelta) -> str:
-    return "".join(decode_string(e.raw) for e in events if type(e) is kind)
+def text(events: list[Event], kind: type[TextDelta | ReasoningDelta] = TextDelta) -> str:
+    return "".join(decode_string(e.raw) for e in events
+                   if isinstance(e, TextDelta | ReasoningDelta) and type(e) is kind)
 
 
 def test_an_answer_with_its_ids_usage_and_finish() -> None:

@@ -16,13 +16,11 @@ import pytest
 from chatmock.state.response_store import (
     MemoryResponseStore,
     ResponseStore,
-    StoreAnswer,
-    StoredResponse,
-    StoreQuery,
     look_up,
 )
 from chatmock.state.response_store_sqlite import PRUNE_INTERVAL_SECONDS, SqliteResponseStore
 from chatmock.state.stores import open_store
+from chatmock.turns import StoreAnswer, StoredResponse, StoreQuery
 
 TTL = 3600.0
 

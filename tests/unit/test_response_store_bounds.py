@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from chatmock.state.response_store import MemoryResponseStore, StoredResponse, estimated_size
+from chatmock.state.response_store import MemoryResponseStore, estimated_size
 from chatmock.state.response_store_sqlite import SqliteResponseStore
 from chatmock.state.stores import sqlite_figures
+from chatmock.turns import StoredResponse
 
 from .test_response_store import FakeClock, entry, make_sqlite, query  # noqa: F401 (fixture)
 

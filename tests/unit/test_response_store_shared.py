@@ -16,7 +16,7 @@ from .test_response_store import entry
 WRITER = """
 import sys
 from pathlib import Path
-from chatmock.state.response_store import StoredResponse
+from chatmock.turns import StoredResponse
 from chatmock.state.response_store_sqlite import SqliteResponseStore
 
 store = SqliteResponseStore(Path(sys.argv[1]))

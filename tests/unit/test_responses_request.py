@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from chatmock.config import Settings
+from chatmock.catalog import Catalog
 from chatmock.dialects.common import REASONING_INCLUDE
+from chatmock.dialects.options import Options
 from chatmock.dialects.responses import ResponsesRequest, parse_responses_request
 from chatmock.errors import ClientError
-from chatmock.state.catalog import Catalog
 from chatmock.state.prompt_cache import fingerprint
-from chatmock.state.response_store import MemoryResponseStore
+from chatmock.turns import StoreAnswer
 
 from .helpers import JSON, accepted_upstream, refused
 
@@ -20,7 +20,7 @@ CATALOG = Catalog()
 
 
 def parse(body: Any) -> ResponsesRequest:
-    return parse_responses_request(body, CATALOG, Settings(), MemoryResponseStore())
+    return parse_responses_request(body, CATALOG, Options(), StoreAnswer())
 
 
 def request(**fields: Any) -> JSON:

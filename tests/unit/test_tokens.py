@@ -206,7 +206,11 @@ def test_a_signed_out_store_does_not_read_files_on_every_call(
     store = CredentialStore({}, recheck_seconds=3600)
     assert store.current() is None
     reads: list[Path] = []
-    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self) or b"{}")
+    def read_bytes(self: Path) -> bytes:
+        reads.append(self)
+        return b"{}"
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
     for _ in range(10):
         assert store.current() is None
     assert reads == []

@@ -12,13 +12,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatmock.config import Settings
+from chatmock.catalog import Catalog
 from chatmock.dialects.anthropic import parse_messages_request
-from chatmock.dialects.anthropic_stream import MessagesCollector, message_object
+from chatmock.dialects.anthropic_stream import message_object
 from chatmock.dialects.chat import parse_chat_request
 from chatmock.dialects.chat_stream import ChatStreamTranslator
+from chatmock.dialects.collectors import MessagesCollector
 from chatmock.dialects.ollama import OllamaRequest, parse_chat
 from chatmock.dialects.ollama_stream import OllamaStreamTranslator
+from chatmock.dialects.options import Options
 from chatmock.dialects.responses import parse_responses_request
 from chatmock.dialects.responses_stream import RenamingRelay, ResponsesObserver, observer_for
 from chatmock.dialects.tool_names import (
@@ -28,7 +30,6 @@ from chatmock.dialects.tool_names import (
     shorten_tool_names,
     upstream_name,
 )
-from chatmock.state.catalog import Catalog
 
 from .helpers import AUTH, RESPONSES_PATH, accepted_upstream, fake_stream, run_bytes
 from .helpers import chunked as split_at
@@ -152,7 +153,7 @@ def test_chat_request_and_stream() -> None:
                      {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
                       "function": {"name": DOTTED, "arguments": "{}"}}]},
                      {"role": "tool", "tool_call_id": "c1", "content": "ok"}]}
-    chat = parse_chat_request(body, Catalog(), Settings())
+    chat = parse_chat_request(body, Catalog(), Options())
     assert chat.tool_names == {"files_read": DOTTED}
     assert chat.client_tools[0]["name"] == "files_read"  # the retry without extra tools too
     accepted_upstream(chat.payload)
@@ -173,7 +174,7 @@ def test_responses_request_relay_and_collection() -> None:
     parsed = parse_responses_request(
         {**body, "input": [*body["input"], {"type": "function_call_output",
                                             "call_id": "call_1", "output": "ok"}]},
-        Catalog(), Settings())
+        Catalog(), Options())
     up = upstream_name(LONG)
     assert parsed.tool_names == {up: LONG} and parsed.context[1]["name"] == LONG
     accepted_upstream(parsed.payload)
@@ -205,7 +206,7 @@ def test_anthropic_request_and_collection() -> None:
                              {"type": "tool_use", "id": "t1", "name": LONG, "input": {}}]},
                          {"role": "user", "content": [
                              {"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]}]}
-    parsed = parse_messages_request(body, {}, Catalog(), Settings())
+    parsed = parse_messages_request(body, {}, Catalog(), Options())
     assert parsed.tool_names == {upstream_name(LONG): LONG}
     accepted_upstream(parsed.payload)
     collector = MessagesCollector()
@@ -222,7 +223,7 @@ def test_ollama_request_and_stream() -> None:
                      {"role": "assistant", "tool_calls": [{"function": {
                          "name": DOTTED, "arguments": {}}}]},
                      {"role": "tool", "content": "ok", "tool_name": DOTTED}]}
-    parsed = parse_chat(body, Catalog(), Settings())
+    parsed = parse_chat(body, Catalog(), Options())
     assert isinstance(parsed, OllamaRequest)
     chat = parsed.chat
     assert chat.tool_names == {"files_read": DOTTED}

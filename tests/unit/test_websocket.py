@@ -83,6 +83,7 @@ async def echo(request: Request, out: Responder) -> None:
     except ClientError as exc:
         await out.respond(exc.status, list(exc.headers), exc.message.encode())
         return
+    assert isinstance(socket, WebSocket)
     if request.query == "small":
         socket.max_message_bytes = SMALL_LIMIT
     while (message := await socket.receive()) is not None:
