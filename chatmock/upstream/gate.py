@@ -87,6 +87,8 @@ class GateStats:
     rejected: int
     mean_wait_seconds: float
     mean_service_seconds: float
+    scope: str = "process"  # "fleet": the limit holds across processes (gate_fleet.py)
+    fleet_waiting: int = 0  # holding a local permit, waiting for a fleet one
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
