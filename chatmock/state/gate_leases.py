@@ -12,7 +12,9 @@ trip per attempt):
 `_TAKE` (one attempt) first drops expired leases and stale waiters, puts the
 holder in the queue if it is not there, and grants a lease only if fewer than
 `limit` are held and the holder is among the first `limit - held` in the queue:
-across the fleet, waiting requests are served first come, first served.
+across the fleet, waiting requests are served first come, first served. Else it
+answers how many permits must come free before the holder's turn (the caller
+polls the sooner the nearer its turn).
 Within a process the local `Gate` still decides, per client round-robin, which
 request asks: only requests holding one of the process's N local permits ask
 Redis, so each process has at most N in the fleet queue and one swarm on one
@@ -65,13 +67,13 @@ end
 redis.call('ZADD', KEYS[2], 'NX', now, holder)
 redis.call('ZADD', KEYS[3], now, holder)
 for i = 2, 3 do redis.call('PEXPIRE', KEYS[i], 2 * lease) end
-local free = limit - redis.call('ZCARD', KEYS[1])
-if free <= 0 or redis.call('ZRANK', KEYS[2], holder) >= free then return 0 end
+local ahead = redis.call('ZRANK', KEYS[2], holder) - (limit - redis.call('ZCARD', KEYS[1])) + 1
+if ahead > 0 then return ahead end
 redis.call('ZREM', KEYS[2], holder)
 redis.call('ZREM', KEYS[3], holder)
 redis.call('ZADD', KEYS[1], now + lease, holder)
 redis.call('PEXPIRE', KEYS[1], 2 * lease)
-return 1
+return 0
 """)
 
 # KEYS: held. ARGV: lease ms, holder ids. Returns the ids no longer held (expired, taken).
@@ -118,9 +120,10 @@ class GateLeases:
     def held(self, provider: str) -> int:
         return len(self._held.get(provider, ()))
 
-    async def take(self, provider: str, limit: int, holder: str) -> bool:
-        """One attempt at a lease for `holder`: True if granted. RedisError when Redis
-        cannot answer (the holder is then released, in case the script ran)."""
+    async def take(self, provider: str, limit: int, holder: str) -> int:
+        """One attempt at a lease for `holder`: 0 if granted, else how many permits must
+        come free before its turn. RedisError when Redis cannot answer (the holder is
+        then released, in case the script ran)."""
         flushed = self._released.pop(provider, set())
         commands: list[Command] = [["ZREM", key, *flushed] for key in keys(provider)
                                    if flushed]
@@ -134,10 +137,10 @@ class GateLeases:
         if isinstance(reply, ReplyError):
             self._released.setdefault(provider, set()).add(holder)
             raise RedisCommandError(reply)
-        if reply == 1:
+        if reply == 0:
             self._held.setdefault(provider, set()).add(holder)
-            return True
-        return False
+            return 0
+        return reply if isinstance(reply, int) and reply > 0 else 1
 
     def release(self, provider: str, holder: str) -> None:
         """Give `holder`'s lease (or place in the queue) back; synchronous, idempotent."""

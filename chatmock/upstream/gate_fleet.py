@@ -7,16 +7,16 @@ one of the provider's `--max-concurrency` N fleet-wide permits, and holds the
 local permit while it waits, so each process has at most N requests in the
 fleet queue. Both waits share one deadline: `queue_timeout` from arrival.
 
-Waiting for a fleet permit is polling with a doubling, jittered delay (10 ms up
-to 100 ms) rather than a pub/sub wake-up: the RESP client pools its
-connections and has no subscriber mode (a subscribed connection cannot carry
-commands), a wake-up would still miss the permits that free themselves when a
-dead process's lease expires, and only the requests holding a local permit
-poll, so the load on Redis is bounded by N per process (at most 10 attempts a
-second each, one script run apiece). The cost is up to 100 ms of latency
-between a permit coming free and a waiter at the head of the fleet queue
-noticing; a permit freed in this process is given back to Redis in the same
-round trip as the next local attempt.
+Waiting for a fleet permit is polling rather than a pub/sub wake-up: the RESP
+client pools its connections and has no subscriber mode (a subscribed
+connection cannot carry commands), and a wake-up would still miss the permits
+that free themselves when a dead process's lease expires. Each attempt answers
+how many permits must come free before this request's turn (`ahead`); the next
+attempt comes after `ahead` * 5 ms (jittered, at most 100 ms), or at once when a
+permit is released in this process (its release travels in the same pipeline
+as that attempt). So the head of the fleet queue notices a permit freed
+elsewhere within about 5 ms, and requests far back cost little: only requests
+holding a local permit poll, at most N per process.
 
 Redis down: the gate falls back to counting in this process only (the local
 gate's N), logs it once, and goes back to Redis as soon as an attempt answers.
@@ -42,7 +42,7 @@ from chatmock.upstream.gate import gates as local_gates
 
 log = logging.getLogger("chatmock.gate")
 
-POLL_FIRST = 0.01
+POLL_STEP = 0.005
 POLL_CAP = 0.1
 
 
@@ -50,15 +50,16 @@ class FleetGate(Gate):
     """See the module docstring."""
 
     def __init__(self, provider: str, permits: int, *, queue_timeout: float,
-                 leases: GateLeases, poll_first: float = POLL_FIRST,
+                 leases: GateLeases, poll_step: float = POLL_STEP,
                  poll_cap: float = POLL_CAP) -> None:
         super().__init__(provider, permits, queue_timeout=queue_timeout)
         self.leases = leases
-        self.poll_first = poll_first
+        self.poll_step = poll_step
         self.poll_cap = poll_cap
         self._leased: dict[Permit, str] = {}
         self._fleet_waiting = 0
         self._local_only = False
+        self._freed = trio.Event()  # set when a leased permit is given back here
 
     async def acquire(self, client: str) -> Permit:
         deadline = trio.current_time() + self.queue_timeout
@@ -87,14 +88,13 @@ class FleetGate(Gate):
         self._fleet_waiting += 1
         try:
             with trio.move_on_at(deadline):
-                delay = self.poll_first
-                while True:
-                    if await self.leases.take(self.provider, self.permits, holder):
-                        self._fleet_answers()
-                        return holder
-                    await trio.sleep(min(delay * random.uniform(0.5, 1.0),
-                                         max(0.0, deadline - trio.current_time())))
-                    delay = min(delay * 2, self.poll_cap)
+                while ahead := await self.leases.take(self.provider, self.permits, holder):
+                    self._fleet_answers()
+                    with trio.move_on_after(min(self.poll_cap, ahead * self.poll_step)
+                                            * random.uniform(0.5, 1.0)):
+                        await self._freed.wait()
+                self._fleet_answers()
+                return holder
         except RedisError as error:
             self._fleet_unavailable(error)
             return ""
@@ -115,6 +115,8 @@ class FleetGate(Gate):
         holder = self._leased.pop(permit, None)
         if holder:
             self.leases.release(self.provider, holder)
+            self._freed.set()
+            self._freed = trio.Event()
         super()._give_back(permit)
 
     def _fleet_answers(self) -> None:
