@@ -20,7 +20,7 @@ import pytest
 from chatmock.testing.redis_server import RedisServer
 
 from .conftest import Process
-from .test_provider_gate import chat, gates
+from .test_provider_gate import chat, gates, settled
 from .test_providers import fakes, start_with_providers
 
 __all__ = ["fakes"]  # the fixture, shared with test_providers
@@ -61,7 +61,7 @@ def test_requests_through_both_processes_never_overlap_at_the_provider(
     assert in_flight(fakes["xai"]) == {"now": 0, "most": 1}
     assert time.monotonic() - started > 10 * 0.2  # one after the other: 5 deltas of 40 ms
     for server in fleet:
-        gate: dict[str, Any] = gates(server)["xai"]
+        gate: dict[str, Any] = settled(server)
         assert gate["scope"] == "fleet" and gate["permits"] == 1
         assert (gate["in_use"], gate["waiting"], gate["fleet_waiting"]) == (0, 0, 0)
 
