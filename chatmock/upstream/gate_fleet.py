@@ -23,7 +23,10 @@ gate's N), logs it once, and goes back to Redis as soon as an attempt answers.
 Refusing every request while Redis is away would turn a state outage into a
 full outage for requests that need no shared state (issue 16); the price is
 that during the outage each process admits up to N, and leases taken before it
-expire on their own (nothing to clean up afterwards).
+expire on their own (nothing to clean up afterwards). A Redis that stops answering
+(rather than refusing connections) holds the first waiting requests up to the
+client's timeout (5 s) or their own deadline, whichever comes first (a 429);
+the client then fails fast during its backoff and the gate counts locally.
 """
 
 from __future__ import annotations
