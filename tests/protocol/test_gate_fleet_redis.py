@@ -87,16 +87,16 @@ async def test_a_dead_processs_lease_expires(redis_server: RedisServer) -> None:
             await gate(alive, 1, 0.1).acquire("early")
         started = trio.current_time()
         async with gate(alive, 1, 3.0).slot("later"):
-            assert 0.15 < trio.current_time() - started < 1.0
+            assert 0.15 < trio.current_time() - started < 2.0
     await dead.redis.aclose()
 
 
 async def test_renewal_keeps_a_long_streams_lease(redis_server: RedisServer) -> None:
-    holder, other = process(redis_server, lease_seconds=0.3), process(redis_server)
+    holder, other = process(redis_server, lease_seconds=0.5), process(redis_server)
     async with running(holder, other):
         held = await gate(holder, 1, 1.0).acquire("long stream")
         with pytest.raises(GateBusy) as busy:
-            await gate(other, 1, 1.2).acquire("waits")  # four leases long
+            await gate(other, 1, 2.0).acquire("waits")  # four leases long
         assert busy.value.status == 429 and busy.value.retry_after >= 1
         held.release()
         with trio.fail_after(1.0):
@@ -112,7 +112,7 @@ async def test_waiters_are_served_first_come_first_served_across_processes(
     async def request(which: int, name: str) -> None:
         async with gates[which].slot(name):
             order.append(name)
-            await trio.sleep(0.05)
+            await trio.sleep(0.1)
 
     async with running(one, two), trio.open_nursery() as nursery:
         nursery.start_soon(request, 0, "first")
