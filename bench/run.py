@@ -197,7 +197,7 @@ def log_findings(server: Server) -> dict[str, Any]:
     path = LOGS / f"{log_file_name(server.name)}.log"
     text = path.read_text(errors="replace") if path.exists() else ""
     bad = [line for line in text.splitlines() if re.search(
-        r"Traceback| ERROR | CRITICAL | WARNING |\[(error|crit|alert|emerg)\]|panic:", line)]
+        r"Traceback| ERROR | CRITICAL | WARNING |\[(warn|error|crit|alert|emerg)\]|panic:", line)]
     return {"worrying_lines": len(bad), "tracebacks": text.count("Traceback"),
             "first": bad[:5], "log": str(path.relative_to(REPO))}
 

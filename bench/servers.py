@@ -212,7 +212,7 @@ daemon off;
 master_process off;
 worker_rlimit_nofile {nofile};
 pid {root}/nginx.pid;
-error_log {root}/error.log warn;
+error_log stderr warn;
 events {{ worker_connections {connections}; }}
 http {{
     access_log off;
@@ -260,9 +260,9 @@ def nginx_spec(binary: str, root: Path, fake_port: int, nofile: int) -> ServerSp
                                  nofile=nofile, connections=max(1024, nofile - 64))
         (home / "nginx.conf").write_text(conf)
         return [binary, "-p", str(home), "-c", str(home / "nginx.conf"),
-                "-e", str(home / "error.log")]
+                "-e", "stderr"]
 
-    command = f"{binary} -p DIR -c DIR/nginx.conf -e DIR/error.log  (config: bench/servers.py)"
+    command = f"{binary} -p DIR -c DIR/nginx.conf -e stderr  (config: bench/servers.py)"
     return ServerSpec("nginx", "relay", command, argv, root)
 
 
