@@ -168,7 +168,8 @@ async def _generate(app: App, request: Request, socket: MessageSocket,
     opened = app.backend.responses(parsed.payload, session, forwarded, affinity=(connection,)) \
         if app.upstreams is None else app.upstreams.open(
             parsed.payload, session, forwarded, client=client_of(request),
-            query_provider=query_provider(request), affinity=(connection,))
+            query_provider=query_provider(request), affinity=(connection,),
+            sampling=parsed.sampling)
     async with socket.responding(), opened as upstream:
         await _relay(upstream, observer, socket)
 
