@@ -18,11 +18,12 @@ import ollama
 import openai
 import pytest
 
-from .conftest import Process, last_upstream_body, spawn
+from .conftest import Process, last_upstream_body
 from .test_providers import (  # the SDK clients of the module's `server`
     anthropic_client,
     ollama_client,
     openai_client,
+    spawn_chat_fakes,
     start_with_providers,
 )
 
@@ -41,10 +42,7 @@ SAMPLING_KEYS = {"temperature", "top_p", "max_tokens", "max_completion_tokens",
 
 @pytest.fixture(scope="module")
 def fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Process]]:
-    tmp = tmp_path_factory.mktemp("sampling-fakes")
-    started = {name: spawn(["-m", "chatmock.testing.fake_chat", "--flavor", flavor,
-                            "--port", "0"], tmp / f"{name}.log")
-               for name, flavor in FLAVORS.items()}
+    started = spawn_chat_fakes(tmp_path_factory.mktemp("sampling-fakes"), FLAVORS)
     yield started
     for process in started.values():
         process.stop()

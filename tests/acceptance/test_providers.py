@@ -41,12 +41,16 @@ OPENAI_TOOL: Any = {"type": "function", "function": {
 ANSWER = "Hello! You said: hi"
 
 
+def spawn_chat_fakes(tmp: Path, flavors: dict[str, str]) -> dict[str, Process]:
+    """One `fake_chat` server per name, of the flavor `flavors` gives it."""
+    return {name: spawn(["-m", "chatmock.testing.fake_chat", "--flavor", flavor,
+                         "--port", "0"], tmp / f"{name}.log") for name, flavor in flavors.items()}
+
+
 @pytest.fixture(scope="module")
 def fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Process]]:
     tmp = tmp_path_factory.mktemp("provider-fakes")
-    started = {name: spawn(["-m", "chatmock.testing.fake_chat", "--flavor", flavor,
-                            "--port", "0"], tmp / f"{name}.log")
-               for name, flavor in FLAVORS.items()}
+    started = spawn_chat_fakes(tmp, FLAVORS)
     started["qwen"] = spawn(["-m", "chatmock.testing.fake_qwen", "--port", "0"],
                             tmp / "qwen.log")
     yield started
