@@ -26,6 +26,7 @@ from .test_providers import (  # the SDK clients of the module's `server`
     spawn_chat_fakes,
     start_with_providers,
 )
+from .wsclient import WSClient
 
 __all__ = ["anthropic_client", "ollama_client", "openai_client"]  # fixtures used here
 
@@ -116,6 +117,16 @@ def test_responses_parameters_reach_the_provider(openai_client: openai.OpenAI,
     assert reply.output_text
     assert sampling_of(sent(fakes, "openrouter", mark)) == {
         "temperature": 0.3, "top_p": 0.8, "max_tokens": 40}
+
+
+def test_responses_websocket_parameters_reach_the_provider(server: Process,
+                                                           fakes: dict[str, Process]) -> None:
+    mark = marker()
+    with WSClient(server.port) as client:
+        events = client.create(model=MODELS["local"], input=mark, temperature=0.1,
+                               max_output_tokens=30)
+    assert events[-1]["type"] == "response.completed"
+    assert sampling_of(sent(fakes, "local", mark)) == {"temperature": 0.1, "max_tokens": 30}
 
 
 # -- Anthropic messages ------------------------------------------------------------------
