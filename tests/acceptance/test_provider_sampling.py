@@ -18,7 +18,7 @@ import ollama
 import openai
 import pytest
 
-from .conftest import Process, last_upstream_body
+from .conftest import Process, last_upstream_body, spawn
 from .test_providers import (  # the SDK clients of the module's `server`
     anthropic_client,
     ollama_client,
@@ -43,7 +43,10 @@ SAMPLING_KEYS = {"temperature", "top_p", "max_tokens", "max_completion_tokens",
 
 @pytest.fixture(scope="module")
 def fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Process]]:
-    started = spawn_chat_fakes(tmp_path_factory.mktemp("sampling-fakes"), FLAVORS)
+    tmp = tmp_path_factory.mktemp("sampling-fakes")
+    started = spawn_chat_fakes(tmp, FLAVORS)
+    started["qwen"] = spawn(["-m", "chatmock.testing.fake_qwen", "--port", "0"],
+                            tmp / "qwen.log")
     yield started
     for process in started.values():
         process.stop()
@@ -177,6 +180,18 @@ def test_ollama_generate_options_reach_the_provider(ollama_client: ollama.Client
         options={"temperature": 0.7, "num_predict": -1, "seed": 1}))
     assert streamed
     assert sampling_of(sent(fakes, "local", mark)) == {"temperature": 0.7, "seed": 1}
+
+
+def test_qwen_web_api_gets_none_of_them(openai_client: openai.OpenAI,
+                                        fakes: dict[str, Process]) -> None:
+    """Its completion request has no sampling field (providers.md §3.4): all dropped."""
+    mark = marker()
+    reply = openai_client.chat.completions.create(
+        model="qwen/qwen3.7-plus", messages=[{"role": "user", "content": mark}],
+        **OPENAI_ARGUMENTS)
+    assert reply.choices[0].message.content
+    body = sent(fakes, "qwen", mark)
+    assert body["messages"] and not SAMPLING_KEYS & set(body)
 
 
 # -- malformed values: a 400 in each dialect's shape, before any upstream call --------------
