@@ -19,6 +19,7 @@ from chatmock.config import Settings, home_dir, worker_count
 from chatmock.net.client import HTTPClient
 from chatmock.redis_url import EMBEDDED, parse_redis_url
 from chatmock.state.exchanges import Exchanges
+from chatmock.state.gate_leases import GateLeases
 from chatmock.state.pool_state import STATE_FILENAME, MemoryPoolState, RedisPoolState
 from chatmock.state.prompt_cache import SessionIds
 from chatmock.state.recent_models import RecentModels
@@ -29,7 +30,8 @@ from chatmock.state.usage_shared import SharedUsage
 from chatmock.supervisor import WorkerInfo
 from chatmock.upstream.accounts import Account, AccountPool
 from chatmock.upstream.codex import ClientIdentity, CodexBackend, installation_id
-from chatmock.upstream.gate import Gate, gates
+from chatmock.upstream.gate import Gate
+from chatmock.upstream.gate_fleet import gates
 from chatmock.upstream.instructions import load_base_instructions
 from chatmock.upstream.model_sync import ModelSync, cache_path
 from chatmock.upstream.pool_strategy import Strategy
@@ -62,6 +64,7 @@ class App:
     exchanges: Exchanges = field(default_factory=Exchanges)  # in flight, recent errors
     providers: ProviderRegistry | None = None  # shown on the status page
     gates: dict[str, Gate] = field(default_factory=dict)  # per provider (not the Codex one)
+    leases: GateLeases | None = None  # the gates' fleet-wide permits (fleet mode)
     upstreams: Upstreams | None = None  # every request's provider (upstream/routing.py)
     provider_models: ProviderModels | None = None  # the other providers' model lists
     started_at: float = field(default_factory=time.time)
@@ -107,10 +110,11 @@ def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
         SHARED_STORE_GRACE if worker_count(settings) > 1 else 0.0))
     providers = build_registry(settings, env)
     exchanges = Exchanges(secrets=(settings.access_token, *providers.secrets()))
+    leases = GateLeases(redis) if redis is not None else None
     gated = gates([p.name for p in providers.usable() if p.kind != "codex"],
-                  settings.max_concurrency, settings.queue_timeout)
+                  settings.max_concurrency, settings.queue_timeout, leases)
     return App(settings, models, http, backend, SessionIds(), usage, store, redis=redis,
-               exchanges=exchanges, providers=providers, gates=gated,
+               exchanges=exchanges, providers=providers, gates=gated, leases=leases,
                upstreams=Upstreams(providers, backend, http, gated),
                provider_models=ProviderModels(providers, http))
 

@@ -211,9 +211,14 @@ async def run_server(settings: Settings, tls: ssl.SSLContext | None = None,
                 nursery.start_soon(usage.run_writer)
             nursery.start_soon(app.http.close_idle_forever)
             nursery.start_soon(app.responses_store.maintain)
+            if app.leases is not None:
+                nursery.start_soon(app.leases.maintain)
         for usage in app.usages():
             usage.flush()
         await app.responses_store.aclose()
+        if app.leases is not None:  # given back now rather than left to expire
+            with trio.move_on_after(1.0):
+                await app.leases.sync(renew=False)
         if app.redis is not None:
             await app.redis.aclose()
         await app.http.aclose()

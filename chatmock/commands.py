@@ -155,7 +155,8 @@ def run_info(*, as_json: bool, env: Mapping[str, str]) -> int:
 
 def providers_summary(env: Mapping[str, str]) -> list[dict[str, Any]]:
     """Every provider the settings and environment describe, with its gate's limits
-    (the live queues are in the server's /health); no secret, only what is missing."""
+    (per process, or across the fleet with `--state redis://...`; the live queues are
+    in the server's /health); no secret, only what is missing."""
     try:
         settings = build_settings({}, env)
         registry = build_registry(settings, env)
@@ -165,7 +166,8 @@ def providers_summary(env: Mapping[str, str]) -> list[dict[str, Any]]:
             registry = build_registry(settings, env)
         except ConfigError:
             return []
-    gate = {"max_concurrency": settings.max_concurrency, "queue_timeout": settings.queue_timeout}
+    gate = {"max_concurrency": settings.max_concurrency, "queue_timeout": settings.queue_timeout,
+            "scope": "process" if settings.state == EMBEDDED else "fleet"}
     return [{**p.describe(), "default": p.name == registry.default,
              "gate": gate if p.kind != "codex" and settings.max_concurrency else None}
             for p in registry.providers.values()]

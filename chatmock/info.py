@@ -117,8 +117,9 @@ def provider_lines(providers: list[dict[str, Any]]) -> list[str]:
     for provider in providers:
         state = "ready" if provider["usable"] else "missing " + " and ".join(provider["missing"])
         gate = provider.get("gate")
-        limit = (f", {gate['max_concurrency']} at a time, queue {gate['queue_timeout']:g} s"
-                 if gate else "")
+        fleet = " across the fleet" if gate and gate.get("scope") == "fleet" else ""
+        limit = (f", {gate['max_concurrency']} at a time{fleet}, queue "
+                 f"{gate['queue_timeout']:g} s" if gate else "")
         default = " (default)" if provider.get("default") else ""
         lines.append(f"  {provider['name']}{default}: {provider['kind']} at "
                      f"{provider['base_url']}, {state}{limit}")

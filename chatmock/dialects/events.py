@@ -33,6 +33,7 @@ from chatmock import jsonbytes
 from chatmock.dialects.machine import LIFECYCLE, End, State
 from chatmock.dialects.sse import SSEDecoder, SSEEvent
 from chatmock.dialects.tool_names import NameMap, restore_item, restore_response
+from chatmock.errors import UpstreamError
 
 TRUNCATED_MESSAGE = "the backend's stream ended before the response was complete"
 
@@ -206,6 +207,12 @@ class UpstreamTranslator:
         if self.state is State.STREAMING:
             self._cut(message, code)
         return self._drain()
+
+    def upstream_failed(self, error: UpstreamError) -> bytes:
+        """The upstream broke mid-stream (`relay` caught it): `abort` with its message. A
+        translator whose client also learns the status and code (the WebSocket's error
+        frame, `routes/responses_ws.py`) overrides this."""
+        return self.abort(error.message)
 
     def _cut(self, message: str, code: str) -> None:
         self.state = LIFECYCLE.next(self.state, End.CUT)

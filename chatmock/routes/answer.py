@@ -16,6 +16,10 @@ everywhere, as OpenAI's, Anthropic's and Ollama's own APIs answer it; limits
 are 429; an overloaded backend is a 529 where Anthropic's API says so, else 502.
 A streamed answer has already sent its 200: its failure is the stream's last
 event, in the dialect's shape (the translator's `on_failed`).
+
+The Responses WebSocket (`routes/responses_ws.py`) answers each of its
+requests through `answer` too: its `Plan` carries the socket's account
+`affinity`, and its Responder writes frames instead of HTTP body bytes.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class Plan:
     render: Callable[[], Any] = lambda: None  # the collected answer's JSON (after collect)
     fallback: dict[str, Any] | None = None  # the payload without chatmock's added tools
     forwarded: Headers = ()  # a Codex client's own headers, sent on upstream
+    affinity: tuple[str, ...] = ()  # the account pool's keys besides the payload (a WebSocket)
     sampling: Sampling = NONE  # for a chat-completions provider only (dialects/sampling.py)
 
 
@@ -95,10 +100,10 @@ def open_upstream(app: App, request: Request, plan: Plan,
     backend alone when no registry was built (tests that make an `App` by hand)."""
     if app.upstreams is None:
         return open_responses(app.backend, plan.payload, session, plan.forwarded,
-                              fallback=plan.fallback)
+                              fallback=plan.fallback, affinity=plan.affinity)
     return app.upstreams.open(plan.payload, session, plan.forwarded, fallback=plan.fallback,
                               client=client_of(request), query_provider=query_provider(request),
-                              sampling=plan.sampling)
+                              affinity=plan.affinity, sampling=plan.sampling)
 
 
 def query_provider(request: Request) -> str | None:

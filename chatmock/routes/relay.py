@@ -39,7 +39,8 @@ async def relay(upstream: UpstreamResponse, translator: UpstreamTranslator, out:
     """Pull a read, translate it, write it, repeat: the client's pace sets the backend's.
     The exchange's record (`state/exchanges.py`) counts what is written."""
     exchange = exchanges.current_or_detached()
-    exchange.streaming = waiting_first = True
+    exchange.streaming = True
+    waiting_first = not exchange.first_byte  # a WebSocket's exchange relays many answers
     await out.start(200, headers)
     heartbeat = translator.heartbeat_seconds
     try:
@@ -63,7 +64,7 @@ async def relay(upstream: UpstreamResponse, translator: UpstreamTranslator, out:
                 await out.send(data)
         tail = translator.finish()
     except UpstreamError as exc:
-        tail = translator.abort(exc.message)
+        tail = translator.upstream_failed(exc)
     exchange.note_outcome(translator.usage, translator.failure)
     await out.end(tail)
 

@@ -25,6 +25,20 @@ backend's own `response.completed` / `response.incomplete` /
 ours (a refused request, a stream cut short) -- never both, so a client that
 stops reading at the first terminal frame never finds a stale one in front
 of its next answer.
+
+A generated answer goes the way of every HTTP answer (`routes/answer.py`):
+the same door upstream (provider routing, gate, retries, the retry without
+added tools; the socket's id as account affinity) and the same `relay` loop
+(one read, one write, so the client's pace sets the backend's; heartbeat
+reads; the exchange's record; the drain; a broken upstream reported in-band).
+Only what a write is differs: `FrameSocket` is the Responder `relay` writes
+to, and each of its writes is whole frames, which `EventFrames`
+(`dialects/responses_frames.py`) makes one per event. The turn is stored
+before the terminal frame leaves, as on HTTP (`PendingTurn.before_end`).
+
+The whole socket is one exchange, one access line (status 101): its answers'
+tokens add up, its first byte is the first answer's, its error the latest
+one, whether a stream's own failure or an error frame of ours.
 """
 
 from __future__ import annotations
@@ -33,32 +47,32 @@ import json
 import logging
 import secrets
 import time
-from contextlib import aclosing
-from typing import Any, ClassVar
+from typing import Any
 
 import trio
 
 from chatmock.app import App
+from chatmock.dialects.errors import Dialect
 from chatmock.dialects.fields import OPENAI as fields
-from chatmock.dialects.machine import State
 from chatmock.dialects.request_body import parse_json
 from chatmock.dialects.responses import ResponsesRequest, stored_turn
-from chatmock.dialects.responses_stream import ResponsesObserver
-from chatmock.dialects.sse import SSEEvent
+from chatmock.dialects.responses_frames import EventFrames, error_frame, frames_of
 from chatmock.dialects.tool_names import restore_response
-from chatmock.errors import ApiError, ClientError, UpstreamError
-from chatmock.net.client import UpstreamResponse
-from chatmock.routes.answer import client_of, query_provider
-from chatmock.routes.relay import drain
+from chatmock.errors import ApiError, ClientError
+from chatmock.routes.answer import Plan, answer
 from chatmock.routes.stored_turn import PendingTurn, parse_with_store
 from chatmock.server.exchange import (
     ClientGone,
+    HeaderList,
     MessageSocket,
     Request,
     Responder,
     WebSocketUpgrade,
 )
+from chatmock.state import exchanges
 from chatmock.upstream.codex import codex_client_headers
+
+__all__ = ["FrameSocket", "error_frame", "parse_frame", "responses_socket"]
 
 log = logging.getLogger("chatmock.responses")
 
@@ -98,12 +112,14 @@ async def _serve_one(app: App, request: Request, socket: MessageSocket,
         else:
             await _prewarm(app, socket, parsed)
     except ApiError as error:
+        exchanges.current_or_detached().failure = error.message  # the socket's access line
         await socket.send_text(error_frame(error.status, error.message, error.code,
                                            error.headers, error.param))
     except ClientGone:
         raise
     except Exception:
         log.exception("unhandled error on the /v1/responses WebSocket")
+        exchanges.current_or_detached().failure = exchanges.INTERNAL_ERROR
         await socket.send_text(error_frame(500, "internal error in chatmock (see its log)",
                                            "internal_error"))
 
@@ -124,82 +140,47 @@ def parse_frame(message: str | bytes) -> tuple[dict[str, Any], bool]:
     return body, fields.boolean(frame, "generate", True)
 
 
-def error_frame(status: int, message: str, code: str | None,
-                headers: tuple[tuple[bytes, bytes], ...] = (), param: str | None = None) -> str:
-    frame: dict[str, Any] = {"type": "error", "status_code": status,
-                             "error": {"message": message, "code": code}}
-    if param:  # the request field the error is about, as in OpenAI's error objects
-        frame["error"]["param"] = param
-    if headers:  # e.g. retry-after of a 429
-        frame["headers"] = {name.decode("latin-1"): value.decode("latin-1")
-                            for name, value in headers}
-    return json.dumps(frame)
+class FrameSocket:
+    """The Responder `relay` writes one answer to on the WebSocket: what `EventFrames`
+    translated, one text frame per event (`dialects/responses_frames.py`). The socket
+    is already open, so there is no status line to start; every write may hold any
+    number of whole frames, the last one's the terminal frame."""
 
+    def __init__(self, socket: MessageSocket) -> None:
+        self.socket = socket
+        self.extra_headers: list[tuple[bytes, bytes]] = []
+        self.status = 0
+        self.started = False
+        self.client_gone = False  # `MessageSocket.responding` raises ClientGone itself
 
-class EventFrames(ResponsesObserver):
-    """Watches the stream exactly as the HTTP route does (turn stored on success) and
-    keeps each event's JSON, as the backend sent it, to become one frame."""
+    async def respond(self, status: int, headers: HeaderList, body: bytes) -> None:
+        await self.start(status, headers)
+        await self.end(body)
 
-    skip_events: ClassVar[tuple[bytes, ...]] = ()  # every event becomes a frame
+    async def start(self, status: int, headers: HeaderList) -> None:
+        self.status, self.started = status, True
 
-    def __init__(self, app: App, request: ResponsesRequest) -> None:
-        self.turn = PendingTurn(app, request)
-        super().__init__(relay=False, on_success=self.turn.finished,
-                         tool_names=request.tool_names)
-        self.frames: list[bytes] = []
-        self.cut: tuple[str, str] | None = None
+    async def send(self, data: bytes) -> None:
+        for text in frames_of(data):
+            await self.socket.send_text(text)
 
-    def dispatch(self, event: SSEEvent) -> None:
-        if self.state is State.STREAMING and event.data != b"[DONE]":
-            self.frames.append(self.relayed(event))
-        super().dispatch(event)
-
-    def on_cut(self, message: str, code: str) -> None:
-        self.cut = (message, code)
-        super().on_cut(message, code)
+    async def end(self, data: bytes = b"") -> None:
+        await self.send(data)
 
 
 async def _generate(app: App, request: Request, socket: MessageSocket,
                     parsed: ResponsesRequest, connection: str) -> None:
-    session = app.sessions.for_request(request.headers, parsed.payload.get("instructions"),
-                                       parsed.payload["input"])
-    observer = EventFrames(app, parsed)
-    forwarded = codex_client_headers(request.headers)
-    opened = app.backend.responses(parsed.payload, session, forwarded, affinity=(connection,)) \
-        if app.upstreams is None else app.upstreams.open(
-            parsed.payload, session, forwarded, client=client_of(request),
-            query_provider=query_provider(request), affinity=(connection,),
-            sampling=parsed.sampling)
-    async with socket.responding(), opened as upstream:
-        await _relay(upstream, observer, socket)
-
-
-async def _relay(upstream: UpstreamResponse, observer: EventFrames, socket: MessageSocket) -> None:
-    """Each read's events, one frame each; an error frame of ours if the stream broke."""
-    status = 502
-    try:
-        async with aclosing(upstream.chunks()) as chunks:
-            async for chunk in chunks:
-                observer.feed(chunk)
-                await _flush(observer, socket)
-                if observer.state is State.DONE:
-                    break
-            else:
-                observer.finish()
-        await drain(upstream)
-    except UpstreamError as exc:
-        status = exc.status
-        observer.abort(exc.message, exc.code or "upstream_error")
-    await _flush(observer, socket)
-    if observer.cut is not None:
-        await socket.send_text(error_frame(status, *observer.cut))
-
-
-async def _flush(observer: EventFrames, socket: MessageSocket) -> None:
-    await observer.turn.stored()  # before the terminal frame goes out
-    frames, observer.frames = observer.frames, []
-    for frame in frames:
-        await socket.send_text(frame.decode("utf-8", "replace"))
+    """One answer through the skeleton every HTTP route shares (`routes/answer.py`): the
+    same door upstream (provider routing, gate, retries, fallback; `affinity` keeps the
+    socket's turns on one account) and the same `relay` loop, writing frames."""
+    turn = PendingTurn(app, parsed)
+    plan = Plan(parsed.payload, EventFrames(parsed.tool_names, turn.finished),
+                Dialect.OPENAI, stream_headers=(),
+                forwarded=codex_client_headers(request.headers), affinity=(connection,),
+                sampling=parsed.sampling)
+    async with socket.responding():
+        # The turn is stored before the terminal frame goes out (routes/stored_turn.py).
+        await answer(app, request, turn.before_end(FrameSocket(socket)), plan)
 
 
 async def _prewarm(app: App, socket: MessageSocket, parsed: ResponsesRequest) -> None:

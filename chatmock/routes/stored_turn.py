@@ -5,8 +5,9 @@ synchronously; storing may wait (Redis in fleet mode is a round trip). A client
 may send its next, chained request the moment it reads that event, and to any
 process of the fleet; so the turn is stored first and the event written after:
 `PendingTurn.finished` is the observer's `on_success`, `stored()` is awaited
-before the terminal bytes go out (`before_end` wraps a streamed Responder so that
-its `end` does that; the collected and WebSocket paths call it directly).
+before the terminal bytes go out (`before_end` wraps the route's Responder so that
+its `end`, or a collected answer's `respond`, does that; on HTTP and on the
+WebSocket, whose Responder writes frames, alike).
 
 `parse_with_store` is the other end of a turn's life: a request that chains on one
 (or replays its items) is parsed with what the store returns for it, on HTTP and on

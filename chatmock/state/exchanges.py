@@ -13,7 +13,9 @@ route runs in its connection's task). What fills it in, and what it costs:
 * `routes/relay.py` marks a stream, notes when its first byte was written and adds
   the bytes of each write to `sent` (per upstream read: a test of a local and one
   addition, about 40 ns; nothing per delta), and hands over the token usage and any
-  failure the translator kept from the end of the stream (`note_outcome`), once;
+  failure the translator kept from the end of the stream (`note_outcome`), once per
+  answer (a WebSocket's exchange, the whole socket, relays one answer per request: its
+  tokens add up, its first byte is the first answer's, its failure the latest);
 * `collect` (a whole answer) notes its first byte when the answer is complete: the
   route writes it in one piece right after. An exchange that never noted one (an
   error, a model list) takes its duration as its time to first byte.
@@ -83,10 +85,11 @@ class Exchange:
 
     def note_outcome(self, usage: object, failure: str = "") -> None:
         """What a translator learnt at the end: the input and output tokens of a Responses
-        `usage` object (anything else changes nothing), and an in-band failure."""
+        `usage` object, added to those of earlier answers on the same exchange (anything
+        else changes nothing), and an in-band failure."""
         if isinstance(usage, dict):
-            self.input_tokens = _count(usage.get("input_tokens"))
-            self.output_tokens = _count(usage.get("output_tokens"))
+            self.input_tokens = _add(self.input_tokens, _count(usage.get("input_tokens")))
+            self.output_tokens = _add(self.output_tokens, _count(usage.get("output_tokens")))
         if failure:
             self.failure = failure
 
@@ -118,6 +121,10 @@ class Exchange:
 
 def _count(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _add(total: int | None, count: int | None) -> int | None:
+    return count if total is None else total + (count or 0)
 
 
 class Exchanges:

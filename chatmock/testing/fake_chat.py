@@ -15,7 +15,8 @@ Routes, under the flavor's prefix (`/v1`, OpenRouter `/api/v1`):
   `?supported_parameters=`), `GET <prefix>/models/<id>`; xAI also
   `GET /v1/language-models`;
 * `GET`/`DELETE /__fake__/requests` (recorded chat requests: path, headers,
-  body) and `GET /health`.
+  body), `GET`/`DELETE /__fake__/in-flight` (how many it answers at once, and the
+  most so far: `fake_server.CountingApp`) and `GET /health`.
 
 Keys: the flavor's `api_key` (xAI and OpenRouter have fixed fake keys,
 `fake_chat_flavors.XAI_KEY` / `OPENROUTER_KEY`), replaced by the `api_key`
@@ -66,7 +67,7 @@ from chatmock.testing.fake_items import ItemPlan
 from chatmock.testing.fake_rules import Rejected, load_json
 from chatmock.testing.fake_server import (
     RECORDS_PATH,
-    FakeApp,
+    CountingApp,
     Recording,
     RequestLog,
     serve_forever,
@@ -323,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--api-key", default="",
                         help="the key to require (default: the flavor's fake key, if any)")
     args = parser.parse_args(argv)
-    app = FakeApp(FakeChat(args.flavor, api_key=args.api_key))
+    app = CountingApp(FakeChat(args.flavor, api_key=args.api_key))
     trio.run(serve_forever, app, args.host, args.port, f"fake-chat ({args.flavor})")
     return 0
 

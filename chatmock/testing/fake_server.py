@@ -115,6 +115,35 @@ class FakeApp:
         await send_reply(reply, out)
 
 
+class CountingApp(FakeApp):
+    """A `FakeApp` that counts the POST requests (the model calls, not the model lists)
+    it is answering at once, from arrival to the last byte sent (or the client gone):
+    `GET /__fake__/in-flight` gives `{"now", "most"}`, `DELETE` starts `most` again from
+    `now`. What a test of a concurrency limit reads."""
+
+    def __init__(self, fake: Fake) -> None:
+        super().__init__(fake)
+        self.now = self.most = 0
+
+    async def __call__(self, request: Request, out: Responder) -> None:
+        if request.path == IN_FLIGHT_PATH:
+            if request.method == "DELETE":
+                self.most = self.now
+            await out.respond(200, [(b"content-type", b"application/json")],
+                              dump_json({"now": self.now, "most": self.most}))
+            return
+        counted = request.method == "POST" and not request.path.startswith("/__fake__/")
+        self.now += counted
+        self.most = max(self.most, self.now)
+        try:
+            await super().__call__(request, out)
+        finally:
+            self.now -= counted
+
+
+IN_FLIGHT_PATH = "/__fake__/in-flight"
+
+
 def base_url(host: str, port: int, scheme: str = "http") -> str:
     return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 

@@ -24,19 +24,21 @@ Headers = tuple[tuple[bytes, bytes], ...]
 class ResponsesBackend(Protocol):
     """What this needs of a backend (`upstream.codex.CodexBackend`)."""
 
-    def responses(self, payload: dict[str, Any], session_id: str, forwarded: Headers = (),
+    def responses(self, payload: dict[str, Any], session_id: str, forwarded: Headers = (), *,
+                  affinity: tuple[str, ...] = (),
                   ) -> AbstractAsyncContextManager[UpstreamResponse]: ...
 
 
 @asynccontextmanager
 async def open_responses(backend: ResponsesBackend, payload: dict[str, Any], session: str,
                          forwarded: Headers = (), *, fallback: dict[str, Any] | None = None,
-                         ) -> AsyncIterator[UpstreamResponse]:
+                         affinity: tuple[str, ...] = ()) -> AsyncIterator[UpstreamResponse]:
     """`backend.responses(payload, ...)`; if refused and a `fallback` payload is given
-    (the request without chatmock's tools), that one instead (see the module doc)."""
+    (the request without chatmock's tools), that one instead (see the module doc).
+    `affinity` goes to both attempts (the account pool's keys of a WebSocket)."""
     opened = False
     try:
-        async with backend.responses(payload, session, forwarded) as upstream:
+        async with backend.responses(payload, session, forwarded, affinity=affinity) as upstream:
             opened = True
             yield upstream
             return
@@ -46,7 +48,7 @@ async def open_responses(backend: ResponsesBackend, payload: dict[str, Any], ses
         first = exc
     opened = False
     try:
-        async with backend.responses(fallback, session, forwarded) as upstream:
+        async with backend.responses(fallback, session, forwarded, affinity=affinity) as upstream:
             opened = True
             yield upstream
     except UpstreamError as exc:

@@ -27,6 +27,10 @@ timeout (or cancellation) fires while a release hands it the permit. The
 hand-over marks the waiter granted before waking it, and the waiter checks
 that mark after waking whatever woke it: granted and timed out → it keeps the
 permit and proceeds; granted and cancelled → it passes the permit on at once.
+
+In fleet mode (`--state redis://...`) each provider's gate is a
+`gate_fleet.FleetGate`: this gate, plus a lease in Redis, so that N holds
+across every process sharing the Redis.
 """
 
 from __future__ import annotations
@@ -87,6 +91,8 @@ class GateStats:
     rejected: int
     mean_wait_seconds: float
     mean_service_seconds: float
+    scope: str = "process"  # "fleet": the limit holds across processes (gate_fleet.py)
+    fleet_waiting: int = 0  # holding a local permit, waiting for a fleet one
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}

@@ -79,10 +79,9 @@ class Upstreams:
                 payload["model"] = model
             async with AsyncExitStack() as stack:
                 await self._permit(stack, provider, client)
-                yield await stack.enter_async_context(
-                    self.codex.responses(payload, session, forwarded, affinity=affinity)
-                    if affinity else open_responses(self.codex, payload, session, forwarded,
-                                                    fallback=fallback))
+                yield await stack.enter_async_context(open_responses(
+                    self.codex, payload, session, forwarded, fallback=fallback,
+                    affinity=affinity))
             return
         backend = self.backends[provider.name]
         chosen = fallback if fallback is not None else payload  # without chatmock's tools

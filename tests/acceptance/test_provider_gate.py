@@ -23,6 +23,7 @@ import pytest
 
 from .conftest import Process, recorded_requests
 from .test_providers import MODELS, fakes, start_with_providers
+from .wsclient import WSClient, output_text
 
 __all__ = ["fakes"]  # the fixture, shared with test_providers
 SLOW = "fake:deltas=30 fake:delay_ms=100"  # about three seconds of streaming
@@ -187,4 +188,29 @@ def test_retries_before_the_first_byte_and_passes_on_what_waiting_cannot_cure(
     assert status == 402 and sent("openrouter", "credits402") == 1
     status, _, _ = chat(gated, "bad400 fake:error=400")
     assert status == 400 and sent("xai", "bad400") == 1
+    assert settled(gated)["in_use"] == 0
+
+
+def test_a_websocket_request_takes_the_same_gate_and_retries(
+        gated: Process, fakes: dict[str, Process]) -> None:
+    """`/v1/responses` over a WebSocket opens its upstream through the door every HTTP
+    route uses: a full gate is a 429 error frame with the retry-after, a refusal worth
+    retrying is retried, and the socket serves on after either."""
+    holder = Holder(gated)
+    with WSClient(gated.port, token="ws-gated") as socket:
+        try:
+            busy = socket.create(model=MODELS["xai"], input="hi")
+            assert len(busy) == 1 and busy[0]["type"] == "error"
+            assert busy[0]["status_code"] == 429
+            assert int(busy[0]["headers"]["retry-after"]) >= 1
+        finally:
+            holder.release()
+        assert settled(gated)["in_use"] == 0
+        retried = socket.create(model=MODELS["xai"],
+                                input="wsretry503 fake:error=503 fake:retry_after=0")
+        assert [event["status_code"] for event in retried] == [502]
+        assert sum("wsretry503" in json.dumps(r["body"])
+                   for r in recorded_requests(fakes["xai"])) == 4  # RetryPolicy.attempts
+        assert output_text(socket.create(model=MODELS["xai"], input="hi")) == \
+            "Hello! You said: hi"
     assert settled(gated)["in_use"] == 0

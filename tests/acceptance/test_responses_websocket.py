@@ -210,3 +210,53 @@ def test_access_token_is_checked_before_the_upgrade(tmp_path: Path,
 def test_server_answers_the_close_handshake(chatmock_server: Process) -> None:
     socket = WSClient(chatmock_server.port)
     assert socket.close() == 1000
+
+
+def test_a_backend_silent_mid_answer_ends_in_one_error_frame_with_its_status(
+        tmp_path: Path, fake_upstream: Process) -> None:
+    """The relay's read timeout cuts the stream (a 504 `UpstreamError` mid-answer): the
+    frames relayed so far, then exactly one terminal frame, ours, with that status."""
+    server = start_chatmock(tmp_path, fake_upstream, "--upstream-read-timeout", "1")
+    try:
+        with WSClient(server.port) as socket:
+            events = socket.create(model=MODEL, input="x fake:burst=4 fake:delay_ms=4000")
+            kinds = [event["type"] for event in events]
+            assert kinds[0] == "response.created" and len(kinds) == 5, kinds
+            assert kinds[:-1].count("error") == 0
+            assert events[-1]["status_code"] == 504
+            assert events[-1]["error"]["code"] == "upstream_error"
+            assert "sent nothing for 1 s" in events[-1]["error"]["message"]
+            after = socket.create(model=MODEL, input="after silence")
+            assert after[0]["type"] == "response.created"  # nothing stale in front
+            assert output_text(after) == "Hello! You said: after silence"
+    finally:
+        server.stop()
+
+
+def test_the_sockets_access_line_counts_its_answers(tmp_path: Path,
+                                                    fake_upstream: Process) -> None:
+    """One line for the socket (status 101), as a stream: the answers' tokens added up,
+    the latest error (an error frame of ours) named."""
+    server = start_chatmock(tmp_path, fake_upstream, "--log-format", "json")
+    try:
+        with WSClient(server.port) as socket:
+            first = socket.create(model=MODEL, input="one")
+            second = socket.create(model=MODEL, input="two two")
+            refused = socket.create(model=MODEL, input="x", previous_response_id="resp_nope")
+            assert refused[-1]["type"] == "error"
+    finally:
+        server.stop()
+    usages = [turn[-1]["response"]["usage"] for turn in (first, second)]
+    line = next(record for record in access_records(server)
+                if record.get("path") == "/v1/responses")
+    assert line["status"] == 101 and line["stream"] is True
+    assert line["input_tokens"] == sum(usage["input_tokens"] for usage in usages)
+    assert line["output_tokens"] == sum(usage["output_tokens"] for usage in usages)
+    assert "resp_nope" in line["error"]
+
+
+def access_records(server: Process) -> list[dict[str, Any]]:
+    """The JSON log's access lines (those with a path), in order."""
+    records = [json.loads(line) for line in server.log.read_text().splitlines()
+               if line.startswith("{")]
+    return [record for record in records if "path" in record]

@@ -277,7 +277,7 @@ def test_thinking_blocks_round_trip_as_reasoning_items() -> None:
     ENC,  # encrypted content as it was before chatmock tagged it
     mint(ENC, account_tag("another-account")),  # minted while signed in to another account
     "chatmock.1.", "chatmock.1..",  # the bare prefix
-])
+], ids=["anthropic", "untagged", "other-account", "bare-prefix", "bare-prefix-dots"])
 def test_thinking_blocks_chatmock_did_not_mint_are_dropped_with_their_text(
         signature: str) -> None:
     body = request(user("Think."),

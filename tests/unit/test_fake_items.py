@@ -65,7 +65,8 @@ def test_encrypted_content_minted_here_passes_with_or_without_its_id() -> None:
 
 @pytest.mark.parametrize("content", [
     "gAAAA-made-up", "EqQBCkgIARABGAIiQL8anthropic-signature", encrypted_reasoning("rs_1")[:-4],
-    encrypted_reasoning("rs_1") + "AAAA", "gAAAAB!!!"])
+    encrypted_reasoning("rs_1") + "AAAA", "gAAAAB!!!"],
+    ids=["made-up", "anthropic", "cut-short", "lengthened", "not-base64"])
 def test_foreign_encrypted_content_is_refused(content: str) -> None:
     reply = send({"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": content})
     assert reply.status == 400

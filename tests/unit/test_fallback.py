@@ -22,11 +22,14 @@ class Backend:
     def __init__(self, *statuses: int) -> None:
         self.statuses = list(statuses)
         self.sent: list[dict[str, Any]] = []
+        self.affinities: list[tuple[str, ...]] = []
 
     @asynccontextmanager
     async def responses(self, payload: dict[str, Any], session_id: str,
-                        forwarded: Headers = ()) -> AsyncIterator[UpstreamResponse]:
+                        forwarded: Headers = (), *,
+                        affinity: tuple[str, ...] = ()) -> AsyncIterator[UpstreamResponse]:
         self.sent.append(payload)
+        self.affinities.append(affinity)
         if self.statuses:
             status = self.statuses.pop(0)
             raise UpstreamError(f"refused {status}", status=status, code="c")
@@ -38,6 +41,14 @@ async def test_a_refusal_is_sent_again_without_the_added_tools() -> None:
     async with open_responses(backend, WITH_TOOLS, "s", fallback=WITHOUT) as upstream:
         assert cast(object, upstream) is WITHOUT
     assert backend.sent == [WITH_TOOLS, WITHOUT]
+
+
+async def test_a_websockets_affinity_goes_with_both_attempts() -> None:
+    backend = Backend(400)
+    async with open_responses(backend, WITH_TOOLS, "s", fallback=WITHOUT,
+                              affinity=("ws:1",)) as upstream:
+        assert cast(object, upstream) is WITHOUT
+    assert backend.affinities == [("ws:1",), ("ws:1",)]
 
 
 async def test_without_a_fallback_the_refusal_stands() -> None:

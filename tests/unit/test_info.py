@@ -437,8 +437,22 @@ def test_info_lists_providers_without_their_secrets(tmp_path: Path,
     providers = {p["name"]: p for p in document["providers"]}
     assert providers["xai"]["usable"] and providers["openrouter"]["missing"] == [
         "OPENROUTER_API_KEY"]
-    assert providers["xai"]["gate"] == {"max_concurrency": 8, "queue_timeout": 60.0}
+    assert providers["xai"]["gate"] == {"max_concurrency": 8, "queue_timeout": 60.0,
+                                        "scope": "process"}
     run_info(as_json=False, env=env)
     text = capsys.readouterr().out
-    assert "xai: chat at https://api.x.ai/v1, ready" in text
+    assert "xai: chat at https://api.x.ai/v1, ready, 8 at a time, queue 60 s" in text
     assert "xai-secret-value-123" not in text + json.dumps(document)
+
+
+def test_info_says_a_fleets_gate_limit_holds_across_the_fleet(tmp_path: Path) -> None:
+    from chatmock.commands import providers_summary
+    from chatmock.info import provider_lines
+
+    env = {"CHATGPT_LOCAL_HOME": str(tmp_path), "XAI_API_KEY": "xai-key",
+           "CHATMOCK_STATE": "redis://127.0.0.1:6379/0"}
+    providers = providers_summary(env)
+    xai = next(p for p in providers if p["name"] == "xai")
+    assert xai["gate"]["scope"] == "fleet"
+    assert any("xai" in line and "8 at a time across the fleet" in line
+               for line in provider_lines(providers))
