@@ -18,12 +18,12 @@ import ollama
 import openai
 import pytest
 
-from .conftest import Process, last_upstream_body, spawn
+from .conftest import Process, last_upstream_body
 from .test_providers import (  # the SDK clients of the module's `server`
     anthropic_client,
     ollama_client,
     openai_client,
-    spawn_chat_fakes,
+    provider_fakes,
     start_with_providers,
 )
 from .wsclient import WSClient
@@ -43,13 +43,8 @@ SAMPLING_KEYS = {"temperature", "top_p", "max_tokens", "max_completion_tokens",
 
 @pytest.fixture(scope="module")
 def fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Process]]:
-    tmp = tmp_path_factory.mktemp("sampling-fakes")
-    started = spawn_chat_fakes(tmp, FLAVORS)
-    started["qwen"] = spawn(["-m", "chatmock.testing.fake_qwen", "--port", "0"],
-                            tmp / "qwen.log")
-    yield started
-    for process in started.values():
-        process.stop()
+    with provider_fakes(tmp_path_factory.mktemp("sampling-fakes"), FLAVORS) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
