@@ -7,10 +7,12 @@ choices where Anthropic's API has no upstream counterpart:
   (any value; clients send 2023-06-01 or 2026-10-21), and one of
   `x-api-key`, `Authorization` or `Proxy-Authorization` (value not checked
   here: the router checks `--access-token`); `anthropic-beta` is ignored;
-* `max_tokens` is required, as Anthropic requires it, then dropped with
-  `stop_sequences`, `temperature`, `top_p`, `top_k`, `metadata`,
-  `context_management`, `service_tier` and `cache_control` (the backend
-  refuses sampling fields and has no equivalents for the rest);
+* `max_tokens` is required, as Anthropic requires it; it, `stop_sequences`,
+  `temperature`, `top_p` and `top_k` are checked and kept out of the payload
+  (the Codex backend refuses sampling fields), carried beside it as
+  `sampling` for chat-completions providers (`chatmock.dialects.sampling`);
+  `metadata`, `context_management`, `service_tier` and `cache_control` are
+  dropped (no upstream equivalents);
 * reasoning: `thinking.type: "disabled"` → the model's lowest effort and no
   summary, whatever else is asked; otherwise `output_config.effort` (Claude
   Code's low/medium/high; `max` falls back to `xhigh`), then a
@@ -53,6 +55,7 @@ from chatmock.dialects.common import (
 )
 from chatmock.dialects.fields import ANTHROPIC as fields
 from chatmock.dialects.options import Options
+from chatmock.dialects.sampling import NONE, Sampling, anthropic_sampling
 from chatmock.dialects.tool_names import NameMap, shorten_tool_names
 from chatmock.errors import ClientError
 
@@ -73,6 +76,7 @@ class MessagesRequest:
     stream: bool
     thinking: bool  # the client asked for thinking blocks (enabled or adaptive)
     tool_names: NameMap = field(default_factory=dict)  # upstream name -> the client's
+    sampling: Sampling = NONE  # for chat-completions providers, never in the payload
 
 
 def check_anthropic_headers(headers: Mapping[bytes, bytes]) -> None:
@@ -121,7 +125,7 @@ def parse_messages_request(body: Any, headers: Mapping[bytes, bytes], catalog: C
     if text_format:
         payload["text"] = {"format": text_format}
     return MessagesRequest(payload, model, fields.boolean(body, "stream", False), thinking,
-                           shorten_tool_names(payload))
+                           shorten_tool_names(payload), anthropic_sampling(body))
 
 
 def _check_max_tokens(body: dict[str, Any]) -> None:

@@ -24,8 +24,10 @@ references differ or fall short:
   it a `custom_tool_call_output`: the backend wants both in its own terms;
 * what cannot be expressed upstream (audio parts, `n` > 1, unknown roles or
   tool types) is refused with a 400 naming the field, never dropped silently;
-  sampling fields the backend rejects (`temperature`, `max_tokens`, …) are
-  dropped, as every OpenAI-compatible backend without them does;
+  sampling fields (`temperature`, `max_tokens`, …) are checked and kept out
+  of the payload, which the Codex backend would refuse with them; they travel
+  beside it as `sampling` for chat-completions providers
+  (`chatmock.dialects.sampling`);
 * every field read is type-checked (`chatmock.dialects.fields`): a wrong
   type is OpenAI's 400 `invalid_type` with `param` set to its path.
 """
@@ -51,6 +53,7 @@ from chatmock.dialects.common import (
 )
 from chatmock.dialects.fields import OPENAI as fields
 from chatmock.dialects.options import Options
+from chatmock.dialects.sampling import NONE, Sampling, openai_sampling
 from chatmock.dialects.tool_names import NameMap, shorten_tool_names
 from chatmock.errors import ClientError
 
@@ -74,6 +77,7 @@ class ChatRequest:
     extra: ExtraTools
     client_tools: list[Item]  # as sent upstream (names the backend refuses renamed)
     tool_names: NameMap = field(default_factory=dict)  # upstream name -> the client's
+    sampling: Sampling = NONE  # for chat-completions providers, never in the payload
 
     def without_extra_tools(self) -> dict[str, Any] | None:
         """The payload to send again if the backend refuses the web-search tools chatmock
@@ -87,12 +91,12 @@ class ChatRequest:
 
 
 def chat_request(payload: dict[str, Any], model: str, stream: bool, include_usage: bool,
-                 extra: ExtraTools, client_tools: int) -> ChatRequest:
+                 extra: ExtraTools, client_tools: int, sampling: Sampling = NONE) -> ChatRequest:
     """The request of a built payload whose first `client_tools` tools are the client's,
     with the tool names the backend would refuse renamed (`tool_names`)."""
     names = shorten_tool_names(payload)
     return ChatRequest(payload, model, stream, include_usage, extra,
-                       payload["tools"][:client_tools], names)
+                       payload["tools"][:client_tools], names, sampling)
 
 
 def parse_chat_request(body: Any, catalog: Catalog, options: Options) -> ChatRequest:
@@ -119,7 +123,7 @@ def parse_chat_request(body: Any, catalog: Catalog, options: Options) -> ChatReq
     })
     _add_optional(payload, body, resolved, catalog, options)
     return chat_request(payload, model, fields.boolean(body, "stream", False),
-                        include_usage(body), extra, len(tools))
+                        include_usage(body), extra, len(tools), openai_sampling(body))
 
 
 def _add_optional(payload: dict[str, Any], body: dict[str, Any], resolved: Resolved,

@@ -29,9 +29,13 @@ for a provider that speaks `POST /chat/completions`. `flavor` is `xai`,
   low/medium/high.
 * `text.format` → `response_format`; `stream: true` with
   `stream_options.include_usage` (never relied on: providers differ).
-* `sampling` carries what the dialects strip before the Codex backend
-  (temperature, top_p, max_tokens, stop, seed, penalties); xAI reasoning
-  models refuse penalties and `stop`, so those are dropped for them.
+* `sampling`: the client's sampling parameters, which travel beside the
+  Codex payload (`chatmock.dialects.sampling.Sampling.chat_fields`:
+  temperature, top_p, max_tokens, stop, seed, penalties, top_k), under the
+  same names. xAI reasoning models refuse penalties and `stop`, so those are
+  dropped for them; `top_k` (not an OpenAI parameter) goes to OpenRouter
+  only, which documents it: xAI's and OpenAI's own API refuse it, and a
+  generic server may be either. Only these keys leave (`SAMPLING`).
 
 Whatever cannot be expressed is a 400 naming the provider, never dropped.
 """
@@ -92,15 +96,21 @@ def chat_request(payload: Mapping[str, Any], *, model: str, flavor: str,
     response_format = _response_format(payload.get("text"))
     if response_format is not None:
         body["response_format"] = response_format
-    for name in SAMPLING:
-        if sampling is not None and sampling.get(name) is not None:
+    _add_sampling(body, sampling or {}, model, flavor)
+    body.update(stream=True, stream_options={"include_usage": True})
+    return body
+
+
+def _add_sampling(body: dict[str, Any], sampling: Mapping[str, Any], model: str,
+                  flavor: str) -> None:
+    names = SAMPLING + (("top_k",) if flavor == "openrouter" else ())
+    for name in names:
+        if sampling.get(name) is not None:
             body[name] = sampling[name]
     if flavor == "xai" and model.startswith(XAI_REASONING_PREFIXES) \
             and not model.endswith("non-reasoning"):
         for name in ("presence_penalty", "frequency_penalty", "stop"):
             body.pop(name, None)
-    body.update(stream=True, stream_options={"include_usage": True})
-    return body
 
 
 # -- messages -------------------------------------------------------------------------

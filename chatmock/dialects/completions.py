@@ -10,8 +10,10 @@ the references fall short:
 * what would silently change the answer's meaning is refused with a 400
   instead of ignored: `echo`, a non-empty `suffix` (insert mode), `n` > 1 and
   `best_of` > 1;
-* sampling fields (`max_tokens`, `temperature`, `top_p`, `stop`, `logprobs`,
-  …) are dropped, as on the chat route: the backend rejects them;
+* sampling fields (`max_tokens`, `temperature`, `top_p`, `stop`, `seed`,
+  penalties) are checked and carried beside the payload as `sampling`, for
+  chat-completions providers, as on the chat route (the Codex backend
+  rejects them); `logprobs`, `logit_bias`, `user` are dropped;
 * `reasoning` / `reasoning_effort` / a model-name suffix, `fast_mode` /
   `service_tier` and `stream_options.include_usage` work as on the chat route.
 
@@ -49,6 +51,7 @@ from chatmock.dialects.common import (
 from chatmock.dialects.events import UpstreamTranslator, map_usage
 from chatmock.dialects.fields import OPENAI as fields
 from chatmock.dialects.options import Options
+from chatmock.dialects.sampling import NONE, Sampling, openai_sampling
 from chatmock.errors import ClientError
 
 if TYPE_CHECKING:
@@ -68,6 +71,7 @@ class CompletionRequest:
     model: str
     stream: bool
     include_usage: bool
+    sampling: Sampling = NONE  # for chat-completions providers, never in the payload
 
 
 def parse_completion_request(body: Any, catalog: Catalog,
@@ -93,7 +97,7 @@ def parse_completion_request(body: Any, catalog: Catalog,
     if tier:
         payload["service_tier"] = tier
     return CompletionRequest(payload, model, fields.boolean(body, "stream", False),
-                             include_usage(body))
+                             include_usage(body), openai_sampling(body))
 
 
 def prompt_text(prompt: Any) -> str:

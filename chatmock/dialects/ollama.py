@@ -27,8 +27,12 @@ the same upstream input. Choices:
   an effort word (`low`, `medium`, `high`, …) → that effort, shown;
 * `format`: `"json"` → `json_object`; a JSON schema → `json_schema` named
   `response`, strict false; `""` → none;
-* `options`, `keep_alive`, `template`, `raw` and `context` are accepted and
-  never forwarded (the backend has no sampling knobs; there is no template);
+* `options`: the sampling ones (`temperature`, `top_p`, `top_k`,
+  `num_predict`, `stop`, `seed`, penalties) are checked and carried beside the
+  payload as `sampling`, for chat-completions providers
+  (`chatmock.dialects.sampling`; the Codex backend has no sampling knobs);
+  the other options, `keep_alive`, `template`, `raw` and `context` are
+  accepted and never forwarded (there is no template);
   `suffix` (fill-in-the-middle) is refused: the backend cannot do it;
 * `stream` defaults to true when absent or null;
 * an empty `messages` list (chat) or prompt (generate) is Ollama's load
@@ -65,6 +69,7 @@ from chatmock.dialects.common import (
 )
 from chatmock.dialects.fields import OPENAI as fields
 from chatmock.dialects.options import Options
+from chatmock.dialects.sampling import ollama_sampling
 from chatmock.errors import ClientError
 
 Item = dict[str, Any]
@@ -175,7 +180,8 @@ def _build(body: dict[str, Any], model: str, instructions: str, items: list[Item
     if text:
         payload["text"] = text
     stream = fields.boolean(body, "stream", True)
-    chat = chat_request(payload, model, stream, False, extra, len(tools))
+    chat = chat_request(payload, model, stream, False, extra, len(tools),
+                        ollama_sampling(body))
     return OllamaRequest(chat, model, stream, think)
 
 

@@ -23,7 +23,9 @@ What chatmock reads is type-checked (`chatmock.dialects.fields`; OpenAI's
 an item, or a list of items; in each item `type`, `role`, a message's
 `content` and a call's `call_id`), `include`, `tools`, `tool_choice`,
 `reasoning`, `stream`, `previous_response_id` and the fast-mode fields. The
-rest passes through for the backend to judge.
+rest passes through for the backend to judge. `temperature`, `top_p` and
+`max_output_tokens` are checked too and, kept out of the payload, carried as
+`sampling` for chat-completions providers (`chatmock.dialects.sampling`).
 
 Sans-I/O: the stored turn and items come in a `StoreAnswer` the route looked
 up for the body's `store_query`; nothing here reads the store.
@@ -45,6 +47,7 @@ from chatmock.dialects.common import (
 from chatmock.dialects.fields import OPENAI as fields
 from chatmock.dialects.input_repair import previous_response_id, restore_items
 from chatmock.dialects.options import Options
+from chatmock.dialects.sampling import NONE, Sampling, responses_sampling
 from chatmock.dialects.tool_names import NameMap, shorten_tool_names
 from chatmock.errors import ClientError
 from chatmock.turns import StoreAnswer, StoredResponse
@@ -71,6 +74,7 @@ class ResponsesRequest:
     dropped: tuple[str, ...] = ()  # ids of reasoning items that could not be restored
     context: tuple[Item, ...] = ()  # the input with the client's tool names (to store)
     tool_names: NameMap = field(default_factory=dict)  # upstream -> client, if renamed
+    sampling: Sampling = NONE  # for chat-completions providers, never in the payload
 
 
 def parse_responses_request(body: Any, catalog: Catalog, options: Options,
@@ -100,7 +104,8 @@ def parse_responses_request(body: Any, catalog: Catalog, options: Options,
     _complete(payload, body, resolved, catalog, options)
     context = tuple(items)
     return ResponsesRequest(payload, fields.boolean(body, "stream", False), instructions or None,
-                            tuple(dropped), context, shorten_tool_names(payload))
+                            tuple(dropped), context, shorten_tool_names(payload),
+                            responses_sampling(body))
 
 
 def _input_of(body: dict[str, Any]) -> tuple[str, list[Item]]:

@@ -35,6 +35,7 @@ from urllib.parse import parse_qs
 from chatmock.app import App
 from chatmock.dialects.errors import Dialect
 from chatmock.dialects.events import UpstreamTranslator
+from chatmock.dialects.sampling import NONE, Sampling
 from chatmock.logs import redact
 from chatmock.net.client import UpstreamResponse
 from chatmock.routes.relay import collect, drain, relay
@@ -55,6 +56,7 @@ class Plan:
     fallback: dict[str, Any] | None = None  # the payload without chatmock's added tools
     forwarded: Headers = ()  # a Codex client's own headers, sent on upstream
     affinity: tuple[str, ...] = ()  # the account pool's keys besides the payload (a WebSocket)
+    sampling: Sampling = NONE  # for a chat-completions provider only (dialects/sampling.py)
 
 
 def log_body(app: App, log: logging.Logger, what: str, body: Any) -> None:
@@ -64,13 +66,16 @@ def log_body(app: App, log: logging.Logger, what: str, body: Any) -> None:
 
 
 def streamed(payload: dict[str, Any], translator: UpstreamTranslator, errors: Dialect,
-             headers: Headers, fallback: dict[str, Any] | None = None) -> Plan:
-    return Plan(payload, translator, errors, headers, fallback=fallback)
+             headers: Headers, fallback: dict[str, Any] | None = None,
+             sampling: Sampling = NONE) -> Plan:
+    return Plan(payload, translator, errors, headers, fallback=fallback, sampling=sampling)
 
 
 def collected(payload: dict[str, Any], collector: UpstreamTranslator, errors: Dialect,
-              render: Callable[[], Any], fallback: dict[str, Any] | None = None) -> Plan:
-    return Plan(payload, collector, errors, render=render, fallback=fallback)
+              render: Callable[[], Any], fallback: dict[str, Any] | None = None,
+              sampling: Sampling = NONE) -> Plan:
+    return Plan(payload, collector, errors, render=render, fallback=fallback,
+                sampling=sampling)
 
 
 async def answer(app: App, request: Request, out: Responder, plan: Plan) -> None:
@@ -98,7 +103,7 @@ def open_upstream(app: App, request: Request, plan: Plan,
                               fallback=plan.fallback, affinity=plan.affinity)
     return app.upstreams.open(plan.payload, session, plan.forwarded, fallback=plan.fallback,
                               client=client_of(request), query_provider=query_provider(request),
-                              affinity=plan.affinity)
+                              affinity=plan.affinity, sampling=plan.sampling)
 
 
 def query_provider(request: Request) -> str | None:

@@ -42,11 +42,13 @@ def messages_plan(req: MessagesRequest, tag: str) -> Plan:
         translator = MessagesStreamTranslator(model=req.model, thinking=req.thinking,
                                               input_tokens=input_tokens, account_tag=tag)
         translator.tool_names = req.tool_names
-        return streamed(req.payload, translator, Dialect.ANTHROPIC, ANTHROPIC_SSE_HEADERS)
+        return streamed(req.payload, translator, Dialect.ANTHROPIC, ANTHROPIC_SSE_HEADERS,
+                        sampling=req.sampling)
     collector = MessagesCollector(account_tag=tag)
     collector.tool_names = req.tool_names
     return collected(req.payload, collector, Dialect.ANTHROPIC, lambda: message_object(
-        collector, model=req.model, thinking=req.thinking, input_tokens=input_tokens))
+        collector, model=req.model, thinking=req.thinking, input_tokens=input_tokens),
+        sampling=req.sampling)
 
 
 async def count_tokens_route(app: App, request: Request, out: Responder) -> None:

@@ -42,7 +42,8 @@ def completion_plan(completion: CompletionRequest) -> Plan:
     if completion.stream:
         translator = CompletionStreamTranslator(model=completion.model, created=created,
                                                 include_usage=completion.include_usage)
-        return streamed(payload, translator, Dialect.OPENAI, SSE_HEADERS)
+        return streamed(payload, translator, Dialect.OPENAI, SSE_HEADERS,
+                        sampling=completion.sampling)
     collector = ResponseCollector()
     return collected(payload, collector, Dialect.OPENAI, lambda: text_completion(
-        collector, model=completion.model, created=created))
+        collector, model=completion.model, created=created), sampling=completion.sampling)

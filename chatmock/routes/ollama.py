@@ -71,12 +71,14 @@ def ollama_plan(req: OllamaRequest, compat: str, *, generate: bool, started: int
         translator = OllamaStreamTranslator(model=req.model, created_at=stamp, think=req.think,
                                             compat=compat, generate=generate, started=started)
         translator.tool_names = req.chat.tool_names
-        return streamed(payload, translator, Dialect.OLLAMA, NDJSON_HEADERS, fallback)
+        return streamed(payload, translator, Dialect.OLLAMA, NDJSON_HEADERS, fallback,
+                        req.chat.sampling)
     collector = OllamaCollector(started=started)
     collector.tool_names = req.chat.tool_names
     render = generate_object if generate else chat_object
     return collected(payload, collector, Dialect.OLLAMA, lambda: render(
-        collector, model=req.model, created_at=stamp, think=req.think, compat=compat), fallback)
+        collector, model=req.model, created_at=stamp, think=req.think, compat=compat), fallback,
+        req.chat.sampling)
 
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}

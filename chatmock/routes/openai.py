@@ -42,11 +42,13 @@ def chat_plan(chat: ChatRequest, compat: str) -> Plan:
         translator = ChatStreamTranslator(model=chat.model, created=created, compat=compat,
                                           include_usage=chat.include_usage)
         translator.tool_names = chat.tool_names
-        return streamed(payload, translator, Dialect.OPENAI, SSE_HEADERS, fallback)
+        return streamed(payload, translator, Dialect.OPENAI, SSE_HEADERS, fallback,
+                        chat.sampling)
     collector = ResponseCollector()
     collector.tool_names = chat.tool_names
     return collected(payload, collector, Dialect.OPENAI, lambda: chat_completion(
-        collector, model=chat.model, created=created, compat=compat), fallback)
+        collector, model=chat.model, created=created, compat=compat), fallback,
+        chat.sampling)
 
 
 def model_object(model_id: str, owner: str = "openai") -> dict[str, Any]:

@@ -21,7 +21,9 @@ every request the real servers are known to refuse (providers.md §1.2, §1.4,
   ("Model X does not support parameter reasoningEffort") or a value it does not
   list, penalties or `stop` for a reasoning model; on OpenRouter `reasoning`
   with both `effort` and `max_tokens`, or an unknown effort; an assistant
-  tool-call turn without its `reasoning_details` for models that need them.
+  tool-call turn without its `reasoning_details` for models that need them;
+* sampling parameters of the wrong type (`temperature` not a number, `stop`
+  not a string or list of strings, ...).
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ ROLES = ("system", "developer", "user", "assistant", "tool")
 STRICT_ORDER = ("xai", "openrouter", "openai")
 OPENROUTER_EFFORTS = ("xhigh", "high", "medium", "low", "minimal", "none")
 MAX_XAI_TOOLS = 200
+SAMPLING_KINDS: dict[str, Any] = {
+    "temperature": (int, float), "top_p": (int, float), "presence_penalty": (int, float),
+    "frequency_penalty": (int, float), "max_tokens": int, "max_completion_tokens": int,
+    "seed": int, "top_k": int, "stop": "stop"}
 _TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 
@@ -63,6 +69,7 @@ def validate_chat(flavor: Flavor, payload: Any) -> FakeModel:
         raise refuse(flavor, 400, "The 'stream_options' parameter is only allowed when "
                      "'stream' is enabled.")
     _check_reasoning(flavor, model, payload)
+    _check_sampling(flavor, payload)
     return model
 
 
@@ -212,6 +219,20 @@ def _check_xai_reasoning(flavor: Flavor, model: FakeModel, payload: JSON) -> Non
             if name in payload:
                 raise refuse(flavor, 400, f"Model {model.id} does not support parameter "
                              f"{_camel(name)}.")
+
+
+def _check_sampling(flavor: Flavor, payload: JSON) -> None:
+    for name, value in payload.items():
+        kind = SAMPLING_KINDS.get(name)
+        if kind is None or value is None:
+            continue
+        if kind == "stop":
+            good = isinstance(value, str) or (isinstance(value, list) and all(
+                isinstance(item, str) for item in value))
+        else:
+            good = isinstance(value, kind) and not isinstance(value, bool)
+        if not good:
+            raise refuse(flavor, 400, f"Invalid type for '{name}'.")
 
 
 def _camel(name: str) -> str:

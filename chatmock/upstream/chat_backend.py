@@ -1,7 +1,8 @@
 """An OpenAI-compatible chat-completions provider (xAI, OpenRouter, any `--upstream`).
 
-`ChatBackend.responses(payload, model)` sends the Codex payload every dialect
-builds as one `POST {base}/chat/completions` stream
+`ChatBackend.responses(payload, model, sampling)` sends the Codex payload every
+dialect builds, with the client's sampling parameters that travel beside it
+(`dialects.sampling`), as one `POST {base}/chat/completions` stream
 (`dialects.chat_upstream_request.chat_request`) and hands back its answer as a
 Codex Responses stream (`upstream.translated.TranslatedResponse`), so routes
 relay or collect it like the Codex backend's.
@@ -25,6 +26,7 @@ from chatmock import jsonbytes
 from chatmock.dialects.chat_upstream_request import chat_request
 from chatmock.dialects.chat_upstream_stream import ChatStreamDecoder
 from chatmock.dialects.responses_encoder import ResponsesEncoder
+from chatmock.dialects.sampling import NONE, Sampling
 from chatmock.errors import UpstreamError, extract_message
 from chatmock.net.client import HTTPClient, UpstreamResponse
 from chatmock.state import exchanges
@@ -72,11 +74,10 @@ class ChatBackend:
 
     @asynccontextmanager
     async def responses(self, payload: dict[str, Any], model: str,
-                        sampling: dict[str, Any] | None = None,
-                        ) -> AsyncIterator[UpstreamResponse]:
+                        sampling: Sampling = NONE) -> AsyncIterator[UpstreamResponse]:
         exchanges.note_model(model, payload.get("reasoning"))  # access log
         body = chat_request(payload, model=model, flavor=flavor_of(self.provider),
-                            sampling=sampling)
+                            sampling=sampling.chat_fields())
         async with AsyncExitStack() as stack:
             response = await open_stream(stack, self.http, self.url, self.headers,
                                          jsonbytes.dumps(body))

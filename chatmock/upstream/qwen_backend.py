@@ -35,6 +35,7 @@ from chatmock.dialects import qwen_request
 from chatmock.dialects.provider_events import Event, Finish, Started, TextDelta
 from chatmock.dialects.qwen_stream import QwenStreamDecoder, reply_error
 from chatmock.dialects.responses_encoder import ResponsesEncoder
+from chatmock.dialects.sampling import NONE, Sampling
 from chatmock.errors import UpstreamError
 from chatmock.net.client import HTTPClient, UpstreamResponse
 from chatmock.state import exchanges
@@ -106,7 +107,9 @@ class QwenBackend:
 
     @asynccontextmanager
     async def responses(self, payload: dict[str, Any], model: str,
-                        ) -> AsyncIterator[UpstreamResponse]:
+                        sampling: Sampling = NONE) -> AsyncIterator[UpstreamResponse]:
+        """`sampling` is dropped: the web app's completion request carries no sampling
+        parameter at all (providers.md §3.4), so there is nothing to map it to."""
         exchanges.note_model(model, payload.get("reasoning"))  # access log
         found = self.chats.find(payload)
         if found is None:

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import trio
 
+from chatmock.dialects.sampling import NONE, Sampling
 from chatmock.net.client import HTTPClient, UpstreamResponse
 from chatmock.upstream.backoff import GiveUp, RetryPolicy
 from chatmock.upstream.chat_backend import ChatBackend, Refused, provider_error
@@ -40,7 +41,7 @@ from chatmock.upstream.qwen_backend import QwenBackend
 class ProviderBackend(Protocol):
     """A non-Codex provider: one attempt per call, `Refused` before anything streamed."""
 
-    def responses(self, payload: dict[str, Any], model: str,
+    def responses(self, payload: dict[str, Any], model: str, sampling: Sampling,
                   ) -> AbstractAsyncContextManager[UpstreamResponse]: ...
 
 
@@ -67,9 +68,11 @@ class Upstreams:
     async def open(self, payload: dict[str, Any], session: str, forwarded: Headers = (), *,
                    fallback: dict[str, Any] | None = None, client: str = "",
                    query_provider: str | None = None, affinity: tuple[str, ...] = (),
-                   ) -> AsyncIterator[UpstreamResponse]:
+                   sampling: Sampling = NONE) -> AsyncIterator[UpstreamResponse]:
         """The answer's stream from the provider this request is for (module docstring).
-        `affinity`: the Codex account pool's extra conversation keys (a WebSocket)."""
+        `affinity`: the Codex account pool's extra conversation keys (a WebSocket).
+        `sampling`: the client's sampling parameters, for a provider only; the Codex
+        backend refuses them and never sees them."""
         provider, model = self.select(str(payload.get("model") or ""), query_provider)
         if provider.kind == "codex":
             if model != payload.get("model"):
@@ -83,7 +86,8 @@ class Upstreams:
         backend = self.backends[provider.name]
         chosen = fallback if fallback is not None else payload  # without chatmock's tools
         async with AsyncExitStack() as stack:
-            yield await self._open_provider(stack, provider, backend, chosen, model, client)
+            yield await self._open_provider(stack, provider, backend, chosen, model, client,
+                                            sampling)
 
     async def _permit(self, stack: AsyncExitStack, provider: Provider, client: str) -> None:
         gate = self.gates.get(provider.name)
@@ -92,7 +96,7 @@ class Upstreams:
 
     async def _open_provider(self, stack: AsyncExitStack, provider: Provider,
                              backend: ProviderBackend, payload: dict[str, Any], model: str,
-                             client: str) -> UpstreamResponse:
+                             client: str, sampling: Sampling) -> UpstreamResponse:
         """Attempts until one opens or the policy gives up; the permit is held only
         while an attempt is in flight (and then until `stack` closes)."""
         attempt, waited = 0, 0.0
@@ -101,7 +105,8 @@ class Upstreams:
             try:
                 async with AsyncExitStack() as one:
                     await self._permit(one, provider, client)
-                    response = await one.enter_async_context(backend.responses(payload, model))
+                    response = await one.enter_async_context(
+                        backend.responses(payload, model, sampling))
                     stack.push_async_exit(one.pop_all())
                     return response
             except Refused as refused:

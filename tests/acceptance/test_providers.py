@@ -17,6 +17,7 @@ import json
 import os
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +42,26 @@ OPENAI_TOOL: Any = {"type": "function", "function": {
 ANSWER = "Hello! You said: hi"
 
 
-@pytest.fixture(scope="module")
-def fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Process]]:
-    tmp = tmp_path_factory.mktemp("provider-fakes")
+@contextmanager
+def provider_fakes(tmp: Path, flavors: dict[str, str]) -> Iterator[dict[str, Process]]:
+    """One `fake_chat` server per name, of the flavor `flavors` gives it, and the Qwen
+    fake as `qwen`; all stopped when the block ends."""
     started = {name: spawn(["-m", "chatmock.testing.fake_chat", "--flavor", flavor,
                             "--port", "0"], tmp / f"{name}.log")
-               for name, flavor in FLAVORS.items()}
+               for name, flavor in flavors.items()}
     started["qwen"] = spawn(["-m", "chatmock.testing.fake_qwen", "--port", "0"],
                             tmp / "qwen.log")
-    yield started
-    for process in started.values():
-        process.stop()
+    try:
+        yield started
+    finally:
+        for process in started.values():
+            process.stop()
+
+
+@pytest.fixture(scope="module")
+def fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Process]]:
+    with provider_fakes(tmp_path_factory.mktemp("provider-fakes"), FLAVORS) as started:
+        yield started
 
 
 def upstream_flags(fakes: dict[str, Process]) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import trio
 
+from chatmock.dialects.sampling import NONE, Sampling
 from chatmock.errors import UpstreamError
 from chatmock.net.client import UpstreamResponse
 from chatmock.upstream.backoff import RetryPolicy
@@ -31,11 +32,13 @@ class Scripted:
         self.statuses = statuses
         self.delay = delay
         self.calls = 0
+        self.sampling: list[Sampling] = []
 
     @asynccontextmanager
-    async def responses(self, payload: dict[str, Any], model: str,
+    async def responses(self, payload: dict[str, Any], model: str, sampling: Sampling,
                         ) -> AsyncIterator[UpstreamResponse]:
         self.calls += 1
+        self.sampling.append(sampling)
         await trio.sleep(self.delay)
         if self.statuses:
             raise Refused(self.statuses.pop(0), [], b"{}")
@@ -54,6 +57,19 @@ def upstreams(backend: Scripted) -> tuple[Upstreams, Gate]:
 async def use(routing: Upstreams) -> None:
     async with routing.open({"model": "grok-4", "input": []}, "s", client="c"):
         await trio.sleep(1)
+
+
+async def test_the_sampling_parameters_reach_the_provider_on_every_attempt(
+        autojump_clock: trio.abc.Clock) -> None:
+    backend = Scripted([503])
+    routing, _ = upstreams(backend)
+    sampling = Sampling(temperature=0.0, max_tokens=50)
+    async with routing.open({"model": "grok-4", "input": []}, "s", client="c",
+                            sampling=sampling):
+        pass
+    assert backend.sampling == [sampling, sampling]
+    await use(routing)
+    assert backend.sampling[-1] == NONE
 
 
 async def test_a_refusal_worth_retrying_is_retried_then_opened(
