@@ -1,7 +1,7 @@
 """A soak: does chatmock hold up for half an hour of mixed, hostile traffic?
 
     .venv/bin/python bench/soak.py                # 30 minutes
-    .venv/bin/python bench/soak.py --ci           # 2 minutes (what CI runs)
+    .venv/bin/python bench/soak.py --ci           # 1 minute of traffic (what CI runs)
     .venv/bin/python bench/soak.py --minutes 5 --seed 7 --workers 12
 
 The fake backend (`bench/fakeserver.py`, `--fake testing` for the tests' one) and chatmock
@@ -333,7 +333,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if set(args.kinds) - set(KINDS):
         parser.error(f"--kinds: choose from {', '.join(KINDS)}")
     if args.ci:
-        args.minutes, args.workers, args.warm_up = 2.0, CI_WORKERS, CI_WARM_UP
+        args.minutes, args.workers, args.warm_up = 1.0, CI_WORKERS, CI_WARM_UP
         args.idle_seconds, args.storm_gap = 5.0, 15.0
     if args.warm_up is None:
         args.warm_up = max(30.0, args.minutes * 10)
