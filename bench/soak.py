@@ -311,7 +311,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("--minutes", type=float, default=30.0, help="traffic time (default 30)")
-    add("--ci", action="store_true", help="the CI-sized soak: 2 minutes, 5 s idle, "
+    add("--ci", action="store_true", help="the CI-sized soak: 1 minute, 5 s idle, "
         f"{CI_MEMORY_FLOOR_KIB // 1024} MiB memory floor")
     add("--seed", type=int, default=1, help="seeds every random choice (default 1)")
     add("--workers", type=int, default=8, help="concurrent clients besides the storms")
