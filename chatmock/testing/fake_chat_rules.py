@@ -23,7 +23,8 @@ every request the real servers are known to refuse (providers.md §1.2, §1.4,
   with both `effort` and `max_tokens`, or an unknown effort; an assistant
   tool-call turn without its `reasoning_details` for models that need them;
 * sampling parameters of the wrong type (`temperature` not a number, `stop`
-  not a string or list of strings, ...).
+  not a string or list of strings, ...) or out of the OpenAI API's ranges
+  (`temperature` 0-2, `top_p` 0-1, penalties -2..2, token limits >= 1).
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ SAMPLING_KINDS: dict[str, Any] = {
     "temperature": (int, float), "top_p": (int, float), "presence_penalty": (int, float),
     "frequency_penalty": (int, float), "max_tokens": int, "max_completion_tokens": int,
     "seed": int, "top_k": int, "stop": "stop"}
+SAMPLING_RANGES = {"temperature": (0, 2), "top_p": (0, 1), "presence_penalty": (-2, 2),
+                   "frequency_penalty": (-2, 2), "max_tokens": (1, None),
+                   "max_completion_tokens": (1, None), "top_k": (0, None)}
 _TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 
@@ -233,6 +237,9 @@ def _check_sampling(flavor: Flavor, payload: JSON) -> None:
             good = isinstance(value, kind) and not isinstance(value, bool)
         if not good:
             raise refuse(flavor, 400, f"Invalid type for '{name}'.")
+        low, high = SAMPLING_RANGES.get(name, (None, None))
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise refuse(flavor, 400, f"Invalid value for '{name}': {value} is out of range.")
 
 
 def _camel(name: str) -> str:
