@@ -133,8 +133,7 @@ class Router:
     def _finish(self, exchange: exchanges.Exchange, status: int, client_gone: bool) -> None:
         """Close the exchange's record and write its access line."""
         self.exchanges.end(exchange, status, client_gone=client_gone)
-        quiet = exchange.path in QUIET_PATHS and status < 400
-        level = logging.DEBUG if quiet else logging.INFO
+        level = access_level(exchange.path, status)
         if log.isEnabledFor(level):
             fields = exchange.log_fields()
             log.log(level, "%s", logs.access_line(fields), extra={logs.FIELDS: fields})
@@ -181,3 +180,13 @@ class Router:
 
 def _allow(methods: Mapping[str, Route]) -> tuple[bytes, bytes]:
     return (b"allow", ", ".join(sorted(methods)).encode())
+
+
+def access_level(path: str, status: int) -> int:
+    """An access line's level: polled paths at DEBUG while they succeed; a 5xx (an
+    unreachable backend, a descriptor limit) at WARNING, where an operator looks."""
+    if status >= 500:
+        return logging.WARNING
+    if path in QUIET_PATHS and status < 400:
+        return logging.DEBUG
+    return logging.INFO
