@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Any
 
 from chatmock.auth.tokens import Credentials
-from chatmock.info import account_summary
 
 _WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
@@ -53,6 +52,8 @@ def start_banner(version: str, host: str, port: int, upstream: str, *,
 
 def account_banner(credentials: Credentials) -> tuple[str, dict[str, Any]]:
     """The signed-in record (email and plan, never a token): its text and its fields."""
+    from chatmock.info import account_summary  # once signed in, after the listener is up
+
     summary = account_summary(credentials)
     where = f"credentials from {credentials.path}"
     if not summary["signed_in"]:

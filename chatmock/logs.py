@@ -108,7 +108,18 @@ def access_line(fields: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def lean_records() -> None:
+    """Skip what neither format prints: the caller's file and line (a walk up the stack
+    per record; logging's own comment on `_srcfile` offers this), the thread and the
+    process. About a third of what a record costs, once per access line."""
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
 def setup(verbose: bool, extra_secrets: tuple[str, ...] = (), log_format: str = "text") -> None:
+    lean_records()
     handler = logging.StreamHandler(sys.stderr)
     structured = log_format == "json"
     handler.setFormatter(JsonFormatter() if structured else logging.Formatter(TEXT_FORMAT))

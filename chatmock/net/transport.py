@@ -13,7 +13,7 @@ import ipaddress
 import os
 import socket
 import ssl
-from functools import cache
+from functools import cache, lru_cache
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -34,8 +34,10 @@ class Origin(NamedTuple):
         return self.host if self.port == default else f"{self.host}:{self.port}"
 
 
+@lru_cache(maxsize=64)
 def split_url(url: str) -> tuple[Origin, str]:
-    """(origin, request target) of an absolute http(s) URL."""
+    """(origin, request target) of an absolute http(s) URL; remembered, as every request
+    to a backend asks for the same few URLs."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.hostname:

@@ -34,7 +34,6 @@ from typing import Any
 
 from chatmock import __version__
 from chatmock.app import App
-from chatmock.info import account_summary, format_rfc3339, render_json
 from chatmock.routes.common import providers_json, store_figures
 from chatmock.routes.status_page import PAGE, PAGE_HEADERS
 from chatmock.server.exchange import Request, Responder, send_json
@@ -60,6 +59,8 @@ def status_document(app: App) -> dict[str, Any]:
 
 
 def server_json(app: App, now: datetime) -> dict[str, Any]:
+    from chatmock.info import format_rfc3339  # `info`: not imported before the listener
+
     started = datetime.fromtimestamp(app.started_at, UTC)
     return {"service": "chatmock", "version": __version__, "now": format_rfc3339(now),
             "started_at": format_rfc3339(started),
@@ -69,6 +70,8 @@ def server_json(app: App, now: datetime) -> dict[str, Any]:
 def accounts_json(app: App, now: datetime) -> list[dict[str, Any]]:
     """The ChatGPT accounts as `chatmock info --json` shows one (no token, ever); with
     a pool, each with its name and state (`chatmock accounts`)."""
+    from chatmock.info import account_summary, render_json
+
     pool = app.backend.pool
     if pool.single:
         credentials = app.backend.credentials.current()

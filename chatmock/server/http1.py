@@ -194,7 +194,7 @@ class H1Connection(ServedConnection):
             if event is h11.NEED_DATA:
                 if not primed and not await self._receive_idle():
                     return None
-                with trio.move_on_after(self.limits.header_timeout) as deadline:
+                with _within(self.limits.header_timeout) as deadline:
                     event = await self._next_event(self.limits.header_timeout)
                 if deadline.cancelled_caught:
                     await self._answer_and_close(408, "request head not received in time")
@@ -239,7 +239,7 @@ class H1Connection(ServedConnection):
             event = self.conn.next_event()
             if event is not h11.NEED_DATA and event is not h11.PAUSED:
                 return event  # type: ignore[return-value]
-            with trio.move_on_after(per_read_timeout) as scope:
+            with _within(per_read_timeout) as scope:
                 data = await self._receive()
             if scope.cancelled_caught:
                 raise _TooSlow
@@ -262,7 +262,7 @@ class H1Connection(ServedConnection):
             await self.write(self.conn.send(h11.InformationalResponse(status_code=100, headers=[])))
         parts: list[bytes] = []
         size = 0
-        with trio.move_on_after(self.limits.body_timeout):
+        with _within(self.limits.body_timeout):
             while True:
                 event = await self._body_event()
                 if isinstance(event, h11.Data):
@@ -335,6 +335,12 @@ class H1Connection(ServedConnection):
                     pass
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 pass
+
+
+def _within(seconds: float) -> trio.CancelScope:
+    """`trio.move_on_after` without its generator wrapper (a third of its cost), for the
+    waits every request makes."""
+    return trio.CancelScope(deadline=trio.current_time() + seconds)
 
 
 def _error_body(message: str) -> bytes:

@@ -36,7 +36,6 @@ import random
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
@@ -119,6 +118,8 @@ def _retry_after(value: bytes | None, now: float) -> float | None:
     text = value.decode("latin-1").strip()
     if text.isascii() and text.isdigit():  # delta-seconds ("¹".isdigit() is true too)
         return _finite(float(text))
+    from email.utils import parsedate_to_datetime  # ~3 ms of import: only for an HTTP-date
+
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
