@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,33 @@ def test_a_conversation_fails_over_mid_way_and_leaves_the_other_accounts_reasoni
         shown = {a["name"]: a for a in json.load(reply)["accounts"]}
     assert shown["default"]["state"].startswith("cooling down until ")
     assert shown["second"]["state"] == "ok" and shown["second"]["login"] == "second@example.com"
+
+
+@pytest.mark.parametrize("shape", ["failed", "error"])
+def test_a_usage_limit_said_in_the_stream_fails_over_before_anything_is_streamed(
+        server: Process, fake: Process, tmp_path: Path, shape: str) -> None:
+    control(fake, "/limit", {"account": FIRST, "seconds": 600, "in_stream": shape})
+    with client_for(server) as client:
+        events = list(client.responses.create(model=MODEL, input="Hello", stream=True))
+        kinds = [event.type for event in events]
+        assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+        assert "error" not in kinds and "response.failed" not in kinds
+        assert events[-1].response.output_text  # type: ignore[union-attr]
+        chunks = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Another one"}], stream=True)
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks
+                       if chunk.choices)
+        assert text
+    assert accounts_asked(fake) == [FIRST, SECOND, SECOND]  # cooled down after the first
+    rows = account_rows(tmp_path / "home")
+    assert rows["default"]["state"] == "cooling down" and rows["second"]["state"] == "ok"
+    with urllib.request.urlopen(f"{server.url}/status.json") as reply:
+        shown = {a["name"]: a for a in json.load(reply)["accounts"]}
+    until = datetime.fromisoformat(shown["default"]["state"].removeprefix(
+        "cooling down until "))
+    assert 590 <= (until - datetime.now(UTC)).total_seconds() <= 600  # the event's reset
+    assert "reached its usage limit: cooling down for 600 s" in (
+        tmp_path / "run" / "chatmock.log").read_text()
 
 
 def test_every_account_cooling_is_a_429_with_the_earliest_reset_in_each_dialect(
