@@ -9,6 +9,7 @@ through `/__fake__/accounts` (chatmock/testing/fake_accounts.py).
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -177,6 +178,34 @@ def test_a_revoked_account_is_refreshed_once_then_needs_login(
     assert rows["default"]["state"] == "needs login" and rows["second"]["state"] == "ok"
     assert "needs `chatmock login --account default`" in (
         tmp_path / "run" / "chatmock.log").read_text()
+
+
+def test_an_account_added_or_removed_while_serving_joins_or_leaves_the_pool(
+        tmp_path: Path, fake: Process) -> None:
+    home = tmp_path / "home"
+    write_auth_file(home)
+    server = start_chatmock(tmp_path / "run", fake, credentials=False, home=home)
+    try:
+        with client_for(server) as client:
+            client.responses.create(model=MODEL, input="one account")
+            control(fake, "/limit", {"account": FIRST, "seconds": 600})
+            with pytest.raises(openai.RateLimitError):
+                client.responses.create(model=MODEL, input="still one account")
+            write_account_file(home, "second", account_id=SECOND, email="second@example.com")
+            time.sleep(1.2)  # the directory is looked at once a second
+            answer = client.responses.create(model=MODEL, input="two accounts now")
+            assert answer.status == "completed"
+            assert accounts_asked(fake) == [FIRST, FIRST, FIRST, SECOND]
+            assert chatmock(home, "logout", "second").returncode == 0
+            time.sleep(1.2)
+            with pytest.raises(openai.RateLimitError):
+                client.responses.create(model=MODEL, input="one account again")
+        assert accounts_asked(fake)[4:] == [FIRST]
+        log = (tmp_path / "run" / "chatmock.log").read_text()
+        assert "account pool changed on disk: added second; now default, second" in log
+        assert "account pool changed on disk: removed second; now default" in log
+    finally:
+        server.stop()
 
 
 @pytest.fixture
