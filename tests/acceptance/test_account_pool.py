@@ -259,3 +259,30 @@ def test_two_processes_on_one_redis_share_cooldowns_and_affinity(
     finally:
         for server in servers:
             server.stop()
+
+
+def test_a_chained_conversation_keeps_its_account_while_it_alternates_processes(
+        tmp_path: Path, fake: Process, redis_server: RedisServer) -> None:
+    homes = [pool_home(tmp_path / name) for name in ("one", "two")]
+    servers = [start_chatmock(tmp_path / f"run-{home.name}", fake, "--state", redis_server.url,
+                              "--account-strategy", "round-robin", credentials=False, home=home)
+               for home in homes]
+    try:
+        one, two = (client_for(server) for server in servers)
+        one.responses.create(model=MODEL, input="A short conversation")  # FIRST's turn
+        previous = one.responses.create(model=MODEL, input="A long one fake:reasoning",
+                                        include=["reasoning.encrypted_content"])
+        for n in range(4):  # process two's own round-robin would start on FIRST
+            previous = (two, one)[n % 2].responses.create(
+                model=MODEL, previous_response_id=previous.id, input=f"turn {n} fake:reasoning",
+                include=["reasoning.encrypted_content"])
+            assert previous.status == "completed" and f"turn {n}" in previous.output_text
+        assert accounts_asked(fake) == [FIRST] + [SECOND] * 5
+        sent = recorded_requests(fake)[-1]["body"]["input"]
+        replayed = [item for item in sent if item.get("type") == "reasoning"]
+        assert len(replayed) == 4 and all(item["encrypted_content"] for item in replayed)
+        one.close()
+        two.close()
+    finally:
+        for server in servers:
+            server.stop()
