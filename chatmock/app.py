@@ -140,8 +140,10 @@ def build_pool(backend: CodexBackend, settings: Settings, env: Mapping[str, str]
     accounts = [make(file) for file in files()]
     state = (RedisPoolState(redis) if redis is not None
              else MemoryPoolState(accounts_dir(env) / STATE_FILENAME))
-    backend.pool = AccountPool(accounts, strategy=Strategy(settings.account_strategy),
-                               state=state, source=AccountFiles(accounts_dir(env), files, make))
+    strategy = Strategy(settings.account_strategy,  # workers that share no affinity
+                        by_conversation=redis is None and worker_count(settings) > 1)
+    backend.pool = AccountPool(accounts, strategy=strategy, state=state,
+                               source=AccountFiles(accounts_dir(env), files, make))
     backend.credentials = accounts[0].credentials
     if len(accounts) > 1:
         log.info("account pool: %s (%s)", ", ".join(account.name for account in accounts),

@@ -241,9 +241,14 @@ class Turn:
         chosen = next((account for account in candidates
                        if self.owner and account.identity() == self.owner), None)
         if chosen is None:
-            chosen = self.pool.strategy.pick(candidates, Account.used_percent)
+            chosen = self.pool.strategy.pick(candidates, Account.used_percent, self._rank)
         self.tried.add(chosen.name)
         return chosen
+
+    def _rank(self, account: Account) -> bytes:
+        """The account's rendezvous hash with the conversation's most specific key."""
+        key = self.keys[0] if self.keys else ""
+        return hashlib.sha256(f"{key}/{account.identity()}".encode()).digest()
 
     def _leave_foreign_reasoning(self, account: Account, payload: dict[str, Any],
                                  size: int) -> None:
