@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from chatmock.auth.accounts import accounts_dir, pool_files
+from chatmock.auth.accounts import AccountFile, accounts_dir, pool_files
 from chatmock.auth.oauth import OAuthClient
 from chatmock.auth.refresh_guard import RedisGuard
 from chatmock.auth.store import CredentialStore
@@ -28,6 +28,7 @@ from chatmock.state.stores import open_response_store
 from chatmock.state.usage_limits import UsageLimits, limits_path
 from chatmock.state.usage_shared import SharedUsage
 from chatmock.supervisor import WorkerInfo
+from chatmock.upstream.account_files import AccountFiles
 from chatmock.upstream.accounts import Account, AccountPool
 from chatmock.upstream.codex import ClientIdentity, CodexBackend, installation_id
 from chatmock.upstream.gate import Gate
@@ -122,26 +123,31 @@ def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
 def build_pool(backend: CodexBackend, settings: Settings, env: Mapping[str, str],
                redis: RedisClient | None, usage: UsageLimits) -> None:
     """The account pool (chatmock/upstream/accounts.py) of the default auth.json and
-    `<home>/accounts/*.json`; left as the backend's single account when there is one."""
-    files = pool_files(env, usage.path)
-    if len(files) == 1 and files[0].default:
-        return
-    accounts = []
-    for file in files:
-        store = backend.credentials if file.default else CredentialStore(
-            env, oauth=backend.credentials.oauth, path=file.path,
-            guard=RedisGuard(redis) if redis is not None else None)
-        account_usage = usage if file.default else UsageLimits(
+    `<home>/accounts/*.json`, read again when that directory changes
+    (chatmock/upstream/account_files.py)."""
+    default = backend.credentials
+
+    def make(file: AccountFile) -> Account:
+        if file.default:
+            return Account(file.name, default, usage=usage)
+        store = CredentialStore(env, oauth=default.oauth, path=file.path,
+                                guard=RedisGuard(redis) if redis is not None else None)
+        return Account(file.name, store, usage=UsageLimits(
             file.usage_path, shared=None if redis is None else SharedUsage(
-                redis, functools.partial(_account_id, store)))
-        accounts.append(Account(file.name, store, usage=account_usage))
+                redis, functools.partial(_account_id, store))))
+
+    files = functools.partial(pool_files, env, usage.path)
+    accounts = [make(file) for file in files()]
     state = (RedisPoolState(redis) if redis is not None
              else MemoryPoolState(accounts_dir(env) / STATE_FILENAME))
-    backend.pool = AccountPool(accounts, strategy=Strategy(settings.account_strategy),
-                               state=state)
+    strategy = Strategy(settings.account_strategy,  # workers that share no affinity
+                        by_conversation=redis is None and worker_count(settings) > 1)
+    backend.pool = AccountPool(accounts, strategy=strategy, state=state,
+                               source=AccountFiles(accounts_dir(env), files, make))
     backend.credentials = accounts[0].credentials
-    log.info("account pool: %s (%s)", ", ".join(account.name for account in accounts),
-             settings.account_strategy)
+    if len(accounts) > 1:
+        log.info("account pool: %s (%s)", ", ".join(account.name for account in accounts),
+                 settings.account_strategy)
 
 
 def _account_id(store: CredentialStore) -> str:

@@ -8,7 +8,8 @@ named account go to `<home>/accounts/NAME.usage.json`.
 
 Names are what a user types (`work`, `me@example.com`): letters, digits and
 `@ . _ + -`, not starting with a dot, at most 64 characters; `default` is the
-auth.json account's name.
+auth.json account's name, and `state` is not one: `<home>/accounts/state.json`
+is the pool's own state (chatmock/state/pool_state.py), never an account.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from chatmock.config import home_dir
 
 ACCOUNTS_DIR = "accounts"
 DEFAULT_NAME = "default"
+RESERVED_NAMES = frozenset({DEFAULT_NAME, "state"})  # state.json: pool_state.STATE_FILENAME
 _NAME = re.compile(r"[A-Za-z0-9@_+-][A-Za-z0-9@._+-]{0,63}")
 _SUFFIX = ".json"
 _USAGE_SUFFIX = ".usage.json"
@@ -43,6 +45,9 @@ def check_name(name: str) -> str:
     if not _NAME.fullmatch(name) or name.endswith(_USAGE_SUFFIX.removesuffix(_SUFFIX)):
         raise ValueError(f"{name!r} cannot name an account: use letters, digits and "
                          "@ . _ + - (not first: a dot), at most 64 characters")
+    if name in RESERVED_NAMES - {DEFAULT_NAME}:
+        raise ValueError(f"{name!r} cannot name an account: chatmock keeps its own "
+                         f"{name}.json beside the accounts")
     return name
 
 
@@ -68,7 +73,7 @@ def named_accounts(env: Mapping[str, str]) -> list[AccountFile]:
     for path in entries:
         name = path.name.removesuffix(_SUFFIX)
         if (path.name.endswith(_USAGE_SUFFIX) or not path.name.endswith(_SUFFIX)
-                or not _NAME.fullmatch(name) or name == DEFAULT_NAME):
+                or not _NAME.fullmatch(name) or name in RESERVED_NAMES):
             continue
         found.append(AccountFile(name, path, folder / (name + _USAGE_SUFFIX)))
     return found

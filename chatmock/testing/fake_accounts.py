@@ -11,7 +11,10 @@ Control routes, for tests:
 * `POST /__fake__/accounts/limit` `{"account": ID, "seconds": N}`: the account
   is over its usage limit for N seconds: every request gets the 429
   `usage_limit_reached` with `resets_in_seconds` (the time left), a
-  `Retry-After` and a spent 5-hour window;
+  `Retry-After` and a spent 5-hour window. With `"in_stream": "failed"` or
+  `"error"` the backend says it inside a 200 stream instead, right after
+  `response.created`, in the two shapes the Codex CLI reads there
+  (`stream_limit_frames`);
 * `POST /__fake__/accounts/revoke` `{"account": ID}`: every token of the
   account is refused (401 `token_revoked`) until `DELETE /__fake__/accounts`;
 * `GET /__fake__/accounts`: per account, `requests` (streams started),
@@ -29,6 +32,7 @@ from typing import Any
 
 import jwt
 
+from chatmock.testing.fake_events import frame
 from chatmock.testing.fake_failures import window_headers
 from chatmock.testing.fake_rules import Rejected, reject
 
@@ -44,6 +48,7 @@ class FakeAccounts:
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
         self.limited: dict[str, float] = {}  # account -> until
+        self.in_stream: dict[str, str] = {}  # account -> "failed" | "error" (else a 429)
         self.revoked: set[str] = set()
         self.streams: Counter[str] = Counter()
 
@@ -60,9 +65,16 @@ class FakeAccounts:
                 "message": "Your authentication token has been revoked. Please try signing "
                            "in again.", "type": "invalid_request_error", "code": "token_revoked"}})
         left = self.limited.get(account, 0.0) - self._clock()
-        if left > 0:
+        if left > 0 and account not in self.in_stream:
             raise limit_reached(math.ceil(left))
         return account
+
+    def stream_limit(self, account: str) -> tuple[str, int] | None:
+        """(shape, seconds left) when the account's limit is said inside the stream."""
+        left = self.limited.get(account, 0.0) - self._clock()
+        if left <= 0 or account not in self.in_stream:
+            return None
+        return self.in_stream[account], math.ceil(left)
 
     def state(self) -> dict[str, Any]:
         now = self._clock()
@@ -77,6 +89,7 @@ class FakeAccounts:
             return 200, self.state()
         if method == "DELETE":
             self.limited.clear()
+            self.in_stream.clear()
             self.revoked.clear()
             self.streams.clear()
             return 200, {}
@@ -84,10 +97,18 @@ class FakeAccounts:
             document = json.loads(body or b"{}")
             account = str(document["account"])
             seconds = float(document.get("seconds", 300))
+            shape = document.get("in_stream")
+            if shape not in (None, "failed", "error"):
+                raise ValueError(shape)
         except (ValueError, KeyError, TypeError):
-            return 400, {"detail": 'expected {"account": ID, "seconds": N}'}
+            return 400, {"detail": 'expected {"account": ID, "seconds": N, '
+                                   '"in_stream": "failed"|"error" (optional)}'}
         if path == LIMIT_PATH:
             self.limited[account] = self._clock() + seconds
+            if shape is None:
+                self.in_stream.pop(account, None)
+            else:
+                self.in_stream[account] = shape
         else:
             self.revoked.add(account)
         return 200, self.state()
@@ -108,7 +129,28 @@ def token_account(token: str) -> str:
 
 def limit_reached(seconds: int) -> Rejected:
     """The usage-limit 429 of an account that is over its limit for `seconds` more."""
-    body = {"error": {"type": "usage_limit_reached", "message": "The usage limit has been "
-                      "reached", "plan_type": "plus", "resets_in_seconds": seconds}}
-    return reject(429, body, (b"retry-after", str(seconds).encode()),
-                  *window_headers((100.0, 300, seconds), (20.0, 10080, 400000)))
+    return reject(429, {"error": limit_error(seconds)}, (b"retry-after", str(seconds).encode()),
+                  *spent_window(seconds))
+
+
+def limit_error(seconds: int) -> dict[str, Any]:
+    return {"type": "usage_limit_reached", "message": "The usage limit has been reached",
+            "plan_type": "plus", "resets_in_seconds": seconds}
+
+
+def spent_window(seconds: int) -> list[tuple[bytes, bytes]]:
+    return window_headers((100.0, 300, seconds), (20.0, 10080, 400000))
+
+
+def stream_limit_frames(shape: str, seconds: int, response: dict[str, Any]) -> list[bytes]:
+    """The 200 stream of an account over its limit: `response.created`, then either
+    `response.failed` carrying the usage-limit error (code and type
+    `usage_limit_reached`) or the wrapped `error` event of the refusal (`status` 429,
+    the error, and the `x-codex-*` headers of a spent window)."""
+    error = {**limit_error(seconds), "code": "usage_limit_reached"}
+    created = frame("response.created", 0, {"response": {**response, "status": "in_progress"}})
+    if shape == "failed":
+        failed = {**response, "status": "failed", "error": error}
+        return [created, frame("response.failed", 1, {"response": failed})]
+    headers = {name.decode(): value.decode() for name, value in spent_window(seconds)}
+    return [created, frame("error", 1, {"status": 429, "error": error, "headers": headers})]

@@ -49,6 +49,8 @@ from chatmock.testing.fake_accounts import (
     LIMIT_PATH,
     REVOKE_PATH,
     FakeAccounts,
+    spent_window,
+    stream_limit_frames,
 )
 from chatmock.testing.fake_events import (
     JSON,
@@ -230,6 +232,9 @@ class FakeCodex:
             check_headers(request.headers)
             validate_payload(payload)
             check_items_and_names(payload, account)
+            limit = self.accounts.stream_limit(account)
+            if limit is not None:
+                return self._limit_stream(payload, account, *limit)
             scenario = select_scenario(payload["input"])
             scenario.account = account
             if scenario.error == 401:
@@ -257,6 +262,15 @@ class FakeCodex:
         self.accounts.streams[scenario.account] += 1
         cut = scenario.ending == "cut"
         return FakeReply(200, headers, chunks=sse_chunks(scenario, seed), cut=cut)
+
+    def _limit_stream(self, payload: JSON, account: str, shape: str, seconds: int) -> FakeReply:
+        """A usage limit said inside a 200 stream (``FakeAccounts.in_stream``)."""
+        response = {"id": f"resp_{self._next_id():016x}", "object": "response",
+                    "created_at": int(time.time()), "status": "in_progress", "error": None,
+                    "model": payload["model"], "output": []}
+        frames = stream_limit_frames(shape, seconds, response)
+        headers = self._headers(b"text/event-stream", *spent_window(seconds), account=account)
+        return FakeReply(200, headers, chunks=((0.0, data) for data in frames))
 
     def _record(self, request: FakeRequest, payload: object) -> None:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers.items()}

@@ -36,7 +36,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from chatmock.auth.refresh_guard import identity as credentials_identity
 from chatmock.auth.store import CredentialStore
@@ -122,15 +122,26 @@ def _parts(item: dict[str, Any]) -> dict[str, Any]:
 Send = Callable[[Account, Credentials], Awaitable[Any]]
 
 
+class AccountSource(Protocol):
+    def changed(self, current: Sequence[Account]) -> list[Account] | None:
+        """The pool's accounts when they changed since the last call (cheap when not)."""
+        ...
+
+
 class AccountPool:
+    """The accounts and how they stand; `source` (chatmock.upstream.account_files) adds
+    and removes accounts while serving."""
+
     def __init__(self, accounts: Sequence[Account], *, strategy: Strategy | None = None,
-                 state: PoolState | None = None, clock: Callable[[], float] = time.time) -> None:
+                 state: PoolState | None = None, clock: Callable[[], float] = time.time,
+                 source: AccountSource | None = None) -> None:
         if not accounts:
             raise ValueError("an account pool needs an account")
         self.accounts = list(accounts)
         self.strategy = strategy or Strategy()
         self.state: PoolState = state or MemoryPoolState()
         self.clock = clock
+        self.source = source
 
     @property
     def single(self) -> bool:
@@ -143,6 +154,8 @@ class AccountPool:
     async def turn(self, payload: dict[str, Any], affinity: Iterable[str] = ()) -> Turn:
         """A request's way through the pool (no state is read for a single account).
         Call it before chatmock adds its own `prompt_cache_key` to the payload."""
+        if self.source is not None and (accounts := self.source.changed(self.accounts)):
+            self.accounts = accounts
         if self.single:
             return Turn(self, (), None, {})
         keys = conversation_keys(payload, affinity)
@@ -228,9 +241,14 @@ class Turn:
         chosen = next((account for account in candidates
                        if self.owner and account.identity() == self.owner), None)
         if chosen is None:
-            chosen = self.pool.strategy.pick(candidates, Account.used_percent)
+            chosen = self.pool.strategy.pick(candidates, Account.used_percent, self._rank)
         self.tried.add(chosen.name)
         return chosen
+
+    def _rank(self, account: Account) -> bytes:
+        """The account's rendezvous hash with the conversation's most specific key."""
+        key = self.keys[0] if self.keys else ""
+        return hashlib.sha256(f"{key}/{account.identity()}".encode()).digest()
 
     def _leave_foreign_reasoning(self, account: Account, payload: dict[str, Any],
                                  size: int) -> None:

@@ -40,6 +40,7 @@ from chatmock.net.client import HTTPClient, UpstreamResponse
 from chatmock.state import exchanges
 from chatmock.upstream.accounts import Account, AccountPool
 from chatmock.upstream.instructions import NO_INSTRUCTIONS, BaseInstructions
+from chatmock.upstream.stream_start import read_start
 
 log = logging.getLogger("chatmock.upstream")
 
@@ -179,20 +180,21 @@ class CodexBackend:
         exchanges.note_model(payload.get("model"), payload.get("reasoning"))  # access log
         turn = await self.pool.turn(payload, affinity)
         self.finish_payload(payload, session_id)
+        read_ahead = not self.pool.single  # another account can take a limit in the stream
         async with AsyncExitStack() as stack:
             async def send(account: Account, credentials: Credentials) -> UpstreamResponse:
                 return await self._send(stack, account, credentials, payload,
-                                        self._headers(credentials, session_id, forwarded))
+                                        self._headers(credentials, session_id, forwarded),
+                                        read_ahead)
 
-            response = await turn.open(payload, send)
-            if self.log_events:
-                response.trace = _log_events
-            yield response
+            yield await turn.open(payload, send)
 
     async def _send(self, stack: AsyncExitStack, account: Account, credentials: Credentials,
                     payload: dict[str, Any], headers: list[tuple[bytes, bytes]],
-                    ) -> UpstreamResponse:
-        """One attempt: a response of status 200 left open on `stack`, or UpstreamError."""
+                    read_ahead: bool = False) -> UpstreamResponse:
+        """One attempt: a response of status 200 left open on `stack`, or UpstreamError.
+        `read_ahead`: a usage limit said in the stream's first event is an UpstreamError
+        too (`chatmock.upstream.stream_start`)."""
         body = jsonbytes.dumps(payload)
         if self.log_bodies:
             log.debug("upstream request: %s", body[:20000].decode("utf-8", "replace"))
@@ -206,9 +208,30 @@ class CodexBackend:
                     log.debug("upstream %d: %s", response.status,
                               error_body[:4000].decode("utf-8", "replace"))
                 raise upstream_error(response.status, response.headers, error_body)
+            if self.log_events:
+                response.trace = _log_events
+            if read_ahead:
+                response = await self._read_start(account, response)
             stack.push_async_exit(attempt.pop_all())
             return response
         raise AssertionError("unreachable")  # mypy: the with block returns or raises
+
+
+    @staticmethod
+    async def _read_start(account: Account, response: UpstreamResponse) -> UpstreamResponse:
+        """The stream with its start read ahead, or the UpstreamError 429 of a usage
+        limit said there (its wrapped `x-codex-*` headers recorded as the account's)."""
+        held, refusal = await read_start(response)
+        if refusal is None:
+            return held
+        wrapped = [(str(name).lower().encode("latin-1", "replace"),
+                    str(value).encode("latin-1", "replace"))
+                    for name, value in refusal.get("headers", {}).items()]
+        account.record(wrapped)
+        headers = [*response.headers, *wrapped]
+        request_id = _request_id(headers)
+        document = {"error": refusal["error"]}
+        raise _usage_limit_error(document, headers, b"", _error_code(document), request_id)
 
 
 def _log_events(data: bytes) -> None:

@@ -27,7 +27,9 @@ import trio
 from chatmock.auth.tokens import Credentials
 from chatmock.catalog import Catalog, catalog_from_discovery
 from chatmock.config import home_dir
+from chatmock.errors import ApiError
 from chatmock.fileio import write_private_json
+from chatmock.upstream.accounts import Account
 from chatmock.upstream.codex import CodexBackend, upstream_error
 
 log = logging.getLogger("chatmock.models")
@@ -185,14 +187,29 @@ class ModelSync:
                     "(retrying in %g s at the earliest)", self.source, reason, RETRY_SECONDS)
 
     async def _fetch(self) -> bool:
-        """GET /models; after a 401 once more with refreshed credentials."""
-        credentials = await self.backend.credentials.usable()
-        status, headers, body = await self._get(credentials)
-        if status == 401:
-            renewed = await self.backend.credentials.after_rejection(credentials)
-            if renewed is not None:
-                credentials = renewed
-                status, headers, body = await self._get(credentials)
+        """GET /models as the pool's first account that the backend takes (the default
+        account first): a 401 refreshes once, then the next account is asked."""
+        accounts = self.backend.pool.accounts
+        for number, account in enumerate(accounts, 1):
+            try:
+                credentials = await account.credentials.usable()
+            except ApiError:
+                if number == len(accounts):
+                    raise
+                continue
+            status, headers, body = await self._get(account, credentials)
+            if status == 401:
+                renewed = await account.credentials.after_rejection(credentials)
+                if renewed is not None:
+                    credentials = renewed
+                    status, headers, body = await self._get(account, credentials)
+            if status != 401 or number == len(accounts):
+                return self._take(status, headers, body, credentials)
+            log.info("model discovery: account %s was refused, asking the next", account.name)
+        return False
+
+    def _take(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes,
+              credentials: Credentials) -> bool:
         if status == 304 and self._models:
             self._adopt(self.catalog, self._models, self._etag, credentials.account_id)
             return True  # the cache file already holds these models
@@ -203,13 +220,13 @@ class ModelSync:
         self._save()
         return True
 
-    async def _get(self, credentials: Credentials) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    async def _get(self, account: Account, credentials: Credentials,
+                   ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         headers = self.backend.model_headers(credentials)
         if self._etag and self._models and self._account_id == credentials.account_id:
             headers.append((b"if-none-match", self._etag.encode("latin-1", "replace")))
         async with self.backend.http.request("GET", self.url, headers) as response:
-            if self.backend.on_headers is not None:  # usage limits ride on every answer
-                self.backend.on_headers(response.headers)
+            account.record(response.headers)  # usage limits ride on every answer
             body = await response.read_all(MAX_BODY)
             return response.status, response.headers, body
 

@@ -9,8 +9,10 @@ through `/__fake__/accounts` (chatmock/testing/fake_accounts.py).
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +111,33 @@ def test_a_conversation_fails_over_mid_way_and_leaves_the_other_accounts_reasoni
     assert shown["second"]["state"] == "ok" and shown["second"]["login"] == "second@example.com"
 
 
+@pytest.mark.parametrize("shape", ["failed", "error"])
+def test_a_usage_limit_said_in_the_stream_fails_over_before_anything_is_streamed(
+        server: Process, fake: Process, tmp_path: Path, shape: str) -> None:
+    control(fake, "/limit", {"account": FIRST, "seconds": 600, "in_stream": shape})
+    with client_for(server) as client:
+        events = list(client.responses.create(model=MODEL, input="Hello", stream=True))
+        kinds = [event.type for event in events]
+        assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+        assert "error" not in kinds and "response.failed" not in kinds
+        assert events[-1].response.output_text  # type: ignore[union-attr]
+        chunks = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Another one"}], stream=True)
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks
+                       if chunk.choices)
+        assert text
+    assert accounts_asked(fake) == [FIRST, SECOND, SECOND]  # cooled down after the first
+    rows = account_rows(tmp_path / "home")
+    assert rows["default"]["state"] == "cooling down" and rows["second"]["state"] == "ok"
+    with urllib.request.urlopen(f"{server.url}/status.json") as reply:
+        shown = {a["name"]: a for a in json.load(reply)["accounts"]}
+    until = datetime.fromisoformat(shown["default"]["state"].removeprefix(
+        "cooling down until "))
+    assert 590 <= (until - datetime.now(UTC)).total_seconds() <= 600  # the event's reset
+    assert "reached its usage limit: cooling down for 600 s" in (
+        tmp_path / "run" / "chatmock.log").read_text()
+
+
 def test_every_account_cooling_is_a_429_with_the_earliest_reset_in_each_dialect(
         server: Process, fake: Process) -> None:
     control(fake, "/limit", {"account": FIRST, "seconds": 900})
@@ -149,6 +178,34 @@ def test_a_revoked_account_is_refreshed_once_then_needs_login(
     assert rows["default"]["state"] == "needs login" and rows["second"]["state"] == "ok"
     assert "needs `chatmock login --account default`" in (
         tmp_path / "run" / "chatmock.log").read_text()
+
+
+def test_an_account_added_or_removed_while_serving_joins_or_leaves_the_pool(
+        tmp_path: Path, fake: Process) -> None:
+    home = tmp_path / "home"
+    write_auth_file(home)
+    server = start_chatmock(tmp_path / "run", fake, credentials=False, home=home)
+    try:
+        with client_for(server) as client:
+            client.responses.create(model=MODEL, input="one account")
+            control(fake, "/limit", {"account": FIRST, "seconds": 600})
+            with pytest.raises(openai.RateLimitError):
+                client.responses.create(model=MODEL, input="still one account")
+            write_account_file(home, "second", account_id=SECOND, email="second@example.com")
+            time.sleep(1.2)  # the directory is looked at once a second
+            answer = client.responses.create(model=MODEL, input="two accounts now")
+            assert answer.status == "completed"
+            assert accounts_asked(fake) == [FIRST, FIRST, FIRST, SECOND]
+            assert chatmock(home, "logout", "second").returncode == 0
+            time.sleep(1.2)
+            with pytest.raises(openai.RateLimitError):
+                client.responses.create(model=MODEL, input="one account again")
+        assert accounts_asked(fake)[4:] == [FIRST]
+        log = (tmp_path / "run" / "chatmock.log").read_text()
+        assert "account pool changed on disk: added second; now default, second" in log
+        assert "account pool changed on disk: removed second; now default" in log
+    finally:
+        server.stop()
 
 
 @pytest.fixture
@@ -197,6 +254,33 @@ def test_two_processes_on_one_redis_share_cooldowns_and_affinity(
         for n in range(3):  # new conversations in the other process avoid FIRST too
             two.responses.create(model=MODEL, input=f"Conversation {n} in two")
         assert accounts_asked(fake)[before:] == [SECOND] * 3
+        one.close()
+        two.close()
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_a_chained_conversation_keeps_its_account_while_it_alternates_processes(
+        tmp_path: Path, fake: Process, redis_server: RedisServer) -> None:
+    homes = [pool_home(tmp_path / name) for name in ("one", "two")]
+    servers = [start_chatmock(tmp_path / f"run-{home.name}", fake, "--state", redis_server.url,
+                              "--account-strategy", "round-robin", credentials=False, home=home)
+               for home in homes]
+    try:
+        one, two = (client_for(server) for server in servers)
+        one.responses.create(model=MODEL, input="A short conversation")  # FIRST's turn
+        previous = one.responses.create(model=MODEL, input="A long one fake:reasoning",
+                                        include=["reasoning.encrypted_content"])
+        for n in range(4):  # process two's own round-robin would start on FIRST
+            previous = (two, one)[n % 2].responses.create(
+                model=MODEL, previous_response_id=previous.id, input=f"turn {n} fake:reasoning",
+                include=["reasoning.encrypted_content"])
+            assert previous.status == "completed" and f"turn {n}" in previous.output_text
+        assert accounts_asked(fake) == [FIRST] + [SECOND] * 5
+        sent = recorded_requests(fake)[-1]["body"]["input"]
+        replayed = [item for item in sent if item.get("type") == "reasoning"]
+        assert len(replayed) == 4 and all(item["encrypted_content"] for item in replayed)
         one.close()
         two.close()
     finally:

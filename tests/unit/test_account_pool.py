@@ -241,3 +241,24 @@ def test_the_state_of_each_account_as_the_status_page_shows_it(tmp_path: Path) -
     ask(pool, Backend(a=limit(60), b=rejected()))
     assert [pool.state_of(account) for account in pool.accounts] == [
         "cooling down until 1970-01-01T00:17:40+00:00", "needs login", "ok"]
+
+
+def test_workers_that_share_no_affinity_place_a_conversation_alike(tmp_path: Path) -> None:
+    accounts = [account(tmp_path, name) for name in ("a", "b", "c")]
+    workers = [AccountPool(accounts, strategy=Strategy("round-robin", by_conversation=True),
+                           state=MemoryPoolState()) for _ in range(2)]
+    backend = Backend()
+    placed = []
+    ask(workers[1], backend, "a conversation only the second worker saw")
+    for n in range(30):
+        first = ask(workers[0], backend, f"conversation {n}")
+        later = [{"type": "message", "role": "assistant",
+                  "content": [{"type": "output_text", "text": "answer"}]}]
+        assert ask(workers[1], backend, f"conversation {n}", later) == first  # never seen it
+        placed.append(first)
+    assert {placed.count(name) for name in ("a", "b", "c")} <= set(range(5, 16))  # spread
+
+
+def test_round_robin_in_one_process_takes_the_accounts_in_turn(tmp_path: Path) -> None:
+    pool = pool_of(tmp_path, "a", "b", strategy="round-robin")
+    assert [ask(pool, Backend(), f"new {n}") for n in range(4)] == ["a", "b", "a", "b"]

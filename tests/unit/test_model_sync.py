@@ -30,10 +30,11 @@ from chatmock.catalog import (
 )
 from chatmock.net.client import HTTPClient
 from chatmock.server.exchange import Handler, Request, Responder
-from chatmock.testing.credentials import fake_tokens, make_jwt, write_auth_file
+from chatmock.testing.credentials import fake_tokens, make_jwt, write_account_file, write_auth_file
 from chatmock.testing.fake_codex import LISTED_MODELS, MODELS_ETAG, MODELS_PATH, FakeCodex
 from chatmock.testing.fake_rules import MODEL_EFFORTS
 from chatmock.testing.fake_upstream import FakeUpstreamApp
+from chatmock.upstream.accounts import Account, AccountPool
 from chatmock.upstream.codex import ClientIdentity, CodexBackend
 from chatmock.upstream.model_sync import CACHE_FILE, RETRY_SECONDS, ModelSync, cache_path
 
@@ -596,3 +597,21 @@ def test_discovery_asks_as_the_configured_client_version(tmp_path: Path) -> None
     assert sync.url == "http://127.0.0.1:9/x/models?client_version=0.171.0"
     credentials = Credentials(tmp_path / "auth.json", "token", "acct")
     assert dict(backend.model_headers(credentials))[b"version"] == b"0.171.0"
+
+
+async def test_an_account_the_backend_refuses_hands_discovery_to_the_next(
+        nursery: trio.Nursery, tmp_path: Path, http: HTTPClient) -> None:
+    write_auth_file(tmp_path)
+    refused = json.loads((tmp_path / "auth.json").read_text())["tokens"]["access_token"]
+    second = write_account_file(tmp_path, "second", account_id="id-second")
+    fake = FakeCodex(token_check=lambda token: "revoked" if token == refused else None)
+    env = await setup(nursery, tmp_path, http, FakeUpstreamApp(fake))
+    models = env.sync()
+    default = models.backend.pool.default
+    models.backend.pool = AccountPool([default, Account("second", CredentialStore(
+        {"CHATGPT_LOCAL_HOME": str(tmp_path)}, path=second))])
+    assert await models.refresh()
+    assert models.source == "discovery"
+    asked = [h[b"chatgpt-account-id"] for h in env.recorder.models_requests()]
+    assert asked == [default.credentials.current().account_id.encode(),  # type: ignore[union-attr]
+                     b"id-second"]
