@@ -87,6 +87,19 @@ def test_the_opencode_config_lists_the_models_it_uses() -> None:
     assert provider["options"]["baseURL"] == OPENAI_BASE
 
 
+def test_the_continue_config_uses_the_openai_route() -> None:
+    [model] = yaml.safe_load(block("Cursor, Continue and Cline", "yaml").text)["models"]
+    assert model["provider"] == "openai" and model["apiBase"] == OPENAI_BASE
+    assert known_model(model["model"]) and "chat" in model["roles"]
+
+
+def test_the_cline_commands_use_the_openai_route() -> None:
+    auth = shlex.split(block("Cursor, Continue and Cline", "sh").text.splitlines()[0])
+    options = dict(zip(auth[2::2], auth[3::2], strict=False))
+    assert auth[:2] == ["cline", "auth"] and options["-p"] == "openai"
+    assert options["-b"] == OPENAI_BASE and known_model(options["-m"])
+
+
 def test_the_aider_command_uses_the_openai_route() -> None:
     argv = shlex.split(block("aider", "sh").text.replace("\\\n", " "))
     options = dict(zip(argv[1::2], argv[2::2], strict=False))

@@ -43,6 +43,7 @@ GROUPS = {group.name: group for group in (
     Group("claude-code", "npm", ("@anthropic-ai/claude-code@2.1.197",)),
     Group("codex", "npm", ("@openai/codex@0.171.0",)),
     Group("opencode", "npm", ("opencode-ai@1.18.33",)),
+    Group("continue", "npm", ("@continuedev/cli@1.5.47",)),
     Group("js-sdks", "npm", ("openai@6.49.0", "@anthropic-ai/sdk@1.17.0")),
     Group("aider", "pip", ("aider-chat==0.86.2",)),
     Group("litellm", "pip", ("litellm[proxy]==1.108.7",)),
