@@ -26,7 +26,7 @@ import platform
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,26 +179,34 @@ class CodexBackend:
         exchanges.note_model(payload.get("model"), payload.get("reasoning"))  # access log
         turn = await self.pool.turn(payload, affinity)
         self.finish_payload(payload, session_id)
-        async with AsyncExitStack() as stack:
-            async def send(account: Account, credentials: Credentials) -> UpstreamResponse:
-                return await self._send(stack, account, credentials, payload,
-                                        self._headers(credentials, session_id, forwarded))
+        # The open answer's exchange, closed on the way out. Not an AsyncExitStack: this
+        # frame lives as long as the stream, and a stack costs ~1 KiB a stream (issue 13).
+        held: list[AbstractAsyncContextManager[UpstreamResponse]] = []
 
+        async def send(account: Account, credentials: Credentials) -> UpstreamResponse:
+            return await self._send(held, account, credentials, payload,
+                                    self._headers(credentials, session_id, forwarded))
+
+        try:
             response = await turn.open(payload, send)
             if self.log_events:
                 response.trace = _log_events
             yield response
+        finally:
+            for exchange in held:
+                await exchange.__aexit__(None, None, None)
 
-    async def _send(self, stack: AsyncExitStack, account: Account, credentials: Credentials,
-                    payload: dict[str, Any], headers: list[tuple[bytes, bytes]],
-                    ) -> UpstreamResponse:
-        """One attempt: a response of status 200 left open on `stack`, or UpstreamError."""
+    async def _send(self, held: list[AbstractAsyncContextManager[UpstreamResponse]],
+                    account: Account, credentials: Credentials, payload: dict[str, Any],
+                    headers: list[tuple[bytes, bytes]]) -> UpstreamResponse:
+        """One attempt: a response of status 200 whose exchange is left open in `held`
+        (for the caller to close), or UpstreamError."""
         body = jsonbytes.dumps(payload)
         if self.log_bodies:
             log.debug("upstream request: %s", body[:20000].decode("utf-8", "replace"))
-        async with AsyncExitStack() as attempt:
-            response = await attempt.enter_async_context(
-                self.http.request("POST", self.responses_url, headers, body))
+        exchange = self.http.request("POST", self.responses_url, headers, body)
+        response = await exchange.__aenter__()
+        try:
             account.record(response.headers)
             if response.status >= 400:
                 error_body = await response.read_all(MAX_ERROR_BODY)
@@ -206,9 +214,11 @@ class CodexBackend:
                     log.debug("upstream %d: %s", response.status,
                               error_body[:4000].decode("utf-8", "replace"))
                 raise upstream_error(response.status, response.headers, error_body)
-            stack.push_async_exit(attempt.pop_all())
-            return response
-        raise AssertionError("unreachable")  # mypy: the with block returns or raises
+        except BaseException:
+            await exchange.__aexit__(None, None, None)
+            raise
+        held.append(exchange)
+        return response
 
 
 def _log_events(data: bytes) -> None:
