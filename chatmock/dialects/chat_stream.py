@@ -69,6 +69,8 @@ def error_chunk(message: str, code: str, error_type: str = "api_error") -> bytes
 class ReasoningFormat:
     """Where reasoning text goes in a chat delta or message, per compat mode."""
 
+    __slots__ = ("compat",)  # one per open stream: no instance dict (issue 13)
+
     def __init__(self, compat: str) -> None:
         self.compat = compat
 
@@ -173,6 +175,8 @@ class ContentPlaces:
     only: each message item's text, a blank line before an item that follows text, and
     a `<think>` block's length (its reasoning items' texts plus the paragraph breaks the
     translator added) once it closes."""
+
+    __slots__ = ("before", "separated", "think")
 
     def __init__(self) -> None:
         self.before = 0  # characters before the current message item's text

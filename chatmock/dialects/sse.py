@@ -51,6 +51,9 @@ class SSEEvent(NamedTuple):
 class SSEDecoder:
     """Feed bytes as they arrive; get back the events they complete."""
 
+    __slots__ = ("_buf", "_head", "_max", "_pending_cr", "_scan", "_skip", "_started",
+                 "_unskipped")  # one per open stream: no instance dict (issue 13)
+
     def __init__(self, max_event_bytes: int = 256 * 1024 * 1024,
                  skip: tuple[bytes, ...] = ()) -> None:
         """`skip`: blocks starting with one of these byte strings (e.g. an `event: name\\n`

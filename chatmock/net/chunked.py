@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import h11
 
@@ -80,7 +81,10 @@ class ChunkedBody:
 
     def __init__(self, method: bytes, head: h11.Response, buffered: bytes = b"") -> None:
         self._method = method
-        self._head = head
+        # What the h11 connection that takes over needs of the head: not the head (its
+        # headers, twice over), which a stream would keep for its whole life.
+        self._head = _Head(head.http_version, head.status_code,
+                           tuple(value for name, value in head.headers if name == b"connection"))
         self._buf = buffered  # unparsed bytes, at a chunk boundary or inside a chunk
         self._left = 0  # data bytes of the current chunk not yet seen
         self._footer = b""  # what must still follow the current chunk's data
@@ -157,7 +161,13 @@ class ChunkedBody:
         return out
 
 
-def _synthetic_connection(method: bytes, head: h11.Response) -> h11.Connection:
+class _Head(NamedTuple):
+    http_version: bytes
+    status_code: int
+    connection: tuple[bytes, ...]  # the values of its `Connection` headers
+
+
+def _synthetic_connection(method: bytes, head: _Head) -> h11.Connection:
     """An h11 client connection at the start of a chunked body, as the real one was
     after `head`: same HTTP version, same `Connection` header (so the same keep-alive
     decision); the request side sent and done."""
@@ -166,8 +176,7 @@ def _synthetic_connection(method: bytes, head: h11.Response) -> h11.Connection:
     conn.send(h11.EndOfMessage())
     lines = [b"HTTP/%b %d \r\n" % (head.http_version, head.status_code),
              b"transfer-encoding: chunked\r\n"]
-    lines.extend(b"connection: %b\r\n" % value for name, value in head.headers
-                 if name == b"connection")
+    lines.extend(b"connection: %b\r\n" % value for value in head.connection)
     conn.receive_data(b"".join(lines) + _CRLF)
     response = conn.next_event()
     assert isinstance(response, h11.Response), response

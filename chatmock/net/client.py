@@ -72,6 +72,11 @@ class _Connection:
         return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
 
 
+_SPENT = h11.Connection(h11.CLIENT)
+"""What a connection holds while `ChunkedBody` reads its body: never `reusable`, never
+used (a connection whose body did not end is closed)."""
+
+
 class UpstreamResponse(ABC):
     """Status, headers and a pull-based body of one upstream response, whatever the
     HTTP version (`H1Response` here, `chatmock.net.h2client.H2Response`)."""
@@ -144,6 +149,9 @@ class H1Response(UpstreamResponse):
         self._body: ChunkedBody | H11Body
         if is_chunked(method, head) and not closed:
             self._body = ChunkedBody(method, head, buffered)
+            # The connection's h11 is done with (its receive buffer still holds the
+            # head's whole read): `_feed` hands it the one that reads the body's end.
+            connection.h11 = _SPENT
         else:
             self._body = H11Body(connection.h11)
         self._first = self._feed(b"", eof=False)  # what arrived with the head
@@ -282,6 +290,7 @@ class HTTPClient:
         if self.http2 and origin.scheme == "https":
             outcome = await self._h2_pool(origin).request(method, target, headers, body)
             if isinstance(outcome, UpstreamResponse):
+                del headers, body  # sent (see below)
                 try:
                     yield outcome
                 finally:
@@ -294,6 +303,10 @@ class HTTPClient:
             all_headers.append((b"content-length", b"%d" % len(body)))
         request = request_event(method, target, all_headers)
         connection, response = await self._open(origin, request, body, fresh)
+        # Sent, and never sent again (`_open` retries before any answer): this frame
+        # lives as long as the stream, so it must not keep the body (a conversation's
+        # whole JSON) nor h11's normalised copy of the headers (tests/unit/test_rss.py).
+        del request, all_headers, headers, body
         try:
             yield response
         finally:

@@ -83,6 +83,7 @@ async def answer(app: App, request: Request, out: Responder, plan: Plan) -> None
     payload = plan.payload
     session = app.sessions.for_request(request.headers, payload.get("instructions"),
                                        payload["input"])
+    request.release_body()  # parsed into `plan`: not kept for the stream's minutes
     async with open_upstream(app, request, plan, session) as upstream:
         if plan.stream_headers is not None:
             await relay(upstream, plan.translator, out, plan.stream_headers)

@@ -32,6 +32,7 @@ async def messages(app: App, request: Request, out: Responder) -> None:
     body = parse_json(await request.body())
     tag = account_tag(app.backend.account_id())
     req = parse_messages_request(body, request.headers, app.catalog, Options.of(app.settings), tag)
+    del body  # parsed: this frame lives as long as the stream (issue 13)
     await answer(app, request, out, messages_plan(req, tag))
 
 

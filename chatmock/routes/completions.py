@@ -32,6 +32,7 @@ async def completions(app: App, request: Request, out: Responder) -> None:
     body = parse_json(await request.body())
     log_body(app, log, "completions", body)
     completion = parse_completion_request(body, app.catalog, Options.of(app.settings))
+    del body  # parsed: this frame lives as long as the stream (issue 13)
     await answer(app, request, out, completion_plan(completion))
 
 

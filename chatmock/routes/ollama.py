@@ -56,6 +56,7 @@ async def _answer(app: App, request: Request, out: Responder, *, generate: bool)
     parse = parse_generate if generate else parse_chat
     parsed = parse(body, app.catalog, Options.of(app.settings))
     app.recent.touch(parsed.model, keep_alive_seconds(body.get("keep_alive")))  # for /api/ps
+    del body  # parsed: this frame lives as long as the stream (issue 13)
     if isinstance(parsed, LoadAck):
         await send_json(out, 200, load_object(parsed.model, stamp, parsed.reason, generate))
         return

@@ -31,6 +31,7 @@ async def chat_completions(app: App, request: Request, out: Responder) -> None:
         return
     log_body(app, log, "chat", body)
     chat = parse_chat_request(body, app.catalog, Options.of(app.settings))
+    del body  # parsed: this frame lives as long as the stream (issue 13)
     await answer(app, request, out, chat_plan(chat, app.settings.reasoning_compat))
 
 

@@ -22,6 +22,7 @@ async def answer_responses(app: App, request: Request, body: Any, out: Responder
     """Serve a parsed Responses body (also reached from the chat route, see
     `--response-format input`)."""
     parsed = await parse_with_store(app, body)
+    del body  # parsed: this frame lives as long as the stream (issue 13)
     turn = PendingTurn(app, parsed)
     observer = observer_for(relay=parsed.stream, tool_names=parsed.tool_names,
                             on_success=turn.finished)

@@ -61,6 +61,9 @@ class BodyReader(Protocol):
         ...
 
 
+_RELEASED = b"\0released"  # compared by identity: a body is never this object
+
+
 class Request:
     """Method, target, headers (lower-case names), the HTTP version ("1.1" or "2", for
     logs and tests: routes never branch on it) and a lazily read body."""
@@ -84,7 +87,14 @@ class Request:
     async def body(self) -> bytes:
         if self._body is None:
             self._body = await self._reader.read_body(self.body_limit)
+        elif self._body is _RELEASED:
+            raise RuntimeError("the request body was released")
         return self._body
+
+    def release_body(self) -> None:
+        """Drop the body read (a route that parsed it and streams for minutes need not
+        keep a conversation's JSON twice); `body()` raises after this."""
+        self._body = _RELEASED
 
 
 class ResponseState:

@@ -143,13 +143,9 @@ class H1Connection(ServedConnection):
         if head is None:
             return False
         out = H1Responder(self, head_only=head.method == b"HEAD")
-        target = head.target.decode("latin-1")
-        path, _, query = target.partition("?")
-        headers: dict[bytes, bytes] = {}
-        for name, value in head.headers:
-            headers[name] = headers[name] + b", " + value if name in headers else value
-        request = Request(head.method.decode("latin-1"), path, query, headers, self,
-                          self.limits.max_body_bytes, self.client)
+        request = self._request(head)
+        del head  # h11's copy of the head (raw names, triples) is not kept for the exchange
+        headers = request.headers
         if self._without_body(headers):
             self._start_watching()
         await self.app(request, out)
@@ -160,6 +156,14 @@ class H1Connection(ServedConnection):
             await out.respond(500, [(b"content-type", b"application/json")],
                               _error_body("the route produced no response"))
         return await self._prepare_next_cycle()
+
+    def _request(self, head: h11.Request) -> Request:
+        path, _, query = head.target.decode("latin-1").partition("?")
+        headers: dict[bytes, bytes] = {}
+        for name, value in head.headers:
+            headers[name] = headers[name] + b", " + value if name in headers else value
+        return Request(head.method.decode("latin-1"), path, query, headers, self,
+                       self.limits.max_body_bytes, self.client)
 
     def _without_body(self, headers: dict[bytes, bytes]) -> bool:
         """Note the body's framing; True (and the empty body read) when there is none.

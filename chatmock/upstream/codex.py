@@ -26,7 +26,7 @@ import platform
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,26 +181,35 @@ class CodexBackend:
         turn = await self.pool.turn(payload, affinity)
         self.finish_payload(payload, session_id)
         read_ahead = not self.pool.single  # another account can take a limit in the stream
-        async with AsyncExitStack() as stack:
-            async def send(account: Account, credentials: Credentials) -> UpstreamResponse:
-                return await self._send(stack, account, credentials, payload,
-                                        self._headers(credentials, session_id, forwarded),
-                                        read_ahead)
+        # The open answer's exchange, closed on the way out. Not an AsyncExitStack: this
+        # frame lives as long as the stream, and a stack costs ~1 KiB a stream (issue 13).
+        held: list[AbstractAsyncContextManager[UpstreamResponse]] = []
 
+        async def send(account: Account, credentials: Credentials) -> UpstreamResponse:
+            return await self._send(held, account, credentials, payload,
+                                    self._headers(credentials, session_id, forwarded),
+                                    read_ahead)
+
+        try:
             yield await turn.open(payload, send)
+        finally:
+            for exchange in held:
+                await exchange.__aexit__(None, None, None)
 
-    async def _send(self, stack: AsyncExitStack, account: Account, credentials: Credentials,
-                    payload: dict[str, Any], headers: list[tuple[bytes, bytes]],
+    async def _send(self, held: list[AbstractAsyncContextManager[UpstreamResponse]],
+                    account: Account, credentials: Credentials, payload: dict[str, Any],
+                    headers: list[tuple[bytes, bytes]],
                     read_ahead: bool = False) -> UpstreamResponse:
-        """One attempt: a response of status 200 left open on `stack`, or UpstreamError.
-        `read_ahead`: a usage limit said in the stream's first event is an UpstreamError
-        too (`chatmock.upstream.stream_start`)."""
+        """One attempt: a response of status 200 whose exchange is left open in `held`
+        (for the caller to close), or UpstreamError. `read_ahead`: a usage limit said
+        in the stream's first event is an UpstreamError too
+        (`chatmock.upstream.stream_start`)."""
         body = jsonbytes.dumps(payload)
         if self.log_bodies:
             log.debug("upstream request: %s", body[:20000].decode("utf-8", "replace"))
-        async with AsyncExitStack() as attempt:
-            response = await attempt.enter_async_context(
-                self.http.request("POST", self.responses_url, headers, body))
+        exchange = self.http.request("POST", self.responses_url, headers, body)
+        response = await exchange.__aenter__()
+        try:
             account.record(response.headers)
             if response.status >= 400:
                 error_body = await response.read_all(MAX_ERROR_BODY)
@@ -212,10 +221,11 @@ class CodexBackend:
                 response.trace = _log_events
             if read_ahead:
                 response = await self._read_start(account, response)
-            stack.push_async_exit(attempt.pop_all())
-            return response
-        raise AssertionError("unreachable")  # mypy: the with block returns or raises
-
+        except BaseException:
+            await exchange.__aexit__(None, None, None)
+            raise
+        held.append(exchange)
+        return response
 
     @staticmethod
     async def _read_start(account: Account, response: UpstreamResponse) -> UpstreamResponse:

@@ -77,11 +77,17 @@ class Upstreams:
         if provider.kind == "codex":
             if model != payload.get("model"):
                 payload["model"] = model
-            async with AsyncExitStack() as stack:
-                await self._permit(stack, provider, client)
-                yield await stack.enter_async_context(open_responses(
-                    self.codex, payload, session, forwarded, fallback=fallback,
-                    affinity=affinity))
+            # No AsyncExitStack here: this frame lives as long as the stream, and a stack's
+            # deque costs 760 bytes a stream (issue 13).
+            gate = self.gates.get(provider.name)
+            permit = None if gate is None else await gate.acquire(client)
+            try:
+                async with open_responses(self.codex, payload, session, forwarded,
+                                          fallback=fallback, affinity=affinity) as upstream:
+                    yield upstream
+            finally:
+                if permit is not None:
+                    permit.release()
             return
         backend = self.backends[provider.name]
         chosen = fallback if fallback is not None else payload  # without chatmock's tools
