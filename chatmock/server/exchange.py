@@ -25,6 +25,7 @@ must finish something whatever happens shields it itself.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -155,6 +156,28 @@ class MessageSocket(Protocol):
 
 
 Handler = Callable[[Request, Responder], Awaitable[None]]
+
+
+@runtime_checkable
+class DirectSend(Protocol):
+    """Optional Responder capability: a streamed body's pieces written without waiting,
+    for the relay hub (`chatmock.net.relayhub`), which writes from a task of its own.
+    HTTP/1.1 on plain TCP offers it; the pieces are framed as `send` frames them."""
+
+    def direct_socket(self) -> socket.socket | None:
+        """The client's socket once `start` was called, when its pieces can be written
+        with `send_nowait`; None otherwise (TLS, HTTP/1.0, HEAD)."""
+        ...
+
+    def send_nowait(self, data: bytes) -> bytes:
+        """Write `data` as `send` would, without waiting: b"" when all of it left, else
+        the framed bytes still to write with `send_rest` (all of them after an error,
+        which `send_rest` then reports as ClientGone)."""
+        ...
+
+    async def send_rest(self, rest: bytes) -> None:
+        """Write what `send_nowait` left (waiting as `send` does)."""
+        ...
 
 
 @runtime_checkable

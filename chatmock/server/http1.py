@@ -40,6 +40,7 @@ request.
 
 from __future__ import annotations
 
+import socket
 import time
 from http import HTTPStatus
 from typing import TYPE_CHECKING
@@ -49,6 +50,7 @@ import trio
 
 from chatmock import jsonbytes
 from chatmock.errors import ApiError, ClientError
+from chatmock.net.tcpstream import TCPStream
 from chatmock.server.exchange import (
     ClientGone,
     ConnectionLimits,
@@ -402,6 +404,29 @@ class H1Responder(ResponseState):
             out, self._head = self._head + out, b""
         if out:
             await self._c.write(out)
+
+    def direct_socket(self) -> socket.socket | None:
+        stream = self._c.stream
+        if not self._chunked or not isinstance(stream, TCPStream):
+            return None
+        return stream.socket
+
+    def send_nowait(self, data: bytes) -> bytes:
+        out = self._body(data)
+        if self._head:
+            out, self._head = self._head + out, b""
+        if not out:
+            return b""
+        stream = self._c.stream
+        assert isinstance(stream, TCPStream)
+        try:
+            sent = stream.socket.send(out)
+        except OSError:  # full (BlockingIOError) or failed: `send_rest` waits or reports
+            return out
+        return out[sent:]
+
+    async def send_rest(self, rest: bytes) -> None:
+        await self._c.write(rest)
 
     async def end(self, data: bytes = b"") -> None:
         out = self._head + self._body(data) + self._c.conn.send(h11.EndOfMessage())
