@@ -70,6 +70,8 @@ class RelayHub:
         self._epoll = select.epoll()
         self._parked: dict[int, Parked] = {}
         self._running = False
+        self.wakes = 0  # wake-ups, and the ready sockets they found: the batch size
+        self.stepped = 0
 
     @property
     def parked(self) -> int:
@@ -113,7 +115,10 @@ class RelayHub:
             while True:
                 await trio.lowlevel.wait_readable(epoll.fileno())
                 now = trio.current_time()
-                for fd, _ in epoll.poll(0, BATCH):
+                ready = epoll.poll(0, BATCH)
+                self.wakes += 1
+                self.stepped += len(ready)
+                for fd, _ in ready:
                     entry = parked.get(fd)
                     if entry is not None:
                         entry.active_at = now

@@ -54,6 +54,7 @@ from chatmock.net.tcpstream import TCPStream
 from chatmock.server.exchange import (
     ClientGone,
     ConnectionLimits,
+    DirectSend,
     Handler,
     HeaderList,
     Request,
@@ -343,7 +344,7 @@ def _error_body(message: str) -> bytes:
     return jsonbytes.dumps({"error": {"message": message, "type": "invalid_request_error"}})
 
 
-class H1Responder(ResponseState):
+class H1Responder(ResponseState, DirectSend):
     """Responder for one exchange on an `H1Connection`."""
 
     __slots__ = ("_c", "_chunked", "_head", "_head_only")
