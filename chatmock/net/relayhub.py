@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import select
 from collections.abc import Callable
+from contextlib import suppress
 
 import outcome
 import trio
@@ -98,8 +99,11 @@ class RelayHub:
         return None
 
     def _drop(self, entry: Parked) -> None:
+        """Take the stream out of the hub (also from trio's abort callback, which must
+        not raise: a descriptor somebody closed meanwhile has left the epoll already)."""
         if self._parked.pop(entry.fd, None) is entry:
-            self._epoll.unregister(entry.fd)
+            with suppress(OSError, ValueError):
+                self._epoll.unregister(entry.fd)
         entry.task = None
 
     def _wake(self, entry: Parked, result: outcome.Outcome[object]) -> None:
@@ -139,6 +143,17 @@ class RelayHub:
 
 
 _HUB: trio.lowlevel.RunVar[RelayHub] = trio.lowlevel.RunVar("chatmock_relay_hub")
+
+
+def figures() -> dict[str, object]:
+    """For `/health`: whether the hub is on, the streams it carries now, and since the
+    start its wake-ups and the reads it stepped (their ratio: reads per wake-up)."""
+    try:
+        found: RelayHub | None = _HUB.get()
+    except LookupError:
+        found = None
+    return {"enabled": enabled(), "parked": found.parked if found else 0,
+            "wakes": found.wakes if found else 0, "stepped": found.stepped if found else 0}
 
 
 def hub() -> RelayHub | None:
