@@ -109,9 +109,14 @@ class UpstreamResponse(ABC):
             yield data
 
     def hub_socket(self) -> socket.socket | None:
-        """The backend socket, when `chatmock.net.relayhub` can carry the rest of this
-        body with `receive_nowait`: plain TCP, HTTP/1.1, nothing held here, not ended."""
+        """The backend socket, when `chatmock.net.relayhub` can carry this body with
+        `receive_nowait` (plain TCP, HTTP/1.1) once nothing is `held`."""
         return None
+
+    @property
+    def held(self) -> bool:
+        """True while body bytes that came with the head wait for `receive`."""
+        return False
 
     def receive_nowait(self) -> bytes | None:
         """One read without waiting, once `hub_socket` gave a socket: the body bytes it
@@ -193,9 +198,11 @@ class H1Response(UpstreamResponse):
 
     def hub_socket(self) -> socket.socket | None:
         stream = self._c.stream
-        if self._first or self.ended or not isinstance(stream, TCPStream):
-            return None
-        return stream.socket
+        return stream.socket if isinstance(stream, TCPStream) else None
+
+    @property
+    def held(self) -> bool:
+        return bool(self._first)
 
     def receive_nowait(self) -> bytes | None:
         stream = self._c.stream

@@ -80,11 +80,17 @@ class _Pump:
 
     async def run(self) -> bytes | None:
         """Relay to the end: the tail to end the response with, or None when it was
-        ended (and drained) at the terminal event."""
+        ended (and drained) at the terminal event. The hub gets the stream whenever the
+        task has written all it read (from the start when the head came alone)."""
         upstream, translator, out = self.upstream, self.translator, self.out
-        # `receive`, not `chunks`: an async generator's machinery per event is a
-        # measurable share of a paced stream's cost.
-        while (chunk := await upstream.receive(self.heartbeat)) is not None:
+        while True:
+            if self.hub is not None and not upstream.held and await self.parked(self.hub):
+                return None
+            # `receive`, not `chunks`: an async generator's machinery per event is a
+            # measurable share of a paced stream's cost.
+            chunk = await upstream.receive(self.heartbeat)
+            if chunk is None:
+                return translator.finish()
             if not chunk:
                 await out.send(translator.heartbeat())
                 continue
@@ -94,9 +100,6 @@ class _Pump:
                 return None
             if data:
                 await out.send(data)
-            if self.hub is not None and await self.parked(self.hub):
-                return None
-        return translator.finish()
 
     def feed(self, chunk: bytes) -> bytes:
         """Translate one read and count what will be written."""
