@@ -26,6 +26,7 @@ oldest are never reached), half-closed (CLOSE_WAIT) once the backend drops them.
 from __future__ import annotations
 
 import re
+import socket
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing, asynccontextmanager
@@ -113,6 +114,37 @@ class UpstreamResponse(ABC):
         while (data := await self.receive(heartbeat)) is not None:
             yield data
 
+    def hub_socket(self) -> socket.socket | None:
+        """The backend socket, when `chatmock.net.relayhub` can carry this body with
+        `receive_nowait` (plain TCP, HTTP/1.1) once nothing is `held`."""
+        return None
+
+    @property
+    def held(self) -> bool:
+        """True while body bytes that came with the head wait for `receive`."""
+        return False
+
+    def receive_nowait(self) -> bytes | None:
+        """One read without waiting, once `hub_socket` gave a socket: the body bytes it
+        completes (b"" for framing alone, or at the end: see `ended`), or None when
+        the kernel held nothing."""
+        raise NotImplementedError
+
+    @property
+    def ended(self) -> bool:
+        """True once the body is complete, cut or broken: `receive` returns None."""
+        return self.complete
+
+    def silence_left(self, heartbeat: float | None) -> float:
+        """How long the next wait for data may take (the heartbeat, or what is left of
+        the read timeout)."""
+        return self._wait_for(heartbeat)
+
+    def note_silence(self, waited: float) -> None:
+        """A wait of `waited` seconds found nothing: UpstreamError(504) past the read
+        timeout (the hub's parked streams count their silence here)."""
+        self._silence(waited)
+
     def _silence(self, waited: float) -> None:
         """Count `waited` seconds of silence; UpstreamError(504) past the read timeout."""
         self._silent += waited
@@ -172,6 +204,35 @@ class H1Response(UpstreamResponse):
         if self.trace is not None:
             self.trace(data)
         return data
+
+    def hub_socket(self) -> socket.socket | None:
+        stream = self._c.stream
+        return stream.socket if isinstance(stream, TCPStream) else None
+
+    @property
+    def held(self) -> bool:
+        return bool(self._first)
+
+    def receive_nowait(self) -> bytes | None:
+        stream = self._c.stream
+        assert isinstance(stream, TCPStream)
+        try:
+            received = stream.socket.recv(RECEIVE_SIZE)
+        except BlockingIOError:
+            return None
+        except OSError:  # a reset: the end, as `_read` sees it
+            received = b""
+        self._silent = 0.0
+        self._may_be_ready = True  # the task that takes over tries a read first
+        data = self._feed(received, eof=not received)
+        if data and self.trace is not None:
+            self.trace(data)
+        return data
+
+    @property
+    def ended(self) -> bool:
+        body = self._body
+        return body.complete or body.broken
 
     def _feed(self, received: bytes, *, eof: bool) -> bytes:
         """The body bytes that `received` completes."""

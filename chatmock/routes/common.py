@@ -6,6 +6,7 @@ from typing import Any
 
 from chatmock import __version__
 from chatmock.app import App
+from chatmock.net import relayhub
 from chatmock.server.exchange import Request, Responder, send_json
 
 
@@ -15,7 +16,8 @@ async def health(app: App, request: Request, out: Responder) -> None:
                                "worker": app.worker.to_json(),
                                "responses_store": store_figures(app),
                                "usage_limits": usage.to_json() if usage else None,
-                               "providers": providers_json(app)})
+                               "providers": providers_json(app),
+                               "relay_hub": relayhub.figures()})
 
 
 def store_figures(app: App) -> dict[str, Any]:

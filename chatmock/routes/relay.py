@@ -10,6 +10,7 @@ then reads the little that is left so the backend connection can be pooled.
 from __future__ import annotations
 
 from contextlib import aclosing
+from functools import partial
 from typing import Any
 
 import trio
@@ -18,8 +19,9 @@ from chatmock.dialects import request_body
 from chatmock.dialects.events import UpstreamTranslator
 from chatmock.dialects.machine import State
 from chatmock.errors import UpstreamError
+from chatmock.net import relayhub
 from chatmock.net.client import UpstreamResponse
-from chatmock.server.exchange import Responder
+from chatmock.server.exchange import DirectSend, Responder
 from chatmock.state import exchanges
 
 SSE_HEADERS = ((b"content-type", b"text/event-stream; charset=utf-8"),
@@ -40,33 +42,133 @@ async def relay(upstream: UpstreamResponse, translator: UpstreamTranslator, out:
     The exchange's record (`state/exchanges.py`) counts what is written."""
     exchange = exchanges.current_or_detached()
     exchange.streaming = True
-    waiting_first = not exchange.first_byte  # a WebSocket's exchange relays many answers
     await out.start(200, headers)
-    heartbeat = translator.heartbeat_seconds
+    pump = _Pump(upstream, translator, out, exchange)
     try:
-        # `receive`, not `chunks`: an async generator's machinery per event is a
-        # measurable share of a paced stream's cost.
-        while (chunk := await upstream.receive(heartbeat)) is not None:
+        tail = await pump.run()
+    except UpstreamError as exc:
+        tail = translator.upstream_failed(exc)
+    if tail is None:
+        return  # ended at the terminal event
+    exchange.note_outcome(translator.usage, translator.failure)
+    await out.end(tail)
+
+
+_END, _WRITE, _READ = 0, 1, 2  # what the hub hands back (`_Pump.step`)
+
+
+class _Pump:
+    """One relayed stream: the task's loop (`run`), and the step the relay hub runs
+    for it while it is parked there (`chatmock.net.relayhub`).
+
+    After each write the stream is parked in the hub when both ends allow it (plain
+    TCP, HTTP/1.1, `CHATMOCK_RELAY_HUB` not off); the hub hands it back to this task
+    for anything that must wait: the terminal event (end and drain), a client write
+    that would block, the body's end or a broken body, a heartbeat or the read
+    timeout. What is read, translated, written and recorded is the same either way."""
+
+    __slots__ = ("exchange", "heartbeat", "hub", "out", "translator", "upstream",
+                 "waiting_first")
+
+    def __init__(self, upstream: UpstreamResponse, translator: UpstreamTranslator,
+                 out: Responder, exchange: exchanges.Exchange) -> None:
+        self.upstream, self.translator, self.out = upstream, translator, out
+        self.exchange = exchange
+        self.heartbeat = translator.heartbeat_seconds
+        self.waiting_first = not exchange.first_byte  # a WebSocket's exchange relays many
+        self.hub = relayhub.hub() if isinstance(out, DirectSend) else None
+
+    async def run(self) -> bytes | None:
+        """Relay to the end: the tail to end the response with, or None when it was
+        ended (and drained) at the terminal event. The hub gets the stream whenever the
+        task has written all it read (from the start when the head came alone)."""
+        upstream, translator, out = self.upstream, self.translator, self.out
+        while True:
+            if self.hub is not None and not upstream.held and await self.parked(self.hub):
+                return None
+            # `receive`, not `chunks`: an async generator's machinery per event is a
+            # measurable share of a paced stream's cost.
+            chunk = await upstream.receive(self.heartbeat)
+            if chunk is None:
+                return translator.finish()
             if not chunk:
                 await out.send(translator.heartbeat())
                 continue
-            data = translator.feed(chunk)
-            if waiting_first and data:  # a local, not the record: cheaper per read
-                exchange.mark_first_byte()
-                waiting_first = False
-            exchange.sent += len(data)
+            data = self.feed(chunk)
             if translator.state is State.DONE:
-                exchange.note_outcome(translator.usage, translator.failure)
-                await out.end(data)
-                await drain(upstream)
-                return
+                await self.end(data)
+                return None
             if data:
                 await out.send(data)
-        tail = translator.finish()
-    except UpstreamError as exc:
-        tail = translator.upstream_failed(exc)
-    exchange.note_outcome(translator.usage, translator.failure)
-    await out.end(tail)
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Translate one read and count what will be written."""
+        data = self.translator.feed(chunk)
+        if self.waiting_first and data:  # a local, not the record: cheaper per read
+            self.exchange.mark_first_byte()
+            self.waiting_first = False
+        self.exchange.sent += len(data)
+        return data
+
+    async def end(self, data: bytes) -> None:
+        self.exchange.note_outcome(self.translator.usage, self.translator.failure)
+        await self.out.end(data)
+        await drain(self.upstream)
+
+    async def parked(self, hub: relayhub.RelayHub) -> bool:
+        """Let the hub carry the stream while it can; True once it was ended here at
+        the terminal event, False when the task's loop goes on (or the hub cannot)."""
+        out = self.out
+        assert isinstance(out, DirectSend)
+        backend, client = self.upstream.hub_socket(), out.direct_socket()
+        if backend is None or client is None:
+            self.hub = None  # TLS, HTTP/2, HTTP/1.0...: the task's loop, to the end
+            return False
+        entry = relayhub.Parked(backend.fileno(), partial(self.step, out))
+        while not self.upstream.ended:
+            handed = await self.park(hub, entry)
+            if handed is None:
+                continue
+            kind, data = handed
+            if kind == _END:
+                await self.end(data)
+                return True
+            if kind == _READ:
+                break
+            await out.send_rest(data)
+        return False
+
+    async def park(self, hub: relayhub.RelayHub,
+                   entry: relayhub.Parked) -> tuple[int, bytes] | None:
+        """One stay in the hub: what it handed back, or None after a heartbeat (or a
+        wake-up for a deadline the hub's steps had pushed on)."""
+        upstream, since = self.upstream, entry.active_at
+        wait = upstream.silence_left(self.heartbeat)
+        handed = await hub.park(entry, since + wait)
+        if handed is not None:
+            return handed  # type: ignore[return-value]
+        if entry.active_at == since:  # nothing came: the task path's timed-out wait
+            upstream.note_silence(wait)
+            entry.active_at = trio.current_time()
+            await self.out.send(self.translator.heartbeat())
+        return None
+
+    def step(self, out: DirectSend) -> tuple[int, bytes] | None:
+        """The hub's step (on its task, never awaiting): a read, translated and written;
+        None to stay parked, else what the task must do."""
+        upstream = self.upstream
+        chunk = upstream.receive_nowait()
+        if chunk:
+            data = self.feed(chunk)
+            if self.translator.state is State.DONE:
+                return _END, data
+            if data:
+                rest = out.send_nowait(data)
+                if rest:
+                    return _WRITE, rest
+        if upstream.ended:
+            return _READ, b""
+        return None
 
 
 async def collect(upstream: UpstreamResponse, collector: UpstreamTranslator) -> None:

@@ -40,6 +40,7 @@ request.
 
 from __future__ import annotations
 
+import socket
 import time
 from http import HTTPStatus
 from typing import TYPE_CHECKING
@@ -49,9 +50,11 @@ import trio
 
 from chatmock import jsonbytes
 from chatmock.errors import ApiError, ClientError
+from chatmock.net.tcpstream import TCPStream
 from chatmock.server.exchange import (
     ClientGone,
     ConnectionLimits,
+    DirectSend,
     Handler,
     HeaderList,
     Request,
@@ -351,7 +354,7 @@ def _error_body(message: str) -> bytes:
     return jsonbytes.dumps({"error": {"message": message, "type": "invalid_request_error"}})
 
 
-class H1Responder(ResponseState):
+class H1Responder(ResponseState, DirectSend):
     """Responder for one exchange on an `H1Connection`."""
 
     __slots__ = ("_c", "_chunked", "_head", "_head_only")
@@ -412,6 +415,29 @@ class H1Responder(ResponseState):
             out, self._head = self._head + out, b""
         if out:
             await self._c.write(out)
+
+    def direct_socket(self) -> socket.socket | None:
+        stream = self._c.stream
+        if not self._chunked or not isinstance(stream, TCPStream):
+            return None
+        return stream.socket
+
+    def send_nowait(self, data: bytes) -> bytes:
+        out = self._body(data)
+        if self._head:
+            out, self._head = self._head + out, b""
+        if not out:
+            return b""
+        stream = self._c.stream
+        assert isinstance(stream, TCPStream)
+        try:
+            sent = stream.socket.send(out)
+        except OSError:  # full (BlockingIOError) or failed: `send_rest` waits or reports
+            return out
+        return out[sent:]
+
+    async def send_rest(self, rest: bytes) -> None:
+        await self._c.write(rest)
 
     async def end(self, data: bytes = b"") -> None:
         out = self._head + self._body(data) + self._c.conn.send(h11.EndOfMessage())

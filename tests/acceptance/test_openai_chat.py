@@ -73,6 +73,22 @@ def test_chat_stream_with_escapes(client: openai.OpenAI) -> None:
     assert finishes == ["stop"]
 
 
+def hub_steps(server: Process) -> int:
+    with urllib.request.urlopen(f"{server.url}/health", timeout=10) as answer:
+        return int(json.load(answer)["relay_hub"]["stepped"])
+
+
+def test_a_paced_stream_is_carried_by_the_relay_hub(client: openai.OpenAI,
+                                                    chatmock_server: Process) -> None:
+    before = hub_steps(chatmock_server)
+    stream = client.chat.completions.create(
+        model="gpt-5.4", messages=user("x fake:deltas=12 fake:delay_ms=20"), stream=True)
+    text, chunks = stream_text(stream)
+    assert text.count("tok") == 12
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert hub_steps(chatmock_server) - before >= 10
+
+
 def test_stream_helper_builds_final_completion(client: openai.OpenAI) -> None:
     with client.chat.completions.stream(model="gpt-5.4", messages=user("helper test")) as stream:
         final = stream.get_final_completion()
