@@ -13,7 +13,7 @@ from typing import Any
 import openai
 import pytest
 
-from .conftest import Process, last_upstream_body, start_chatmock
+from .conftest import UPSTREAM_H2, Process, last_upstream_body, start_chatmock
 
 # 1x1 transparent PNG
 PNG = base64.b64encode(bytes.fromhex(
@@ -86,7 +86,11 @@ def test_a_paced_stream_is_carried_by_the_relay_hub(client: openai.OpenAI,
     text, chunks = stream_text(stream)
     assert text.count("tok") == 12
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
-    assert hub_steps(chatmock_server) - before >= 10
+    stepped = hub_steps(chatmock_server) - before
+    if UPSTREAM_H2:  # a TLS backend stays on the task's own loop (net/relayhub.py)
+        assert stepped == 0
+    else:
+        assert stepped >= 10
 
 
 def test_stream_helper_builds_final_completion(client: openai.OpenAI) -> None:
