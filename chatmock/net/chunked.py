@@ -36,6 +36,7 @@ import h11
 _SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,8})\r\n")
 _SIZE_PREFIX = re.compile(rb"[0-9A-Fa-f]{0,8}\r?")
 _CRLF = b"\r\n"
+_LAST_CHUNK = b"0\r\n\r\n"
 
 
 class H11Body:
@@ -48,11 +49,21 @@ class H11Body:
         self.complete = False
         self.broken = False  # malformed or cut: nothing more will come
 
+    @property
+    def reusable(self) -> bool:
+        """Whether the connection may carry another exchange: h11 says so, and nothing
+        came after the body (see `ChunkedBody.reusable`)."""
+        conn = self.conn
+        return (conn.our_state is h11.DONE and conn.their_state is h11.DONE
+                and not conn.trailing_data[0])
+
     def feed(self, data: bytes, *, eof: bool = False) -> bytes:
         """The body bytes that `data` completes (b"" and `eof` for the connection's end)."""
         conn = self.conn
-        if data or eof:
+        if data:
             conn.receive_data(data)
+        if eof:
+            conn.receive_data(b"")
         parts: list[bytes] = []
         try:
             event = conn.next_event()
@@ -77,25 +88,37 @@ class ChunkedBody:
     `request` and `head` are the exchange's, for the h11 connection that takes over;
     `buffered` is what came after the head in the read that brought it."""
 
-    __slots__ = ("_buf", "_footer", "_h11", "_head", "_left", "_method", "broken", "complete")
+    __slots__ = ("_buf", "_footer", "_h11", "_head", "_left", "_method", "broken", "complete",
+                 "left_over")
 
-    def __init__(self, method: bytes, head: h11.Response, buffered: bytes = b"") -> None:
+    def __init__(self, method: bytes, head: Head | h11.Response, buffered: bytes = b"") -> None:
         self._method = method
         # What the h11 connection that takes over needs of the head: not the head (its
         # headers, twice over), which a stream would keep for its whole life.
-        self._head = _Head(head.http_version, head.status_code,
-                           tuple(value for name, value in head.headers if name == b"connection"))
+        self._head = head if isinstance(head, Head) else Head.of(head)
         self._buf = buffered  # unparsed bytes, at a chunk boundary or inside a chunk
         self._left = 0  # data bytes of the current chunk not yet seen
         self._footer = b""  # what must still follow the current chunk's data
         self._h11: H11Body | None = None
         self.complete = False
         self.broken = False
+        self.left_over = b""  # bytes after a plain last chunk (see `reusable`)
 
     @property
     def handed_over(self) -> h11.Connection | None:
         """The h11 connection that took the rest of the body, once one did."""
         return None if self._h11 is None else self._h11.conn
+
+    @property
+    def reusable(self) -> bool:
+        """Whether the connection may carry another exchange, once the body is complete:
+        h11's decision when it read the end (`handed_over`), else the head's keep-alive
+        (h11's rule) with nothing after the last chunk. h11 would keep such bytes for
+        the next response; here the connection is closed instead (a backend that sends
+        more than it framed is not trusted with another request)."""
+        if self._h11 is not None:
+            return self._h11.reusable
+        return self.complete and self._head.keep_alive and not self.left_over
 
     def feed(self, data: bytes, *, eof: bool = False) -> bytes:
         """The body bytes that `data` completes (b"" and `eof` for the connection's end)."""
@@ -106,9 +129,7 @@ class ChunkedBody:
         parts: list[bytes] = []
         pos = self._decode(buf, parts)
         if pos < 0:
-            rest = buf[~pos:]
-            self._h11 = H11Body(_synthetic_connection(self._method, self._head))
-            parts.append(self._feed_h11(rest, eof))
+            self._end(buf[~pos:], eof, parts)
         elif eof:
             self.broken = True
         else:
@@ -153,6 +174,19 @@ class ChunkedBody:
         self._left, self._footer = left, footer
         return pos
 
+    def _end(self, rest: bytes, eof: bool, parts: list[bytes]) -> None:
+        """From a chunk boundary that is no plain chunk: the plain last chunk
+        (`0\\r\\n\\r\\n`, what every backend sends) ends the body here; a part of it waits
+        for more bytes; anything else (extensions, trailers, garbage) goes to h11."""
+        if rest.startswith(_LAST_CHUNK):
+            self.complete = True
+            self.left_over = rest[len(_LAST_CHUNK):]
+        elif _LAST_CHUNK.startswith(rest) and not eof:
+            self._buf = rest
+        else:
+            self._h11 = H11Body(_synthetic_connection(self._method, self._head))
+            parts.append(self._feed_h11(rest, eof))
+
     def _feed_h11(self, data: bytes, eof: bool) -> bytes:
         body = self._h11
         assert body is not None
@@ -161,13 +195,28 @@ class ChunkedBody:
         return out
 
 
-class _Head(NamedTuple):
+class Head(NamedTuple):
+    """What the body's end needs of a response head."""
+
     http_version: bytes
     status_code: int
     connection: tuple[bytes, ...]  # the values of its `Connection` headers
 
+    @classmethod
+    def of(cls, response: h11.Response) -> Head:
+        return cls(response.http_version, response.status_code,
+                   tuple(value for name, value in response.headers if name == b"connection"))
 
-def _synthetic_connection(method: bytes, head: _Head) -> h11.Connection:
+    @property
+    def keep_alive(self) -> bool:
+        """h11's rule (`_keep_alive`): no `close` among the Connection values, HTTP/1.1."""
+        for value in self.connection:
+            if b"close" in (part.strip() for part in value.lower().split(b",")):
+                return False
+        return self.http_version >= b"1.1"
+
+
+def _synthetic_connection(method: bytes, head: Head) -> h11.Connection:
     """An h11 client connection at the start of a chunked body, as the real one was
     after `head`: same HTTP version, same `Connection` header (so the same keep-alive
     decision); the request side sent and done."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import aclosing, asynccontextmanager
 from typing import TYPE_CHECKING, Protocol
 
@@ -37,6 +37,7 @@ import trio
 
 from chatmock.errors import UpstreamError
 from chatmock.net.chunked import ChunkedBody, H11Body, is_chunked
+from chatmock.net.h1wire import EOF, NEED_MORE, ResponseHead, Verdict, parse_head, request_bytes
 from chatmock.net.tcpstream import TCPStream
 from chatmock.net.transport import Origin, negotiated_protocol, open_stream, split_url
 
@@ -61,21 +62,46 @@ class _Stale(Exception):
 
 
 class _Connection:
-    __slots__ = ("h11", "idle_since", "origin", "stream")
+    __slots__ = ("h11", "idle_since", "origin", "reusable", "stream")
 
     def __init__(self, stream: trio.abc.Stream, origin: Origin) -> None:
         self.stream = stream
         self.origin = origin
-        self.h11 = h11.Connection(h11.CLIENT)
+        self.h11: h11.Connection | None = None  # while h11 reads the exchange's answer
         self.idle_since = 0.0
-
-    def reusable(self) -> bool:
-        return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+        self.reusable = False  # the answer ended so that another exchange may follow
 
 
-_SPENT = h11.Connection(h11.CLIENT)
-"""What a connection holds while `ChunkedBody` reads its body: never `reusable`, never
-used (a connection whose body did not end is closed)."""
+class _Outgoing:
+    """One request: its bytes when written by hand (`h1wire.request_bytes`), else h11's
+    event for it; `event()` also when h11 must read an unusual answer."""
+
+    __slots__ = ("body", "h11_event", "headers", "host", "method", "target", "wire")
+
+    def __init__(self, method: str, target: str, host: bytes,
+                 headers: Sequence[tuple[bytes, bytes]], body: bytes) -> None:
+        self.method, self.target, self.host = method.encode("ascii"), target, host
+        self.headers, self.body = headers, body
+        self.wire: bytes | None = None
+        self.h11_event: h11.Request | None = None
+        check_headers(((b"host", host), *headers))
+        if _TOKEN.fullmatch(self.method) and _TARGET.fullmatch(target.encode("ascii")):
+            self.wire = request_bytes(self.method, target.encode("ascii"), host, headers, body)
+        if self.wire is None:  # h11 writes it, and refuses what it refuses, now
+            self.h11_event = self.event()
+
+    def event(self) -> h11.Request:
+        headers = [(b"host", self.host), *self.headers]
+        if self.body or self.method in (b"POST", b"PUT", b"PATCH"):
+            headers.append((b"content-length", b"%d" % len(self.body)))
+        return request_event(self.method.decode("ascii"), self.target, headers)
+
+    def send_h11(self, conn: h11.Connection, event: h11.Request) -> bytes:
+        """The request through `conn` (its bytes, for the wire or discarded)."""
+        data = conn.send(event)
+        if self.body:
+            data += conn.send(h11.Data(data=self.body))
+        return data + conn.send(h11.EndOfMessage())
 
 
 class UpstreamResponse(ABC):
@@ -173,21 +199,34 @@ class H1Response(UpstreamResponse):
     """A response read from an HTTP/1.1 connection; a chunked body is parsed by
     `chatmock.net.chunked` (h11 for the unusual framing), any other by h11."""
 
-    def __init__(self, connection: _Connection, method: bytes, head: h11.Response,
-                 read_timeout: float) -> None:
-        super().__init__(head.status_code, list(head.headers), read_timeout)
+    def __init__(self, connection: _Connection, status: int, headers: list[tuple[bytes, bytes]],
+                 body: ChunkedBody | H11Body, read_timeout: float) -> None:
+        super().__init__(status, headers, read_timeout)
         self._c = connection
-        buffered, closed = connection.h11.trailing_data
-        self._body: ChunkedBody | H11Body
-        if is_chunked(method, head) and not closed:
-            self._body = ChunkedBody(method, head, buffered)
-            # The connection's h11 is done with (its receive buffer still holds the
-            # head's whole read): `_feed` hands it the one that reads the body's end.
-            connection.h11 = _SPENT
-        else:
-            self._body = H11Body(connection.h11)
+        self._body = body
+        self._keep = True  # False when the request asked for the connection's close
         self._first = self._feed(b"", eof=False)  # what arrived with the head
         self._may_be_ready = True  # the kernel may hold more for us than the head's read
+
+    @classmethod
+    def of_h11(cls, connection: _Connection, method: bytes, head: h11.Response,
+               read_timeout: float) -> H1Response:
+        """The response whose head `connection.h11` read."""
+        conn = connection.h11
+        assert conn is not None
+        buffered, closed = conn.trailing_data
+        body: ChunkedBody | H11Body
+        if is_chunked(method, head) and not closed:
+            body = ChunkedBody(method, head, buffered)
+            # The connection's h11 is done with (its receive buffer still holds the
+            # head's whole read); the body decides keep-alive (`ChunkedBody.reusable`),
+            # unless the request already asked for the connection's close.
+            connection.h11 = None
+        else:
+            body = H11Body(conn)
+        response = cls(connection, head.status_code, list(head.headers), body, read_timeout)
+        response._keep = conn.our_state is h11.DONE
+        return response
 
     async def receive(self, heartbeat: float | None = None) -> bytes | None:
         body = self._body
@@ -240,8 +279,7 @@ class H1Response(UpstreamResponse):
         data = body.feed(received, eof=eof)
         if body.complete and not self.complete:
             self.complete = True
-            if isinstance(body, ChunkedBody) and body.handed_over is not None:
-                self._c.h11 = body.handed_over  # it read the body's end: keep-alive is its call
+            self._c.reusable = body.reusable and self._keep
         return data
 
     async def _read(self, heartbeat: float | None) -> bytes | None:
@@ -293,6 +331,18 @@ class H1Response(UpstreamResponse):
         return None
 
 
+def _host(origin: Origin) -> bytes:
+    return origin.authority.encode()
+
+
+async def _send(connection: _Connection, data: bytes) -> None:
+    """Write a request; a connection that is gone before it is `_Stale`."""
+    try:
+        await connection.stream.send_all(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        raise _Stale from exc
+
+
 async def _read_some(connection: _Connection, seconds: float) -> bytes:
     """One read, bounded by the idle-read timeout."""
     try:
@@ -305,15 +355,16 @@ async def _read_some(connection: _Connection, seconds: float) -> bytes:
 
 
 # What h11 refuses in a header: a name that is no token; in a value, NUL, CR, LF,
-# VT or FF anywhere, or SP/HTAB at either end (h11._abnf's field_value).
+# VT or FF anywhere, or SP/HTAB at either end (h11._abnf's field_value). A method is a
+# token, a target one or more visible ASCII characters.
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_TARGET = re.compile(rb"[\x21-\x7e]+")
 _CONTROL = re.compile(rb"[\x00\n\r\x0b\x0c]")
 _BLANK = (b" ", b"\t")
 
 
-def request_event(method: str, target: str, headers: list[tuple[bytes, bytes]]) -> h11.Request:
-    """h11's Request for `headers`, checked here as h11 would (the same
-    LocalProtocolError), then handed to h11 as already parsed.
+def check_headers(headers: Iterable[tuple[bytes, bytes]]) -> None:
+    """LocalProtocolError for a header h11 would refuse to send, as h11 says it.
 
     h11 checks every value with a regular expression that costs ~1 us per 100 bytes,
     and `authorization` carries a JWT of a few KB: this check is a plain scan."""
@@ -322,6 +373,12 @@ def request_event(method: str, target: str, headers: list[tuple[bytes, bytes]]) 
             raise h11.LocalProtocolError(f"Illegal header name {name!r}")
         if _CONTROL.search(value) or value[:1] in _BLANK or value[-1:] in _BLANK:
             raise h11.LocalProtocolError(f"Illegal header value {value!r}")
+
+
+def request_event(method: str, target: str, headers: list[tuple[bytes, bytes]]) -> h11.Request:
+    """h11's Request for `headers`, checked here as h11 would (the same
+    LocalProtocolError, `check_headers`), then handed to h11 as already parsed."""
+    check_headers(headers)
     return h11.Request(method=method.encode("ascii"), target=target.encode("ascii"),
                        headers=headers, _parsed=True)
 
@@ -359,15 +416,13 @@ class HTTPClient:
                         await outcome.aclose()
                 return
             fresh = outcome
-        all_headers = [(b"host", origin.authority.encode()), *headers]
-        if body or method in ("POST", "PUT", "PATCH"):
-            all_headers.append((b"content-length", b"%d" % len(body)))
-        request = request_event(method, target, all_headers)
-        connection, response = await self._open(origin, request, body, fresh)
+        outgoing = _Outgoing(method, target, _host(origin), headers, body)
+        connection, response = await self._open(origin, outgoing, fresh)
         # Sent, and never sent again (`_open` retries before any answer): this frame
         # lives as long as the stream, so it must not keep the body (a conversation's
-        # whole JSON) nor h11's normalised copy of the headers (tests/unit/test_rss.py).
-        del request, all_headers, headers, body
+        # whole JSON) nor the request's bytes or h11's copy of the headers
+        # (tests/unit/test_rss.py).
+        del outgoing, headers, body
         try:
             yield response
         finally:
@@ -387,7 +442,7 @@ class HTTPClient:
         stream = await self.connect(origin, self.connect_timeout, http2=True)
         return stream, negotiated_protocol(stream)
 
-    async def _open(self, origin: Origin, request: h11.Request, body: bytes,
+    async def _open(self, origin: Origin, outgoing: _Outgoing,
                     fresh: trio.abc.Stream | None) -> tuple[_Connection, UpstreamResponse]:
         """Send on a pooled connection, or on a fresh one if the pooled one was stale."""
         if fresh is not None:
@@ -396,7 +451,7 @@ class HTTPClient:
             connection, reused = await self._checkout(origin)
         for attempt in (1, 2):
             try:
-                return connection, await self._exchange(connection, request, body)
+                return connection, await self._exchange(connection, outgoing)
             except _Stale:
                 await trio.aclose_forcefully(connection.stream)
                 if not reused or attempt == 2:
@@ -408,23 +463,53 @@ class HTTPClient:
             connection, reused = await self._connect(origin), False
         raise AssertionError("unreachable")
 
-    async def _exchange(self, connection: _Connection, request: h11.Request,
-                        body: bytes) -> UpstreamResponse:
-        conn = connection.h11
-        try:
-            data = conn.send(request)
-            if body:
-                data += conn.send(h11.Data(data=body))
-            data += conn.send(h11.EndOfMessage())
-            await connection.stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise _Stale from exc
-        head = await self._read_head(connection)
-        return H1Response(connection, request.method, head, self.read_timeout)
+    async def _exchange(self, connection: _Connection, outgoing: _Outgoing) -> UpstreamResponse:
+        """Send the request, read the answer's head: by hand when both are of the common
+        shape (`chatmock.net.h1wire`), else by h11, which then reads every byte so far."""
+        connection.reusable = False
+        event = outgoing.h11_event
+        if event is not None:
+            conn = connection.h11 = h11.Connection(h11.CLIENT)
+            await _send(connection, outgoing.send_h11(conn, event))
+            return await self._read_h11(connection, outgoing.method, received=False)
+        assert outgoing.wire is not None
+        await _send(connection, outgoing.wire)
+        buf, head = await self._read_head(connection)
+        if isinstance(head, ResponseHead):
+            connection.h11 = None
+            body = ChunkedBody(outgoing.method, head.head, buf[head.body_start:])
+            return H1Response(connection, head.status, head.headers, body, self.read_timeout)
+        conn = connection.h11 = h11.Connection(h11.CLIENT)
+        outgoing.send_h11(conn, outgoing.event())  # as if h11 had sent it: the same state
+        conn.receive_data(buf)
+        if head is EOF:
+            conn.receive_data(b"")  # the connection's end came first
+        return await self._read_h11(connection, outgoing.method, received=True)
 
-    async def _read_head(self, connection: _Connection) -> h11.Response:
+    async def _read_head(self, connection: _Connection) -> tuple[bytes, ResponseHead | Verdict]:
+        """The bytes read until `parse_head` could tell, and its verdict (`EOF` at the
+        connection's end)."""
+        buf = b""
+        while True:
+            data = await _read_some(connection, self.read_timeout)
+            if not data:
+                if not buf:
+                    raise _Stale
+                return buf, EOF
+            buf += data
+            head = parse_head(buf)
+            if head is not NEED_MORE:
+                return buf, head
+
+    async def _read_h11(self, connection: _Connection, method: bytes, *,
+                        received: bool) -> UpstreamResponse:
+        """The response whose head h11 reads on `connection.h11`."""
+        head = await self._read_h11_head(connection, received)
+        return H1Response.of_h11(connection, method, head, self.read_timeout)
+
+    async def _read_h11_head(self, connection: _Connection, received: bool) -> h11.Response:
         conn = connection.h11
-        received = False
+        assert conn is not None
         try:
             while True:
                 event = conn.next_event()
@@ -456,8 +541,8 @@ class HTTPClient:
 
     async def _release(self, connection: _Connection) -> None:
         idle = self._idle.setdefault(connection.origin, [])
-        if connection.reusable() and len(idle) < self.pool_size:
-            connection.h11.start_next_cycle()
+        if connection.reusable and len(idle) < self.pool_size:
+            connection.h11, connection.reusable = None, False
             connection.idle_since = trio.current_time()
             idle.append(connection)
         else:
