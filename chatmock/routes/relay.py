@@ -9,7 +9,6 @@ then reads the little that is left so the backend connection can be pooled.
 
 from __future__ import annotations
 
-from contextlib import aclosing
 from functools import partial
 from typing import Any
 
@@ -175,11 +174,10 @@ async def collect(upstream: UpstreamResponse, collector: UpstreamTranslator) -> 
     """Feed the body to `collector` up to its terminal event (the caller drains the rest
     after answering, so that the connection's last read is off the critical path). The
     caller writes the answer right after: that is the exchange's first byte."""
-    async with aclosing(upstream.chunks()) as chunks:
-        async for chunk in chunks:
-            collector.feed(chunk)
-            if collector.state is State.DONE:
-                break
+    while (chunk := await upstream.receive()) is not None:
+        collector.feed(chunk)
+        if collector.state is State.DONE:
+            break
     if collector.state is not State.DONE:
         collector.finish()
     exchange = exchanges.current_or_detached()
@@ -188,11 +186,13 @@ async def collect(upstream: UpstreamResponse, collector: UpstreamTranslator) -> 
 
 
 async def drain(upstream: UpstreamResponse) -> None:
-    """Read the few bytes after the terminal event so the connection can be pooled."""
-    with trio.move_on_after(DRAIN_AFTER_DONE_SECONDS):
+    """Read the few bytes after the terminal event so the connection can be pooled
+    (nothing to do, and no deadline to set, when they came with it)."""
+    if upstream.ended:
+        return
+    with trio.CancelScope(deadline=trio.current_time() + DRAIN_AFTER_DONE_SECONDS):
         try:
-            async with aclosing(upstream.chunks()) as chunks:
-                async for _ in chunks:
-                    pass
+            while await upstream.receive() is not None:
+                pass
         except UpstreamError:
             pass

@@ -201,6 +201,8 @@ class H1Connection(ServedConnection):
             if event is h11.NEED_DATA:
                 if not primed and not await self._receive_idle():
                     return None
+                event = self.conn.next_event()  # usually the whole head came in that read
+            if event is h11.NEED_DATA:
                 with _within(self.limits.header_timeout) as deadline:
                     event = await self._next_event(self.limits.header_timeout)
                 if deadline.cancelled_caught:
@@ -267,24 +269,40 @@ class H1Connection(ServedConnection):
             raise ClientError(f"request body exceeds the limit of {limit} bytes", status=413)
         if self.conn.client_is_waiting_for_100_continue:
             await self.write(self.conn.send(h11.InformationalResponse(status_code=100, headers=[])))
-        parts: list[bytes] = []
-        size = 0
+        body = _Body(limit)
+        # What came with the head first, without a deadline (usually the whole body).
+        while (event := self._buffered_event()) is not None:
+            if self._take(body, event):
+                return b"".join(body.parts)
         with _within(self.limits.body_timeout):
-            while True:
-                event = await self._body_event()
-                if isinstance(event, h11.Data):
-                    size += len(event.data)
-                    if size > limit:
-                        self.must_close = True
-                        raise ClientError(f"request body exceeds the limit of {limit} bytes",
-                                          status=413)
-                    parts.append(event.data)
-                elif isinstance(event, h11.EndOfMessage):
-                    return b"".join(parts)
-                else:
-                    raise ClientGone("connection closed before the request body was complete")
+            while not self._take(body, await self._body_event()):
+                pass
+            return b"".join(body.parts)
         self.must_close = True
         raise ClientError("request body not received in time", status=408)
+
+    def _take(self, body: _Body, event: h11.Event) -> bool:
+        """Add a body event to `body`; True at its end."""
+        if isinstance(event, h11.Data):
+            body.size += len(event.data)
+            if body.size > body.limit:
+                self.must_close = True
+                raise ClientError(f"request body exceeds the limit of {body.limit} bytes",
+                                  status=413)
+            body.parts.append(event.data)
+            return False
+        if isinstance(event, h11.EndOfMessage):
+            return True
+        raise ClientGone("connection closed before the request body was complete")
+
+    def _buffered_event(self) -> h11.Event | None:
+        """The next body event h11 can make of what it holds; None when it needs more."""
+        try:
+            event = self.conn.next_event()
+        except h11.RemoteProtocolError as exc:
+            self.must_close = True
+            raise ClientError(f"malformed request body: {exc}") from None
+        return None if event is h11.NEED_DATA or event is h11.PAUSED else event  # type: ignore[return-value]
 
     async def _body_event(self) -> h11.Event:
         try:
@@ -342,6 +360,17 @@ class H1Connection(ServedConnection):
                     pass
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 pass
+
+
+class _Body:
+    """A request body being read: its parts, their size and its limit."""
+
+    __slots__ = ("limit", "parts", "size")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.parts: list[bytes] = []
+        self.size = 0
 
 
 def _within(seconds: float) -> trio.CancelScope:

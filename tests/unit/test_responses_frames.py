@@ -47,6 +47,10 @@ class Reads:
         while (read := await self.receive(heartbeat)) is not None:
             yield read
 
+    @property
+    def ended(self) -> bool:
+        return not self.reads
+
 
 class Socket:
     """A MessageSocket that keeps the text frames sent."""
