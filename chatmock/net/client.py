@@ -200,11 +200,11 @@ class H1Response(UpstreamResponse):
     `chatmock.net.chunked` (h11 for the unusual framing), any other by h11."""
 
     def __init__(self, connection: _Connection, status: int, headers: list[tuple[bytes, bytes]],
-                 body: ChunkedBody | H11Body, read_timeout: float) -> None:
+                 body: ChunkedBody | H11Body, read_timeout: float, *, keep: bool = True) -> None:
         super().__init__(status, headers, read_timeout)
         self._c = connection
         self._body = body
-        self._keep = True  # False when the request asked for the connection's close
+        self._keep = keep  # False when the request asked for the connection's close
         self._first = self._feed(b"", eof=False)  # what arrived with the head
         self._may_be_ready = True  # the kernel may hold more for us than the head's read
 
@@ -224,9 +224,8 @@ class H1Response(UpstreamResponse):
             connection.h11 = None
         else:
             body = H11Body(conn)
-        response = cls(connection, head.status_code, list(head.headers), body, read_timeout)
-        response._keep = conn.our_state is h11.DONE
-        return response
+        return cls(connection, head.status_code, list(head.headers), body, read_timeout,
+                   keep=conn.our_state is h11.DONE)
 
     async def receive(self, heartbeat: float | None = None) -> bytes | None:
         body = self._body

@@ -135,3 +135,65 @@ async def test_a_fresh_connection_closed_unanswered_is_not_retried(
         await fetch(client)
     assert len(network.connects) == 1
     await client.aclose()
+
+
+def raw_server(answer: bytes) -> Serve:
+    """Answers every request on the connection with the bytes `answer`, as they are."""
+    async def serve(stream: trio.abc.Stream) -> None:
+        conn = h11.Connection(h11.SERVER)
+        while await read_request(stream, conn) is not None:
+            await stream.send_all(answer)
+            conn = h11.Connection(h11.SERVER)
+    return serve
+
+
+CHUNKED = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+
+
+@pytest.mark.parametrize(("answer", "reused"), [
+    # the backend's shape: parsed by hand, the plain last chunk ends it, kept alive
+    (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + CHUNKED, True),
+    # the same with a 100 Continue first, a folded line, a trailer: h11 reads them
+    (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+     + CHUNKED, True),
+    (b"HTTP/1.1 200 OK\r\nx-a: 1\r\n 2\r\ntransfer-encoding: chunked\r\n\r\n" + CHUNKED, True),
+    (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + CHUNKED[:-2] + b"x-t: 1\r\n\r\n",
+     True),
+    (b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\nhello world", True),
+    # closed after the answer: asked by the backend, HTTP/1.0, or bytes it did not frame
+    (b"HTTP/1.1 200 OK\r\nconnection: close\r\ntransfer-encoding: chunked\r\n\r\n" + CHUNKED,
+     False),
+    (b"HTTP/1.0 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + CHUNKED, False),
+    (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + CHUNKED + b"HTTP/1.1 200 OK\r\n",
+     False),
+    (b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\nhello worldHTTP", False),
+])
+async def test_each_answer_is_read_whole_and_the_connection_kept_only_when_clean(
+        nursery: trio.Nursery, answer: bytes, reused: bool) -> None:
+    network = MemoryNetwork(nursery, raw_server(answer))
+    client = HTTPClient(connect=network)
+    for _ in range(2):
+        assert b"".join(await fetch(client)) == b"hello world"
+    assert len(network.connects) == (1 if reused else 2)
+    await client.aclose()
+
+
+async def test_a_request_with_a_connection_header_is_written_by_h11(
+        nursery: trio.Nursery) -> None:
+    """A caller's `connection: close` goes out as h11 writes it, and is honoured."""
+    seen: list[list[tuple[bytes, bytes]]] = []
+
+    async def serve(stream: trio.abc.Stream) -> None:
+        request = await read_request(stream, h11.Connection(h11.SERVER))
+        assert request is not None
+        seen.append(list(request.headers))
+        await stream.send_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + CHUNKED)
+
+    network = MemoryNetwork(nursery, serve)
+    client = HTTPClient(connect=network)
+    for _ in range(2):
+        async with client.request("POST", URL, [(b"connection", b"close")], b"{}") as response:
+            assert await response.read_all() == b"hello world"
+    assert len(network.connects) == 2
+    assert (b"connection", b"close") in seen[0]
+    await client.aclose()
