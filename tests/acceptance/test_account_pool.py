@@ -230,59 +230,57 @@ def test_a_websocket_connection_stays_on_its_account(round_robin: Process,
     assert accounts_asked(fake)[2:] == [FIRST] * 3
 
 
-def test_two_processes_on_one_redis_share_cooldowns_and_affinity(
-        tmp_path: Path, fake: Process, redis_server: RedisServer) -> None:
+@pytest.fixture
+def two_processes(tmp_path: Path, fake: Process,
+                  redis_server: RedisServer) -> Iterator[tuple[openai.OpenAI, openai.OpenAI]]:
+    """Two chatmock processes, each with its own copy of the two accounts, on one Redis,
+    round-robin; an OpenAI client for each."""
     homes = [pool_home(tmp_path / name) for name in ("one", "two")]
     servers = [start_chatmock(tmp_path / f"run-{home.name}", fake, "--state", redis_server.url,
                               "--account-strategy", "round-robin", credentials=False, home=home)
                for home in homes]
+    clients = [client_for(server) for server in servers]
     try:
-        one, two = (client_for(server) for server in servers)
-        first = one.responses.create(model=MODEL, input="Conversation X fake:reasoning")
-        other = one.responses.create(model=MODEL, input="Conversation Y fake:reasoning")
-        assert accounts_asked(fake) == [FIRST, SECOND]
-        # turn 2 of Y in the other process (its own round-robin would say FIRST)
-        two.responses.create(model=MODEL, previous_response_id=other.id, input="next")
-        assert accounts_asked(fake)[-1] == SECOND
-        control(fake, "/limit", {"account": FIRST, "seconds": 600})
-        one.responses.create(model=MODEL, previous_response_id=first.id, input="more")
-        assert accounts_asked(fake)[-2:] == [FIRST, SECOND]  # 429, then failed over
-        with urllib.request.urlopen(urllib.request.Request(f"{fake.url}/__fake__/accounts",
-                                                           method="DELETE")):
-            pass
-        before = len(accounts_asked(fake))
-        for n in range(3):  # new conversations in the other process avoid FIRST too
-            two.responses.create(model=MODEL, input=f"Conversation {n} in two")
-        assert accounts_asked(fake)[before:] == [SECOND] * 3
-        one.close()
-        two.close()
+        yield clients[0], clients[1]
     finally:
-        for server in servers:
+        for client, server in zip(clients, servers, strict=True):
+            client.close()
             server.stop()
+
+
+def test_two_processes_on_one_redis_share_cooldowns_and_affinity(
+        two_processes: tuple[openai.OpenAI, openai.OpenAI], fake: Process) -> None:
+    one, two = two_processes
+    first = one.responses.create(model=MODEL, input="Conversation X fake:reasoning")
+    other = one.responses.create(model=MODEL, input="Conversation Y fake:reasoning")
+    assert accounts_asked(fake) == [FIRST, SECOND]
+    # turn 2 of Y in the other process (its own round-robin would say FIRST)
+    two.responses.create(model=MODEL, previous_response_id=other.id, input="next")
+    assert accounts_asked(fake)[-1] == SECOND
+    control(fake, "/limit", {"account": FIRST, "seconds": 600})
+    one.responses.create(model=MODEL, previous_response_id=first.id, input="more")
+    assert accounts_asked(fake)[-2:] == [FIRST, SECOND]  # 429, then failed over
+    with urllib.request.urlopen(urllib.request.Request(f"{fake.url}/__fake__/accounts",
+                                                       method="DELETE")):
+        pass
+    before = len(accounts_asked(fake))
+    for n in range(3):  # new conversations in the other process avoid FIRST too
+        two.responses.create(model=MODEL, input=f"Conversation {n} in two")
+    assert accounts_asked(fake)[before:] == [SECOND] * 3
 
 
 def test_a_chained_conversation_keeps_its_account_while_it_alternates_processes(
-        tmp_path: Path, fake: Process, redis_server: RedisServer) -> None:
-    homes = [pool_home(tmp_path / name) for name in ("one", "two")]
-    servers = [start_chatmock(tmp_path / f"run-{home.name}", fake, "--state", redis_server.url,
-                              "--account-strategy", "round-robin", credentials=False, home=home)
-               for home in homes]
-    try:
-        one, two = (client_for(server) for server in servers)
-        one.responses.create(model=MODEL, input="A short conversation")  # FIRST's turn
-        previous = one.responses.create(model=MODEL, input="A long one fake:reasoning",
-                                        include=["reasoning.encrypted_content"])
-        for n in range(4):  # process two's own round-robin would start on FIRST
-            previous = (two, one)[n % 2].responses.create(
-                model=MODEL, previous_response_id=previous.id, input=f"turn {n} fake:reasoning",
-                include=["reasoning.encrypted_content"])
-            assert previous.status == "completed" and f"turn {n}" in previous.output_text
-        assert accounts_asked(fake) == [FIRST] + [SECOND] * 5
-        sent = recorded_requests(fake)[-1]["body"]["input"]
-        replayed = [item for item in sent if item.get("type") == "reasoning"]
-        assert len(replayed) == 4 and all(item["encrypted_content"] for item in replayed)
-        one.close()
-        two.close()
-    finally:
-        for server in servers:
-            server.stop()
+        two_processes: tuple[openai.OpenAI, openai.OpenAI], fake: Process) -> None:
+    one, two = two_processes
+    one.responses.create(model=MODEL, input="A short conversation")  # FIRST's turn
+    previous = one.responses.create(model=MODEL, input="A long one fake:reasoning",
+                                    include=["reasoning.encrypted_content"])
+    for n in range(4):  # process two's own round-robin would start on FIRST
+        previous = (two, one)[n % 2].responses.create(
+            model=MODEL, previous_response_id=previous.id, input=f"turn {n} fake:reasoning",
+            include=["reasoning.encrypted_content"])
+        assert previous.status == "completed" and f"turn {n}" in previous.output_text
+    assert accounts_asked(fake) == [FIRST] + [SECOND] * 5
+    sent = recorded_requests(fake)[-1]["body"]["input"]
+    replayed = [item for item in sent if item.get("type") == "reasoning"]
+    assert len(replayed) == 4 and all(item["encrypted_content"] for item in replayed)
