@@ -1,10 +1,14 @@
-"""A small HTTP client: HTTP/1.1 on h11 with a keep-alive pool per origin, and HTTP/2.
+"""A small HTTP client: HTTP/1.1 with a keep-alive pool per origin, and HTTP/2.
+
+HTTP/1.1 requests and answer heads of the common shape are written and read by
+hand (`chatmock.net.h1wire`, chunked bodies by `chatmock.net.chunked`); h11 takes
+anything else, from every byte read, and stays the judge of the unusual.
 
 `HTTPClient.request` is an async context manager yielding the response once
 its head has arrived; the body is pulled by the caller (`chunks`, one item
 per network read, or `read_all`), so nothing is read from the backend faster
 than the caller forwards it. On exit a connection whose response was read to
-the end goes back to the pool; anything else is closed.
+the end, with nothing after it, goes back to the pool; anything else is closed.
 
 For an https origin the client offers `h2` and `http/1.1` by ALPN. If the
 origin picks HTTP/2, its requests share a few connections as streams
