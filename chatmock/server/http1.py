@@ -23,8 +23,8 @@ closed once the route is done with the socket.
 A client that leaves is noticed while its route works (exchange.py's
 contract): once the request is complete -- the route has read the body, or
 the head was all there was -- a `ClientWatch` (server/watch.py) reads the
-connection beside the handler, as a task in the server's nursery of
-connections; EOF or a reset cancels the connection's exchanges, handler
+connection beside the handler until the answer's last bytes are written
+(`write_last`); EOF or a reset cancels the connection's exchanges, handler
 included, and pipelined bytes go to h11's buffer (up to `max_header_bytes`).
 A request whose body the route never reads is not watched: such a route
 answers without waiting on it.
@@ -336,6 +336,13 @@ class H1Connection(ServedConnection):
             self.must_close = True
             raise ClientGone(str(exc)) from exc
 
+    async def write_last(self, data: bytes) -> None:
+        """The answer's last bytes. The watch ends first: once they are out, the client's
+        next bytes are its next request (read by the next cycle, not by a watch woken for
+        nothing), and a client that leaves now has nothing left to cancel."""
+        await self._watch.stop()
+        await self.write(data)
+
     async def _answer_and_close(self, status: int, message: str) -> None:
         if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             body = _error_body(message)
@@ -419,7 +426,7 @@ class H1Responder(ResponseState, DirectSend):
             out += conn.send(h11.Data(data=body))
         out += conn.send(h11.EndOfMessage())
         self.finished = True
-        await self._c.write(out)
+        await self._c.write_last(out)
 
     async def start(self, status: int, headers: HeaderList) -> None:
         # An HTTP/1.1 client gets chunks framed here, not by h11, whose `send(Data)`
@@ -472,7 +479,7 @@ class H1Responder(ResponseState, DirectSend):
         out = self._head + self._body(data) + self._c.conn.send(h11.EndOfMessage())
         self._head = b""
         self.finished = True
-        await self._c.write(out)
+        await self._c.write_last(out)
 
     async def upgrade_websocket(self, request: Request, *,
                                 subprotocol: str | None = None) -> WebSocket:
