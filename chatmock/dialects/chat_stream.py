@@ -247,6 +247,13 @@ class ChatStreamTranslator(OpenAIChunkStream):
     # -- hooks ----------------------------------------------------------------
 
     def on_text(self, raw: bytes) -> None:
+        if self._think is CLOSED and self._prefix and not self._separator_due:
+            # The usual delta, in one piece: what `_content` writes when nothing is
+            # to close, open or set apart (every paced event pays for each call).
+            self._text_sent = True
+            self.out.append(self._prefix + b'{"content":"' + raw
+                            + b'"},"finish_reason":null}]}\n\n')
+            return
         self._content(self._close_think() + self._text(raw))
 
     def on_summary_part(self) -> None:
