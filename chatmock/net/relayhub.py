@@ -113,33 +113,36 @@ class RelayHub:
             trio.lowlevel.reschedule(task, result)
 
     async def _run(self) -> None:
-        """Wait for any parked socket to be readable; step every ready one."""
+        """Wait for any parked socket to be readable; step every ready one.
+
+        Its loop runs once per wake-up and its inner loop once per event: the steps are
+        called from here directly (one frame less per event than a helper)."""
         epoll, parked = self._epoll, self._parked
+        poll, fd_of_epoll = epoll.poll, epoll.fileno()
+        wait_readable, clock = trio.lowlevel.wait_readable, trio.current_time
         try:
             while True:
-                await trio.lowlevel.wait_readable(epoll.fileno())
-                now = trio.current_time()
-                ready = epoll.poll(0, BATCH)
+                await wait_readable(fd_of_epoll)
+                now = clock()
+                ready = poll(0, BATCH)
                 self.wakes += 1
                 self.stepped += len(ready)
                 for fd, _ in ready:
                     entry = parked.get(fd)
-                    if entry is not None:
-                        entry.active_at = now
-                        self._step(entry)
+                    if entry is None:
+                        continue
+                    entry.active_at = now
+                    try:
+                        result = entry.step()
+                    except Exception as exc:  # the stream's failure, raised in its own task
+                        self._wake(entry, outcome.Error(exc))
+                        continue
+                    if result is not None:
+                        self._wake(entry, outcome.Value(result))
         finally:
             for entry in list(parked.values()):
                 self._wake(entry, outcome.Error(trio.ClosedResourceError("relay hub closed")))
             epoll.close()
-
-    def _step(self, entry: Parked) -> None:
-        try:
-            result = entry.step()
-        except Exception as exc:  # the stream's failure, raised in its own task
-            self._wake(entry, outcome.Error(exc))
-            return
-        if result is not None:
-            self._wake(entry, outcome.Value(result))
 
 
 _HUB: trio.lowlevel.RunVar[RelayHub] = trio.lowlevel.RunVar("chatmock_relay_hub")

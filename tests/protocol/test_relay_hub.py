@@ -158,13 +158,16 @@ class Steps:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
-        original = relayhub.RelayHub._step
+        original = relayhub.Parked.__init__
 
-        def counted(hub: relayhub.RelayHub, entry: relayhub.Parked) -> None:
-            self.count += 1
-            original(hub, entry)
+        def counting(parked: relayhub.Parked, fd: int, step: relayhub.Step) -> None:
+            def counted() -> object:
+                self.count += 1
+                return step()
 
-        monkeypatch.setattr(relayhub.RelayHub, "_step", counted)
+            original(parked, fd, counted)
+
+        monkeypatch.setattr(relayhub.Parked, "__init__", counting)
 
 
 async def relayed_body(client: HTTPClient, backend: Backend, dialect: str) -> bytes:
