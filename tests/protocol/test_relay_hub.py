@@ -307,3 +307,38 @@ async def test_a_drain_ends_streams_parked_in_the_hub(upstream_client: HTTPClien
         assert hub.parked == 0
         nursery.cancel_scope.cancel()
     assert all(isinstance(outcome, trio.Cancelled) for outcome in relaying.outcomes)
+
+
+async def test_the_timer_hands_back_each_stay_at_its_deadline_and_forgets_stale_ones(
+        autojump_clock: trio.abc.Clock) -> None:
+    """Deadlines in one heap, one timer: every stay ends at its own deadline (never
+    before, in order), a stay that its stream left early leaves no wake-up behind, and
+    the heap of deadlines stays bounded however often the streams park again."""
+    hub = relayhub.RelayHub()
+    pairs = [socket.socketpair() for _ in range(4)]
+    woken: list[tuple[int, float]] = []
+    largest_heap = 0
+
+    async def stays(number: int, sock: socket.socket) -> None:
+        nonlocal largest_heap
+        entry = relayhub.Parked(sock.fileno(), lambda: None)
+        for _ in range(50):  # left early: a stale deadline each
+            with trio.move_on_after(0.01):
+                await hub.park(entry, trio.current_time() + 5)
+            largest_heap = max(largest_heap, len(hub._deadlines))
+        for _ in range(3):
+            deadline = trio.current_time() + 0.5 * (number + 1)
+            assert await hub.park(entry, deadline) is None
+            assert trio.current_time() >= deadline
+            woken.append((number, trio.current_time()))
+
+    async with trio.open_nursery() as nursery:
+        for number, (sock, _) in enumerate(pairs):
+            nursery.start_soon(stays, number, sock)
+    assert [number for number, _ in woken].count(0) == 3 and len(woken) == 12
+    assert woken == sorted(woken, key=lambda pair: pair[1])
+    assert largest_heap <= 2 * len(pairs) + 64 + 1
+    assert hub.parked == 0
+    for pair in pairs:
+        for sock in pair:
+            sock.close()
