@@ -108,17 +108,17 @@ class SSEDecoder:
         path would decode it, without the search, the copy and the tail bookkeeping;
         None for anything else. A paced stream's every read is such a block."""
         end = len(chunk) - 2
-        if chunk[end:] != b"\n\n" or b"\r" in chunk:
+        if chunk[end:] != b"\n\n":
             return None
         if chunk.startswith(b"event: "):
             newline = chunk.find(b"\n", 7)
             if (not chunk.startswith(b"data: ", newline + 1)
-                    or chunk.find(b"\n", newline + 1) != end):
-                return None
+                    or chunk.find(b"\n", newline + 1) != end or b"\r" in chunk):
+                return None  # more than one block (the usual burst), or CRs to normalise
             if self._skip and chunk.startswith(self._skip):
                 return []
             return [SSEEvent(chunk[7:newline], chunk[newline + 7:end])]
-        if chunk.startswith(b"data: ") and chunk.find(b"\n") == end:
+        if chunk.startswith(b"data: ") and chunk.find(b"\n") == end and b"\r" not in chunk:
             return [SSEEvent(b"", chunk[6:end])]
         return None
 
