@@ -184,11 +184,13 @@ async def collect(upstream: UpstreamResponse, collector: UpstreamTranslator) -> 
 
 
 async def drain(upstream: UpstreamResponse) -> None:
-    """Read the few bytes after the terminal event so the connection can be pooled."""
+    """Read the few bytes after the terminal event so the connection can be pooled
+    (nothing to wait for when they came with it: no timer then)."""
+    if upstream.ended and not upstream.held:
+        return
     with trio.move_on_after(DRAIN_AFTER_DONE_SECONDS):
         try:
-            async with aclosing(upstream.chunks()) as chunks:
-                async for _ in chunks:
-                    pass
+            while await upstream.receive() is not None:
+                pass
         except UpstreamError:
             pass

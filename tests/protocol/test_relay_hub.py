@@ -130,8 +130,10 @@ async def start(nursery: trio.Nursery, relaying: Relaying) -> int:
     return await serve_on_loopback(nursery, relaying.app)
 
 
-async def fetch(port: int, *, read_pause: float = 0.0, stop_after: int | None = None) -> bytes:
-    """The body of one streamed answer, read with h11; `stop_after` reads, then leave."""
+async def fetch(port: int, *, read_pause: float = 0.0, stop_after: int | None = None,
+                linger: float = 0.0) -> bytes:
+    """The body of one streamed answer, read with h11; `stop_after` reads, then leave;
+    `linger` seconds connected after the body (a client that leaves cancels the rest)."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     conn = h11.Connection(h11.CLIENT)
     await stream.send_all(conn.send(h11.Request(method="POST", target="/", headers=[
@@ -150,6 +152,7 @@ async def fetch(port: int, *, read_pause: float = 0.0, stop_after: int | None = 
             elif isinstance(event, h11.Data):
                 body.append(bytes(event.data))
             elif isinstance(event, h11.EndOfMessage):
+                await trio.sleep(linger)
                 return b"".join(body)
 
 
@@ -342,3 +345,40 @@ async def test_the_timer_hands_back_each_stay_at_its_deadline_and_forgets_stale_
     for pair in pairs:
         for sock in pair:
             sock.close()
+
+
+@dataclass
+class CountingBackend(Backend):
+    """Counts its connections; the last chunk comes a while after the terminal event."""
+
+    connections: int = 0
+
+    async def handle(self, stream: trio.SocketStream) -> None:
+        self.connections += 1
+        while True:
+            buffered = b""
+            while b"\r\n\r\n" not in buffered:
+                data = await stream.receive_some(65536)
+                if not data:
+                    return
+                buffered += data
+            await stream.send_all(HEAD)
+            for piece in self.pieces:
+                await stream.send_all(piece)
+            await trio.sleep(0.05)
+            await stream.send_all(b"0\r\n\r\n")
+
+
+async def test_the_body_after_the_terminal_event_is_drained_and_the_connection_pooled(
+        upstream_client: HTTPClient) -> None:
+    backend = CountingBackend(event_stream("hello fake:deltas=5"))
+    relaying = Relaying(upstream_client, backend)
+    async with trio.open_nursery() as nursery:
+        port = await start(nursery, relaying)
+        # The drain waits for the last chunk after the client got its end: the client
+        # stays (one that leaves cancels the exchange, drain and all).
+        first = await fetch(port, linger=0.2)
+        second = await fetch(port)
+        nursery.cancel_scope.cancel()
+    assert first == second and first.endswith(b"data: [DONE]\n\n")
+    assert backend.connections == 1
