@@ -47,6 +47,13 @@ class Reads:
         while (read := await self.receive(heartbeat)) is not None:
             yield read
 
+    @property
+    def ended(self) -> bool:
+        """Every read replayed (what `relay.drain` asks before it waits for more)."""
+        return not self.reads
+
+    held = False
+
 
 class Socket:
     """A MessageSocket that keeps the text frames sent."""
