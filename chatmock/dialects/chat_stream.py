@@ -97,8 +97,7 @@ class OpenAIChunkStream(UpstreamTranslator):
         self.model = model
         self.created = created
         self.include_usage = include_usage
-        self._head = b""
-        self._prefix = b""
+        self._prefix = b""  # the chunk's head and `choice_start`, once the id is known
         self._text_sent = False
         self._separator_due = False
 
@@ -106,10 +105,9 @@ class OpenAIChunkStream(UpstreamTranslator):
         return KEEP_ALIVE
 
     def _open(self, response_id: str) -> None:
-        self._head = (b'data: {"id":' + jsonbytes.quote(response_id) + b',"object":"'
-                      + self.object_name + b'","created":%d,"model":' % self.created
-                      + jsonbytes.quote(self.model))
-        self._prefix = self._head + self.choice_start
+        self._prefix = (b'data: {"id":' + jsonbytes.quote(response_id) + b',"object":"'
+                        + self.object_name + b'","created":%d,"model":' % self.created
+                        + jsonbytes.quote(self.model) + self.choice_start)
 
     def _ensure_open(self, response: dict[str, Any] | None = None) -> None:
         if not self._prefix:
@@ -134,7 +132,8 @@ class OpenAIChunkStream(UpstreamTranslator):
         """After the finish chunk: the usage chunk if asked for, then `[DONE]`."""
         usage = map_usage(response.get("usage"))
         if self.include_usage and usage is not None:
-            self.out.append(self._head + b',"choices":[],"usage":' + jsonbytes.dumps(usage)
+            head = self._prefix[:-len(self.choice_start)]  # not kept per stream: used once
+            self.out.append(head + b',"choices":[],"usage":' + jsonbytes.dumps(usage)
                             + b"}\n\n")
         self.out.append(DONE_LINE)
 
@@ -216,7 +215,9 @@ class ChatStreamTranslator(OpenAIChunkStream):
         self._think = UNOPENED if self.think_tags else CLOSED
         self._paragraphs = Paragraphs()
         self._tool_index: dict[str, int] = {}
-        self._streamed_arguments: set[str] = set()
+        # Calls whose arguments came as deltas; made at the first (an empty set is 216 B
+        # per open stream, and most streams call no tool).
+        self._streamed_arguments: set[str] | None = None
         self._saw_tool_call = False
         self._places = ContentPlaces()
 
@@ -247,6 +248,13 @@ class ChatStreamTranslator(OpenAIChunkStream):
     # -- hooks ----------------------------------------------------------------
 
     def on_text(self, raw: bytes) -> None:
+        if self._think is CLOSED and self._prefix and not self._separator_due:
+            # The usual delta, in one piece: what `_content` writes when nothing is
+            # to close, open or set apart (every paced event pays for each call).
+            self._text_sent = True
+            self.out.append(self._prefix + b'{"content":"' + raw
+                            + b'"},"finish_reason":null}]}\n\n')
+            return
         self._content(self._close_think() + self._text(raw))
 
     def on_summary_part(self) -> None:
@@ -281,6 +289,8 @@ class ChatStreamTranslator(OpenAIChunkStream):
         index = self._tool_index.get(key)
         if index is None:
             return
+        if self._streamed_arguments is None:
+            self._streamed_arguments = set()
         self._streamed_arguments.add(key)
         self._chunk(b'{"tool_calls":[{"index":%d,"function":{"arguments":"' % index
                     + raw + b'"}}]}')
@@ -297,7 +307,7 @@ class ChatStreamTranslator(OpenAIChunkStream):
         arguments = arguments_of(item)
         if key not in self._tool_index:
             self._start_call(item, arguments)
-        elif key not in self._streamed_arguments and arguments:
+        elif key not in (self._streamed_arguments or ()) and arguments:
             index = self._tool_index[key]
             self._chunk(b'{"tool_calls":[{"index":%d,"function":{"arguments":' % index
                         + jsonbytes.quote(arguments) + b"}}]}")

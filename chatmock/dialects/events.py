@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import cache
 from typing import Any, ClassVar
 
 from chatmock import jsonbytes
@@ -151,6 +152,13 @@ def _count(parent: Any, key: str) -> int | None:
 Handler = Callable[["UpstreamTranslator", bytes], None]
 
 
+@cache
+def _skipped_blocks(kinds: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """The first lines of the blocks of these event types: made once per translator class,
+    not per stream (ten byte strings and their tuple for every open Responses stream)."""
+    return tuple(b"event: " + kind + b"\n" for kind in kinds)
+
+
 class UpstreamTranslator:
     """Base of every dialect translator; see the module docstring."""
 
@@ -177,8 +185,7 @@ class UpstreamTranslator:
     def __init__(self) -> None:
         self.state = State.STREAMING
         self.out: list[bytes] = []
-        self._decoder = SSEDecoder(skip=tuple(b"event: " + kind + b"\n"
-                                              for kind in self.skip_events))
+        self._decoder = SSEDecoder(skip=_skipped_blocks(self.skip_events))
         self._copy_raw = True
 
     # -- driving ----------------------------------------------------------------

@@ -76,6 +76,10 @@ class SSEDecoder:
         """Decode `chunk`; returns the events completed by it, in order."""
         if not chunk:
             return []
+        if not self._buf and self._started and not self._pending_cr:
+            whole = self._whole_event(chunk)
+            if whole is not None:
+                return whole
         chunk = self._normalise(chunk)
         if self._buf:
             self._buf += chunk
@@ -97,6 +101,26 @@ class SSEDecoder:
             self._scan = 0
         self._keep_tail(data, pos)
         return events
+
+    def _whole_event(self, chunk: bytes) -> list[SSEEvent] | None:
+        """A read that is exactly one block in a backend's shape (`event: X\\ndata: Y\\n\\n`
+        or `data: Y\\n\\n`, LF only), with nothing buffered: its event, as the general
+        path would decode it, without the search, the copy and the tail bookkeeping;
+        None for anything else. A paced stream's every read is such a block."""
+        end = len(chunk) - 2
+        if chunk[end:] != b"\n\n":
+            return None
+        if chunk.startswith(b"event: "):
+            newline = chunk.find(b"\n", 7)
+            if (not chunk.startswith(b"data: ", newline + 1)
+                    or chunk.find(b"\n", newline + 1) != end or b"\r" in chunk):
+                return None  # more than one block (the usual burst), or CRs to normalise
+            if self._skip and chunk.startswith(self._skip):
+                return []
+            return [SSEEvent(chunk[7:newline], chunk[newline + 7:end])]
+        if chunk.startswith(b"data: ") and chunk.find(b"\n") == end and b"\r" not in chunk:
+            return [SSEEvent(b"", chunk[6:end])]
+        return None
 
     def _only_skipped(self, data: bytes | bytearray, unskipped: re.Pattern[bytes]) -> bool:
         """If every complete block of `data` is a skipped one, keep the tail and say so."""

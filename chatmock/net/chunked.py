@@ -129,6 +129,15 @@ class ChunkedBody:
         """The body bytes that `data` completes (b"" and `eof` for the connection's end)."""
         if self._h11 is not None:
             return self._feed_h11(data, eof)
+        if not (self._buf or self._left or self._footer or eof):
+            # At a chunk boundary, a read of exactly one whole chunk (a paced stream's
+            # every read): what `_decode` finds in it, without its loop and list.
+            match = _SIZE_LINE.match(data)
+            if match is not None:
+                start = match.end()
+                stop = start + int(match[1], 16)
+                if stop > start and stop + 2 == len(data) and data.endswith(_CRLF):
+                    return data[start:stop]
         buf = self._buf + data if self._buf else data
         self._buf = b""
         parts: list[bytes] = []

@@ -33,7 +33,9 @@ async def messages(app: App, request: Request, out: Responder) -> None:
     tag = account_tag(app.backend.account_id())
     req = parse_messages_request(body, request.headers, app.catalog, Options.of(app.settings), tag)
     del body  # parsed: this frame lives as long as the stream (issue 13)
-    await answer(app, request, out, messages_plan(req, tag))
+    plan = messages_plan(req, tag)
+    del req  # a stream's plan holds what it needs of it
+    await answer(app, request, out, plan)
 
 
 def messages_plan(req: MessagesRequest, tag: str) -> Plan:

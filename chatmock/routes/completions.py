@@ -33,7 +33,9 @@ async def completions(app: App, request: Request, out: Responder) -> None:
     log_body(app, log, "completions", body)
     completion = parse_completion_request(body, app.catalog, Options.of(app.settings))
     del body  # parsed: this frame lives as long as the stream (issue 13)
-    await answer(app, request, out, completion_plan(completion))
+    plan = completion_plan(completion)
+    del completion  # a stream's plan holds what it needs of it
+    await answer(app, request, out, plan)
 
 
 def completion_plan(completion: CompletionRequest) -> Plan:

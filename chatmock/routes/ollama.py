@@ -60,8 +60,10 @@ async def _answer(app: App, request: Request, out: Responder, *, generate: bool)
     if isinstance(parsed, LoadAck):
         await send_json(out, 200, load_object(parsed.model, stamp, parsed.reason, generate))
         return
-    await answer(app, request, out, ollama_plan(parsed, app.settings.reasoning_compat,
-                                                generate=generate, started=started, stamp=stamp))
+    plan = ollama_plan(parsed, app.settings.reasoning_compat, generate=generate,
+                       started=started, stamp=stamp)
+    del parsed  # a stream's plan holds what it needs of it
+    await answer(app, request, out, plan)
 
 
 def ollama_plan(req: OllamaRequest, compat: str, *, generate: bool, started: int,

@@ -32,7 +32,9 @@ async def chat_completions(app: App, request: Request, out: Responder) -> None:
     log_body(app, log, "chat", body)
     chat = parse_chat_request(body, app.catalog, Options.of(app.settings))
     del body  # parsed: this frame lives as long as the stream (issue 13)
-    await answer(app, request, out, chat_plan(chat, app.settings.reasoning_compat))
+    plan = chat_plan(chat, app.settings.reasoning_compat)
+    del chat  # a stream's plan holds what it needs of it
+    await answer(app, request, out, plan)
 
 
 def chat_plan(chat: ChatRequest, compat: str) -> Plan:

@@ -10,7 +10,7 @@ then reads the little that is left so the backend connection can be pooled.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import trio
 
@@ -116,19 +116,30 @@ class _Pump:
 
     async def parked(self, hub: relayhub.RelayHub) -> bool:
         """Let the hub carry the stream while it can; True once it was ended here at
-        the terminal event, False when the task's loop goes on (or the hub cannot)."""
-        out = self.out
+        the terminal event, False when the task's loop goes on (or the hub cannot).
+
+        One frame for the whole stay (each open stream keeps its await chain): the hub
+        hands back what its step returned, or None when the deadline passed, which is a
+        heartbeat if the hub stepped nothing meanwhile (the task path's timed-out wait),
+        else a deadline its steps had pushed on."""
+        upstream, out = self.upstream, self.out
         assert isinstance(out, DirectSend)
-        backend, client = self.upstream.hub_socket(), out.direct_socket()
+        backend, client = upstream.hub_socket(), out.direct_socket()
         if backend is None or client is None:
             self.hub = None  # TLS, HTTP/2, HTTP/1.0...: the task's loop, to the end
             return False
         entry = relayhub.Parked(backend.fileno(), partial(self.step, out))
-        while not self.upstream.ended:
-            handed = await self.park(hub, entry)
+        while not upstream.ended:
+            since = entry.active_at
+            wait = upstream.silence_left(self.heartbeat)
+            handed = await hub.park(entry, since + wait)
             if handed is None:
+                if entry.active_at == since:  # nothing came
+                    upstream.note_silence(wait)
+                    entry.active_at = trio.current_time()
+                    await out.send(self.translator.heartbeat())
                 continue
-            kind, data = handed
+            kind, data = cast("tuple[int, bytes]", handed)  # what `step` returns
             if kind == _END:
                 await self.end(data)
                 return True
@@ -136,21 +147,6 @@ class _Pump:
                 break
             await out.send_rest(data)
         return False
-
-    async def park(self, hub: relayhub.RelayHub,
-                   entry: relayhub.Parked) -> tuple[int, bytes] | None:
-        """One stay in the hub: what it handed back, or None after a heartbeat (or a
-        wake-up for a deadline the hub's steps had pushed on)."""
-        upstream, since = self.upstream, entry.active_at
-        wait = upstream.silence_left(self.heartbeat)
-        handed = await hub.park(entry, since + wait)
-        if handed is not None:
-            return handed  # type: ignore[return-value]
-        if entry.active_at == since:  # nothing came: the task path's timed-out wait
-            upstream.note_silence(wait)
-            entry.active_at = trio.current_time()
-            await self.out.send(self.translator.heartbeat())
-        return None
 
     def step(self, out: DirectSend) -> tuple[int, bytes] | None:
         """The hub's step (on its task, never awaiting): a read, translated and written;
@@ -187,8 +183,8 @@ async def collect(upstream: UpstreamResponse, collector: UpstreamTranslator) -> 
 
 async def drain(upstream: UpstreamResponse) -> None:
     """Read the few bytes after the terminal event so the connection can be pooled
-    (nothing to do, and no deadline to set, when they came with it)."""
-    if upstream.ended:
+    (nothing to wait for when they came with it: no timer then)."""
+    if upstream.ended and not upstream.held:
         return
     with trio.CancelScope(deadline=trio.current_time() + DRAIN_AFTER_DONE_SECONDS):
         try:

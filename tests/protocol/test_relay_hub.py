@@ -130,8 +130,10 @@ async def start(nursery: trio.Nursery, relaying: Relaying) -> int:
     return await serve_on_loopback(nursery, relaying.app)
 
 
-async def fetch(port: int, *, read_pause: float = 0.0, stop_after: int | None = None) -> bytes:
-    """The body of one streamed answer, read with h11; `stop_after` reads, then leave."""
+async def fetch(port: int, *, read_pause: float = 0.0, stop_after: int | None = None,
+                linger: float = 0.0) -> bytes:
+    """The body of one streamed answer, read with h11; `stop_after` reads, then leave;
+    `linger` seconds connected after the body (a client that leaves cancels the rest)."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     conn = h11.Connection(h11.CLIENT)
     await stream.send_all(conn.send(h11.Request(method="POST", target="/", headers=[
@@ -150,6 +152,7 @@ async def fetch(port: int, *, read_pause: float = 0.0, stop_after: int | None = 
             elif isinstance(event, h11.Data):
                 body.append(bytes(event.data))
             elif isinstance(event, h11.EndOfMessage):
+                await trio.sleep(linger)
                 return b"".join(body)
 
 
@@ -158,13 +161,16 @@ class Steps:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
-        original = relayhub.RelayHub._step
+        original = relayhub.Parked.__init__
 
-        def counted(hub: relayhub.RelayHub, entry: relayhub.Parked) -> None:
-            self.count += 1
-            original(hub, entry)
+        def counting(parked: relayhub.Parked, fd: int, step: relayhub.Step) -> None:
+            def counted() -> object:
+                self.count += 1
+                return step()
 
-        monkeypatch.setattr(relayhub.RelayHub, "_step", counted)
+            original(parked, fd, counted)
+
+        monkeypatch.setattr(relayhub.Parked, "__init__", counting)
 
 
 async def relayed_body(client: HTTPClient, backend: Backend, dialect: str) -> bytes:
@@ -304,3 +310,75 @@ async def test_a_drain_ends_streams_parked_in_the_hub(upstream_client: HTTPClien
         assert hub.parked == 0
         nursery.cancel_scope.cancel()
     assert all(isinstance(outcome, trio.Cancelled) for outcome in relaying.outcomes)
+
+
+async def test_the_timer_hands_back_each_stay_at_its_deadline_and_forgets_stale_ones(
+        autojump_clock: trio.abc.Clock) -> None:
+    """Deadlines in one heap, one timer: every stay ends at its own deadline (never
+    before, in order), a stay that its stream left early leaves no wake-up behind, and
+    the heap of deadlines stays bounded however often the streams park again."""
+    hub = relayhub.RelayHub()
+    pairs = [socket.socketpair() for _ in range(4)]
+    woken: list[tuple[int, float]] = []
+    largest_heap = 0
+
+    async def stays(number: int, sock: socket.socket) -> None:
+        nonlocal largest_heap
+        entry = relayhub.Parked(sock.fileno(), lambda: None)
+        for _ in range(50):  # left early: a stale deadline each
+            with trio.move_on_after(0.01):
+                await hub.park(entry, trio.current_time() + 5)
+            largest_heap = max(largest_heap, len(hub._deadlines))
+        for _ in range(3):
+            deadline = trio.current_time() + 0.5 * (number + 1)
+            assert await hub.park(entry, deadline) is None
+            assert trio.current_time() >= deadline
+            woken.append((number, trio.current_time()))
+
+    async with trio.open_nursery() as nursery:
+        for number, (sock, _) in enumerate(pairs):
+            nursery.start_soon(stays, number, sock)
+    assert [number for number, _ in woken].count(0) == 3 and len(woken) == 12
+    assert woken == sorted(woken, key=lambda pair: pair[1])
+    assert largest_heap <= 2 * len(pairs) + 64 + 1
+    assert hub.parked == 0
+    for pair in pairs:
+        for sock in pair:
+            sock.close()
+
+
+@dataclass
+class CountingBackend(Backend):
+    """Counts its connections; the last chunk comes a while after the terminal event."""
+
+    connections: int = 0
+
+    async def handle(self, stream: trio.SocketStream) -> None:
+        self.connections += 1
+        while True:
+            buffered = b""
+            while b"\r\n\r\n" not in buffered:
+                data = await stream.receive_some(65536)
+                if not data:
+                    return
+                buffered += data
+            await stream.send_all(HEAD)
+            for piece in self.pieces:
+                await stream.send_all(piece)
+            await trio.sleep(0.05)
+            await stream.send_all(b"0\r\n\r\n")
+
+
+async def test_the_body_after_the_terminal_event_is_drained_and_the_connection_pooled(
+        upstream_client: HTTPClient) -> None:
+    backend = CountingBackend(event_stream("hello fake:deltas=5"))
+    relaying = Relaying(upstream_client, backend)
+    async with trio.open_nursery() as nursery:
+        port = await start(nursery, relaying)
+        # The drain waits for the last chunk after the client got its end: the client
+        # stays (one that leaves cancels the exchange, drain and all).
+        first = await fetch(port, linger=0.2)
+        second = await fetch(port)
+        nursery.cancel_scope.cancel()
+    assert first == second and first.endswith(b"data: [DONE]\n\n")
+    assert backend.connections == 1

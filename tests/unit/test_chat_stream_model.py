@@ -232,3 +232,34 @@ def test_translators_agree_with_the_model(drawn: list[Any], ending: str, usage: 
         assert choice["finish_reason"] == expected.finish
         assert choice["message"]["content"] == (expected.text or None)
         assert ("usage" in result) == (expected.usage is not None)
+
+
+class _GeneralText(ChatStreamTranslator):
+    """The chat translator with `on_text` as it reads without its one-piece shortcut."""
+
+    def on_text(self, raw: bytes) -> None:
+        self._content(self._close_think() + self._text(raw))
+
+
+def _one_read_per_event(stream: bytes) -> list[bytes]:
+    """A read per SSE block, as the backend frames a paced stream (the decoder's shortcut)."""
+    blocks = stream.split(b"\n\n")
+    return [block + b"\n\n" for block in blocks[:-1]] + ([blocks[-1]] if blocks[-1] else [])
+
+
+@settings(max_examples=150, deadline=None)
+@given(drawn=st.lists(items, max_size=5), ending=endings, usage=usages,
+       styles=st.lists(st.integers(0, 3), max_size=4),
+       cuts=st.lists(st.integers(min_value=0), max_size=8))
+def test_the_text_shortcut_writes_the_bytes_of_the_general_path(
+        drawn: list[Any], ending: str, usage: JSON | None, styles: list[int],
+        cuts: list[int]) -> None:
+    """Byte for byte, one read per event or split anywhere, in every reasoning mode."""
+    stream = encode(script(drawn, ending, usage)[0], styles)
+    for chunks in (_one_read_per_event(stream), chunked(stream, cuts)):
+        for compat in ("think-tags", "o3", "legacy"):
+            made = [functools.partial(kind, model=MODEL, created=CREATED, compat=compat,
+                                      include_usage=True)
+                    for kind in (ChatStreamTranslator, _GeneralText)]
+            fast, general = (run_bytes(make, chunks) for make in made)
+            assert fast == general

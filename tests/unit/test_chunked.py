@@ -127,6 +127,27 @@ def test_byte_by_byte_and_whole_agree(body: bytes) -> None:
     assert outcome(head, body, [], fused=True) == outcome(head, body, [], fused=False)
 
 
+@st.composite
+def read_per_chunk(draw: st.DrawFn) -> tuple[bytes, list[int]]:
+    """A body and the cuts that make each read one whole chunk, as the backend frames a
+    paced stream (the fast path's case); sometimes damaged after the cuts were chosen."""
+    chunks = draw(st.lists(st.binary(min_size=1, max_size=48), max_size=6))
+    framed = [size_line(draw, len(data)) + data + b"\r\n" for data in chunks]
+    framed.append(draw(st.sampled_from(LAST_CHUNKS)) + draw(st.sampled_from(AFTER_END)))
+    cuts = [0, *itertools.accumulate(len(piece) for piece in framed)]
+    body = b"".join(framed)
+    if draw(st.booleans()):
+        body = draw(damaged(st.just(body)))
+    return body, cuts
+
+
+@settings(max_examples=800, deadline=None)
+@given(head=st.sampled_from(HEADS), case=read_per_chunk())
+def test_one_read_per_chunk_reads_as_h11_does(head: bytes, case: tuple[bytes, list[int]]) -> None:
+    body, cuts = case
+    assert outcome(head, body, cuts, fused=True) == outcome(head, body, cuts, fused=False)
+
+
 def test_the_head_read_may_bring_part_of_the_body() -> None:
     conn = client()
     conn.receive_data(HEADS[0] + b"5\r\nhel")

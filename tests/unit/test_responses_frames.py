@@ -49,7 +49,10 @@ class Reads:
 
     @property
     def ended(self) -> bool:
+        """Every read replayed (what `relay.drain` asks before it waits for more)."""
         return not self.reads
+
+    held = False
 
 
 class Socket:

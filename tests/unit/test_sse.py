@@ -316,3 +316,33 @@ def test_skipping_never_loses_or_reorders_another_event(
         return [event for event in found if event.event != b"drop"]
 
     assert kept(events) == kept(decode(chunked(stream, cuts)))
+
+
+_BACKEND_BLOCKS = st.one_of(
+    st.tuples(st.sampled_from([b"keep", b"drop", b"", b"event: x", b"data: y"]), line_bytes)
+    .map(lambda pair: b"event: " + pair[0] + b"\ndata: " + pair[1] + b"\n\n"),
+    line_bytes.map(lambda data: b"data: " + data + b"\n\n"),
+    _SKIP_BLOCKS.map(lambda block: block + b"\n\n"),
+    st.sampled_from([b"data: a\r\n\r\n", b"event: keep\ndata: 1\ndata: 2\n\n", b": c\n\n",
+                     b"event: keep\n\n", b"data: a\n\ndata: b\n\n", b"\n\n", b"data: a\n",
+                     b"\n", b"\r", BOM + b"data: a\n\n"]))
+
+
+@settings(max_examples=400)
+@given(reads=st.lists(_BACKEND_BLOCKS, max_size=10), skip=st.booleans())
+def test_a_read_of_one_whole_block_decodes_as_the_bytes_one_by_one(
+        reads: list[bytes], skip: bool) -> None:
+    """Reads that are each one block as a backend frames it (the decoder's shortcut for
+    them) give the same events as the same bytes fed one at a time (which never take it).
+    A skipped event may or may not be passed over, depending on the reads (the skip is
+    a saving, not a filter): as above, only the others are compared."""
+    skipped = (b"event: drop\n",) if skip else ()
+    whole, bytewise = SSEDecoder(skip=skipped), SSEDecoder(skip=skipped)
+    events = [event for read in reads for event in whole.feed(read)] + whole.finish()
+    stream = b"".join(reads)
+    expected = [event for at in range(len(stream))
+                for event in bytewise.feed(stream[at:at + 1])] + bytewise.finish()
+    if skip:
+        events = [event for event in events if event.event != b"drop"]
+        expected = [event for event in expected if event.event != b"drop"]
+    assert events == expected
