@@ -7,18 +7,18 @@ server. The result runs without Python installed: `dist/chatmock --version`,
 
 What PyInstaller cannot see by itself is named explicitly:
 
-* chatmock loads some of its modules and dependencies on first use, some by
-  name (`importlib.import_module("jwt")` while serving; `sqlite3` for the
-  response store; the `login`, `info` and `doctor` commands): every module of
-  the package goes in as a hidden import, with `HIDDEN_IMPORTS` beside them;
+* chatmock loads some of its modules and dependencies on first use (the
+  routes, `sqlite3` for the response store; the `login`, `info` and `doctor`
+  commands): every module of the package goes in as a hidden import, with
+  `HIDDEN_IMPORTS` beside them;
 * the base instruction texts (`chatmock.prompts`, the top-level prompts/ folder
   mapped in by pyproject) are collected as data;
 * what only tests and builds use stays out: `chatmock.testing`, this module,
-  the container's entry point; `cryptography`, which pyjwt would use only to
-  verify signatures (chatmock reads claims without verifying, see
-  auth/tokens.py); pytest and what it brings (trio.testing imports it when it
-  is there); setuptools; and cffi, which trio needs on Windows only. Without
-  them (and stripped) the Linux executable is about 10 MB instead of 26.
+  the container's entry point; pyjwt and `cryptography`, which only the fakes
+  use (chatmock reads the claims of its tokens itself, see auth/tokens.py);
+  pytest and what it brings (trio.testing imports it when it is there);
+  setuptools; and cffi, which trio needs on Windows only. Without them (and
+  stripped) the Linux executable is about 10 MB instead of 26.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from pathlib import Path
 
 import chatmock
 
-HIDDEN_IMPORTS = ("jwt", "sqlite3", "h11", "h2", "hpack", "hyperframe", "wsproto")
+HIDDEN_IMPORTS = ("sqlite3", "h11", "h2", "hpack", "hyperframe", "wsproto")
 LEFT_OUT_MODULES = ("chatmock.testing", "chatmock.build", "chatmock.docker_entrypoint")
-EXCLUDED_PACKAGES = ("cryptography", "pytest", "_pytest", "pygments", "hypothesis", "setuptools",
-                     "pkg_resources", "distutils", "tkinter",
+EXCLUDED_PACKAGES = ("jwt", "cryptography", "pytest", "_pytest", "pygments", "hypothesis",
+                     "setuptools", "pkg_resources", "distutils", "tkinter",
                      *(() if sys.platform == "win32" else ("cffi", "pycparser")))
 
 

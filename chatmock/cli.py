@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
-import importlib
 import logging
 import os
 import signal
@@ -268,11 +267,8 @@ async def _watch_supervisor(alive: int, shutdown: trio.Event) -> None:
 async def _after_start(app: App) -> None:
     """Work that needs the credentials, once the server already answers.
 
-    Decoding tokens imports pyjwt (and cryptography behind it), ~90 ms of import;
-    done in a worker thread, the event loop keeps serving meanwhile. The collector
-    is tuned after that (a full collection of everything loaded, ~5 ms, no longer
-    on the way to the first answer), so pyjwt's objects are frozen too."""
-    await trio.to_thread.run_sync(importlib.import_module, "jwt")
+    The collector is tuned here (a full collection of everything loaded, ~5 ms, no
+    longer on the way to the first answer)."""
     tune_gc()
     _report_credentials(app)
     await app.models.run()

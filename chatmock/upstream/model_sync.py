@@ -64,8 +64,8 @@ class ModelSync:
     def __init__(self, backend: CodexBackend, upstream_url: str, cache: Path, *,
                  enabled: bool = True, interval: float = 3600.0,
                  load_cache: bool = True) -> None:
-        """`load_cache=False` defers reading the cache file (it needs the credentials, and
-        decoding them imports pyjwt) to `run`, off the server's start-up path."""
+        """`load_cache=False` defers reading the cache file (it needs the credentials) to
+        `run`, off the server's start-up path."""
         self.backend = backend
         self.client_version = backend.identity.version
         self.url = models_url(upstream_url, self.client_version)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from pathlib import Path
+from typing import Any
 
+import jwt
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chatmock.auth.store import CredentialStore
 from chatmock.auth.tokens import (
@@ -143,6 +148,49 @@ def test_claims_are_read_without_checking_signature_or_expiry() -> None:
     assert account_id_from(token) == "acc"
     assert account_id_from(make_jwt({AUTH_CLAIM: "not an object"})) == ""
     assert account_id_from(make_jwt({AUTH_CLAIM: {"chatgpt_account_id": 7}})) == ""
+
+
+def _pyjwt_claims(token: str) -> dict[str, Any]:
+    """What chatmock read with pyjwt before decoding claims itself."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _segment(value: Any) -> str:
+    raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=6)
+_HEADERS = st.fixed_dictionaries({"alg": st.sampled_from(["HS256", "none", ""])}, optional={
+    "kid": st.text(max_size=3) | st.integers(), "b64": st.booleans() | st.none(),
+    "crit": st.lists(st.sampled_from(["b64", "exp", 7]), max_size=2) | st.just("b64")})
+_SEGMENTS = st.one_of(_HEADERS.map(_segment), _JSON.map(_segment),
+                      st.binary(max_size=12).map(_segment),
+                      st.text(alphabet="AZaz09-_=+/.é ", max_size=12))
+
+
+@given(header=_SEGMENTS, payload=st.one_of(_JSON.map(_segment), _SEGMENTS),
+       signature=st.one_of(st.binary(max_size=8).map(_segment), _SEGMENTS))
+def test_claims_are_read_as_pyjwt_reads_them(header: str, payload: str, signature: str) -> None:
+    token = f"{header}.{payload}.{signature}"
+    assert decode_claims(token) == (_pyjwt_claims(token) if token.count(".") == 2 else {})
+
+
+def test_claims_of_signed_tokens_match_pyjwt() -> None:
+    for claims in ({"sub": "s", "exp": 1}, {AUTH_CLAIM: {"chatgpt_account_id": "a"}}, {}):
+        token = make_jwt(claims)
+        assert decode_claims(token) == _pyjwt_claims(token) == claims
+    headers: list[dict[str, Any]] = [{"kid": 1}, {"crit": ["b64"], "b64": True}, {"crit": []},
+                                     {"crit": ["exp"], "exp": 1}, {"b64": False}]
+    for header in headers:
+        token = f"{_segment({'alg': 'HS256', **header})}.{_segment({'sub': 's'})}.c2ln"
+        assert decode_claims(token) == _pyjwt_claims(token)
 
 
 def test_store_rereads_after_the_file_changes(home: Path) -> None:
