@@ -113,7 +113,10 @@ def parse_command_line(argv: list[str]) -> argparse.Namespace:
                                      "OpenAI, Anthropic and Ollama APIs on localhost.")
     parser.add_argument("--version", action="version", version=f"chatmock {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_serve_arguments(commands.add_parser("serve", help="run the local API server"))
+    named = set(argv)  # serve's ~70 options are added only where they can be used (~1 ms each)
+    serve_parser = commands.add_parser("serve", help="run the local API server")
+    if "serve" in named:
+        add_serve_arguments(serve_parser)
     add_login_arguments(commands.add_parser("login", help="sign in with your ChatGPT account"))
     info_parser = commands.add_parser("info", help="show the account and its usage limits "
                                       "(exit code 1 when not signed in)")
@@ -128,7 +131,8 @@ def parse_command_line(argv: list[str]) -> argparse.Namespace:
         description="Check what `serve` needs, one line per check. Takes serve's options, "
                     "so it checks the configuration serve would run with.")
     doctor_parser.add_argument("--json", action="store_true", help="print JSON (never tokens)")
-    add_serve_arguments(doctor_parser)
+    if "doctor" in named:
+        add_serve_arguments(doctor_parser)
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         before_command = argv[:argv.index(args.command)]
