@@ -3,9 +3,10 @@
 Three measurements, each the minimum and median over fresh processes (the bench's
 start-up phase gives the median of spawn to first `/health` 200 beside nginx):
 
-- the floor: the same interpreter started bare, importing trio, trio and h11,
+- the floor: the same interpreter started bare, importing trio, trio and h11 (also
+  with the garbage collector off, as `python -m chatmock` imports: chatmock/__main__.py),
   everything `serve` imports (`chatmock.cli`), and `serve` up to its first
-  `/health` 200, the five taking turns run by run so that a busy moment of the
+  `/health` 200, the six taking turns run by run so that a busy moment of the
   machine falls on all of them;
 - what `serve` imports before it accepts: `python -X importtime -m chatmock serve`,
   cut at its "listening on" line, the least self-time of each module over the
@@ -154,7 +155,9 @@ def time_code(env: dict[str, str], code: str) -> float:
 
 def floor(env: dict[str, str], runs: int) -> None:
     cases = {"python -c pass": "pass", "import trio": "import trio",
-             "import trio, h11": "import trio, h11", "import chatmock.cli": "import chatmock.cli"}
+             "import trio, h11": "import trio, h11",
+             "same, collector off": "import gc; gc.disable(); import trio, h11",
+             "import chatmock.cli": "import chatmock.cli"}
     times: dict[str, list[float]] = {name: [] for name in [*cases, "serve to first /health"]}
     for _ in range(runs):
         for name, code in cases.items():

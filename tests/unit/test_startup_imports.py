@@ -13,10 +13,13 @@ machine's speed.
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from chatmock.routes import TABLE, Deferred, load_all
 
@@ -96,3 +99,21 @@ def test_the_listener_knows_http2s_preface() -> None:
     from chatmock.server import listen
 
     assert listen.PREFACE == PREFACE
+
+
+def test_the_command_imports_with_the_collector_off_and_runs_with_it_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from chatmock import __main__ as entry
+
+    seen: list[bool] = []
+
+    def main() -> int:
+        seen.append(gc.isenabled())
+        return 0
+
+    monkeypatch.setattr("chatmock.cli.main", main)
+    monkeypatch.setattr(gc, "disable", lambda: seen.append(False))
+    assert entry.run() == 0
+    assert seen == [False, True] and gc.isenabled()
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    assert 'chatmock = "chatmock.__main__:run"' in pyproject
