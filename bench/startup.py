@@ -103,6 +103,15 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def cpu_ms(pid: int) -> float:
+    """CPU time of every thread of `pid` so far (/proc/PID/task/*/schedstat, in ns):
+    what a busy machine changes least, unlike wall-clock times."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e6
+
+
 def first_request(env: dict[str, str], upstream: str) -> dict[str, float]:
     """One `serve`: spawn to /health, then two chat completions in a row, and its RSS."""
     port = free_port()
@@ -116,11 +125,13 @@ def first_request(env: dict[str, str], upstream: str) -> dict[str, float]:
                 raise SystemExit("serve exited before answering")
             time.sleep(0.003)
         figures = {"/health": (time.perf_counter() - started) * 1000,
+                   "CPU to /health": cpu_ms(child.pid),
                    "RSS at /health MiB": rss_mib(child.pid)}
         figures["first chat request"] = post_chat(port)
         figures["spawn to first chat answer"] = (time.perf_counter() - started) * 1000
         figures["second chat request"] = post_chat(port)
         time.sleep(0.5)
+        figures["CPU after the requests"] = cpu_ms(child.pid)
         figures["RSS after the requests MiB"] = rss_mib(child.pid)
         return figures
     finally:

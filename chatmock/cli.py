@@ -39,10 +39,13 @@ from chatmock.supervisor import EXIT_CONFIG, Inherited, Supervisor
 from chatmock.upstream.providers import build_registry
 
 log = logging.getLogger("chatmock")
+GC_AFTER_START = 0.1  # seconds after the server starts answering: the start-up collection
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_command_line(sys.argv[1:] if argv is None else list(argv))
+    if args.command != "serve":
+        gc.enable()  # off during start-up (chatmock/__main__.py); serve's `tune_gc` turns it on
     if args.command == "doctor":
         from chatmock import doctor  # not loaded by `serve`
 
@@ -102,7 +105,9 @@ def supervise(settings: Settings, workers: int, tls: ssl.SSLContext | None) -> i
               file=sys.stderr)
         return 1
     raise_open_file_limit()
+    gc.collect()
     gc.freeze()  # what the workers inherit stays out of their collections: its pages stay shared
+    gc.enable()  # off during start-up (chatmock/__main__.py)
     return Supervisor(workers, sockets, functools.partial(serve_process, settings, tls)).run()
 
 
@@ -150,11 +155,22 @@ def tune_gc() -> None:
     otherwise grow with every open stream. A larger first threshold means fewer
     young collections on the per-delta garbage. Measured with 5,000 held streams:
     server CPU per 1,000 deltas 214 → 135 ms (see bench/RESULTS.md).
+
+    The collector is turned on here: `python -m chatmock` starts with it off
+    (chatmock/__main__.py), so this is the one collection of start-up.
     """
     gc.collect()
     gc.freeze()
     young, middle, old = gc.get_threshold()
     gc.set_threshold(young * 10, middle, old)
+    gc.enable()
+
+
+async def _tune_gc_soon() -> None:
+    """`tune_gc`, the one collection of start-up (~10 ms over everything loaded), once
+    the connections that were waiting when the server started have been answered."""
+    await trio.sleep(GC_AFTER_START)
+    tune_gc()
 
 
 def add_login_arguments(parser: argparse.ArgumentParser) -> None:
@@ -209,6 +225,7 @@ async def run_server(settings: Settings, tls: ssl.SSLContext | None = None,
                                                settings.upstream_url, tls=tls is not None)
             log.info("%s", text, extra={logs.FIELDS: fields})
             warn_if_open(settings)
+            nursery.start_soon(_tune_gc_soon)
             nursery.start_soon(_after_start, app)
             for usage in app.usages():
                 nursery.start_soon(usage.run_writer)
@@ -269,11 +286,7 @@ async def _watch_supervisor(alive: int, shutdown: trio.Event) -> None:
 
 
 async def _after_start(app: App) -> None:
-    """Work that needs the credentials, once the server already answers.
-
-    The collector is tuned here (a full collection of everything loaded, ~5 ms, no
-    longer on the way to the first answer)."""
-    tune_gc()
+    """Work that needs the credentials, once the server already answers."""
     _report_credentials(app)
     await app.models.run()
 

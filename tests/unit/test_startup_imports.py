@@ -101,19 +101,33 @@ def test_the_listener_knows_http2s_preface() -> None:
     assert listen.PREFACE == PREFACE
 
 
-def test_the_command_imports_with_the_collector_off_and_runs_with_it_on(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_command_starts_with_the_collector_off(monkeypatch: pytest.MonkeyPatch) -> None:
     from chatmock import __main__ as entry
 
-    seen: list[bool] = []
+    calls: list[str] = []
 
     def main() -> int:
-        seen.append(gc.isenabled())
+        calls.append("main")
         return 0
 
+    monkeypatch.setattr(gc, "disable", lambda: calls.append("disable"))
     monkeypatch.setattr("chatmock.cli.main", main)
-    monkeypatch.setattr(gc, "disable", lambda: seen.append(False))
-    assert entry.run() == 0
-    assert seen == [False, True] and gc.isenabled()
+    assert entry.run() == 0 and calls == ["disable", "main"]
     pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert 'chatmock = "chatmock.__main__:run"' in pyproject
+
+
+def test_commands_other_than_serve_run_with_the_collector_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from chatmock import cli
+
+    monkeypatch.setenv("CHATGPT_LOCAL_HOME", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    gc.disable()
+    try:
+        cli.main(["logout", "nobody"])
+        assert gc.isenabled()
+    finally:
+        gc.enable()
+    assert "nobody" in capsys.readouterr().err
