@@ -112,8 +112,9 @@ def cpu_ms(pid: int) -> float:
     return total / 1e6
 
 
-def first_request(env: dict[str, str], upstream: str) -> dict[str, float]:
-    """One `serve`: spawn to /health, then two chat completions in a row, and its RSS."""
+def first_request(env: dict[str, str], upstream: str, delay: float) -> dict[str, float]:
+    """One `serve`: spawn to /health, then (`delay` s later) two chat completions in a
+    row, and its CPU time and RSS."""
     port = free_port()
     argv = serve_argv(port)
     argv[argv.index("--upstream-url") + 1] = upstream
@@ -127,6 +128,7 @@ def first_request(env: dict[str, str], upstream: str) -> dict[str, float]:
         figures = {"/health": (time.perf_counter() - started) * 1000,
                    "CPU to /health": cpu_ms(child.pid),
                    "RSS at /health MiB": rss_mib(child.pid)}
+        time.sleep(delay)
         figures["first chat request"] = post_chat(port)
         figures["spawn to first chat answer"] = (time.perf_counter() - started) * 1000
         figures["second chat request"] = post_chat(port)
@@ -139,7 +141,7 @@ def first_request(env: dict[str, str], upstream: str) -> dict[str, float]:
         child.wait()
 
 
-def first_requests(env: dict[str, str], runs: int) -> None:
+def first_requests(env: dict[str, str], runs: int, delay: float) -> None:
     fake = subprocess.Popen([PYTHON, str(REPO / "bench" / "fakeserver.py"), "--port", "0"],
                             env=env, stdout=subprocess.PIPE, text=True)
     try:
@@ -148,7 +150,7 @@ def first_requests(env: dict[str, str], runs: int) -> None:
         if not found:
             raise SystemExit("the fake backend did not say where it listens")
         upstream = f"http://127.0.0.1:{found[1]}/backend-api/codex"
-        runs_seen = [first_request(env, upstream) for _ in range(runs)]
+        runs_seen = [first_request(env, upstream, delay) for _ in range(runs)]
     finally:
         fake.terminate()
         fake.wait()
@@ -231,6 +233,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--parts", default="floor,imports,first",
                         help="which measurements, comma-separated (default: all three)")
+    parser.add_argument("--first-delay", type=float, default=0.0, metavar="SECONDS",
+                        help="wait this long after /health before the first request")
     args = parser.parse_args()
     subprocess.run([PYTHON, "-m", "compileall", "-q", str(REPO / "chatmock")], check=True)
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as folder:
@@ -247,8 +251,9 @@ def main() -> int:
             print(f"imported before the first accept (least of {args.runs} runs per module):")
             breakdown(env, args.runs)
         if "first" in parts:
-            print(f"the first request (serve in front of bench/fakeserver.py, {args.runs} runs):")
-            first_requests(env, args.runs)
+            print(f"the first request (serve in front of bench/fakeserver.py, {args.runs} runs,"
+                  f" sent {args.first_delay:g} s after /health):")
+            first_requests(env, args.runs, args.first_delay)
     return 0
 
 

@@ -1,10 +1,10 @@
 """The routing table: every path chatmock answers, the function behind it, and the
 dialect whose error shape its failures take (the router renders through it).
 
-A route's module is imported by the route's first request (`Deferred`), not at
-start-up: the routes and the dialects behind them are about a third of what
-chatmock imports, and a server answers `/health` (or one API family) long before
-it needs the others. Only `/health`'s module is imported with the table.
+A route's module is imported by the route's first request (`Deferred`), or by
+`load_all` shortly after the server starts answering, whichever comes first; not
+before the server listens: the routes and the dialects behind them are about a
+third of what chatmock imports. Only `/health`'s module is imported with the table.
 """
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ TABLE = RouteTable(
 
 
 def load_all() -> None:
-    """Import every deferred route now (a test that checks they all resolve)."""
+    """Import every deferred route now: `serve` does once it answers (cli._settle), and
+    a test that checks that they all resolve."""
     for endpoint in (*TABLE.exact.values(), *TABLE.prefixes.values()):
         for route in list(endpoint.methods.values()):
             if isinstance(route, Deferred):
