@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 AUTH_CLAIM = "https://api.openai.com/auth"
+_BASE64URL = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 REFRESH_MARGIN_SECONDS = 300.0
 STALE_AFTER_SECONDS = 55 * 60.0
 
@@ -51,15 +52,25 @@ def decode_claims(token: str) -> dict[str, Any]:
         if not isinstance(header, dict) or not _header_accepted(header):
             return {}
         claims = json.loads(payload_part)
-    except (ValueError, RecursionError):  # binascii.Error and UnicodeDecodeError too
+    except (ValueError, RecursionError):  # binascii.Error and Unicode errors too
         return {}
     return claims if isinstance(claims, dict) else {}
 
 
 def _base64url(segment: str) -> bytes:
-    """A segment decoded as pyjwt does: padded, then the lenient base64 decoder."""
+    """A segment decoded as pyjwt does; ValueError unless it is canonical base64url
+    (its alphabet only, at most two `=` and then a length a multiple of 4, no stray
+    bits in the last character)."""
     data = segment.encode()
-    return base64.urlsafe_b64decode(data + b"=" * (-len(data) % 4))
+    stripped = data.rstrip(b"=")
+    padding = len(data) - len(stripped)
+    if padding > 2 or (padding and len(data) % 4) or len(stripped) % 4 == 1 \
+            or not _BASE64URL.issuperset(stripped):
+        raise ValueError("not a base64url segment")
+    decoded = base64.urlsafe_b64decode(stripped + b"=" * (-len(stripped) % 4))
+    if base64.urlsafe_b64encode(decoded).rstrip(b"=") != stripped:
+        raise ValueError("not a canonical base64url segment")
+    return decoded
 
 
 def _header_accepted(header: dict[str, Any]) -> bool:
