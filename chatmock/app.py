@@ -23,7 +23,6 @@ from chatmock.state.gate_leases import GateLeases
 from chatmock.state.pool_state import STATE_FILENAME, MemoryPoolState, RedisPoolState
 from chatmock.state.prompt_cache import SessionIds
 from chatmock.state.recent_models import RecentModels
-from chatmock.state.response_store import AsyncResponseStore
 from chatmock.state.stores import open_response_store
 from chatmock.state.usage_limits import UsageLimits, limits_path
 from chatmock.state.usage_shared import SharedUsage
@@ -42,6 +41,7 @@ from chatmock.upstream.routing import Upstreams
 
 if TYPE_CHECKING:
     from chatmock.net.redis import RedisClient
+    from chatmock.state.response_store import AsyncResponseStore
 
 log = logging.getLogger("chatmock")
 

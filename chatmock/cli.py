@@ -25,7 +25,7 @@ from chatmock.config import (
     worker_count,
 )
 from chatmock.errors import ConfigError
-from chatmock.routes import TABLE
+from chatmock.routes import TABLE, load_all
 from chatmock.server.exchange import ConnectionLimits
 from chatmock.server.listen import (
     bind_sockets,
@@ -40,10 +40,13 @@ from chatmock.supervisor import EXIT_CONFIG, Inherited, Supervisor
 from chatmock.upstream.providers import build_registry
 
 log = logging.getLogger("chatmock")
+SETTLE_AFTER = 0.1  # seconds after the server starts answering: see `_settle`
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_command_line(sys.argv[1:] if argv is None else list(argv))
+    if args.command != "serve":
+        gc.enable()  # off during start-up (chatmock/__main__.py); serve's `tune_gc` turns it on
     if args.command == "doctor":
         from chatmock import doctor  # not loaded by `serve`
 
@@ -103,7 +106,9 @@ def supervise(settings: Settings, workers: int, tls: ssl.SSLContext | None) -> i
               file=sys.stderr)
         return 1
     raise_open_file_limit()
+    gc.collect()
     gc.freeze()  # what the workers inherit stays out of their collections: its pages stay shared
+    gc.enable()  # off during start-up (chatmock/__main__.py)
     return Supervisor(workers, sockets, functools.partial(serve_process, settings, tls)).run()
 
 
@@ -114,7 +119,10 @@ def parse_command_line(argv: list[str]) -> argparse.Namespace:
                                      "OpenAI, Anthropic and Ollama APIs on localhost.")
     parser.add_argument("--version", action="version", version=f"chatmock {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_serve_arguments(commands.add_parser("serve", help="run the local API server"))
+    named = set(argv)  # serve's ~70 options are added only where they can be used (~1 ms each)
+    serve_parser = commands.add_parser("serve", help="run the local API server")
+    if "serve" in named:
+        add_serve_arguments(serve_parser)
     add_login_arguments(commands.add_parser("login", help="sign in with your ChatGPT account"))
     info_parser = commands.add_parser("info", help="show the account and its usage limits "
                                       "(exit code 1 when not signed in)")
@@ -129,7 +137,8 @@ def parse_command_line(argv: list[str]) -> argparse.Namespace:
         description="Check what `serve` needs, one line per check. Takes serve's options, "
                     "so it checks the configuration serve would run with.")
     doctor_parser.add_argument("--json", action="store_true", help="print JSON (never tokens)")
-    add_serve_arguments(doctor_parser)
+    if "doctor" in named:
+        add_serve_arguments(doctor_parser)
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         before_command = argv[:argv.index(args.command)]
@@ -147,11 +156,25 @@ def tune_gc() -> None:
     otherwise grow with every open stream. A larger first threshold means fewer
     young collections on the per-delta garbage. Measured with 5,000 held streams:
     server CPU per 1,000 deltas 214 → 135 ms (see bench/RESULTS.md).
+
+    The collector is turned on here: `python -m chatmock` starts with it off
+    (chatmock/__main__.py), so this is the one collection of start-up.
     """
     gc.collect()
     gc.freeze()
     young, middle, old = gc.get_threshold()
     gc.set_threshold(young * 10, middle, old)
+    gc.enable()
+
+
+async def _settle() -> None:
+    """What start-up left for later, once the connections that were waiting when the
+    server started have been answered: the routes not imported by a request yet (~15 ms,
+    so that a client's first request does not wait for them), then `tune_gc`, the one
+    collection of start-up (~13 ms), which freezes them with the rest."""
+    await trio.sleep(SETTLE_AFTER)
+    load_all()
+    tune_gc()
 
 
 def add_login_arguments(parser: argparse.ArgumentParser) -> None:
@@ -206,6 +229,7 @@ async def run_server(settings: Settings, tls: ssl.SSLContext | None = None,
                                                settings.upstream_url, tls=tls is not None)
             log.info("%s", text, extra={logs.FIELDS: fields})
             warn_if_open(settings)
+            nursery.start_soon(_settle)
             nursery.start_soon(_after_start, app)
             for usage in app.usages():
                 nursery.start_soon(usage.run_writer)
@@ -268,12 +292,10 @@ async def _watch_supervisor(alive: int, shutdown: trio.Event) -> None:
 async def _after_start(app: App) -> None:
     """Work that needs the credentials, once the server already answers.
 
-    Decoding tokens imports pyjwt (and cryptography behind it), ~90 ms of import;
-    done in a worker thread, the event loop keeps serving meanwhile. The collector
-    is tuned after that (a full collection of everything loaded, ~5 ms, no longer
-    on the way to the first answer), so pyjwt's objects are frozen too."""
+    Decoding tokens imports pyjwt (with cryptography behind it when that is
+    installed), tens of milliseconds of import: done in a worker thread, so that
+    the event loop keeps serving meanwhile."""
     await trio.to_thread.run_sync(importlib.import_module, "jwt")
-    tune_gc()
     _report_credentials(app)
     await app.models.run()
 

@@ -23,7 +23,6 @@ import re
 from collections.abc import Mapping
 
 from chatmock import jsonbytes
-from chatmock.dialects.events import failure_kind
 from chatmock.errors import ApiError, UpstreamError
 
 
@@ -92,11 +91,15 @@ _TRY_AGAIN = re.compile(r"try again in\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|seconds?)\b
 
 def failure_type(code: str) -> str:
     """The OpenAI error `type` of an upstream failure code (in-stream error chunks)."""
+    from chatmock.dialects.events import failure_kind  # the router needs only `Dialect`
+
     return _FAILURES.get(failure_kind(code), (502, "api_error"))[1]
 
 
 def failure_error(message: str, code: str, dialect: Dialect) -> UpstreamError:
     """The error a non-streamed answer gets for an in-stream backend failure (module doc)."""
+    from chatmock.dialects.events import failure_kind
+
     kind = failure_kind(code)
     status, error_type = _FAILURES.get(kind, (502, "api_error"))
     if kind == "overloaded" and dialect is Dialect.ANTHROPIC:

@@ -22,13 +22,15 @@ import ssl
 
 import trio
 
-from chatmock.net.h2wire import PREFACE
 from chatmock.net.tcpstream import TCPStream
 from chatmock.server.exchange import ConnectionLimits, Handler
 from chatmock.server.http1 import H1Connection
 from chatmock.server.lifecycle import Lifecycle
 
 log = logging.getLogger("chatmock.server")
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+"""HTTP/2's client preface (`net/h2wire.PREFACE`, not imported: the h2 modules load
+with the first HTTP/2 connection)."""
 
 _ACCEPT_BACKOFF = (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS)
 _GONE_WHILE_QUEUED = frozenset(  # accept's errors about that one connection, as trio's
@@ -68,8 +70,10 @@ def bind_sockets(host: str, port: int, backlog: int = BACKLOG) -> list[socket.so
     in the supervisor and every worker it forks inherits them (chatmock/supervisor.py)."""
     bound: list[socket.socket] = []
     try:
+        # An ASCII host as bytes: a str one goes through the idna codec (~1 ms of import).
+        name = host.encode() if host.isascii() else host
         for family, kind, proto, _, address in socket.getaddrinfo(
-                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE):
+                name, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE):
             sock = socket.socket(family, kind, proto)
             bound.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -23,19 +23,19 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
-from chatmock.dialects.sampling import NONE, Sampling
 from chatmock.net.client import HTTPClient, UpstreamResponse
-from chatmock.upstream.backoff import GiveUp, RetryPolicy
-from chatmock.upstream.chat_backend import ChatBackend, Refused, provider_error
 from chatmock.upstream.codex import CodexBackend
 from chatmock.upstream.fallback import Headers, open_responses
 from chatmock.upstream.gate import Gate
 from chatmock.upstream.providers import Provider, ProviderRegistry
-from chatmock.upstream.qwen_backend import QwenBackend
+
+if TYPE_CHECKING:  # the other providers' modules are imported when one is configured
+    from chatmock.dialects.sampling import Sampling
+    from chatmock.upstream.backoff import RetryPolicy
 
 
 class ProviderBackend(Protocol):
@@ -53,12 +53,16 @@ class Upstreams:
         self.registry = registry
         self.codex = codex
         self.gates = gates
-        self.policy = policy or RetryPolicy()
+        self.policy = policy  # None: the default one, made by the first provider request
         self.backends: dict[str, ProviderBackend] = {}
         for provider in registry.usable():
             if provider.kind == "chat":
+                from chatmock.upstream.chat_backend import ChatBackend
+
                 self.backends[provider.name] = ChatBackend(provider, http)
             elif provider.kind == "qwen":
+                from chatmock.upstream.qwen_backend import QwenBackend
+
                 self.backends[provider.name] = QwenBackend(provider, http)
 
     def select(self, model: str, query_provider: str | None) -> tuple[Provider, str]:
@@ -68,7 +72,7 @@ class Upstreams:
     async def open(self, payload: dict[str, Any], session: str, forwarded: Headers = (), *,
                    fallback: dict[str, Any] | None = None, client: str = "",
                    query_provider: str | None = None, affinity: tuple[str, ...] = (),
-                   sampling: Sampling = NONE) -> AsyncIterator[UpstreamResponse]:
+                   sampling: Sampling | None = None) -> AsyncIterator[UpstreamResponse]:
         """The answer's stream from the provider this request is for (module docstring).
         `affinity`: the Codex account pool's extra conversation keys (a WebSocket).
         `sampling`: the client's sampling parameters, for a provider only; the Codex
@@ -102,9 +106,14 @@ class Upstreams:
 
     async def _open_provider(self, stack: AsyncExitStack, provider: Provider,
                              backend: ProviderBackend, payload: dict[str, Any], model: str,
-                             client: str, sampling: Sampling) -> UpstreamResponse:
+                             client: str, sampling: Sampling | None) -> UpstreamResponse:
         """Attempts until one opens or the policy gives up; the permit is held only
         while an attempt is in flight (and then until `stack` closes)."""
+        from chatmock.dialects.sampling import NONE
+        from chatmock.upstream.backoff import GiveUp, RetryPolicy
+        from chatmock.upstream.chat_backend import Refused, provider_error
+
+        policy = self.policy = self.policy or RetryPolicy()
         attempt, waited = 0, 0.0
         while True:
             attempt += 1
@@ -112,11 +121,11 @@ class Upstreams:
                 async with AsyncExitStack() as one:
                     await self._permit(one, provider, client)
                     response = await one.enter_async_context(
-                        backend.responses(payload, model, sampling))
+                        backend.responses(payload, model, NONE if sampling is None else sampling))
                     stack.push_async_exit(one.pop_all())
                     return response
             except Refused as refused:
-                decision = self.policy.decide(refused.status, refused.headers, refused.body,
+                decision = policy.decide(refused.status, refused.headers, refused.body,
                                               attempt, waited=waited, now=time.time())
                 if isinstance(decision, GiveUp):
                     raise provider_error(provider, refused, decision.retry_after) from None
