@@ -29,11 +29,9 @@ oldest are never reached), half-closed (CLOSE_WAIT) once the backend drops them.
 
 from __future__ import annotations
 
-import re
 import socket
-from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Protocol
 
 import h11
@@ -41,7 +39,8 @@ import trio
 
 from chatmock.errors import UpstreamError
 from chatmock.net.chunked import ChunkedBody, H11Body, is_chunked
-from chatmock.net.h1wire import EOF, NEED_MORE, ResponseHead, Verdict, parse_head, request_bytes
+from chatmock.net.h1wire import EOF, NEED_MORE, Outgoing, ResponseHead, Verdict, parse_head
+from chatmock.net.response import HubReadable, UpstreamResponse
 from chatmock.net.tcpstream import TCPStream
 from chatmock.net.transport import Origin, negotiated_protocol, open_stream, split_url
 
@@ -76,130 +75,7 @@ class _Connection:
         self.reusable = False  # the answer ended so that another exchange may follow
 
 
-class _Outgoing:
-    """One request: its bytes when written by hand (`h1wire.request_bytes`), else h11's
-    event for it; `event()` also when h11 must read an unusual answer."""
-
-    __slots__ = ("body", "h11_event", "headers", "host", "method", "target", "wire")
-
-    def __init__(self, method: str, target: str, host: bytes,
-                 headers: Sequence[tuple[bytes, bytes]], body: bytes) -> None:
-        self.method, self.target, self.host = method.encode("ascii"), target, host
-        self.headers, self.body = headers, body
-        self.wire: bytes | None = None
-        self.h11_event: h11.Request | None = None
-        check_headers(((b"host", host), *headers))
-        if _TOKEN.fullmatch(self.method) and _TARGET.fullmatch(target.encode("ascii")):
-            self.wire = request_bytes(self.method, target.encode("ascii"), host, headers, body)
-        if self.wire is None:  # h11 writes it, and refuses what it refuses, now
-            self.h11_event = self.event()
-
-    def event(self) -> h11.Request:
-        headers = [(b"host", self.host), *self.headers]
-        if self.body or self.method in (b"POST", b"PUT", b"PATCH"):
-            headers.append((b"content-length", b"%d" % len(self.body)))
-        return request_event(self.method.decode("ascii"), self.target, headers)
-
-    def send_h11(self, conn: h11.Connection, event: h11.Request) -> bytes:
-        """The request through `conn` (its bytes, for the wire or discarded)."""
-        data = conn.send(event)
-        if self.body:
-            data += conn.send(h11.Data(data=self.body))
-        return data + conn.send(h11.EndOfMessage())
-
-
-class UpstreamResponse(ABC):
-    """Status, headers and a pull-based body of one upstream response, whatever the
-    HTTP version (`H1Response` here, `chatmock.net.h2client.H2Response`)."""
-
-    def __init__(self, status: int, headers: list[tuple[bytes, bytes]],
-                 read_timeout: float) -> None:
-        self.status = status
-        self.headers = headers
-        self._read_timeout = read_timeout
-        self.complete = False
-        self._silent = 0.0
-        self.trace: Callable[[bytes], None] | None = None
-
-    def header(self, name: bytes) -> str:
-        for key, value in self.headers:
-            if key == name:
-                return value.decode("latin-1")
-        return ""
-
-    @abstractmethod
-    async def receive(self, heartbeat: float | None = None) -> bytes | None:
-        """The next body bytes, as one network read (HTTP/1.1) or a batch of DATA frames
-        (HTTP/2) brought them; None at the end, also when the body was cut (`complete`
-        stays False): the connection closed, or (HTTP/2) the stream was reset.
-
-        With `heartbeat`, b"" is returned whenever the backend has been silent that
-        long (the read timeout still applies to the whole silence), so a streaming
-        route can write something and find out whether its client is still there.
-        A relay calls this once per wake-up; `chunks` is the same as an iterator.
-        """
-
-    async def chunks(self, heartbeat: float | None = None) -> AsyncGenerator[bytes, None]:
-        """`receive` until the end, as an async iterator."""
-        while (data := await self.receive(heartbeat)) is not None:
-            yield data
-
-    def hub_socket(self) -> socket.socket | None:
-        """The backend socket, when `chatmock.net.relayhub` can carry this body with
-        `receive_nowait` (plain TCP, HTTP/1.1) once nothing is `held`."""
-        return None
-
-    @property
-    def held(self) -> bool:
-        """True while body bytes that came with the head wait for `receive`."""
-        return False
-
-    def receive_nowait(self) -> bytes | None:
-        """One read without waiting, once `hub_socket` gave a socket: the body bytes it
-        completes (b"" for framing alone, or at the end: see `ended`), or None when
-        the kernel held nothing."""
-        raise NotImplementedError
-
-    @property
-    def ended(self) -> bool:
-        """True once the body is complete, cut or broken: `receive` returns None."""
-        return self.complete
-
-    def silence_left(self, heartbeat: float | None) -> float:
-        """How long the next wait for data may take (the heartbeat, or what is left of
-        the read timeout)."""
-        return self._wait_for(heartbeat)
-
-    def note_silence(self, waited: float) -> None:
-        """A wait of `waited` seconds found nothing: UpstreamError(504) past the read
-        timeout (the hub's parked streams count their silence here)."""
-        self._silence(waited)
-
-    def _silence(self, waited: float) -> None:
-        """Count `waited` seconds of silence; UpstreamError(504) past the read timeout."""
-        self._silent += waited
-        if self._silent >= self._read_timeout:
-            raise UpstreamError(f"the backend sent nothing for {self._read_timeout:g} s",
-                                status=504)
-
-    def _wait_for(self, heartbeat: float | None) -> float:
-        """How long the next wait for data may take."""
-        wait = self._read_timeout - self._silent
-        return wait if heartbeat is None else min(wait, heartbeat)
-
-    async def read_all(self, limit: int = 16 * 1024 * 1024) -> bytes:
-        parts: list[bytes] = []
-        size = 0
-        async with aclosing(self.chunks()) as chunks:
-            async for chunk in chunks:
-                size += len(chunk)
-                if size > limit:
-                    raise UpstreamError(f"backend answer larger than {limit} bytes")
-                parts.append(chunk)
-        return b"".join(parts)
-
-
-class H1Response(UpstreamResponse):
+class H1Response(UpstreamResponse, HubReadable):
     """A response read from an HTTP/1.1 connection; a chunked body is parsed by
     `chatmock.net.chunked` (h11 for the unusual framing), any other by h11."""
 
@@ -307,7 +183,7 @@ class H1Response(UpstreamResponse):
                     self._silent = 0.0
                     await stream.take_turns()
                     return data
-            wait = self._wait_for(heartbeat)
+            wait = self.silence_left(heartbeat)
             with trio.CancelScope(deadline=trio.current_time() + wait) as scope:
                 try:
                     await stream.wait_readable()
@@ -315,12 +191,12 @@ class H1Response(UpstreamResponse):
                     return b""
             self._may_be_ready = True
             if scope.cancelled_caught:
-                self._silence(wait)
+                self.note_silence(wait)
                 return None
 
     async def _read_any(self, stream: trio.abc.Stream, heartbeat: float | None) -> bytes | None:
         """`_read` on any other stream (TLS, or a test's in-memory one)."""
-        wait = self._wait_for(heartbeat)
+        wait = self.silence_left(heartbeat)
         # A bare scope: move_on_after's generator wrapper costs a third more, per read.
         with trio.CancelScope(deadline=trio.current_time() + wait) as scope:
             try:
@@ -330,7 +206,7 @@ class H1Response(UpstreamResponse):
         if not scope.cancelled_caught:
             self._silent = 0.0
             return data
-        self._silence(wait)
+        self.note_silence(wait)
         return None
 
 
@@ -356,35 +232,6 @@ async def _read_some(connection: _Connection, seconds: float) -> bytes:
             return b""
     assert scope.cancelled_caught
     raise UpstreamError(f"the backend sent nothing for {seconds:g} s", status=504)
-
-
-# What h11 refuses in a header: a name that is no token; in a value, NUL, CR, LF,
-# VT or FF anywhere, or SP/HTAB at either end (h11._abnf's field_value). A method is a
-# token, a target one or more visible ASCII characters.
-_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
-_TARGET = re.compile(rb"[\x21-\x7e]+")
-_CONTROL = re.compile(rb"[\x00\n\r\x0b\x0c]")
-_BLANK = (b" ", b"\t")
-
-
-def check_headers(headers: Iterable[tuple[bytes, bytes]]) -> None:
-    """LocalProtocolError for a header h11 would refuse to send, as h11 says it.
-
-    h11 checks every value with a regular expression that costs ~1 us per 100 bytes,
-    and `authorization` carries a JWT of a few KB: this check is a plain scan."""
-    for name, value in headers:
-        if not _TOKEN.fullmatch(name):
-            raise h11.LocalProtocolError(f"Illegal header name {name!r}")
-        if _CONTROL.search(value) or value[:1] in _BLANK or value[-1:] in _BLANK:
-            raise h11.LocalProtocolError(f"Illegal header value {value!r}")
-
-
-def request_event(method: str, target: str, headers: list[tuple[bytes, bytes]]) -> h11.Request:
-    """h11's Request for `headers`, checked here as h11 would (the same
-    LocalProtocolError, `check_headers`), then handed to h11 as already parsed."""
-    check_headers(headers)
-    return h11.Request(method=method.encode("ascii"), target=target.encode("ascii"),
-                       headers=headers, _parsed=True)
 
 
 class HTTPClient:
@@ -420,7 +267,7 @@ class HTTPClient:
                         await outcome.aclose()
                 return
             fresh = outcome
-        outgoing = _Outgoing(method, target, _host(origin), headers, body)
+        outgoing = Outgoing(method, target, _host(origin), headers, body)
         connection, response = await self._open(origin, outgoing, fresh)
         # Sent, and never sent again (`_open` retries before any answer): this frame
         # lives as long as the stream, so it must not keep the body (a conversation's
@@ -446,7 +293,7 @@ class HTTPClient:
         stream = await self.connect(origin, self.connect_timeout, http2=True)
         return stream, negotiated_protocol(stream)
 
-    async def _open(self, origin: Origin, outgoing: _Outgoing,
+    async def _open(self, origin: Origin, outgoing: Outgoing,
                     fresh: trio.abc.Stream | None) -> tuple[_Connection, UpstreamResponse]:
         """Send on a pooled connection, or on a fresh one if the pooled one was stale."""
         if fresh is not None:
@@ -467,7 +314,7 @@ class HTTPClient:
             connection, reused = await self._connect(origin), False
         raise AssertionError("unreachable")
 
-    async def _exchange(self, connection: _Connection, outgoing: _Outgoing) -> UpstreamResponse:
+    async def _exchange(self, connection: _Connection, outgoing: Outgoing) -> UpstreamResponse:
         """Send the request, read the answer's head: by hand when both are of the common
         shape (`chatmock.net.h1wire`), else by h11, which then reads every byte so far."""
         connection.reusable = False

@@ -5,11 +5,12 @@ h11 is about a third of the Python time a request costs (issue 13), and on the
 client side it spends it on one request head, one response head and the state
 machine between them. The backend answers a request the same way every time: an
 HTTP/1.1 status line, `name: value` lines, and a chunked body. `request_bytes`
-writes the request as h11 would (the same bytes, the same refusals: the caller's
-`request_event` checks run first), and `parse_head` reads the response head when
-it is of that common shape. Anything else -- another HTTP version, a 1xx, 204 or
-304, a Content-Length, a folded or bare-LF line, a head not yet complete in the
-first read, a line that is not plainly valid -- is `DEFER`: the client hands
+writes the request as h11 would (the same bytes, the same refusals: `Outgoing`
+checks names, values, method and target first, as h11 does), and `parse_head`
+reads the response head when it is of that common shape. Anything else --
+another HTTP version, a 1xx, 204 or 304, a Content-Length, a folded or bare-LF
+line, a head longer than h11's limit, a line that is not plainly valid -- is
+`DEFER`: the client hands
 every byte it read to h11, which stays the only judge of the unusual, exactly as
 before. `tests/unit/test_h1wire.py` checks, for random heads valid and damaged,
 that whatever `parse_head` accepts h11 accepts with the same status, headers
@@ -19,16 +20,23 @@ and keep-alive decision, and that the bytes `request_bytes` writes are h11's.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Final, NamedTuple
+
+import h11
 
 from chatmock.net.chunked import Head
 
 _HEAD_END = re.compile(rb"\n\r?\n")  # where h11 ends a head (bare LF lines included)
 _STATUS = re.compile(rb"HTTP/1\.1 ([2-5][0-9][0-9])(?: [^\x00\n\r\x0b\x0c]*)?")
+# What h11 refuses in a header: a name that is no token; in a value, NUL, CR, LF,
+# VT or FF anywhere, or SP/HTAB at either end (h11._abnf's field_value). A method is a
+# token, a target one or more visible ASCII characters.
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_TARGET = re.compile(rb"[\x21-\x7e]+")
 _CONTROL = re.compile(rb"[\x00\n\r\x0b\x0c]")
 _BLANK = b" \t"
+_BLANKS = (b" ", b"\t")
 MAX_HEAD_BYTES: Final = 16 * 1024  # h11's max_incomplete_event_size default
 # Request headers whose presence changes h11's framing, keep-alive or protocol
 # switching: such a request is written (and its answer read) by h11 alone.
@@ -63,24 +71,85 @@ EOF: Final = Verdict("EOF")
 """(The client's) the connection ended before the head did: h11 must read what came."""
 
 
+def check_headers(headers: Iterable[tuple[bytes, bytes]]) -> None:
+    """LocalProtocolError for a header h11 would refuse to send, as h11 says it.
+
+    h11 checks every value with a regular expression that costs ~1 us per 100 bytes,
+    and `authorization` carries a JWT of a few KB: this check is a plain scan."""
+    for name, value in headers:
+        if not _TOKEN.fullmatch(name):
+            raise h11.LocalProtocolError(f"Illegal header name {name!r}")
+        if _CONTROL.search(value) or value.startswith(_BLANKS) or value.endswith(_BLANKS):
+            raise h11.LocalProtocolError(f"Illegal header value {value!r}")
+
+
+def request_event(method: str, target: str, headers: list[tuple[bytes, bytes]]) -> h11.Request:
+    """h11's Request for `headers`, checked here as h11 would (the same
+    LocalProtocolError, `check_headers`), then handed to h11 as already parsed."""
+    check_headers(headers)
+    return h11.Request(method=method.encode("ascii"), target=target.encode("ascii"),
+                       headers=headers, _parsed=True)
+
+
+def _sends_length(method: bytes, body: bytes) -> bool:
+    """Whether a request carries Content-Length (as h11 frames it: a body, or a method
+    that has one)."""
+    return bool(body) or method in (b"POST", b"PUT", b"PATCH")
+
+
 def request_bytes(method: bytes, target: bytes, host: bytes,
                   headers: Sequence[tuple[bytes, bytes]], body: bytes) -> bytes | None:
     """The request as h11 writes it (host first, then `headers`, then Content-Length
     when there is a body or the method is POST/PUT/PATCH), or None when a header of
     the caller's changes framing or keep-alive (`_FOR_H11`): h11 writes that one.
 
-    The caller has checked names, values, method and target as h11 does
-    (`client.request_event`)."""
+    The caller has checked names, values, method and target as h11 does (`Outgoing`)."""
     lines = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (method, target, host)]
     for name, value in headers:
         if name.lower() in _FOR_H11:
             return None
         lines.append(b"%s: %s\r\n" % (name, value))
-    if body or method in (b"POST", b"PUT", b"PATCH"):
+    if _sends_length(method, body):
         lines.append(b"content-length: %d\r\n" % len(body))
     lines.append(b"\r\n")
     lines.append(body)
     return b"".join(lines)
+
+
+class Outgoing:
+    """One request: its bytes when written by hand (`request_bytes`), else h11's event
+    for it; `event()` also when h11 must read an unusual answer. Its headers are
+    checked as h11 checks them, so a bad one is refused here whichever writes it."""
+
+    __slots__ = ("body", "h11_event", "headers", "host", "method", "target", "wire")
+
+    def __init__(self, method: str, target: str, host: bytes,
+                 headers: Sequence[tuple[bytes, bytes]], body: bytes) -> None:
+        self.method, self.target, self.host = method.encode("ascii"), target, host
+        self.headers, self.body = headers, body
+        self.wire: bytes | None = None
+        self.h11_event: h11.Request | None = None
+        check_headers(((b"host", host), *headers))
+        if _TOKEN.fullmatch(self.method) and _TARGET.fullmatch(target.encode("ascii")):
+            self.wire = request_bytes(self.method, target.encode("ascii"), host, headers, body)
+        if self.wire is None:  # h11 writes it, and refuses what it refuses, now
+            self.h11_event = self.event()
+
+    def event(self) -> h11.Request:
+        """h11's event for the request, checked by h11 in full (the rare path: a request
+        or an answer of an unusual shape)."""
+        headers = [(b"host", self.host), *self.headers]
+        if _sends_length(self.method, self.body):
+            headers.append((b"content-length", b"%d" % len(self.body)))
+        return h11.Request(method=self.method, target=self.target.encode("ascii"),
+                           headers=headers)
+
+    def send_h11(self, conn: h11.Connection, event: h11.Request) -> bytes:
+        """The request through `conn` (its bytes, for the wire or discarded)."""
+        data = conn.send(event)
+        if self.body:
+            data += conn.send(h11.Data(data=self.body))
+        return data + conn.send(h11.EndOfMessage())
 
 
 def parse_head(buf: bytes) -> ResponseHead | Verdict:

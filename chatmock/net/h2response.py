@@ -8,8 +8,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from chatmock.errors import UpstreamError
-from chatmock.net.client import UpstreamResponse
 from chatmock.net.h2io import ReceiveBuffer
+from chatmock.net.response import UpstreamResponse
 
 if TYPE_CHECKING:
     from chatmock.net.h2client import H2ClientConnection
@@ -89,9 +89,9 @@ class H2Response(UpstreamResponse):
                     stream.reported = True
                     log.warning("upstream stream cut short: %s", stream.error)
                 return None
-            wait = self._wait_for(heartbeat)
+            wait = self.silence_left(heartbeat)
             if not await stream.wait(wait):
-                self._silence(wait)
+                self.note_silence(wait)
                 return b""
 
     async def aclose(self) -> None:

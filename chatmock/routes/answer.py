@@ -37,7 +37,7 @@ from chatmock.dialects.errors import Dialect
 from chatmock.dialects.events import UpstreamTranslator
 from chatmock.dialects.sampling import NONE, Sampling
 from chatmock.logs import redact
-from chatmock.net.client import UpstreamResponse
+from chatmock.net.response import UpstreamResponse
 from chatmock.routes.relay import collect, drain, relay
 from chatmock.server.exchange import Request, Responder, send_json
 from chatmock.upstream.fallback import Headers, open_responses

@@ -19,7 +19,7 @@ from chatmock.dialects.events import UpstreamTranslator
 from chatmock.dialects.machine import State
 from chatmock.errors import UpstreamError
 from chatmock.net import relayhub
-from chatmock.net.client import UpstreamResponse
+from chatmock.net.response import HubReadable, UpstreamResponse
 from chatmock.server.exchange import DirectSend, Responder
 from chatmock.state import exchanges
 
@@ -124,11 +124,12 @@ class _Pump:
         else a deadline its steps had pushed on."""
         upstream, out = self.upstream, self.out
         assert isinstance(out, DirectSend)
-        backend, client = upstream.hub_socket(), out.direct_socket()
-        if backend is None or client is None:
+        backend = upstream.hub_socket() if isinstance(upstream, HubReadable) else None
+        if backend is None or out.direct_socket() is None:
             self.hub = None  # TLS, HTTP/2, HTTP/1.0...: the task's loop, to the end
             return False
-        entry = relayhub.Parked(backend.fileno(), partial(self.step, out))
+        assert isinstance(upstream, HubReadable)
+        entry = relayhub.Parked(backend.fileno(), partial(self.step, out, upstream))
         while not upstream.ended:
             since = entry.active_at
             wait = upstream.silence_left(self.heartbeat)
@@ -148,11 +149,11 @@ class _Pump:
             await out.send_rest(data)
         return False
 
-    def step(self, out: DirectSend) -> tuple[int, bytes] | None:
+    def step(self, out: DirectSend, body: HubReadable) -> tuple[int, bytes] | None:
         """The hub's step (on its task, never awaiting): a read, translated and written;
-        None to stay parked, else what the task must do."""
+        None to stay parked, else what the task must do. `body` is `self.upstream`."""
         upstream = self.upstream
-        chunk = upstream.receive_nowait()
+        chunk = body.receive_nowait()
         if chunk:
             data = self.feed(chunk)
             if self.translator.state is State.DONE:

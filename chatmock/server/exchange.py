@@ -184,19 +184,16 @@ class DirectSend(ABC):
     def direct_socket(self) -> socket.socket | None:
         """The client's socket once `start` was called, when its pieces can be written
         with `send_nowait`; None otherwise (TLS, HTTP/1.0, HEAD)."""
-        raise NotImplementedError
 
     @abstractmethod
     def send_nowait(self, data: bytes) -> bytes:
         """Write `data` as `send` would, without waiting: b"" when all of it left, else
         the framed bytes still to write with `send_rest` (all of them after an error,
         which `send_rest` then reports as ClientGone)."""
-        raise NotImplementedError
 
     @abstractmethod
     async def send_rest(self, rest: bytes) -> None:
         """Write what `send_nowait` left (waiting as `send` does)."""
-        raise NotImplementedError
 
 
 @runtime_checkable

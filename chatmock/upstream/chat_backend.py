@@ -28,7 +28,8 @@ from chatmock.dialects.chat_upstream_stream import ChatStreamDecoder
 from chatmock.dialects.responses_encoder import ResponsesEncoder
 from chatmock.dialects.sampling import NONE, Sampling
 from chatmock.errors import UpstreamError, extract_message
-from chatmock.net.client import HTTPClient, UpstreamResponse
+from chatmock.net.client import HTTPClient
+from chatmock.net.response import UpstreamResponse
 from chatmock.state import exchanges
 from chatmock.upstream.providers import Provider
 from chatmock.upstream.translated import TranslatedResponse

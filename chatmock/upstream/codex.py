@@ -36,7 +36,8 @@ from chatmock.auth.store import CredentialStore
 from chatmock.auth.tokens import Credentials
 from chatmock.config import DEFAULT_CLIENT_VERSION, DEFAULT_ORIGINATOR
 from chatmock.errors import UpstreamError, extract_message
-from chatmock.net.client import HTTPClient, UpstreamResponse
+from chatmock.net.client import HTTPClient
+from chatmock.net.response import UpstreamResponse
 from chatmock.state import exchanges
 from chatmock.upstream.accounts import Account, AccountPool
 from chatmock.upstream.instructions import NO_INSTRUCTIONS, BaseInstructions

@@ -16,7 +16,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
 from chatmock.errors import UpstreamError
-from chatmock.net.client import UpstreamResponse
+from chatmock.net.response import UpstreamResponse
 
 Headers = tuple[tuple[bytes, bytes], ...]
 

@@ -37,7 +37,8 @@ from chatmock.dialects.qwen_stream import QwenStreamDecoder, reply_error
 from chatmock.dialects.responses_encoder import ResponsesEncoder
 from chatmock.dialects.sampling import NONE, Sampling
 from chatmock.errors import UpstreamError
-from chatmock.net.client import HTTPClient, UpstreamResponse
+from chatmock.net.client import HTTPClient
+from chatmock.net.response import UpstreamResponse
 from chatmock.state import exchanges
 from chatmock.upstream.chat_backend import MAX_ERROR_BODY, Refused, open_stream, response_id
 from chatmock.upstream.providers import Provider

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
-from chatmock.net.client import HTTPClient, UpstreamResponse
+from chatmock.net.client import HTTPClient
+from chatmock.net.response import UpstreamResponse
 from chatmock.upstream.codex import CodexBackend
 from chatmock.upstream.fallback import Headers, open_responses
 from chatmock.upstream.gate import Gate

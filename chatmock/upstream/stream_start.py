@@ -26,7 +26,7 @@ import json
 from typing import Any
 
 from chatmock.dialects.sse import SSEDecoder
-from chatmock.net.client import UpstreamResponse
+from chatmock.net.response import UpstreamResponse
 
 QUIET_SECONDS = 0.5
 MAX_HELD = 64 * 1024

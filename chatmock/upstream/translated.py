@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from chatmock.dialects.provider_events import TRUNCATED_MESSAGE, Event, EventDecoder
 from chatmock.dialects.responses_encoder import ResponsesEncoder
-from chatmock.net.client import UpstreamResponse
+from chatmock.net.response import UpstreamResponse
 
 
 class TranslatedResponse(UpstreamResponse):

@@ -9,7 +9,7 @@ from typing import Any, cast
 import pytest
 
 from chatmock.errors import UpstreamError
-from chatmock.net.client import UpstreamResponse
+from chatmock.net.response import UpstreamResponse
 from chatmock.upstream.fallback import Headers, open_responses
 
 WITH_TOOLS: dict[str, Any] = {"input": [], "tools": [{"type": "web_search"}]}

@@ -19,7 +19,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatmock.net.chunked import is_chunked
-from chatmock.net.client import request_event
 from chatmock.net.h1wire import (
     DEFER,
     MAX_HEAD_BYTES,
@@ -27,6 +26,7 @@ from chatmock.net.h1wire import (
     ResponseHead,
     parse_head,
     request_bytes,
+    request_event,
 )
 from tests.unit.test_chunked import client
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatmock.net.client import request_event
+from chatmock.net.h1wire import request_event
 
 NAMES = st.one_of(st.sampled_from([b"authorization", b"x-id", b"Content-Type"]),
                   st.binary(max_size=12))

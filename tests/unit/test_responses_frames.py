@@ -11,7 +11,7 @@ from typing import Any, cast
 from chatmock.dialects.responses_frames import EventFrames, framed, frames_of
 from chatmock.dialects.responses_stream import ResponsesObserver
 from chatmock.errors import UpstreamError
-from chatmock.net.client import UpstreamResponse
+from chatmock.net.response import UpstreamResponse
 from chatmock.routes.relay import relay
 from chatmock.routes.responses_ws import FrameSocket
 from chatmock.state import exchanges

@@ -15,7 +15,7 @@ import trio
 
 from chatmock.dialects.sampling import NONE, Sampling
 from chatmock.errors import UpstreamError
-from chatmock.net.client import UpstreamResponse
+from chatmock.net.response import UpstreamResponse
 from chatmock.upstream.backoff import RetryPolicy
 from chatmock.upstream.chat_backend import Refused
 from chatmock.upstream.gate import Gate

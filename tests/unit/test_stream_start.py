@@ -7,7 +7,7 @@ import json
 import pytest
 import trio
 
-from chatmock.net.client import UpstreamResponse
+from chatmock.net.response import UpstreamResponse
 from chatmock.upstream.stream_start import read_start, usage_limit
 
 
