@@ -55,6 +55,8 @@ if TYPE_CHECKING:
 DONE_LINE = b"data: [DONE]\n\n"
 KEEP_ALIVE = b": keep-alive\n\n"  # an SSE comment: every client skips it
 _NEWLINE = b"\\n"
+_DELTA_END = b',"finish_reason":null}]}\n\n'  # after a chunk's delta object
+_CONTENT_END = b'"}' + _DELTA_END  # after a content delta's text
 
 
 def fallback_id(prefix: str = "chatcmpl") -> str:
@@ -230,7 +232,7 @@ class ChatStreamTranslator(OpenAIChunkStream):
 
     def _chunk(self, delta: bytes) -> None:
         self._ensure_open()
-        self.out.append(self._prefix + delta + b',"finish_reason":null}]}\n\n')
+        self.out.append(self._prefix + delta + _DELTA_END)
 
     def _content(self, raw: bytes) -> None:
         self._chunk(b'{"content":"' + raw + b'"}')
@@ -252,8 +254,7 @@ class ChatStreamTranslator(OpenAIChunkStream):
             # The usual delta, in one piece: what `_content` writes when nothing is
             # to close, open or set apart (every paced event pays for each call).
             self._text_sent = True
-            self.out.append(self._prefix + b'{"content":"' + raw
-                            + b'"},"finish_reason":null}]}\n\n')
+            self.out.append(self._prefix + b'{"content":"' + raw + _CONTENT_END)
             return
         self._content(self._close_think() + self._text(raw))
 
