@@ -51,6 +51,7 @@ from wire import (
     chat_body,
     error_kind,
     summarize_ms,
+    with_history,
 )
 
 
@@ -155,8 +156,10 @@ async def _one_stream(conn: Connection, dialect: Dialect, raw: bytes, expected: 
 def paced_mode(args: argparse.Namespace) -> dict[str, Any]:
     text = prompt(args.deltas, delay_ms=args.delay_ms)
     dialect = DIALECTS[args.dialect]
-    request = build_request(args.host, args.port, dialect.path, dialect.body(text, args.model),
-                            dialect.headers)
+    body = dialect.body(text, args.model)
+    if args.history_kib:
+        body = with_history(body, args.history_kib)
+    request = build_request(args.host, args.port, dialect.path, body, dialect.headers)
     timeout = args.timeout or args.deltas * args.delay_ms / 1000 + 60
     plan = PacedPlan(args.host, args.port, request, dialect, args.streams, args.rate,
                      args.deltas, timeout)
@@ -294,6 +297,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     paced.add_argument("--rate", type=float, default=1000.0, help="new streams per second")
     paced.add_argument("--deltas", type=int, default=500, help="per stream")
     paced.add_argument("--delay-ms", type=float, default=20.0, help="between events")
+    paced.add_argument("--history-kib", type=int, default=0,
+                       help="earlier turns sent with every request, about this many KiB")
     latency = modes.add_parser("latency", help="sequential non-streamed requests")
     latency.add_argument("--fake-port", type=int, help="the fake backend, asked directly")
     latency.add_argument("--relay", action="append", default=[], metavar="NAME=PORT",

@@ -49,6 +49,7 @@ class Plan:
     paced_seconds: float
     start_rate: float
     startup_runs: int
+    history_kib: int = 0  # earlier turns sent with every paced request (an agent's prompt)
 
 
 # --- the load generator -----------------------------------------------------
@@ -179,7 +180,8 @@ def paced_phase(stack: contextlib.ExitStack, logs: Path, server: Server, fake: C
     deltas = max(1, round(plan.paced_seconds * 1000 / delay_ms))
     argv = loadgen_argv("paced", server.port, "--dialect", server.spec.dialect("chat"),
                         "--streams", streams, "--rate", f"{plan.start_rate:g}", "--deltas",
-                        deltas, "--delay-ms", f"{delay_ms:g}")
+                        deltas, "--delay-ms", f"{delay_ms:g}",
+                        *(("--history-kib", plan.history_kib) if plan.history_kib else ()))
     pids = process_tree(server.pid)
     rss_before = peak_rss = tree_rss_kib(pids)
 

@@ -228,7 +228,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
                 paced_delays_ms=args.paced_delays or (20.0, 100.0),
                 paced_seconds=args.paced_seconds or (3.0 if quick else 10.0),
                 start_rate=args.start_rate,
-                startup_runs=args.startup_runs or (3 if quick else 5))
+                startup_runs=args.startup_runs or (3 if quick else 5),
+                history_kib=args.paced_history_kib)
 
 
 def numbers(kind: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]:
@@ -248,6 +249,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--paced-delays", type=numbers(float), help="ms between events, default 20,100")
     add("--paced-seconds", type=float, help="length of a paced stream (default 10, quick 3)")
     add("--start-rate", type=float, default=1000.0, help="paced streams started per second")
+    add("--paced-history-kib", type=int, default=0,
+        help="earlier turns, about this many KiB, sent with every paced request")
     add("--latency-requests", type=int, help="per target (default 2000, quick 300)")
     add("--startup-runs", type=int, help="default 5, quick 3")
     add("--nginx", help="the nginx binary (default: nginx on PATH or /usr/sbin/nginx)")

@@ -88,6 +88,22 @@ def anthropic_body(text: str, model: str) -> dict[str, Any]:
             "messages": [{"role": "user", "content": text}]}
 
 
+def with_history(body: dict[str, Any], kib: int) -> dict[str, Any]:
+    """`body` with about `kib` KiB of earlier turns before its message: an agent's request
+    carries its whole conversation, which a server may keep for as long as the stream."""
+    turns = [("user" if number % 2 == 0 else "assistant",
+              f"turn {number}: " + "lorem ipsum " * 84) for number in range(max(kib, 0))]
+    if "messages" in body:
+        messages = [{"role": role, "content": text} for role, text in turns]
+        return {**body, "messages": messages + body["messages"]}
+    items = [{"type": "message", "role": role, "content": [
+        {"type": "input_text" if role == "user" else "output_text", "text": text}]}
+        for role, text in turns]
+    last = body["input"]  # a Responses input: a string is one user message
+    last = [{"role": "user", "content": last}] if isinstance(last, str) else last
+    return {**body, "input": items + last}
+
+
 @dataclass(frozen=True)
 class Dialect:
     """How to ask one API for a streamed answer and how to count what comes back."""
