@@ -57,6 +57,7 @@ class Plan:
     forwarded: Headers = ()  # a Codex client's own headers, sent on upstream
     affinity: tuple[str, ...] = ()  # the account pool's keys besides the payload (a WebSocket)
     sampling: Sampling = NONE  # for a chat-completions provider only (dialects/sampling.py)
+    keep_payload: bool = False  # the Responses routes store the turn's input at its end
 
 
 def log_body(app: App, log: logging.Logger, what: str, body: Any) -> None:
@@ -85,6 +86,8 @@ async def answer(app: App, request: Request, out: Responder, plan: Plan) -> None
                                        payload["input"])
     request.release_body()  # parsed into `plan`: not kept for the stream's minutes
     async with open_upstream(app, request, plan, session) as upstream:
+        if not plan.keep_payload:
+            release_payload(plan)
         if plan.stream_headers is not None:
             await relay(upstream, plan.translator, out, plan.stream_headers)
             return
@@ -93,6 +96,16 @@ async def answer(app: App, request: Request, out: Responder, plan: Plan) -> None
             raise plan.errors.failure(*plan.translator.error)
         await send_json(out, 200, plan.render())
         await drain(upstream)
+
+
+def release_payload(plan: Plan) -> None:
+    """Empty what was sent once the backend has answered: the layers that opened the stream
+    (and the route) still hold the payload's dict for the stream's life, and an agent's
+    request carries its whole conversation, often hundreds of KiB (issue 13: memory per
+    open stream). Emptied in place, as every holder shares the one dict."""
+    plan.payload.clear()
+    if plan.fallback is not None:
+        plan.fallback.clear()
 
 
 def open_upstream(app: App, request: Request, plan: Plan,

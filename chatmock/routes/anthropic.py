@@ -49,8 +49,9 @@ def messages_plan(req: MessagesRequest, tag: str) -> Plan:
                         sampling=req.sampling)
     collector = MessagesCollector(account_tag=tag)
     collector.tool_names = req.tool_names
+    model, thinking = req.model, req.thinking  # the renderer keeps these, not the request
     return collected(req.payload, collector, Dialect.ANTHROPIC, lambda: message_object(
-        collector, model=req.model, thinking=req.thinking, input_tokens=input_tokens),
+        collector, model=model, thinking=thinking, input_tokens=input_tokens),
         sampling=req.sampling)
 
 

@@ -48,5 +48,6 @@ def completion_plan(completion: CompletionRequest) -> Plan:
         return streamed(payload, translator, Dialect.OPENAI, SSE_HEADERS,
                         sampling=completion.sampling)
     collector = ResponseCollector()
+    model = completion.model  # the renderer keeps this, not the request and its payload
     return collected(payload, collector, Dialect.OPENAI, lambda: text_completion(
-        collector, model=completion.model, created=created), sampling=completion.sampling)
+        collector, model=model, created=created), sampling=completion.sampling)

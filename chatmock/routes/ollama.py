@@ -79,8 +79,9 @@ def ollama_plan(req: OllamaRequest, compat: str, *, generate: bool, started: int
     collector = OllamaCollector(started=started)
     collector.tool_names = req.chat.tool_names
     render = generate_object if generate else chat_object
+    model, think = req.model, req.think  # the renderer keeps these, not the request
     return collected(payload, collector, Dialect.OLLAMA, lambda: render(
-        collector, model=req.model, created_at=stamp, think=req.think, compat=compat), fallback,
+        collector, model=model, created_at=stamp, think=think, compat=compat), fallback,
         req.chat.sampling)
 
 

@@ -49,9 +49,9 @@ def chat_plan(chat: ChatRequest, compat: str) -> Plan:
                         chat.sampling)
     collector = ResponseCollector()
     collector.tool_names = chat.tool_names
+    model = chat.model  # the renderer keeps this, not the request and its payload
     return collected(payload, collector, Dialect.OPENAI, lambda: chat_completion(
-        collector, model=chat.model, created=created, compat=compat), fallback,
-        chat.sampling)
+        collector, model=model, created=created, compat=compat), fallback, chat.sampling)
 
 
 def model_object(model_id: str, owner: str = "openai") -> dict[str, Any]:

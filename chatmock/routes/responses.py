@@ -28,6 +28,7 @@ async def answer_responses(app: App, request: Request, body: Any, out: Responder
                             on_success=turn.finished)
     plan = Plan(parsed.payload, observer, Dialect.OPENAI,
                 SSE_HEADERS if parsed.stream else None, render=observer.final_response,
-                forwarded=codex_client_headers(request.headers), sampling=parsed.sampling)
+                forwarded=codex_client_headers(request.headers), sampling=parsed.sampling,
+                keep_payload=True)
     # The turn is stored before the answer's last bytes leave (routes/stored_turn.py).
     await answer(app, request, turn.before_end(out), plan)

@@ -177,7 +177,7 @@ async def _generate(app: App, request: Request, socket: MessageSocket,
     plan = Plan(parsed.payload, EventFrames(parsed.tool_names, turn.finished),
                 Dialect.OPENAI, stream_headers=(),
                 forwarded=codex_client_headers(request.headers), affinity=(connection,),
-                sampling=parsed.sampling)
+                sampling=parsed.sampling, keep_payload=True)
     async with socket.responding():
         # The turn is stored before the terminal frame goes out (routes/stored_turn.py).
         await answer(app, request, turn.before_end(FrameSocket(socket)), plan)

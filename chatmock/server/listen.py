@@ -19,6 +19,7 @@ import logging
 import resource
 import socket
 import ssl
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -26,6 +27,9 @@ from chatmock.net.tcpstream import TCPStream
 from chatmock.server.exchange import ConnectionLimits, Handler
 from chatmock.server.http1 import H1Connection
 from chatmock.server.lifecycle import Lifecycle
+
+if TYPE_CHECKING:
+    from chatmock.server.http2 import H2ServerConnection
 
 log = logging.getLogger("chatmock.server")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -253,24 +257,29 @@ async def _serve_connection(tcp: TCPStream, served: _Served, tasks: trio.Nursery
             return
         stream = secured
         if secured.selected_alpn_protocol() == "h2":
-            await _serve_h2(stream, served, client, b"")
+            await _h2_connection(stream, served, client, b"").serve()
             return
     first = await _first_bytes(stream, served.limits, served.lifecycle)
     if not first:
         await trio.aclose_forcefully(stream)
     elif first.startswith(PREFACE):
-        await _serve_h2(stream, served, client, first)
+        h2 = _h2_connection(stream, served, client, first)
+        del first  # the connection has it; this frame lives as long as the connection
+        await h2.serve()
     else:
-        await H1Connection(stream, served.app, served.limits, served.lifecycle, client,
-                           buffered=first).serve(tasks)
+        # Up to 64 KiB (an agent's long request), kept for the connection's life otherwise.
+        h1 = H1Connection(stream, served.app, served.limits, served.lifecycle, client,
+                          buffered=first)
+        del first
+        await h1.serve(tasks)
 
 
-async def _serve_h2(stream: trio.abc.Stream, served: _Served, client: str,
-                    buffered: bytes) -> None:
+def _h2_connection(stream: trio.abc.Stream, served: _Served, client: str,
+                   buffered: bytes) -> H2ServerConnection:
     from chatmock.server.http2 import H2ServerConnection  # h2 (~10 ms): on first use
 
-    await H2ServerConnection(stream, served.app, served.limits, served.lifecycle, client,
-                             buffered=buffered).serve()
+    return H2ServerConnection(stream, served.app, served.limits, served.lifecycle, client,
+                              buffered=buffered)
 
 
 async def _handshake(tcp: TCPStream, context: ssl.SSLContext,

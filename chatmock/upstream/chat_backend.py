@@ -77,11 +77,11 @@ class ChatBackend:
     async def responses(self, payload: dict[str, Any], model: str,
                         sampling: Sampling = NONE) -> AsyncIterator[UpstreamResponse]:
         exchanges.note_model(model, payload.get("reasoning"))  # access log
-        body = chat_request(payload, model=model, flavor=flavor_of(self.provider),
-                            sampling=sampling.chat_fields())
+        # No local for the request: this frame lives as long as the stream.
         async with AsyncExitStack() as stack:
-            response = await open_stream(stack, self.http, self.url, self.headers,
-                                         jsonbytes.dumps(body))
+            response = await open_stream(stack, self.http, self.url, self.headers, jsonbytes.dumps(
+                chat_request(payload, model=model, flavor=flavor_of(self.provider),
+                             sampling=sampling.chat_fields())))
             yield TranslatedResponse(response, ChatStreamDecoder(),
                                      ResponsesEncoder(response_id(), model, int(time.time())))
 

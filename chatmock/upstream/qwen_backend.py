@@ -126,6 +126,7 @@ class QwenBackend:
                 response = await open_stream(stack, self.http, url,
                                              self._headers(chat_id, stream=True),
                                              jsonbytes.dumps(body))
+                del body  # sent; this frame lives as long as the stream
                 await _check_stream(response)
                 turn = _Turn(self.chats, chat_id, qwen_request.conversation_keys(payload)[-1])
                 yield TranslatedResponse(response, QwenStreamDecoder(),

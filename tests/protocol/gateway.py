@@ -59,6 +59,7 @@ class Reply:
 @dataclass
 class Gateway:
     port: int
+    fake: FakeUpstreamApp
     log: ErrorLog = field(default_factory=ErrorLog)
 
     def post(self, path: str, body: bytes, headers: dict[str, str]) -> Reply:
@@ -80,11 +81,12 @@ def running_gateway(home: Path, **settings: Any) -> Iterator[Gateway]:
     write_auth_file(home)
     started: queue.Queue[tuple[int, trio.lowlevel.TrioToken, trio.Event] | BaseException]
     started = queue.Queue()
+    fake = FakeUpstreamApp()
 
     async def serve_both() -> None:
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
-            fake_port = await serve_on_loopback(nursery, FakeUpstreamApp())
+            fake_port = await serve_on_loopback(nursery, fake)
             chosen = Settings(model_sync=False,
                               upstream_url=f"http://127.0.0.1:{fake_port}/backend-api/codex",
                               **settings)
@@ -108,7 +110,7 @@ def running_gateway(home: Path, **settings: Any) -> Iterator[Gateway]:
     if isinstance(first, BaseException):
         raise RuntimeError("the gateway did not start") from first
     port, token, stop = first
-    gateway = Gateway(port)
+    gateway = Gateway(port, fake)
     logger = logging.getLogger("chatmock")
     logger.addHandler(gateway.log)
     try:
