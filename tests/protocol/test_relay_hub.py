@@ -189,6 +189,9 @@ PROMPTS = ("hello fake:deltas=25", "think fake:reasoning=4 fake:deltas=6",
 async def test_the_hub_relays_exactly_what_the_task_relays(
         dialect: str, upstream_client: HTTPClient, monkeypatch: pytest.MonkeyPatch) -> None:
     steps = Steps(monkeypatch)
+    # Every piece its own step, so that the cuts reach the step as they are drawn (a
+    # linger would join pieces that come 1 ms apart).
+    monkeypatch.setenv(relayhub.LINGER_SWITCH, "0")
     rng = random.Random(dialect)
     for prompt in PROMPTS:
         wire = b"".join(event_stream(prompt))
