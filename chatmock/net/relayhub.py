@@ -43,9 +43,20 @@ import outcome
 import trio
 
 ENV_SWITCH = "CHATMOCK_RELAY_HUB"
+LINGER_SWITCH = "CHATMOCK_RELAY_LINGER_MS"
+DEFAULT_LINGER_MS = "5"
 BATCH = 256  # ready sockets stepped per wake-up before other tasks get their turn
 
 Step = Callable[[], object]
+
+
+def linger_seconds() -> float:
+    """How long the hub waits, after a pass that found events, before it looks again
+    (`CHATMOCK_RELAY_LINGER_MS`, default 5; 0: wait for the next event at once)."""
+    try:
+        return max(0.0, float(os.environ.get(LINGER_SWITCH, DEFAULT_LINGER_MS))) / 1000
+    except ValueError:
+        return float(DEFAULT_LINGER_MS) / 1000
 
 
 def enabled() -> bool:
@@ -151,35 +162,46 @@ class RelayHub:
     async def _run(self) -> None:
         """Wait for any parked socket to be readable; step every ready one.
 
-        Its loop runs once per wake-up and its inner loop once per event: the steps are
-        called from here directly (one frame less per event than a helper)."""
+        After a pass that found events the hub lingers (`linger_seconds`) before it looks
+        again, and keeps going while each look finds events: under load one wake-up then
+        steps every event that arrived meanwhile, instead of one wake-up per event or two
+        (each costs trio's scheduling, ~25 us of Python). An event waits at most the
+        linger; a model's tokens come tens of milliseconds apart. Only a look that finds
+        nothing returns the hub to waiting on its epoll."""
         epoll, parked = self._epoll, self._parked
         poll, fd_of_epoll = epoll.poll, epoll.fileno()
-        wait_readable, clock = trio.lowlevel.wait_readable, trio.current_time
+        wait_readable, clock, sleep = trio.lowlevel.wait_readable, trio.current_time, trio.sleep
+        linger = linger_seconds()
         try:
             while True:
                 await wait_readable(fd_of_epoll)
-                now = clock()
-                ready = poll(0, BATCH)
-                self.wakes += 1
-                self.stepped += len(ready)
-                for fd, _ in ready:
-                    entry = parked.get(fd)
-                    if entry is None:
-                        continue
-                    entry.active_at = now
-                    try:
-                        result = entry.step()
-                    except Exception as exc:  # the stream's failure, raised in its own task
-                        self._wake(entry, outcome.Error(exc))
-                        continue
-                    if result is not None:
-                        self._wake(entry, outcome.Value(result))
+                while ready := poll(0, BATCH):
+                    self._step_all(ready, clock())
+                    if not linger:
+                        break
+                    await sleep(linger)
         finally:
             for entry in list(parked.values()):
                 self._wake(entry, outcome.Error(trio.ClosedResourceError("relay hub closed")))
             epoll.close()
 
+    def _step_all(self, ready: list[tuple[int, int]], now: float) -> None:
+        """One pass: call the step of every ready stream (on the hub's task)."""
+        parked = self._parked
+        self.wakes += 1
+        self.stepped += len(ready)
+        for fd, _ in ready:
+            entry = parked.get(fd)
+            if entry is None:
+                continue
+            entry.active_at = now
+            try:
+                result = entry.step()
+            except Exception as exc:  # the stream's failure, raised in its own task
+                self._wake(entry, outcome.Error(exc))
+                continue
+            if result is not None:
+                self._wake(entry, outcome.Value(result))
 
 _HUB: trio.lowlevel.RunVar[RelayHub] = trio.lowlevel.RunVar("chatmock_relay_hub")
 

@@ -247,6 +247,7 @@ async def test_a_client_that_reads_slowly_gets_everything(
     monkeypatch.setenv(relayhub.ENV_SWITCH, "0")
     by_task = await relayed_body(upstream_client, backend, "responses")
     monkeypatch.setenv(relayhub.ENV_SWITCH, "1")
+    monkeypatch.setenv(relayhub.LINGER_SWITCH, "0")  # writes as fast as events come
     rests: list[int] = []
     original = H1Responder.send_rest
 
@@ -262,6 +263,31 @@ async def test_a_client_that_reads_slowly_gets_everything(
     assert by_hub == by_task
     assert rests  # the client's socket filled up: the task finished those writes
     assert len(by_hub) > 600_000
+
+
+async def test_a_pass_lingers_so_that_one_wake_up_steps_the_events_that_came_meanwhile(
+        upstream_client: HTTPClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Events 2 ms apart, a 25 ms linger: the hub makes a pass per linger, not per event,
+    and relays exactly what the stream's own task relays."""
+    monkeypatch.setenv(relayhub.ENV_SWITCH, "0")
+    by_task = await relayed_body(upstream_client, Backend(events(40), pause=0.002), "chat")
+    monkeypatch.setenv(relayhub.ENV_SWITCH, "1")
+    monkeypatch.setenv(relayhub.LINGER_SWITCH, "25")
+    started = trio.current_time()
+    by_hub = await relayed_body(upstream_client, Backend(events(40), pause=0.002), "chat")
+    seconds = trio.current_time() - started
+    hub = relayhub.hub()
+    assert by_hub == by_task
+    assert hub is not None and hub.stepped >= 1  # the hub carried the stream
+    assert hub.wakes <= seconds / 0.025 + 3, (hub.wakes, hub.stepped, seconds)
+
+
+def test_the_linger_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for text, seconds in (("0", 0.0), ("2", 0.002), ("-1", 0.0), ("soon", 0.005)):
+        monkeypatch.setenv(relayhub.LINGER_SWITCH, text)
+        assert relayhub.linger_seconds() == seconds
+    monkeypatch.delenv(relayhub.LINGER_SWITCH)
+    assert relayhub.linger_seconds() == 0.005
 
 
 def _delta_event(index: int, text: str) -> bytes:
