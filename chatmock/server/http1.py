@@ -1,5 +1,12 @@
 """HTTP/1.1 on h11: one connection, many exchanges, each handed to the app.
 
+The common exchange skips h11 (issue 13: it was the largest share of a request's
+Python calls): a request head that came whole, of the common shape, is read by hand
+(server/h1fast.py) and its answer's head written by hand, while h11 sits idle and
+empty. Anything else -- a head in pieces, an unusual header, a body still to come, a
+status h11 frames itself, a WebSocket upgrade -- hands the bytes to h11 (`_to_h11`,
+or `_replay`: the head read by hand replayed into it), which judges them as before.
+
 The loop per connection is: wait (idle timeout, cancelled by a drain) for the
 first bytes of a request, read the rest of the head within the header
 timeout, run the app with a `Request` whose body is read only when the route
@@ -60,6 +67,7 @@ from chatmock.server.exchange import (
     Request,
     ResponseState,
 )
+from chatmock.server.h1fast import FastRequest, parse_request, response_head
 from chatmock.server.lifecycle import Lifecycle, ServedConnection
 from chatmock.server.watch import ClientWatch
 
@@ -113,12 +121,18 @@ class H1Connection(ServedConnection):
         self.must_close = False
         self.declared_length = 0
         self._primed = bool(buffered)  # the first bytes were read already (server/listen.py)
-        if buffered:
-            self.conn.receive_data(buffered)
+        # The by-hand path (server/h1fast.py): while h11 is idle and has been given
+        # nothing, bytes read wait in `_pending`; `_fast` is the current exchange's
+        # request head (its bytes, for a replay into h11) when the hand read it.
+        self._h11_idle = True
+        self._pending = buffered
+        self._fast: bytes | None = None
+        self._fast_body_done = False
+        self._fast_close = False
         self.client_gone = False
         self._tasks: trio.Nursery | None = None
         self._exchanges = trio.CancelScope()  # cancelled when the client is gone
-        self._watch = ClientWatch(stream, feed=self.conn.receive_data, gone=self._client_left,
+        self._watch = ClientWatch(stream, feed=self._feed, gone=self._client_left,
                                   budget=limits.max_header_bytes)
 
     async def serve(self, tasks: trio.Nursery | None = None) -> None:
@@ -145,7 +159,7 @@ class H1Connection(ServedConnection):
         head = await self._read_request_head()
         if head is None:
             return False
-        out = H1Responder(self, head_only=head.method == b"HEAD")
+        out = H1Responder(self, head_only=head.method == b"HEAD")  # HEAD: never by hand
         request = self._request(head)
         del head  # h11's copy of the head (raw names, triples) is not kept for the exchange
         headers = request.headers
@@ -160,7 +174,7 @@ class H1Connection(ServedConnection):
                               _error_body("the route produced no response"))
         return await self._prepare_next_cycle()
 
-    def _request(self, head: h11.Request) -> Request:
+    def _request(self, head: h11.Request | FastRequest) -> Request:
         path, _, query = head.target.decode("latin-1").partition("?")
         headers: dict[bytes, bytes] = {}
         for name, value in head.headers:
@@ -180,9 +194,14 @@ class H1Connection(ServedConnection):
         self.declared_length = int(headers.get(b"content-length", b"0"))
         if self.declared_length:
             return False
+        if self._fast is not None:
+            self._fast_body_done = True
+            return True
         return isinstance(self.conn.next_event(), h11.EndOfMessage)  # parsed, no read
 
     async def _prepare_next_cycle(self) -> bool:
+        if self._fast is not None:
+            return await self._prepare_next_fast_cycle()
         if self.must_close or self.lifecycle.draining or self.conn.our_state is h11.MUST_CLOSE:
             await self._close_gracefully()
             return False
@@ -192,9 +211,83 @@ class H1Connection(ServedConnection):
         if self.conn.their_state is not h11.DONE or self.conn.our_state is not h11.DONE:
             return False
         self.conn.start_next_cycle()
+        self._h11_idle = not self.conn.trailing_data[0]
         return True
 
-    async def _read_request_head(self) -> h11.Request | None:
+    async def _prepare_next_fast_cycle(self) -> bool:
+        """`_prepare_next_cycle` for an exchange read by hand (h11 saw none of it)."""
+        if self.must_close or self.lifecycle.draining or self._fast_close:
+            await self._close_gracefully()
+            return False
+        if not self._fast_body_done:
+            if len(self._pending) < self.declared_length:  # the rest is h11's to discard
+                self._replay()
+                # The answer went out by hand; h11 is told of one only to be in its state.
+                self.conn.send(h11.Response(status_code=200, headers=[(b"content-length", b"0")]))
+                self.conn.send(h11.EndOfMessage())
+                return await self._prepare_next_cycle()
+            self._pending = self._pending[self.declared_length:]
+        self._fast = None
+        return True
+
+    def _feed(self, data: bytes) -> None:
+        """Bytes read from the client: to `_pending` while h11 has none, else to h11."""
+        if self._h11_idle:
+            self._pending += data
+        else:
+            self.conn.receive_data(data)
+
+    def _to_h11(self) -> None:
+        """From here on h11 reads this connection's bytes (until it is idle and empty)."""
+        if self._h11_idle:
+            self._h11_idle = False
+            pending, self._pending = self._pending, b""
+            if pending:  # (b"" is h11's EOF)
+                self.conn.receive_data(pending)
+
+    def _replay(self) -> None:
+        """Hand the exchange read by hand to h11 as it stands: the request (and the body
+        taken, if any) replayed into it, so that h11 reads the rest and writes the answer."""
+        raw, self._fast = self._fast, None
+        if raw is None:
+            return
+        self._h11_idle = False
+        pending, self._pending = self._pending, b""
+        self.conn.receive_data(raw)
+        event = self.conn.next_event()
+        assert isinstance(event, h11.Request), event  # tests/unit/test_h1fast.py
+        if self._fast_body_done and self.declared_length:
+            # The body went to the route already (and is not kept): h11 only counts it.
+            self.conn.receive_data(bytes(self.declared_length))
+        if self._fast_body_done:
+            while not isinstance(self.conn.next_event(), h11.EndOfMessage):
+                pass
+        if pending:
+            self.conn.receive_data(pending)
+
+    def _at_eof(self) -> bool:
+        """After an idle read: it was the client's EOF (given to h11, nothing waits)."""
+        return not self._h11_idle and not self._pending
+
+    def _read_fast_head(self) -> FastRequest | None:
+        """The next request by hand, when what waits is a whole head of the common shape."""
+        fast = parse_request(self._pending, self.limits.max_header_bytes)
+        if fast is not None:
+            self._pending = self._pending[fast.end:]
+            self._fast = fast.raw
+            self._fast_body_done = self._fast_close = False
+        return fast
+
+    async def _read_request_head(self) -> h11.Request | FastRequest | None:
+        if self._h11_idle:
+            if not self._pending and not self._primed:
+                if not await self._receive_idle() or self._at_eof():
+                    return None
+                self._primed = True  # read already: h11 must not wait idle again
+            if (fast := self._read_fast_head()) is not None:
+                self._primed = False
+                return fast
+            self._to_h11()
         try:
             event = self.conn.next_event()
             primed, self._primed = self._primed, False
@@ -231,7 +324,11 @@ class H1Connection(ServedConnection):
             with scope:
                 scope.deadline = trio.current_time() + self.limits.idle_timeout
                 data = await self._receive()
-                self.conn.receive_data(data)
+                if data:
+                    self._feed(data)
+                else:  # EOF: h11 says what it ends (nothing, or a request cut short)
+                    self._to_h11()
+                    self.conn.receive_data(data)
                 return True
             return False
         finally:
@@ -262,6 +359,18 @@ class H1Connection(ServedConnection):
         return body
 
     async def _read_body(self, limit: int) -> bytes:
+        if self._fast is not None:
+            if self._fast_body_done:
+                return b""
+            if self.declared_length > limit:
+                self.must_close = True
+                raise ClientError(f"request body exceeds the limit of {limit} bytes", status=413)
+            length = self.declared_length
+            if len(self._pending) >= length:
+                taken, self._pending = self._pending[:length], self._pending[length:]
+                self._fast_body_done = True
+                return taken
+            self._replay()  # the rest is still to come: h11 reads it, within the deadlines
         if self.conn.their_state is not h11.SEND_BODY:
             return b""  # none, or read already
         if self.declared_length > limit:
@@ -393,7 +502,7 @@ def _error_body(message: str) -> bytes:
 class H1Responder(ResponseState, DirectSend):
     """Responder for one exchange on an `H1Connection`."""
 
-    __slots__ = ("_c", "_chunked", "_head", "_head_only")
+    __slots__ = ("_by_hand", "_c", "_chunked", "_head", "_head_only")
 
     def __init__(self, connection: H1Connection, *, head_only: bool = False) -> None:
         super().__init__()
@@ -401,6 +510,7 @@ class H1Responder(ResponseState, DirectSend):
         self._head = b""
         self._head_only = head_only
         self._chunked = False
+        self._by_hand = False  # the head was written by hand (h11 saw no request)
 
     @property
     def client_gone(self) -> bool:
@@ -412,19 +522,32 @@ class H1Responder(ResponseState, DirectSend):
         self.started = True
         self.status = status
         all_headers = [*headers, *self.extra_headers, (b"date", http_date())]
+        close = self._c.must_close or self._c.lifecycle.draining
+        if self._c._fast is not None:
+            head = response_head(status, reason(status), all_headers, length=length, close=close)
+            if head is not None:
+                self._by_hand = True
+                self._c._fast_close = close
+                return head
+            self._c._replay()  # a status or header h11 frames itself
         if length is not None:
             all_headers.append((b"content-length", b"%d" % length))
-        if self._c.must_close or self._c.lifecycle.draining:
+        if close:
             all_headers.append((b"connection", b"close"))
+        if self._chunked:
+            all_headers.append((b"transfer-encoding", b"chunked"))
         event = h11.Response(status_code=status, reason=reason(status), headers=all_headers)
         return self._c.conn.send(event)
 
     async def respond(self, status: int, headers: HeaderList, body: bytes) -> None:
         conn = self._c.conn
         out = self._response_head(status, headers, len(body))
-        if body and not self._head_only:
-            out += conn.send(h11.Data(data=body))
-        out += conn.send(h11.EndOfMessage())
+        if self._by_hand:
+            out += body
+        else:
+            if body and not self._head_only:
+                out += conn.send(h11.Data(data=body))
+            out += conn.send(h11.EndOfMessage())
         self.finished = True
         await self._c.write_last(out)
 
@@ -433,9 +556,9 @@ class H1Responder(ResponseState, DirectSend):
         # costs ~3.5 us a write against ~0.3 us. h11 still writes the head and the last
         # chunk (it needs no Data events to track a chunked body); an HTTP/1.0 client
         # gets a body ended by the connection's close, from h11.
-        self._chunked = not self._head_only and self._c.conn.their_http_version == b"1.1"
-        if self._chunked:
-            headers = [*headers, (b"transfer-encoding", b"chunked")]
+        connection = self._c
+        self._chunked = not self._head_only and (connection._fast is not None
+                                                 or connection.conn.their_http_version == b"1.1")
         self._head = self._response_head(status, headers, None)
 
     def _body(self, data: bytes) -> bytes:
@@ -476,7 +599,8 @@ class H1Responder(ResponseState, DirectSend):
         await self._c.write(rest)
 
     async def end(self, data: bytes = b"") -> None:
-        out = self._head + self._body(data) + self._c.conn.send(h11.EndOfMessage())
+        out = self._head + self._body(data)
+        out += b"0\r\n\r\n" if self._by_hand else self._c.conn.send(h11.EndOfMessage())
         self._head = b""
         self.finished = True
         await self._c.write_last(out)
@@ -489,6 +613,7 @@ class H1Responder(ResponseState, DirectSend):
         if self.started:
             raise RuntimeError("response already started")
         connection = self._c
+        connection._replay()  # (a handshake is never read by hand: it has `Upgrade`)
         if connection.declared_length or b"transfer-encoding" in request.headers:
             raise ClientError("A WebSocket upgrade request must not have a body",
                               code="invalid_websocket_handshake")
