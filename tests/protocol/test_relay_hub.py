@@ -195,9 +195,6 @@ async def test_the_hub_relays_exactly_what_the_task_relays(
     and every stream the hub relayed was stepped at least once."""
     monkeypatch.setenv(relayhub.LINGER_SWITCH, linger_ms)
     steps = Steps(monkeypatch)
-    # Every piece its own step, so that the cuts reach the step as they are drawn (a
-    # linger would join pieces that come 1 ms apart).
-    monkeypatch.setenv(relayhub.LINGER_SWITCH, "0")
     rng = random.Random(dialect)
     for prompt in PROMPTS:
         wire = b"".join(event_stream(prompt))
