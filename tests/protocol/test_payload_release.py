@@ -80,14 +80,18 @@ def _measure_while_open(gateway: Gateway, path: str, body: bytes,
     replies: list[Reply] = []
     caller = threading.Thread(target=lambda: replies.append(gateway.post(path, body, headers)))
     streams = gateway.fake.fake.streams
+
+    def open_streams() -> int:  # read anew each time (the fake's thread changes it)
+        return streams.open
+
     deadline = time.monotonic() + 10
-    while streams.open:  # the previous case's stream may still be ending in the fake
+    while open_streams():  # the previous case's stream may still be ending in the fake
         assert time.monotonic() < deadline, "an earlier stream never ended"
         time.sleep(0.02)
     tracemalloc.start(64)
     try:
         caller.start()
-        while streams.open == 0:  # the backend has answered
+        while open_streams() == 0:  # the backend has answered
             assert time.monotonic() < deadline, "the request never reached the backend"
             time.sleep(0.02)
         time.sleep(HELD_MS / 1000 / 4)  # chatmock relays the first events; the fake waits
