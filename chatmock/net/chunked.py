@@ -176,9 +176,11 @@ class ChunkedBody:
             if match is None:
                 if _SIZE_PREFIX.fullmatch(buf, pos):
                     break  # a size line still arriving
+                self._left, self._footer = 0, b""  # at a boundary: nothing of a chunk left
                 return ~pos
             left = int(match[1], 16)
             if not left:
+                self._left, self._footer = 0, b""
                 return ~pos  # the last chunk, and trailers: h11's
             pos = match.end()
             stop = pos + left

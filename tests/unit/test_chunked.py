@@ -12,7 +12,7 @@ import itertools
 
 import h11
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from chatmock.net.chunked import ChunkedBody, H11Body, is_chunked
@@ -113,6 +113,7 @@ def outcome(head: bytes, body: bytes, cuts: list[int], fused: bool) -> tuple[obj
 
 @settings(max_examples=1500, deadline=None)
 @given(head=st.sampled_from(HEADS), body=BODIES, cuts=st.lists(st.integers(0, 200), max_size=8))
+@example(head=HEADS[0], body=b"1\r\n\x00\r\n0\r\n\r\n", cuts=[3, 6])  # a stale chunk count
 def test_the_fused_decoder_reads_every_body_and_split_as_h11_does(
         head: bytes, body: bytes, cuts: list[int]) -> None:
     assert outcome(head, body, cuts, fused=True) == outcome(head, body, cuts, fused=False)
