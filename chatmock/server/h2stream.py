@@ -26,7 +26,7 @@ from chatmock import jsonbytes
 from chatmock.errors import ApiError, ClientError
 from chatmock.net.h2io import ReceiveBuffer, StreamGone, WireBroken
 from chatmock.server.exchange import ClientGone, HeaderList, Request, ResponseState
-from chatmock.server.http1 import http_date
+from chatmock.server.h1responder import http_date
 
 if TYPE_CHECKING:
     from chatmock.server.http2 import H2ServerConnection

@@ -31,7 +31,7 @@ from chatmock.net import relayhub
 from chatmock.net.client import HTTPClient
 from chatmock.routes.relay import SSE_HEADERS, relay
 from chatmock.server.exchange import ConnectionLimits, Request, Responder
-from chatmock.server.http1 import H1Responder
+from chatmock.server.h1responder import H1Responder
 from chatmock.server.listen import open_listeners, serve
 from chatmock.testing.fake_events import ResponseSeed, parse_scenario, plan_items, sse_chunks
 
