@@ -32,8 +32,10 @@ _STATUS = re.compile(rb"HTTP/1\.1 ([2-5][0-9][0-9])(?: [^\x00\n\r\x0b\x0c]*)?")
 # What h11 refuses in a header: a name that is no token; in a value, NUL, CR, LF,
 # VT or FF anywhere, or SP/HTAB at either end (h11._abnf's field_value). A method is a
 # token, a target one or more visible ASCII characters.
-_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
-_TARGET = re.compile(rb"[\x21-\x7e]+")
+TOKEN = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"  # also server/h1fast.py's request line and fields
+TARGET = rb"[\x21-\x7e]+"
+_TOKEN = re.compile(TOKEN)
+_TARGET = re.compile(TARGET)
 _CONTROL = re.compile(rb"[\x00\n\r\x0b\x0c]")
 _BLANK = b" \t"
 _BLANKS = (b" ", b"\t")

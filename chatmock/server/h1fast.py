@@ -23,13 +23,13 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from chatmock.net.h1wire import check_headers
+from chatmock.net.h1wire import TARGET, TOKEN, check_headers
 
 _HEAD_END = b"\r\n\r\n"
-_REQUEST_LINE = re.compile(rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/1\.1")
+_REQUEST_LINE = re.compile(rb"(%b) (%b) HTTP/1\.1" % (TOKEN, TARGET))
 # h11._abnf.header_field: name, colon, optional blanks, the value, optional blanks.
 _FIELD = re.compile(
-    rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+):[ \t]*((?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?)[ \t]*")
+    rb"(%b):[ \t]*((?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?)[ \t]*" % TOKEN)
 _LENGTH = re.compile(rb"[0-9]{1,18}")
 # Request headers that change framing, keep-alive or the protocol: h11 reads those.
 _FOR_H11 = frozenset((b"transfer-encoding", b"connection", b"upgrade", b"expect"))
