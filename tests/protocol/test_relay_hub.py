@@ -78,6 +78,12 @@ class Backend:
     port: int = 0
 
     async def handle(self, stream: trio.SocketStream) -> None:
+        # A client that leaves mid-stream (a drain, a cancelled relay) resets the
+        # socket under a write; a backend shrugs that off.
+        with suppress(trio.BrokenResourceError):
+            await self._answer(stream)
+
+    async def _answer(self, stream: trio.SocketStream) -> None:
         buffered = b""
         while b"\r\n\r\n" not in buffered:
             buffered += await stream.receive_some(65536)
