@@ -53,6 +53,7 @@ from servers import (
     find_nginx,
     log_file_name,
     nginx_spec,
+    trio_relay_spec,
     peer_spec,
     start_fake,
     start_server,
@@ -79,6 +80,8 @@ def server_specs(args: argparse.Namespace, stack: contextlib.ExitStack, plan: Pl
     else:
         notes.append("nginx " + ("left out (--no-nginx)" if args.no_nginx else
                                  "not found") + ": no byte-relay floor, no ratios to it")
+    if args.trio_relay:
+        specs.append(trio_relay_spec(fake_port))
     max_connections = max(plan.paced_streams, default=0) + 1000
     specs.append(chatmock_spec("chatmock", REPO, fake_port, home, max_connections))
     if args.ab:
@@ -255,6 +258,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--startup-runs", type=int, help="default 5, quick 3")
     add("--nginx", help="the nginx binary (default: nginx on PATH or /usr/sbin/nginx)")
     add("--no-nginx", action="store_true", help="leave the byte-relay floor out")
+    add("--trio-relay", action="store_true",
+        help="also run bench/trio_relay.py, the byte relay in Python and trio")
     add("--ab", metavar="REV", help="also run the chatmock of commit REV (a git worktree)")
     add("--peer", action="append", default=[], metavar="NAME=COMMAND",
         help="another server; COMMAND may use {port} {upstream} {fake} {home} {host}")

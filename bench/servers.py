@@ -9,6 +9,8 @@
   Python. One process (`master_process off`), `proxy_buffering off`, chunked
   transfer encoding on, HTTP/1.1 with keep-alive to the fake, a configuration
   generated into a temporary directory, loopback ports only;
+- `trio-relay` (`--trio-relay`): bench/trio_relay.py, the same relay in Python and trio,
+  so the share of chatmock's figures that any trio server pays shows beside nginx's;
 - peers (`--peer NAME=COMMAND`): any other gateway, e.g. go-chatmock or ChatMock
   built locally. The command is a template: `{port}` (where it must listen),
   `{upstream}` (the fake's Codex base URL, `http://127.0.0.1:P/backend-api/codex`),
@@ -264,6 +266,18 @@ def nginx_spec(binary: str, root: Path, fake_port: int, nofile: int) -> ServerSp
 
     command = f"{binary} -p DIR -c DIR/nginx.conf -e stderr  (config: bench/servers.py)"
     return ServerSpec("nginx", "relay", command, argv, root)
+
+
+def trio_relay_spec(fake_port: int) -> ServerSpec:
+    """bench/trio_relay.py: the same byte relay as nginx, in Python and trio."""
+    script = Path(__file__).resolve().parent / "trio_relay.py"
+
+    def argv(port: int) -> list[str]:
+        return [PYTHON, str(script), "--host", HOST, "--port", str(port),
+                "--upstream-port", str(fake_port)]
+
+    command = f"{PYTHON} bench/trio_relay.py --port {{port}} --upstream-port {fake_port}"
+    return ServerSpec("trio-relay", "relay", command, argv, script.parent)
 
 
 # --- peers ------------------------------------------------------------------
