@@ -53,10 +53,10 @@ from servers import (
     find_nginx,
     log_file_name,
     nginx_spec,
-    trio_relay_spec,
     peer_spec,
     start_fake,
     start_server,
+    trio_relay_spec,
 )
 
 BENCH = Path(__file__).resolve().parent

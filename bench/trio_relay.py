@@ -14,6 +14,7 @@ Only for the bench: it trusts the fake (no limits, no timeouts, no error answers
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 import trio
 
@@ -135,10 +136,8 @@ async def relay(client_stream: trio.SocketStream, upstream_port: int) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     async def handle(stream: trio.SocketStream) -> None:
-        try:
+        with contextlib.suppress(trio.BrokenResourceError, EOFError, OSError):
             await relay(stream, args.upstream_port)
-        except (trio.BrokenResourceError, EOFError, OSError):
-            pass
 
     await trio.serve_tcp(handle, args.port, host=args.host, backlog=4096)
 
