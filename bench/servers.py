@@ -9,8 +9,9 @@
   Python. One process (`master_process off`), `proxy_buffering off`, chunked
   transfer encoding on, HTTP/1.1 with keep-alive to the fake, a configuration
   generated into a temporary directory, loopback ports only;
-- `trio-relay` (`--trio-relay`): bench/trio_relay.py, the same relay in Python and trio,
-  so the share of chatmock's figures that any trio server pays shows beside nginx's;
+- `trio-relay` (`--trio-relay`): bench/trio_relay.py, the same relay in Python and trio
+  on chatmock's socket layer, so the share of chatmock's figures that Python and trio
+  cost shows beside nginx's;
 - peers (`--peer NAME=COMMAND`): any other gateway, e.g. go-chatmock or ChatMock
   built locally. The command is a template: `{port}` (where it must listen),
   `{upstream}` (the fake's Codex base URL, `http://127.0.0.1:P/backend-api/codex`),
@@ -277,7 +278,8 @@ def trio_relay_spec(fake_port: int) -> ServerSpec:
                 "--upstream-port", str(fake_port)]
 
     command = f"{PYTHON} bench/trio_relay.py --port {{port}} --upstream-port {fake_port}"
-    return ServerSpec("trio-relay", "relay", command, argv, script.parent)
+    env = dict(os.environ, PYTHONPATH=str(script.parent.parent))  # this tree's chatmock.net
+    return ServerSpec("trio-relay", "relay", command, argv, script.parent, env)
 
 
 # --- peers ------------------------------------------------------------------
