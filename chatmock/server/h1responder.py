@@ -78,13 +78,13 @@ class H1Responder(ResponseState, DirectSend):
         self.status = status
         all_headers = [*headers, *self.extra_headers, (b"date", http_date())]
         close = self._c.must_close or self._c.lifecycle.draining
-        if self._c._fast is not None:
+        if self._c.read_by_hand:
             head = response_head(status, reason(status), all_headers, length=length, close=close)
             if head is not None:
                 self._by_hand = True
-                self._c._fast_close = close
+                self._c.wrote_head_by_hand(close)
                 return head
-            self._c._replay()  # a status or header h11 frames itself
+            self._c.hand_to_h11()  # a status or header h11 frames itself
         if length is not None:
             all_headers.append((b"content-length", b"%d" % length))
         if close:
@@ -112,7 +112,7 @@ class H1Responder(ResponseState, DirectSend):
         # chunk (it needs no Data events to track a chunked body); an HTTP/1.0 client
         # gets a body ended by the connection's close, from h11.
         connection = self._c
-        self._chunked = not self._head_only and (connection._fast is not None
+        self._chunked = not self._head_only and (connection.read_by_hand
                                                  or connection.conn.their_http_version == b"1.1")
         self._head = self._response_head(status, headers, None)
 
@@ -168,7 +168,7 @@ class H1Responder(ResponseState, DirectSend):
         if self.started:
             raise RuntimeError("response already started")
         connection = self._c
-        connection._replay()  # (a handshake is never read by hand: it has `Upgrade`)
+        connection.hand_to_h11()  # (a handshake is never read by hand: it has `Upgrade`)
         if connection.declared_length or b"transfer-encoding" in request.headers:
             raise ClientError("A WebSocket upgrade request must not have a body",
                               code="invalid_websocket_handshake")
@@ -177,11 +177,9 @@ class H1Responder(ResponseState, DirectSend):
         from chatmock.server.websocket import WebSocket, accept_handshake  # wsproto: on first use
 
         answer, framing = accept_handshake(request, subprotocol)
-        await connection._watch.stop()  # the WebSocket reads from here on
-        buffered, eof = connection.conn.trailing_data
+        buffered, eof = await connection.take_over()  # the WebSocket reads from here on
         self.started = self.finished = True
         self.status = 101
-        connection.must_close = True  # never back to HTTP on this connection
         await connection.write(answer)
-        return WebSocket(framing, connection._receive, connection.write,
+        return WebSocket(framing, connection.receive, connection.write,
                          lifecycle=connection.lifecycle, buffered=buffered, eof=eof)

@@ -5,7 +5,7 @@ Python calls): a request head that came whole, of the common shape, is read by h
 (server/h1fast.py) and its answer's head written by hand, while h11 sits idle and
 empty. Anything else -- a head in pieces, an unusual header, a body still to come, a
 status h11 frames itself, a WebSocket upgrade -- hands the bytes to h11 (`_to_h11`,
-or `_replay`: the head read by hand replayed into it), which judges them as before.
+or `hand_to_h11`: the head read by hand replayed into it), which judges them as before.
 
 The loop per connection is: wait (idle timeout, cancelled by a drain) for the
 first bytes of a request, read the rest of the head within the header
@@ -185,7 +185,7 @@ class H1Connection(ServedConnection):
             return False
         if not self._fast_body_done:
             if len(self._pending) < self.declared_length:  # the rest is h11's to discard
-                self._replay()
+                self.hand_to_h11()
                 # The answer went out by hand; h11 is told of one only to be in its state.
                 self.conn.send(h11.Response(status_code=200, headers=[(b"content-length", b"0")]))
                 self.conn.send(h11.EndOfMessage())
@@ -209,7 +209,25 @@ class H1Connection(ServedConnection):
             if pending:  # (b"" is h11's EOF)
                 self.conn.receive_data(pending)
 
-    def _replay(self) -> None:
+    # -- what the exchange's responder (server/h1responder.py) asks of the connection --
+
+    @property
+    def read_by_hand(self) -> bool:
+        """The current exchange's request was read by hand: h11 has not seen it."""
+        return self._fast is not None
+
+    def wrote_head_by_hand(self, close: bool) -> None:
+        """The responder wrote the answer's head itself, closing the connection or not."""
+        self._fast_close = close
+
+    async def take_over(self) -> tuple[bytes, bool]:
+        """The connection becomes the caller's (a WebSocket): the client watch ends, HTTP
+        is never spoken here again; (the bytes h11 buffered past the request, EOF seen)."""
+        await self._watch.stop()
+        self.must_close = True
+        return self.conn.trailing_data
+
+    def hand_to_h11(self) -> None:
         """Hand the exchange read by hand to h11 as it stands: the request (and the body
         taken, if any) replayed into it, so that h11 reads the rest and writes the answer."""
         raw, self._fast = self._fast, None
@@ -287,7 +305,7 @@ class H1Connection(ServedConnection):
         try:
             with scope:
                 scope.deadline = trio.current_time() + self.limits.idle_timeout
-                data = await self._receive()
+                data = await self.receive()
                 if data:
                     self._feed(data)
                 else:  # EOF: h11 says what it ends (nothing, or a request cut short)
@@ -298,7 +316,8 @@ class H1Connection(ServedConnection):
         finally:
             self.lifecycle.leave_idle(scope)
 
-    async def _receive(self) -> bytes:
+    async def receive(self) -> bytes:
+        """The next bytes the client sent, b"" at its end or a broken connection."""
         try:
             return bytes(await self.stream.receive_some(RECEIVE_SIZE))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -310,7 +329,7 @@ class H1Connection(ServedConnection):
             if event is not h11.NEED_DATA and event is not h11.PAUSED:
                 return event  # type: ignore[return-value]
             with _within(per_read_timeout) as scope:
-                data = await self._receive()
+                data = await self.receive()
             if scope.cancelled_caught:
                 raise _TooSlow
             self.conn.receive_data(data)
@@ -334,7 +353,7 @@ class H1Connection(ServedConnection):
                 taken, self._pending = self._pending[:length], self._pending[length:]
                 self._fast_body_done = True
                 return taken
-            self._replay()  # the rest is still to come: h11 reads it, within the deadlines
+            self.hand_to_h11()  # the rest is still to come: h11 reads it, within the deadlines
         if self.conn.their_state is not h11.SEND_BODY:
             return b""  # none, or read already
         if self.declared_length > limit:
