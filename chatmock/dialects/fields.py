@@ -38,11 +38,23 @@ _PYDANTIC_NAMES = {"string": "a valid string", "boolean": "a valid boolean",
 _SHOWN_CHARACTERS = 80
 
 
+_TYPES_OF: dict[Sequence[str], tuple[type, ...]] = {}
+
+
 def is_kind(value: Any, kinds: Sequence[str]) -> bool:
-    """`value` is a JSON value of one of `kinds` (a boolean is not a number)."""
+    """`value` is a JSON value of one of `kinds` (a boolean is not a number).
+
+    Every field of every message is read through here (a 64-turn history: ~130 calls),
+    so the Python types of a `kinds` tuple are looked up once, not rebuilt per call."""
     if isinstance(value, bool):
         return "boolean" in kinds
-    return any(isinstance(value, _TYPES[kind]) for kind in kinds)
+    try:
+        types = _TYPES_OF[kinds]
+    except KeyError:
+        types = _TYPES_OF[kinds] = tuple(t for kind in kinds for t in _TYPES[kind])
+    except TypeError:  # a list of kinds: not a key
+        types = tuple(t for kind in kinds for t in _TYPES[kind])
+    return isinstance(value, types)
 
 
 def type_name(value: Any) -> str:
