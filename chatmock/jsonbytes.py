@@ -20,6 +20,8 @@ import json
 import re
 from typing import Any
 
+import orjson
+
 _QUOTE = 34  # ord('"')
 # String content whose every backslash starts a valid JSON escape (consumed in pairs, so
 # linear); anything else would make the copied value invalid JSON.
@@ -149,8 +151,19 @@ def escape(text: str) -> bytes:
 
 
 def dumps(value: Any) -> bytes:
-    """Compact JSON bytes (no spaces), non-ASCII as UTF-8."""
-    return _utf8(json.dumps(value, ensure_ascii=False, separators=(",", ":")), value)
+    """Compact JSON bytes (no spaces), non-ASCII as UTF-8.
+
+    orjson writes them: an agent's request with 64 KiB of history took the json module
+    ~185 us to serialise upstream and takes orjson ~5 (bench/RESULTS.md, "orjson").
+    What orjson refuses (a lone surrogate, an integer beyond 64 bits, a key that is not
+    a string) goes through the json module as before. Two spellings differ from it:
+    NaN and the infinities become null (the json module writes `NaN`, which no JSON
+    parser reads; request bodies refuse them anyway), and an exponent has no `+`
+    (`1e16`, both valid JSON)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return _utf8(json.dumps(value, ensure_ascii=False, separators=(",", ":")), value)
 
 
 def _utf8(text: str, value: Any) -> bytes:

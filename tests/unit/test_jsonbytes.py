@@ -123,6 +123,32 @@ def test_lone_surrogates_still_give_valid_json(before: str, after: str, surrogat
     assert decode_string(escape(text)) == text
 
 
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20)
+
+
+@given(JSON_VALUES)
+def test_dumps_writes_what_the_json_module_reads_back(value: Any) -> None:
+    # orjson writes, and the json module takes over what orjson refuses: integers
+    # beyond 64 bits and lone surrogates among them.
+    assert json.loads(dumps(value)) == value
+
+
+def test_what_orjson_refuses_the_json_module_writes() -> None:
+    assert dumps({"n": 2**70}) == b'{"n":1180591620717411303424}'
+    assert dumps({1: "a"}) == b'{"1":"a"}'  # a key that is not a string
+    assert dumps({"t": "\ud800"}) == b'{"t":"\\ud800"}'
+    assert dumps((1, "é")) == '[1,"é"]'.encode()
+
+
+def test_non_finite_numbers_become_null_not_nan() -> None:
+    # The json module would write NaN, which no JSON parser reads.
+    assert dumps([float("nan"), float("inf"), 0.5]) == b"[null,null,0.5]"
+
+
 # -- properties ------------------------------------------------------------------------
 
 FORMATS: list[dict[str, Any]] = [
