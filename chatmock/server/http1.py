@@ -2,10 +2,12 @@
 
 The common exchange skips h11 (issue 13: it was the largest share of a request's
 Python calls): a request head that came whole, of the common shape, is read by hand
-(server/h1fast.py) and its answer's head written by hand, while h11 sits idle and
-empty. Anything else -- a head in pieces, an unusual header, a body still to come, a
-status h11 frames itself, a WebSocket upgrade -- hands the bytes to h11 (`_to_h11`,
-or `hand_to_h11`: the head read by hand replayed into it), which judges them as before.
+(server/h1fast.py), its body of a declared length read by hand (`_read_by_hand`, under
+h11's path's deadlines) and its answer's head written by hand, while h11 sits idle and
+empty. Anything else -- a head in pieces, an unusual header, a chunked body, an unread
+body to discard, a status h11 frames itself, a WebSocket upgrade -- hands the bytes to
+h11 (`_to_h11`, or `hand_to_h11`: the head read by hand replayed into it), which judges
+them as before.
 
 The loop per connection is: wait (idle timeout, cancelled by a drain) for the
 first bytes of a request, read the rest of the head within the header
@@ -349,11 +351,11 @@ class H1Connection(ServedConnection):
                 self.must_close = True
                 raise ClientError(f"request body exceeds the limit of {limit} bytes", status=413)
             length = self.declared_length
-            if len(self._pending) >= length:
-                taken, self._pending = self._pending[:length], self._pending[length:]
-                self._fast_body_done = True
-                return taken
-            self.hand_to_h11()  # the rest is still to come: h11 reads it, within the deadlines
+            if len(self._pending) < length:
+                await self._read_by_hand(length)
+            taken, self._pending = self._pending[:length], self._pending[length:]
+            self._fast_body_done = True
+            return taken
         if self.conn.their_state is not h11.SEND_BODY:
             return b""  # none, or read already
         if self.declared_length > limit:
@@ -372,6 +374,26 @@ class H1Connection(ServedConnection):
             return b"".join(body.parts)
         self.must_close = True
         raise ClientError("request body not received in time", status=408)
+
+    async def _read_by_hand(self, length: int) -> None:
+        """Read until `_pending` holds `length` bytes (a body of a declared length that
+        did not come whole with its head: an agent's long history), under the deadlines
+        h11's path keeps: each read within the header timeout, all within the body's."""
+        parts, size = [self._pending], len(self._pending)
+        with _within(self.limits.body_timeout):
+            while size < length:
+                with _within(self.limits.header_timeout) as read:
+                    data = await self.receive()
+                if read.cancelled_caught:
+                    break
+                if not data:
+                    raise ClientGone("connection closed before the request body was complete")
+                parts.append(data)
+                size += len(data)
+        self._pending = b"".join(parts)
+        if size < length:
+            self.must_close = True
+            raise ClientError("request body not received in time", status=408)
 
     def _take(self, body: _Body, event: h11.Event) -> bool:
         """Add a body event to `body`; True at its end."""

@@ -130,6 +130,41 @@ async def test_a_body_trickled_byte_by_byte_is_cut_after_the_body_timeout(
     assert 60 <= trio.current_time() - started < 61
 
 
+async def test_a_body_that_stops_coming_is_cut_after_the_header_timeout(
+        nursery: trio.Nursery, autojump_clock: trio.abc.Clock) -> None:
+    # Each read of the body waits at most the header timeout, as each read of a head does.
+    app = Echo()
+    client = connect(nursery, app, ConnectionLimits(body_timeout=60, header_timeout=5))
+    await client.send_all(b"POST /stalled HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nhalf")
+    started = trio.current_time()
+    received = await until(client, b"request body not received in time")
+    assert received.startswith(b"HTTP/1.1 408 ")
+    assert 5 <= trio.current_time() - started < 6
+
+
+async def test_a_client_that_leaves_mid_body_is_let_go(nursery: trio.Nursery) -> None:
+    app = Echo()
+    client = connect(nursery, app)
+    await client.send_all(b"POST /gone HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nhalf")
+    await client.send_stream.aclose()
+    assert await until_closed(client) == b""
+    assert app.paths == ["/gone"]
+
+
+async def test_a_body_in_pieces_then_a_pipelined_request(nursery: trio.Nursery) -> None:
+    app = Echo()
+    client = connect(nursery, app)
+    await client.send_all(b"POST /a HTTP/1.1\r\nhost: x\r\ncontent-length: 6\r\n\r\nab")
+    await trio.sleep(0.01)
+    await client.send_all(b"cd")
+    await trio.sleep(0.01)
+    await client.send_all(b"efGET /b HTTP/1.1\r\nhost: x\r\n\r\n")
+    received = await until(client, b"/b ")
+    assert received.count(b"HTTP/1.1 200 ") == 2
+    assert b"/a abcdef" in received
+    assert app.paths == ["/a", "/b"]
+
+
 async def test_a_chunked_body_trickled_in_small_chunks_is_cut_too(
         nursery: trio.Nursery, autojump_clock: trio.abc.Clock) -> None:
     app = Echo()
