@@ -32,7 +32,25 @@ _PATTERNS = (
 REDACTED = b"[redacted]"
 
 
+# Every pattern above needs one of these words (any case): a line with none of them, no
+# extra secret and only ASCII (nothing to re-encode) is its own redaction. That is most
+# lines, the access line of every request among them, and the check costs an eighth of
+# the patterns.
+# (Matched against the lower-cased text: an `(?i)` search took ten times as long.)
+_MAYBE_SECRET = re.compile(
+    r"bearer|eyj|access_token|refresh_token|id_token|api_key|x-api-key|authorization|code|sk-")
+
+
 def redact(text: str, extra_secrets: tuple[str, ...] = ()) -> str:
+    if text.isascii() and not _MAYBE_SECRET.search(text.lower()) and not any(
+            secret and secret in text for secret in extra_secrets):
+        return text
+    return scrub(text, extra_secrets)
+
+
+def scrub(text: str, extra_secrets: tuple[str, ...] = ()) -> str:
+    """`redact` without the shortcut: every pattern and secret replaced, the text made
+    UTF-8-safe (a lone surrogate becomes `?`)."""
     data = text.encode("utf-8", "replace")
     for pattern in _PATTERNS:
         data = pattern.sub(lambda m: (m.group(1) if m.groups() else b"") + REDACTED, data)

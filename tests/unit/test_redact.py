@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatmock.logs import redact
+from chatmock.logs import redact, scrub
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0.c2lnbmF0dXJl"
 
@@ -24,6 +24,9 @@ JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0.c2lnbmF0dXJl"
     ("grant_type=authorization_code&code=abcd1234&code_verifier=vvvv1234",
      "grant_type=authorization_code&code=[redacted]&code_verifier=[redacted]"),
     ("x-api-key: k-1234567", "x-api-key: [redacted]"),
+    ("id_token=abcd1234", "id_token=[redacted]"),
+    ('{"api_key": "abcd1234"}', '{"api_key": "[redacted]"}'),
+    ("AUTHORIZATION=abcd1234", "AUTHORIZATION=[redacted]"),
 ])
 def test_each_kind_of_secret_is_replaced_and_its_name_kept(text: str, expected: str) -> None:
     assert redact(text) == expected
@@ -65,3 +68,19 @@ def test_redacting_twice_changes_nothing_more(text: str) -> None:
     once = redact(text, ("s3cr3t",))
     assert redact(once, ("s3cr3t",)) == once
     assert "s3cr3t" not in once
+
+
+PIECES = ("Bearer ", "bearer\t", "eyJhbGciOi.eyJzdWIiOi.sig", "access_token", "Refresh_Token",
+          "ID_TOKEN", "api_key", "X-API-Key", "authorization", "code", "Code_verifier",
+          "sk-proj_abcdefgh", "input_tokens", "=", ": ", '"', "abcd1234", " ", "é", "\ud800")
+ASCII = st.text(st.characters(max_codepoint=127), max_size=6)
+
+
+@settings(max_examples=500)
+@given(st.lists(st.sampled_from(PIECES) | ASCII, max_size=8),
+       st.sampled_from(((), ("abcd",), ("", "1234"))))
+def test_the_shortcut_answers_what_every_pattern_would(parts: list[str],
+                                                       secrets: tuple[str, ...]) -> None:
+    # A line returned as it is must be one that no pattern or secret touches.
+    text = "".join(parts)
+    assert redact(text, secrets) == scrub(text, secrets)
