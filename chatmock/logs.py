@@ -24,6 +24,7 @@ from typing import Any
 
 _PATTERNS = (
     re.compile(rb"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
+    re.compile(rb"(?i)(authorization\"?\s*[:=]\s*\"?basic\s+)[A-Za-z0-9+/=]+"),
     re.compile(rb"eyJ[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]*"),
     re.compile(rb"(?i)(\"?(?:access_token|refresh_token|id_token|api_key|x-api-key|"
                rb"authorization|code_verifier|code)\"?\s*[:=]\s*\"?)[^\",&\s]{4,}"),

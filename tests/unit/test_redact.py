@@ -27,6 +27,8 @@ JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0.c2lnbmF0dXJl"
     ("id_token=abcd1234", "id_token=[redacted]"),
     ('{"api_key": "abcd1234"}', '{"api_key": "[redacted]"}'),
     ("AUTHORIZATION=abcd1234", "AUTHORIZATION=[redacted]"),
+    ("Authorization: Basic dXNlcjpwYXNz", "Authorization: [redacted] [redacted]"),
+    ('{"authorization": "basic dXNlcjpwYXNz"}', '{"authorization": "[redacted] [redacted]"}'),
 ])
 def test_each_kind_of_secret_is_replaced_and_its_name_kept(text: str, expected: str) -> None:
     assert redact(text) == expected
