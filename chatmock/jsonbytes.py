@@ -153,8 +153,9 @@ def escape(text: str) -> bytes:
 def dumps(value: Any) -> bytes:
     """Compact JSON bytes (no spaces), non-ASCII as UTF-8.
 
-    orjson writes them: an agent's request with 64 KiB of history took the json module
-    ~185 us to serialise upstream and takes orjson ~5 (bench/RESULTS.md, "orjson").
+    orjson writes them: the upstream payload of an agent's request with 64 KiB of
+    history took the json module ~240 us and takes orjson ~9 (`bench/json_cost.py`;
+    bench/RESULTS.md, "orjson").
     What orjson refuses (a lone surrogate, an integer beyond 64 bits, a key that is not
     a string) goes through the json module as before. Two spellings differ from it:
     NaN and the infinities become null (the json module writes `NaN`, which no JSON
