@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from chatmock.routes import TABLE, Deferred, load_all
+from chatmock.testing.credentials import write_auth_file
 
 PROBE = """
 import os, sys
@@ -79,6 +80,14 @@ def test_serve_listens_before_importing_what_only_requests_need(tmp_path: Path) 
     loaded = modules_when_listening(tmp_path)
     assert {"trio", "h11", "chatmock.app", "chatmock.routes.common"} <= loaded  # the probe works
     assert sorted(loaded.intersection(NOT_BEFORE_THE_FIRST_REQUEST)) == []
+
+
+def test_a_signed_in_home_does_not_import_pyjwt_before_listening(tmp_path: Path) -> None:
+    """The account pool finds its auth.json without decoding its tokens (pyjwt and
+    cryptography: ~35 ms of import, paid before listening in an earlier version)."""
+    write_auth_file(tmp_path)
+    loaded = modules_when_listening(tmp_path)
+    assert "chatmock.app" in loaded and not {"jwt", "cryptography"} & loaded
 
 
 def test_the_memory_store_is_there_from_the_start(tmp_path: Path) -> None:
