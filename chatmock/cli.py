@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 import trio
 
 from chatmock import __version__, banner, logs
-from chatmock.app import App, build_app
+from chatmock.app import App, open_app
 from chatmock.config import (
     Settings,
     add_serve_arguments,
@@ -41,6 +41,7 @@ from chatmock.upstream.providers import build_registry
 
 log = logging.getLogger("chatmock")
 SETTLE_AFTER = 0.1  # seconds after the server starts answering: see `_settle`
+COMPLETE_AFTER = 0.005  # seconds after it starts answering: see `_complete`
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,6 +107,9 @@ def supervise(settings: Settings, workers: int, tls: ssl.SSLContext | None) -> i
               file=sys.stderr)
         return 1
     raise_open_file_limit()
+    # Made at import and inherited: the workers' one prompt-cache key (state/prompt_cache.py),
+    # which their apps would otherwise import, each its own, after the fork (`App.complete`).
+    importlib.import_module("chatmock.state.prompt_cache")
     gc.collect()
     gc.freeze()  # what the workers inherit stays out of their collections: its pages stay shared
     gc.enable()  # off during start-up (chatmock/__main__.py)
@@ -216,7 +220,7 @@ async def run_server(settings: Settings, tls: ssl.SSLContext | None = None,
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         listeners = listeners_of(inherited.sockets) if inherited else \
             await open_listeners(settings.host, settings.port)
-        app = build_app(settings)
+        app = open_app(settings)  # the rest once the server answers: `_complete`
         if inherited is not None:
             app.worker = inherited.info
         async with trio.open_nursery() as nursery:
@@ -230,13 +234,10 @@ async def run_server(settings: Settings, tls: ssl.SSLContext | None = None,
             log.info("%s", text, extra={logs.FIELDS: fields})
             warn_if_open(settings)
             nursery.start_soon(_settle)
-            nursery.start_soon(_after_start, app)
-            for usage in app.usages():
-                nursery.start_soon(usage.run_writer)
-            nursery.start_soon(app.http.close_idle_forever)
             nursery.start_soon(app.responses_store.maintain)
             if app.leases is not None:
                 nursery.start_soon(app.leases.maintain)
+            await _complete(app, nursery)
         for usage in app.usages():
             usage.flush()
         await app.responses_store.aclose()
@@ -246,6 +247,18 @@ async def run_server(settings: Settings, tls: ssl.SSLContext | None = None,
         if app.redis is not None:
             await app.redis.aclose()
         await app.http.aclose()
+
+
+async def _complete(app: App, nursery: trio.Nursery) -> None:
+    """Build the rest of the app (`App.complete`: the API routes' objects, ~15 ms with
+    their imports) once the connections already waiting have been answered (a request
+    that needs it first builds it itself), then start what needs it."""
+    await trio.sleep(COMPLETE_AFTER)
+    app.complete()
+    nursery.start_soon(_after_start, app)
+    for usage in app.usages():
+        nursery.start_soon(usage.run_writer)
+    nursery.start_soon(app.http.close_idle_forever)
 
 
 async def _serve(app: App, settings: Settings, listeners: list[trio.SocketListener],

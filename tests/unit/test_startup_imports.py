@@ -5,7 +5,9 @@ up, before it accepted anything, and its `sys.modules` is read: the routes and t
 dialects behind them load with their first request (`chatmock/routes/__init__.py`),
 the response store opens after the server listens, the other providers' backends
 with a provider that needs them, HTTP/2 with the first HTTP/2 connection; pyjwt is
-imported in a worker thread once the server answers (cli.py `_after_start`). Each module below was
+imported in a worker thread once the server answers (cli.py `_after_start`); the app's
+objects that only the API routes use are built just after the server answers
+(`App.complete`, cli.py `_complete`). Each module below was
 imported before the listener in an earlier version; what it costs is in
 bench/RESULTS.md. Not a timed test: a module creeping back in fails it whatever the
 machine's speed.
@@ -57,8 +59,15 @@ NOT_BEFORE_THE_FIRST_REQUEST = (
     "chatmock.turns",
     # HTTP/2 and WebSocket: with the first connection that speaks them
     "h2", "hpack", "hyperframe", "wsproto", "chatmock.net.h2wire", "chatmock.server.http2",
+    # the API routes' objects (`App.complete`): once the server answers
+    "chatmock.auth.oauth", "chatmock.auth.store", "chatmock.auth.tokens",
+    "chatmock.auth.accounts", "chatmock.net.client", "chatmock.upstream.codex",
+    "chatmock.upstream.accounts", "chatmock.upstream.model_sync", "chatmock.catalog",
+    "chatmock.state.pool_state", "chatmock.state.prompt_cache", "chatmock.upstream.routing",
+    # fleet mode's: with --state redis:// only
+    "chatmock.net.redis", "chatmock.upstream.gate_fleet", "chatmock.state.gate_leases",
     # never before listening
-    "encodings.idna",
+    "encodings.idna", "importlib.resources",
     # the other commands
     "chatmock.doctor", "chatmock.commands", "chatmock.info", "chatmock.auth.login",
 )
