@@ -4,7 +4,7 @@
 response store, providers and their gates, exchanges); the rest, which only the
 API routes use (HTTP client, OAuth client, credentials, account pool, Codex
 backend, model catalog, sessions, routing), is built by `App.complete`: by `serve`
-once its server answers (chatmock/cli.py), or by the first use of any of it,
+0.1 s after its server answers (`cli._settle`), or by the first use of any of it,
 whichever comes first. Its modules are imported then too: they are about a
 third of chatmock's own imports (bench/RESULTS.md, wp-start2). `build_app`
 builds both at once.

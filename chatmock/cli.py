@@ -41,7 +41,6 @@ from chatmock.upstream.providers import build_registry
 
 log = logging.getLogger("chatmock")
 SETTLE_AFTER = 0.1  # seconds after the server starts answering: see `_settle`
-COMPLETE_AFTER = 0.005  # seconds after it starts answering: see `_complete`
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -171,12 +170,14 @@ def tune_gc() -> None:
     gc.enable()
 
 
-async def _settle() -> None:
+async def _settle(app: App, nursery: trio.Nursery) -> None:
     """What start-up left for later, once the connections that were waiting when the
-    server started have been answered: the routes not imported by a request yet (~15 ms,
-    so that a client's first request does not wait for them), then `tune_gc`, the one
+    server started have been answered: the rest of the app (`_complete`, ~12 ms, unless
+    a request built it already), the routes not imported by a request yet (~15 ms, so
+    that a client's first request does not wait for them), then `tune_gc`, the one
     collection of start-up (~13 ms), which freezes them with the rest."""
     await trio.sleep(SETTLE_AFTER)
+    _complete(app, nursery)
     load_all()
     tune_gc()
 
@@ -220,7 +221,7 @@ async def run_server(settings: Settings, tls: ssl.SSLContext | None = None,
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         listeners = listeners_of(inherited.sockets) if inherited else \
             await open_listeners(settings.host, settings.port)
-        app = open_app(settings)  # the rest once the server answers: `_complete`
+        app = open_app(settings)  # the rest once the server answers: `_settle`
         if inherited is not None:
             app.worker = inherited.info
         async with trio.open_nursery() as nursery:
@@ -233,11 +234,10 @@ async def run_server(settings: Settings, tls: ssl.SSLContext | None = None,
                                                settings.upstream_url, tls=tls is not None)
             log.info("%s", text, extra={logs.FIELDS: fields})
             warn_if_open(settings)
-            nursery.start_soon(_settle)
+            nursery.start_soon(_settle, app, nursery)
             nursery.start_soon(app.responses_store.maintain)
             if app.leases is not None:
                 nursery.start_soon(app.leases.maintain)
-            await _complete(app, nursery)
         for usage in app.usages():
             usage.flush()
         await app.responses_store.aclose()
@@ -249,11 +249,9 @@ async def run_server(settings: Settings, tls: ssl.SSLContext | None = None,
         await app.http.aclose()
 
 
-async def _complete(app: App, nursery: trio.Nursery) -> None:
-    """Build the rest of the app (`App.complete`: the API routes' objects, ~15 ms with
-    their imports) once the connections already waiting have been answered (a request
-    that needs it first builds it itself), then start what needs it."""
-    await trio.sleep(COMPLETE_AFTER)
+def _complete(app: App, nursery: trio.Nursery) -> None:
+    """Build the rest of the app (`App.complete`: the API routes' objects, ~12 ms with
+    their imports) if no request has yet, then start what needs it."""
     app.complete()
     nursery.start_soon(_after_start, app)
     for usage in app.usages():

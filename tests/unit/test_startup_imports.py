@@ -7,7 +7,7 @@ the response store opens after the server listens, the other providers' backends
 with a provider that needs them, HTTP/2 with the first HTTP/2 connection; pyjwt is
 imported in a worker thread once the server answers (cli.py `_after_start`); the app's
 objects that only the API routes use are built just after the server answers
-(`App.complete`, cli.py `_complete`). Each module below was
+(`App.complete`, cli.py `_settle`). Each module below was
 imported before the listener in an earlier version; what it costs is in
 bench/RESULTS.md. Not a timed test: a module creeping back in fails it whatever the
 machine's speed.
