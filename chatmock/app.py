@@ -26,8 +26,6 @@ from chatmock.state.exchanges import Exchanges
 from chatmock.state.stores import open_response_store
 from chatmock.state.usage_limits import UsageLimits, limits_path
 from chatmock.supervisor import WorkerInfo
-from chatmock.upstream.gate import gates as local_gates
-from chatmock.upstream.instructions import BaseInstructions, load_base_instructions
 from chatmock.upstream.providers import ProviderRegistry, build_registry
 
 if TYPE_CHECKING:
@@ -43,6 +41,7 @@ if TYPE_CHECKING:
     from chatmock.upstream.accounts import Account
     from chatmock.upstream.codex import CodexBackend
     from chatmock.upstream.gate import Gate
+    from chatmock.upstream.instructions import BaseInstructions
     from chatmock.upstream.model_sync import ModelSync
     from chatmock.upstream.provider_models import ProviderModels
     from chatmock.upstream.routing import Upstreams
@@ -146,7 +145,11 @@ def open_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
     """What the router and `/health` need; the rest on `App.complete`. Raises
     ConfigError for a setting it cannot use (--base-instructions' file)."""
     env = os.environ if env is None else env
-    instructions = load_base_instructions(settings.base_instructions)
+    instructions = None  # read now when there is something to read: it may fail
+    if settings.base_instructions != "none":
+        from chatmock.upstream.instructions import load_base_instructions
+
+        instructions = load_base_instructions(settings.base_instructions)
     redis = open_redis(settings)
     if redis is None:
         usage = UsageLimits(limits_path(env))
@@ -162,7 +165,11 @@ def open_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
     names = [p.name for p in providers.usable() if p.kind != "codex"]
     leases = None
     if redis is None:
-        gated = local_gates(names, settings.max_concurrency, settings.queue_timeout)
+        gated = {}  # none without a provider to gate, nor with --max-concurrency 0
+        if names and settings.max_concurrency:
+            from chatmock.upstream.gate import gates as local_gates
+
+            gated = local_gates(names, settings.max_concurrency, settings.queue_timeout)
     else:  # the fleet's gates (and Redis's modules) in fleet mode only
         from chatmock.state.gate_leases import GateLeases
         from chatmock.upstream.gate_fleet import gates
@@ -175,7 +182,8 @@ def open_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
     return app
 
 
-def _backends(app: App, env: Mapping[str, str], instructions: BaseInstructions) -> Backends:
+def _backends(app: App, env: Mapping[str, str],
+              instructions: BaseInstructions | None) -> Backends:
     from chatmock.auth.oauth import OAuthClient
     from chatmock.auth.refresh_guard import RedisGuard
     from chatmock.auth.store import CredentialStore
@@ -183,6 +191,7 @@ def _backends(app: App, env: Mapping[str, str], instructions: BaseInstructions) 
     from chatmock.state.prompt_cache import SessionIds
     from chatmock.state.recent_models import RecentModels
     from chatmock.upstream.codex import ClientIdentity, CodexBackend, installation_id
+    from chatmock.upstream.instructions import NO_INSTRUCTIONS
     from chatmock.upstream.model_sync import ModelSync, cache_path
     from chatmock.upstream.provider_models import ProviderModels
     from chatmock.upstream.routing import Upstreams
@@ -198,7 +207,8 @@ def _backends(app: App, env: Mapping[str, str], instructions: BaseInstructions) 
                            CredentialStore(env, oauth=oauth, guard=guard),
                            installation_id(home_dir(env)),
                            identity=ClientIdentity(settings.client_version, settings.originator),
-                           base_instructions=instructions,
+                           base_instructions=NO_INSTRUCTIONS if instructions is None
+                           else instructions,
                            log_bodies=settings.verbose or settings.debug,
                            log_events=settings.verbose_obfuscation or settings.debug)
     backend.on_headers = app.usage.record

@@ -64,6 +64,7 @@ NOT_BEFORE_THE_FIRST_REQUEST = (
     "chatmock.auth.accounts", "chatmock.net.client", "chatmock.upstream.codex",
     "chatmock.upstream.accounts", "chatmock.upstream.model_sync", "chatmock.catalog",
     "chatmock.state.pool_state", "chatmock.state.prompt_cache", "chatmock.upstream.routing",
+    "chatmock.upstream.instructions",  # with --base-instructions none (the default)
     # fleet mode's: with --state redis:// only
     "chatmock.net.redis", "chatmock.upstream.gate_fleet", "chatmock.state.gate_leases",
     # never before listening
