@@ -20,13 +20,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from chatmock.config import Settings, home_dir, worker_count
-from chatmock.redis_url import EMBEDDED, parse_redis_url
+from chatmock.config import EMBEDDED_STATE, Settings, home_dir, worker_count
 from chatmock.state.exchanges import Exchanges
 from chatmock.state.stores import open_response_store
 from chatmock.state.usage_limits import UsageLimits, limits_path
-from chatmock.supervisor import WorkerInfo
 from chatmock.upstream.providers import ProviderRegistry, build_registry
+from chatmock.worker import WorkerInfo
 
 if TYPE_CHECKING:
     from chatmock.auth.accounts import AccountFile
@@ -266,9 +265,10 @@ def _account_id(store: CredentialStore) -> str:
 
 def open_redis(settings: Settings) -> RedisClient | None:
     """The process's Redis client in fleet mode; None for the embedded state."""
-    if settings.state == EMBEDDED:
+    if settings.state == EMBEDDED_STATE:
         return None
     from chatmock.net.redis import RedisClient
+    from chatmock.redis_url import parse_redis_url
 
     target = parse_redis_url(settings.state)
     if not target.tls and not target.loopback:

@@ -12,6 +12,7 @@ import signal
 import ssl
 import sys
 from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -36,8 +37,11 @@ from chatmock.server.listen import (
     server_tls_context,
 )
 from chatmock.server.router import Router
-from chatmock.supervisor import EXIT_CONFIG, Inherited, Supervisor
 from chatmock.upstream.providers import build_registry
+from chatmock.worker import EXIT_CONFIG
+
+if TYPE_CHECKING:
+    from chatmock.supervisor import Inherited
 
 log = logging.getLogger("chatmock")
 SETTLE_AFTER = 0.1  # seconds after the server starts answering: see `_settle`
@@ -99,6 +103,8 @@ def serve_process(settings: Settings, tls: ssl.SSLContext | None = None,
 
 def supervise(settings: Settings, workers: int, tls: ssl.SSLContext | None) -> int:
     """`serve --workers N`: bind once, then fork and keep the workers (chatmock/supervisor.py)."""
+    from chatmock.supervisor import Supervisor
+
     try:
         sockets = bind_sockets(settings.host, settings.port)
     except OSError as exc:

@@ -66,9 +66,12 @@ NOT_BEFORE_THE_FIRST_REQUEST = (
     "chatmock.state.pool_state", "chatmock.state.prompt_cache", "chatmock.upstream.routing",
     "chatmock.upstream.instructions",  # with --base-instructions none (the default)
     # fleet mode's: with --state redis:// only
-    "chatmock.net.redis", "chatmock.upstream.gate_fleet", "chatmock.state.gate_leases",
+    "chatmock.redis_url", "chatmock.net.redis", "chatmock.upstream.gate_fleet",
+    "chatmock.state.gate_leases",
     # never before listening
     "encodings.idna", "importlib.resources",
+    # `serve --workers` only
+    "chatmock.supervisor",
     # the other commands
     "chatmock.doctor", "chatmock.commands", "chatmock.info", "chatmock.auth.login",
 )
@@ -111,6 +114,13 @@ def test_every_deferred_route_names_a_route() -> None:
         for method, route in endpoint.methods.items():
             assert not isinstance(route, Deferred), method
             assert route.__module__.startswith("chatmock.routes."), route
+
+
+def test_config_knows_the_embedded_state() -> None:
+    from chatmock.config import EMBEDDED_STATE, Settings
+    from chatmock.redis_url import EMBEDDED
+
+    assert EMBEDDED_STATE == EMBEDDED == Settings().state
 
 
 def test_the_listener_knows_http2s_preface() -> None:
