@@ -81,12 +81,17 @@ class App:
     built: Backends | None = field(default=None, repr=False)
 
     def complete(self) -> Backends:
-        """The API routes' objects, built on the first call."""
+        """The API routes' objects, built on the first call (again on the next one if
+        building them failed)."""
         if self.built is None:
             if self.builder is None:
                 raise RuntimeError("the app is being completed already")
             builder, self.builder = self.builder, None
-            self.built = builder(self)
+            try:
+                self.built = builder(self)
+            except BaseException:
+                self.builder = builder
+                raise
         return self.built
 
     @property

@@ -9,7 +9,7 @@ from typing import cast
 import pytest
 import trio
 
-from chatmock.app import App, build_app, open_app
+from chatmock.app import App, Backends, build_app, open_app
 from chatmock.config import Settings
 from chatmock.errors import ConfigError
 from chatmock.routes import common
@@ -28,6 +28,23 @@ def test_the_rest_is_built_once_on_first_use(tmp_path: Path) -> None:
     assert app.complete() is app.built and app.backend is backend
     assert app.usages()[0] is app.usage and backend.on_headers == app.usage.record
     assert app.catalog is app.models.catalog and app.upstreams is not None
+
+
+def test_a_failed_build_is_tried_again(tmp_path: Path) -> None:
+    app = open_app(Settings(model_sync=False), env={"CHATGPT_LOCAL_HOME": str(tmp_path)})
+    real, calls = app.builder, []
+    assert real is not None
+
+    def builder(app: App) -> Backends:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("first time")
+        return real(app)
+
+    app.builder = builder
+    with pytest.raises(OSError):
+        app.complete()
+    assert app.complete() is app.built and len(calls) == 2
 
 
 def test_build_app_builds_it_all(tmp_path: Path) -> None:
