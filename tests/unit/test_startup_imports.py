@@ -70,6 +70,7 @@ NOT_BEFORE_THE_FIRST_REQUEST = (
     "chatmock.state.gate_leases",
     # never before listening
     "encodings.idna", "importlib.resources",
+    "http",  # HTTPStatus's phrases: 200's is known (server/h1responder.py)
     # `serve --workers` only
     "chatmock.supervisor",
     # the other commands
@@ -121,6 +122,16 @@ def test_config_knows_the_embedded_state() -> None:
     from chatmock.redis_url import EMBEDDED
 
     assert EMBEDDED_STATE == EMBEDDED == Settings().state
+
+
+def test_the_known_reason_phrases_are_httpstatus_ones() -> None:
+    from http import HTTPStatus
+
+    from chatmock.server import h1responder
+
+    for status in (200, 404, 429, 599):
+        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+        assert h1responder.reason(status) == phrase.encode()
 
 
 def test_the_listener_knows_http2s_preface() -> None:
