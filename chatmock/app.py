@@ -1,4 +1,14 @@
-"""The long-lived objects one server process shares between requests."""
+"""The long-lived objects one server process shares between requests.
+
+`open_app` builds what the router and `/health` need (settings, usage figures,
+response store, providers and their gates, exchanges); the rest, which only the
+API routes use (HTTP client, OAuth client, credentials, account pool, Codex
+backend, model catalog, sessions, routing), is built by `App.complete`: by `serve`
+0.1 s after its server answers (`cli._settle`), or by the first use of any of it,
+whichever comes first. Its modules are imported then too: they are about a
+third of chatmock's own imports (bench/RESULTS.md, wp-start2). `build_app`
+builds both at once.
+"""
 
 from __future__ import annotations
 
@@ -6,42 +16,33 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from chatmock.auth.accounts import AccountFile, accounts_dir, pool_files
-from chatmock.auth.oauth import OAuthClient
-from chatmock.auth.refresh_guard import RedisGuard
-from chatmock.auth.store import CredentialStore
-from chatmock.catalog import Catalog
-from chatmock.config import Settings, home_dir, worker_count
-from chatmock.net.client import HTTPClient
-from chatmock.redis_url import EMBEDDED, parse_redis_url
+from chatmock.config import EMBEDDED_STATE, Settings, home_dir, worker_count
 from chatmock.state.exchanges import Exchanges
-from chatmock.state.gate_leases import GateLeases
-from chatmock.state.pool_state import STATE_FILENAME, MemoryPoolState, RedisPoolState
-from chatmock.state.prompt_cache import SessionIds
-from chatmock.state.recent_models import RecentModels
 from chatmock.state.stores import open_response_store
 from chatmock.state.usage_limits import UsageLimits, limits_path
-from chatmock.state.usage_shared import SharedUsage
-from chatmock.supervisor import WorkerInfo
-from chatmock.upstream.account_files import AccountFiles
-from chatmock.upstream.accounts import Account, AccountPool
-from chatmock.upstream.codex import ClientIdentity, CodexBackend, installation_id
-from chatmock.upstream.gate import Gate
-from chatmock.upstream.gate_fleet import gates
-from chatmock.upstream.instructions import load_base_instructions
-from chatmock.upstream.model_sync import ModelSync, cache_path
-from chatmock.upstream.pool_strategy import Strategy
-from chatmock.upstream.provider_models import ProviderModels
 from chatmock.upstream.providers import ProviderRegistry, build_registry
-from chatmock.upstream.routing import Upstreams
+from chatmock.worker import WorkerInfo
 
 if TYPE_CHECKING:
+    from chatmock.auth.accounts import AccountFile
+    from chatmock.auth.store import CredentialStore
+    from chatmock.catalog import Catalog
+    from chatmock.net.client import HTTPClient
     from chatmock.net.redis import RedisClient
+    from chatmock.state.gate_leases import GateLeases
+    from chatmock.state.prompt_cache import SessionIds
+    from chatmock.state.recent_models import RecentModels
     from chatmock.state.response_store import AsyncResponseStore
+    from chatmock.upstream.accounts import Account
+    from chatmock.upstream.codex import CodexBackend
+    from chatmock.upstream.gate import Gate
+    from chatmock.upstream.instructions import BaseInstructions
+    from chatmock.upstream.model_sync import ModelSync
+    from chatmock.upstream.provider_models import ProviderModels
+    from chatmock.upstream.routing import Upstreams
 
 log = logging.getLogger("chatmock")
 
@@ -50,29 +51,109 @@ SHARED_STORE_GRACE = 0.5
 committing it (see chatmock/state/response_store_sqlite.py)."""
 
 
-@dataclass(slots=True)
+class Backends:
+    """What only the API routes use: built by `App.complete` (see the module docstring).
+    A plain class: a dataclass's creation (~0.4 ms) would be paid before listening."""
+
+    __slots__ = ("backend", "http", "models", "provider_models", "recent", "sessions",
+                 "upstreams")
+
+    def __init__(self, models: ModelSync, http: HTTPClient, backend: CodexBackend,
+                 sessions: SessionIds, recent: RecentModels, upstreams: Upstreams,
+                 provider_models: ProviderModels) -> None:
+        self.models = models
+        self.http = http
+        self.backend = backend
+        self.sessions = sessions
+        self.recent = recent  # Ollama's /api/ps
+        self.upstreams = upstreams  # every request's provider (upstream/routing.py)
+        self.provider_models = provider_models  # the other providers' model lists
+
+
 class App:
-    settings: Settings
-    models: ModelSync
-    http: HTTPClient
-    backend: CodexBackend
-    sessions: SessionIds
-    usage: UsageLimits
-    responses_store: AsyncResponseStore
-    recent: RecentModels = field(default_factory=RecentModels)  # Ollama's /api/ps
-    worker: WorkerInfo = field(default_factory=WorkerInfo)  # this process, in /health
-    redis: RedisClient | None = None  # fleet mode (--state redis://...)
-    exchanges: Exchanges = field(default_factory=Exchanges)  # in flight, recent errors
-    providers: ProviderRegistry | None = None  # shown on the status page
-    gates: dict[str, Gate] = field(default_factory=dict)  # per provider (not the Codex one)
-    leases: GateLeases | None = None  # the gates' fleet-wide permits (fleet mode)
-    upstreams: Upstreams | None = None  # every request's provider (upstream/routing.py)
-    provider_models: ProviderModels | None = None  # the other providers' model lists
-    started_at: float = field(default_factory=time.time)
+    """A plain class, as `Backends`: a dataclass's creation (~0.7 ms) would be paid
+    before listening."""
+
+    __slots__ = (
+        "builder",
+        "built",
+        "exchanges",
+        "gates",
+        "leases",
+        "providers",
+        "redis",
+        "responses_store",
+        "settings",
+        "started_at",
+        "usage",
+        "worker",
+    )
+
+    def __init__(self, settings: Settings, usage: UsageLimits,
+                 responses_store: AsyncResponseStore, *, worker: WorkerInfo | None = None,
+                 redis: RedisClient | None = None, exchanges: Exchanges | None = None,
+                 providers: ProviderRegistry | None = None,
+                 gates: dict[str, Gate] | None = None, leases: GateLeases | None = None,
+                 builder: Callable[[App], Backends] | None = None) -> None:
+        self.settings = settings
+        self.usage = usage
+        self.responses_store = responses_store
+        self.worker = WorkerInfo() if worker is None else worker  # this process, in /health
+        self.redis = redis  # fleet mode (--state redis://...)
+        self.exchanges = Exchanges() if exchanges is None else exchanges  # in flight, errors
+        self.providers = providers  # shown on the status page
+        self.gates = {} if gates is None else gates  # per provider (not the Codex one)
+        self.leases = leases  # the gates' fleet-wide permits (fleet mode)
+        self.started_at = time.time()
+        self.builder = builder  # what `complete` calls once
+        self.built: Backends | None = None
+
+    def complete(self) -> Backends:
+        """The API routes' objects, built on the first call (again on the next one if
+        building them failed)."""
+        if self.built is None:
+            if self.builder is None:
+                raise RuntimeError("the app is being completed already")
+            builder, self.builder = self.builder, None
+            try:
+                self.built = builder(self)
+            except BaseException:
+                self.builder = builder
+                raise
+        return self.built
+
+    @property
+    def models(self) -> ModelSync:
+        return self.complete().models
+
+    @property
+    def http(self) -> HTTPClient:
+        return self.complete().http
+
+    @property
+    def backend(self) -> CodexBackend:
+        return self.complete().backend
+
+    @property
+    def sessions(self) -> SessionIds:
+        return self.complete().sessions
+
+    @property
+    def recent(self) -> RecentModels:
+        return self.complete().recent
+
+    @property
+    def upstreams(self) -> Upstreams | None:
+        return self.complete().upstreams
+
+    @property
+    def provider_models(self) -> ProviderModels | None:
+        return self.complete().provider_models
 
     async def provider_model_ids(self) -> list[tuple[str, str]]:
         """(`provider/model`, provider) of the other providers' models (discovered, cached)."""
-        return [] if self.provider_models is None else await self.provider_models.listed()
+        listed = self.provider_models
+        return [] if listed is None else await listed.listed()
 
     def usages(self) -> list[UsageLimits]:
         """Every account's usage figures (the default account's first)."""
@@ -86,38 +167,90 @@ class App:
 
 
 def build_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
+    """The whole app: `open_app`, then `App.complete`."""
+    app = open_app(settings, env)
+    app.complete()
+    return app
+
+
+def open_app(settings: Settings, env: Mapping[str, str] | None = None) -> App:
+    """What the router and `/health` need; the rest on `App.complete`. Raises
+    ConfigError for a setting it cannot use (--base-instructions' file)."""
     env = os.environ if env is None else env
+    instructions = None  # read now when there is something to read: it may fail
+    if settings.base_instructions != "none":
+        from chatmock.upstream.instructions import load_base_instructions
+
+        instructions = load_base_instructions(settings.base_instructions)
+    redis = open_redis(settings)
+    if redis is None:
+        usage = UsageLimits(limits_path(env))
+    else:
+        from chatmock.state.usage_shared import SharedUsage
+
+        usage = UsageLimits(limits_path(env), shared=SharedUsage(
+            redis, lambda: getattr(app.backend.credentials.current(), "account_id", "")))
+    store = open_response_store(settings, env, redis, miss_grace=(
+        SHARED_STORE_GRACE if worker_count(settings) > 1 else 0.0))
+    providers = build_registry(settings, env)
+    exchanges = Exchanges(secrets=(settings.access_token, *providers.secrets()))
+    names = [p.name for p in providers.usable() if p.kind != "codex"]
+    leases = None
+    if redis is None:
+        gated = {}  # none without a provider to gate, nor with --max-concurrency 0
+        if names and settings.max_concurrency:
+            from chatmock.upstream.gate import gates as local_gates
+
+            gated = local_gates(names, settings.max_concurrency, settings.queue_timeout)
+    else:  # the fleet's gates (and Redis's modules) in fleet mode only
+        from chatmock.state.gate_leases import GateLeases
+        from chatmock.upstream.gate_fleet import gates
+
+        leases = GateLeases(redis)
+        gated = gates(names, settings.max_concurrency, settings.queue_timeout, leases)
+    app = App(settings, usage, store, redis=redis, exchanges=exchanges, providers=providers,
+              gates=gated, leases=leases,
+              builder=functools.partial(_backends, env=env, instructions=instructions))
+    return app
+
+
+def _backends(app: App, env: Mapping[str, str],
+              instructions: BaseInstructions | None) -> Backends:
+    from chatmock.auth.oauth import OAuthClient
+    from chatmock.auth.refresh_guard import RedisGuard
+    from chatmock.auth.store import CredentialStore
+    from chatmock.net.client import HTTPClient
+    from chatmock.state.prompt_cache import SessionIds
+    from chatmock.state.recent_models import RecentModels
+    from chatmock.upstream.codex import ClientIdentity, CodexBackend, installation_id
+    from chatmock.upstream.instructions import NO_INSTRUCTIONS
+    from chatmock.upstream.model_sync import ModelSync, cache_path
+    from chatmock.upstream.provider_models import ProviderModels
+    from chatmock.upstream.routing import Upstreams
+
+    settings, redis = app.settings, app.redis
+    assert app.providers is not None
     http = HTTPClient(connect_timeout=settings.upstream_connect_timeout,
                       read_timeout=settings.upstream_read_timeout,
                       pool_size=settings.upstream_pool_size, http2=settings.upstream_http2)
     oauth = OAuthClient(settings.issuer, settings.client_id, http)
-    redis = open_redis(settings)
     guard = RedisGuard(redis) if redis is not None else None
     backend = CodexBackend(settings.upstream_url, http,
                            CredentialStore(env, oauth=oauth, guard=guard),
                            installation_id(home_dir(env)),
                            identity=ClientIdentity(settings.client_version, settings.originator),
-                           base_instructions=load_base_instructions(settings.base_instructions),
+                           base_instructions=NO_INSTRUCTIONS if instructions is None
+                           else instructions,
                            log_bodies=settings.verbose or settings.debug,
                            log_events=settings.verbose_obfuscation or settings.debug)
-    usage = UsageLimits(limits_path(env), shared=None if redis is None else SharedUsage(
-        redis, lambda: getattr(backend.credentials.current(), "account_id", "")))
-    backend.on_headers = usage.record
-    build_pool(backend, settings, env, redis, usage)
+    backend.on_headers = app.usage.record
+    build_pool(backend, settings, env, redis, app.usage)
     models = ModelSync(backend, settings.upstream_url, cache_path(env),
                        enabled=settings.model_sync, interval=settings.model_refresh_interval,
                        load_cache=False)
-    store = open_response_store(settings, env, redis, miss_grace=(
-        SHARED_STORE_GRACE if worker_count(settings) > 1 else 0.0))
-    providers = build_registry(settings, env)
-    exchanges = Exchanges(secrets=(settings.access_token, *providers.secrets()))
-    leases = GateLeases(redis) if redis is not None else None
-    gated = gates([p.name for p in providers.usable() if p.kind != "codex"],
-                  settings.max_concurrency, settings.queue_timeout, leases)
-    return App(settings, models, http, backend, SessionIds(), usage, store, redis=redis,
-               exchanges=exchanges, providers=providers, gates=gated, leases=leases,
-               upstreams=Upstreams(providers, backend, http, gated),
-               provider_models=ProviderModels(providers, http))
+    return Backends(models, http, backend, SessionIds(), RecentModels(),
+                    Upstreams(app.providers, backend, http, app.gates),
+                    ProviderModels(app.providers, http))
 
 
 def build_pool(backend: CodexBackend, settings: Settings, env: Mapping[str, str],
@@ -125,6 +258,15 @@ def build_pool(backend: CodexBackend, settings: Settings, env: Mapping[str, str]
     """The account pool (chatmock/upstream/accounts.py) of the default auth.json and
     `<home>/accounts/*.json`, read again when that directory changes
     (chatmock/upstream/account_files.py)."""
+    from chatmock.auth.accounts import accounts_dir, pool_files
+    from chatmock.auth.refresh_guard import RedisGuard
+    from chatmock.auth.store import CredentialStore
+    from chatmock.state.pool_state import STATE_FILENAME, MemoryPoolState, RedisPoolState
+    from chatmock.state.usage_shared import SharedUsage
+    from chatmock.upstream.account_files import AccountFiles
+    from chatmock.upstream.accounts import Account, AccountPool
+    from chatmock.upstream.pool_strategy import Strategy
+
     default = backend.credentials
 
     def make(file: AccountFile) -> Account:
@@ -156,9 +298,10 @@ def _account_id(store: CredentialStore) -> str:
 
 def open_redis(settings: Settings) -> RedisClient | None:
     """The process's Redis client in fleet mode; None for the embedded state."""
-    if settings.state == EMBEDDED:
+    if settings.state == EMBEDDED_STATE:
         return None
     from chatmock.net.redis import RedisClient
+    from chatmock.redis_url import parse_redis_url
 
     target = parse_redis_url(settings.state)
     if not target.tls and not target.loopback:

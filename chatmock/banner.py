@@ -17,9 +17,10 @@ browser on the same machine can open. Never a token: the account line comes from
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chatmock.auth.tokens import Credentials
+if TYPE_CHECKING:
+    from chatmock.auth.tokens import Credentials
 
 _WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 

@@ -12,11 +12,12 @@ import signal
 import ssl
 import sys
 from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
 
 import trio
 
 from chatmock import __version__, banner, logs
-from chatmock.app import App, build_app
+from chatmock.app import App, open_app
 from chatmock.config import (
     Settings,
     add_serve_arguments,
@@ -36,8 +37,11 @@ from chatmock.server.listen import (
     server_tls_context,
 )
 from chatmock.server.router import Router
-from chatmock.supervisor import EXIT_CONFIG, Inherited, Supervisor
 from chatmock.upstream.providers import build_registry
+from chatmock.worker import EXIT_CONFIG
+
+if TYPE_CHECKING:
+    from chatmock.supervisor import Inherited
 
 log = logging.getLogger("chatmock")
 SETTLE_AFTER = 0.1  # seconds after the server starts answering: see `_settle`
@@ -99,6 +103,8 @@ def serve_process(settings: Settings, tls: ssl.SSLContext | None = None,
 
 def supervise(settings: Settings, workers: int, tls: ssl.SSLContext | None) -> int:
     """`serve --workers N`: bind once, then fork and keep the workers (chatmock/supervisor.py)."""
+    from chatmock.supervisor import Supervisor
+
     try:
         sockets = bind_sockets(settings.host, settings.port)
     except OSError as exc:
@@ -106,6 +112,9 @@ def supervise(settings: Settings, workers: int, tls: ssl.SSLContext | None) -> i
               file=sys.stderr)
         return 1
     raise_open_file_limit()
+    # Made at import and inherited: the workers' one prompt-cache key (state/prompt_cache.py),
+    # which their apps would otherwise import, each its own, after the fork (`App.complete`).
+    importlib.import_module("chatmock.state.prompt_cache")
     gc.collect()
     gc.freeze()  # what the workers inherit stays out of their collections: its pages stay shared
     gc.enable()  # off during start-up (chatmock/__main__.py)
@@ -167,12 +176,14 @@ def tune_gc() -> None:
     gc.enable()
 
 
-async def _settle() -> None:
+async def _settle(app: App, nursery: trio.Nursery) -> None:
     """What start-up left for later, once the connections that were waiting when the
-    server started have been answered: the routes not imported by a request yet (~15 ms,
-    so that a client's first request does not wait for them), then `tune_gc`, the one
+    server started have been answered: the rest of the app (`_complete`, ~12 ms, unless
+    a request built it already), the routes not imported by a request yet (~15 ms, so
+    that a client's first request does not wait for them), then `tune_gc`, the one
     collection of start-up (~13 ms), which freezes them with the rest."""
     await trio.sleep(SETTLE_AFTER)
+    _complete(app, nursery)
     load_all()
     tune_gc()
 
@@ -216,7 +227,7 @@ async def run_server(settings: Settings, tls: ssl.SSLContext | None = None,
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         listeners = listeners_of(inherited.sockets) if inherited else \
             await open_listeners(settings.host, settings.port)
-        app = build_app(settings)
+        app = open_app(settings)  # the rest once the server answers: `_settle`
         if inherited is not None:
             app.worker = inherited.info
         async with trio.open_nursery() as nursery:
@@ -229,11 +240,7 @@ async def run_server(settings: Settings, tls: ssl.SSLContext | None = None,
                                                settings.upstream_url, tls=tls is not None)
             log.info("%s", text, extra={logs.FIELDS: fields})
             warn_if_open(settings)
-            nursery.start_soon(_settle)
-            nursery.start_soon(_after_start, app)
-            for usage in app.usages():
-                nursery.start_soon(usage.run_writer)
-            nursery.start_soon(app.http.close_idle_forever)
+            nursery.start_soon(_settle, app, nursery)
             nursery.start_soon(app.responses_store.maintain)
             if app.leases is not None:
                 nursery.start_soon(app.leases.maintain)
@@ -246,6 +253,16 @@ async def run_server(settings: Settings, tls: ssl.SSLContext | None = None,
         if app.redis is not None:
             await app.redis.aclose()
         await app.http.aclose()
+
+
+def _complete(app: App, nursery: trio.Nursery) -> None:
+    """Build the rest of the app (`App.complete`: the API routes' objects, ~12 ms with
+    their imports) if no request has yet, then start what needs it."""
+    app.complete()
+    nursery.start_soon(_after_start, app)
+    for usage in app.usages():
+        nursery.start_soon(usage.run_writer)
+    nursery.start_soon(app.http.close_idle_forever)
 
 
 async def _serve(app: App, settings: Settings, listeners: list[trio.SocketListener],

@@ -49,7 +49,6 @@ from chatmock.option_values import (
     parse_workers,
     provider_name,
 )
-from chatmock.redis_url import parse_state
 
 DEFAULT_UPSTREAM_URL = "https://chatgpt.com/backend-api/codex"
 DEFAULT_ISSUER = "https://auth.openai.com"
@@ -66,6 +65,7 @@ RESPONSE_FORMATS = ("route", "input")
 RESPONSE_STORES = ("sqlite", "memory")
 LOG_FORMATS = ("text", "json")
 BUILTIN_PROVIDERS = ("chatgpt", "xai", "openrouter", "qwen", "openai")
+EMBEDDED_STATE = "embedded"  # `--state`'s default: redis_url.EMBEDDED, not imported (~1 ms)
 def home_dir(env: Mapping[str, str]) -> Path:
     """Where chatmock writes its files."""
     for name in ("CHATGPT_LOCAL_HOME", "CODEX_HOME"):
@@ -130,7 +130,7 @@ class Settings:
     client_version: str = DEFAULT_CLIENT_VERSION
     originator: str = DEFAULT_ORIGINATOR
     base_instructions: str = "none"
-    state: str = "embedded"
+    state: str = EMBEDDED_STATE
     account_strategy: str = "fill-first"
 
 
@@ -160,6 +160,13 @@ class Option:
 
 def worker_count(settings: Settings) -> int:
     return settings.workers or os.cpu_count() or 1
+
+
+def _parse_state(text: str) -> str:
+    """`--state` (chatmock/redis_url.py, imported when the option is given: ~1 ms)."""
+    from chatmock.redis_url import parse_state
+
+    return parse_state(text)
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -242,7 +249,7 @@ OPTIONS: tuple[Option, ...] = (
            "bundled Codex prompts) or a file's path", parse_base_instructions),
     Option("state", "where shared state lives: embedded (this machine's files) or "
            "redis://[user:password@]host:port/db (rediss:// for TLS) to serve as one fleet",
-           parse_state, env_name="CHATMOCK_STATE", also_env="CHATGPT_LOCAL_STATE",
+           _parse_state, env_name="CHATMOCK_STATE", also_env="CHATGPT_LOCAL_STATE",
            metavar="{embedded,redis://...}"),
     Option("account_strategy", "which account of the pool (`chatmock accounts`) a new "
            "conversation goes to", lower_word, ACCOUNT_STRATEGIES,

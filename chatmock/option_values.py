@@ -35,7 +35,9 @@ def lower_word(text: str) -> str:
     return text.strip().lower()
 
 
-_FAMILY = re.compile(r"[a-z][a-z0-9_-]*")
+# Patterns are kept as text: `re` compiles (and caches) them when an option that uses
+# them is given, not when `serve` imports this module (~0.8 ms).
+_FAMILY = r"[a-z][a-z0-9_-]*"
 
 
 def parse_model_map(text: str) -> ModelMap:
@@ -51,7 +53,7 @@ def parse_model_map(text: str) -> ModelMap:
             continue
         family, equals, model = (part.strip() for part in pair.partition("="))
         family = family.lower()
-        if not equals or not _FAMILY.fullmatch(family):
+        if not equals or not re.fullmatch(_FAMILY, family):
             raise ValueError(f"{pair.strip()!r} is not family=model")
         if not model or any(c.isspace() or c == "=" for c in model):
             raise ValueError(f"{pair.strip()!r} needs a model name after '='")
@@ -64,7 +66,7 @@ def parse_model_map(text: str) -> ModelMap:
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?")
+_HOST_NAME = r"[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?"
 
 
 def _comma_list(text: str) -> list[str]:
@@ -106,7 +108,7 @@ def parse_hosts(text: str) -> tuple[str, ...]:
         try:
             address = ipaddress.ip_address(bare)
         except ValueError:
-            if not _HOST_NAME.fullmatch(entry):
+            if not re.fullmatch(_HOST_NAME, entry):
                 raise ValueError(f"{entry!r} is not a host name (give it without scheme "
                                  "or port; any port is accepted)") from None
             found.append(entry)
@@ -115,9 +117,9 @@ def parse_hosts(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-_PROVIDER_NAME = re.compile(r"[a-z][a-z0-9_-]*")
-_ENTRY_START = re.compile(r"([a-z][a-z0-9_-]*)=(https?://.*)", re.IGNORECASE)
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PROVIDER_NAME = r"[a-z][a-z0-9_-]*"
+_ENTRY_START = r"([a-z][a-z0-9_-]*)=(https?://.*)"
+_ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 
 
 def parse_upstreams(text: str) -> tuple[Upstream, ...]:
@@ -128,13 +130,13 @@ def parse_upstreams(text: str) -> tuple[Upstream, ...]:
     backend is `--upstream-url`); a name may not be given twice."""
     entries: list[list[str]] = []
     for piece in _comma_list(text):
-        start = _ENTRY_START.fullmatch(piece)
+        start = re.fullmatch(_ENTRY_START, piece, re.IGNORECASE)
         if start is not None:
             name = start.group(1)
-            if not _PROVIDER_NAME.fullmatch(name):
+            if not re.fullmatch(_PROVIDER_NAME, name):
                 raise ValueError(f"{name!r}: provider names are lower-case words")
             entries.append([name, start.group(2), ""])
-        elif entries and not entries[-1][2] and _ENV_NAME.fullmatch(piece):
+        elif entries and not entries[-1][2] and re.fullmatch(_ENV_NAME, piece):
             entries[-1][2] = piece
         else:
             raise ValueError(f"{piece!r} is neither name=http(s)://URL nor the name of the "
@@ -153,7 +155,7 @@ def parse_upstreams(text: str) -> tuple[Upstream, ...]:
 def provider_name(text: str) -> str:
     """A provider name: a lower-case word."""
     name = text.strip().lower()
-    if not _PROVIDER_NAME.fullmatch(name):
+    if not re.fullmatch(_PROVIDER_NAME, name):
         raise ValueError("a provider name is a lower-case word")
     return name
 
@@ -167,13 +169,13 @@ def parse_workers(text: str) -> int:
     return count
 
 
-_VERSION = re.compile(r"\d{1,6}\.\d{1,6}\.\d{1,6}(?:[-+][0-9A-Za-z.-]{1,32})?")
-_TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_VERSION = r"\d{1,6}\.\d{1,6}\.\d{1,6}(?:[-+][0-9A-Za-z.-]{1,32})?"
+_TOKEN = r"[A-Za-z0-9_.-]{1,64}"
 
 
 def parse_client_version(text: str) -> str:
     """A Codex CLI version such as 0.169.0 (the backend refuses newer models to older ones)."""
-    if not _VERSION.fullmatch(text.strip()):
+    if not re.fullmatch(_VERSION, text.strip()):
         raise ValueError("expected a version like 0.169.0")
     return text.strip()
 
@@ -181,7 +183,7 @@ def parse_client_version(text: str) -> str:
 def parse_originator(text: str) -> str:
     """An `originator` value: letters, digits, `_`, `.`, `-` (it is also the User-Agent's
     product name)."""
-    if not _TOKEN.fullmatch(text.strip()):
+    if not re.fullmatch(_TOKEN, text.strip()):
         raise ValueError("expected letters, digits, '_', '.' or '-' (at most 64)")
     return text.strip()
 

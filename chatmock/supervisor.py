@@ -60,36 +60,15 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import dataclass
+
+from chatmock.worker import EXIT_CONFIG, WorkerInfo
 
 log = logging.getLogger("chatmock.supervisor")
 
 STABLE_SECONDS = 10.0
 MAX_BACKOFF = 30.0
-EXIT_CONFIG = 2
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerInfo:
-    """Who this server process is; a lone `serve` is worker 0 of 1."""
-
-    index: int = 0
-    count: int = 1
-    restarts: int = 0
-    supervisor: int = 0  # the supervisor's pid, 0 without one
-    started_at: float = field(default_factory=time.time)
-
-    def to_json(self) -> dict[str, Any]:
-        document: dict[str, Any] = {
-            "index": self.index, "count": self.count, "pid": os.getpid(),
-            "started_at": datetime.fromtimestamp(self.started_at, UTC).isoformat(
-                timespec="seconds")}
-        if self.supervisor:
-            document.update(supervisor_pid=self.supervisor, restarts=self.restarts)
-        return document
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from chatmock.auth.tokens import auth_search_paths, decode_claims, find_auth_in
+from chatmock.auth.tokens import auth_search_paths, decode_claims, find_auth_path
 from chatmock.config import home_dir
 
 ACCOUNTS_DIR = "accounts"
@@ -83,10 +83,10 @@ def pool_files(env: Mapping[str, str], default_usage: Path) -> list[AccountFile]
     """Every account of the pool: the default one first when an auth.json exists
     (any of the search order), then the named ones."""
     files = named_accounts(env)
-    default, _ = find_auth_in(auth_search_paths(env))
+    default = find_auth_path(auth_search_paths(env))  # not its tokens: they import pyjwt
     if default is not None or not files:
-        files.insert(0, AccountFile(DEFAULT_NAME, default.path if default else
-                                    home_dir(env) / "auth.json", default_usage, default=True))
+        files.insert(0, AccountFile(DEFAULT_NAME, default or home_dir(env) / "auth.json",
+                                    default_usage, default=True))
     return files
 
 

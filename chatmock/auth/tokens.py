@@ -157,17 +157,41 @@ def find_auth_in(paths: list[Path]) -> tuple[Credentials | None, list[str]]:
     return None, problems
 
 
+def find_auth_path(paths: list[Path]) -> Path | None:
+    """The path `find_auth_in(paths)` would take its credentials from, found without
+    decoding the tokens (which imports pyjwt: see the module docstring)."""
+    for path in paths:
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            continue
+        document, _ = _read_document(path, raw)
+        if document is not None:
+            return path
+    return None
+
+
 def _parse_file(path: Path, raw: bytes) -> tuple[Credentials | None, str]:
+    document, problem = _read_document(path, raw)
+    if document is None:
+        return None, problem
+    return parse_auth(path, document), ""
+
+
+def _read_document(path: Path, raw: bytes) -> tuple[dict[str, Any] | None, str]:
+    """The auth file's document if `parse_auth` finds credentials in it with an access
+    or a refresh token, else None and why not."""
     try:
         document = json.loads(raw)
     except ValueError as exc:
         return None, f"{path} is not valid JSON ({exc})"
-    credentials = parse_auth(path, document)
-    if credentials is None:
+    tokens = document.get("tokens") if isinstance(document, dict) else None
+    if not isinstance(tokens, dict):
         return None, f"{path} holds no tokens (expected a \"tokens\" object)"
-    if not credentials.access_token and not credentials.refresh_token:
+    if not any(isinstance(tokens.get(key), str) and tokens[key]
+               for key in ("access_token", "refresh_token")):
         return None, f"{path} holds neither an access token nor a refresh token"
-    return credentials, ""
+    return document, ""
 
 
 def read_auth_file(env: Mapping[str, str]) -> Credentials | None:

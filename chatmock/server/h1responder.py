@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import socket
 import time
-from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 import h11
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
     from chatmock.server.websocket import WebSocket
 
 _date_cache: tuple[int, bytes] = (-1, b"")
-_reasons: dict[int, bytes] = {}
+_reasons: dict[int, bytes] = {200: b"OK"}  # the others from `http.HTTPStatus` on first use
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -46,6 +45,8 @@ def http_date() -> bytes:
 def reason(status: int) -> bytes:
     phrase = _reasons.get(status)
     if phrase is None:
+        from http import HTTPStatus  # ~0.5 ms of import: not before the first such status
+
         try:
             phrase = HTTPStatus(status).phrase.encode()
         except ValueError:

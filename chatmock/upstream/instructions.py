@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from chatmock.errors import ConfigError
@@ -49,6 +48,8 @@ def load_base_instructions(setting: str) -> BaseInstructions:
     if setting == "none":
         return NO_INSTRUCTIONS
     if setting == "codex":
+        from importlib import resources  # ~1 ms of import, for this setting only
+
         prompts = resources.files("chatmock.prompts")
         return BaseInstructions(_text((prompts / _GENERAL).read_text, _GENERAL),
                                 _text((prompts / _CODEX_MODELS).read_text, _CODEX_MODELS))

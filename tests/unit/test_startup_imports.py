@@ -5,7 +5,9 @@ up, before it accepted anything, and its `sys.modules` is read: the routes and t
 dialects behind them load with their first request (`chatmock/routes/__init__.py`),
 the response store opens after the server listens, the other providers' backends
 with a provider that needs them, HTTP/2 with the first HTTP/2 connection; pyjwt is
-imported in a worker thread once the server answers (cli.py `_after_start`). Each module below was
+imported in a worker thread once the server answers (cli.py `_after_start`); the app's
+objects that only the API routes use are built just after the server answers
+(`App.complete`, cli.py `_settle`). Each module below was
 imported before the listener in an earlier version; what it costs is in
 bench/RESULTS.md. Not a timed test: a module creeping back in fails it whatever the
 machine's speed.
@@ -22,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from chatmock.routes import TABLE, Deferred, load_all
+from chatmock.testing.credentials import write_auth_file
 
 PROBE = """
 import os, sys
@@ -56,8 +59,20 @@ NOT_BEFORE_THE_FIRST_REQUEST = (
     "chatmock.turns",
     # HTTP/2 and WebSocket: with the first connection that speaks them
     "h2", "hpack", "hyperframe", "wsproto", "chatmock.net.h2wire", "chatmock.server.http2",
+    # the API routes' objects (`App.complete`): once the server answers
+    "chatmock.auth.oauth", "chatmock.auth.store", "chatmock.auth.tokens",
+    "chatmock.auth.accounts", "chatmock.net.client", "chatmock.upstream.codex",
+    "chatmock.upstream.accounts", "chatmock.upstream.model_sync", "chatmock.catalog",
+    "chatmock.state.pool_state", "chatmock.state.prompt_cache", "chatmock.upstream.routing",
+    "chatmock.upstream.instructions",  # with --base-instructions none (the default)
+    # fleet mode's: with --state redis:// only
+    "chatmock.redis_url", "chatmock.net.redis", "chatmock.upstream.gate_fleet",
+    "chatmock.state.gate_leases",
     # never before listening
-    "encodings.idna",
+    "encodings.idna", "importlib.resources",
+    "http",  # HTTPStatus's phrases: 200's is known (server/h1responder.py)
+    # `serve --workers` only
+    "chatmock.supervisor",
     # the other commands
     "chatmock.doctor", "chatmock.commands", "chatmock.info", "chatmock.auth.login",
 )
@@ -81,6 +96,14 @@ def test_serve_listens_before_importing_what_only_requests_need(tmp_path: Path) 
     assert sorted(loaded.intersection(NOT_BEFORE_THE_FIRST_REQUEST)) == []
 
 
+def test_a_signed_in_home_does_not_import_pyjwt_before_listening(tmp_path: Path) -> None:
+    """The account pool finds its auth.json without decoding its tokens (pyjwt and
+    cryptography: ~35 ms of import, paid before listening in an earlier version)."""
+    write_auth_file(tmp_path)
+    loaded = modules_when_listening(tmp_path)
+    assert "chatmock.app" in loaded and not {"jwt", "cryptography"} & loaded
+
+
 def test_the_memory_store_is_there_from_the_start(tmp_path: Path) -> None:
     loaded = modules_when_listening(tmp_path, "--responses-store", "memory")
     assert "chatmock.state.response_store" in loaded and "sqlite3" not in loaded
@@ -92,6 +115,23 @@ def test_every_deferred_route_names_a_route() -> None:
         for method, route in endpoint.methods.items():
             assert not isinstance(route, Deferred), method
             assert route.__module__.startswith("chatmock.routes."), route
+
+
+def test_config_knows_the_embedded_state() -> None:
+    from chatmock.config import EMBEDDED_STATE, Settings
+    from chatmock.redis_url import EMBEDDED
+
+    assert EMBEDDED_STATE == EMBEDDED == Settings().state
+
+
+def test_the_known_reason_phrases_are_httpstatus_ones() -> None:
+    from http import HTTPStatus
+
+    from chatmock.server import h1responder
+
+    for status in (200, 404, 429, 599):
+        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+        assert h1responder.reason(status) == phrase.encode()
 
 
 def test_the_listener_knows_http2s_preface() -> None:
