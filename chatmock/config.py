@@ -66,6 +66,8 @@ RESPONSE_STORES = ("sqlite", "memory")
 LOG_FORMATS = ("text", "json")
 BUILTIN_PROVIDERS = ("chatgpt", "xai", "openrouter", "qwen", "openai")
 EMBEDDED_STATE = "embedded"  # `--state`'s default: redis_url.EMBEDDED, not imported (~1 ms)
+
+
 def home_dir(env: Mapping[str, str]) -> Path:
     """Where chatmock writes its files."""
     for name in ("CHATGPT_LOCAL_HOME", "CODEX_HOME"):

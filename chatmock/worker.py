@@ -13,6 +13,7 @@ EXIT_CONFIG = 2
 """A worker's exit code for a setting only the app could check (a prompt file): its
 supervisor stops rather than restart it (chatmock/supervisor.py)."""
 
+
 @dataclass(frozen=True, slots=True)
 class WorkerInfo:
     """Who this server process is; a lone `serve` is worker 0 of 1."""
