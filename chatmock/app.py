@@ -156,7 +156,10 @@ class App:
         return [] if listed is None else await listed.listed()
 
     def usages(self) -> list[UsageLimits]:
-        """Every account's usage figures (the default account's first)."""
+        """Every account's usage figures (the default account's first; before `complete`
+        built the account pool, the default account's alone)."""
+        if self.built is None:
+            return [self.usage]
         return [self.usage, *(usage for usage in self.backend.pool.usages()
                               if usage is not self.usage)]
 

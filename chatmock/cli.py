@@ -252,7 +252,8 @@ async def run_server(settings: Settings, tls: ssl.SSLContext | None = None,
                 await app.leases.sync(renew=False)
         if app.redis is not None:
             await app.redis.aclose()
-        await app.http.aclose()
+        if app.built is not None:  # (a stop within `_settle`'s delay never built it)
+            await app.http.aclose()
 
 
 def _complete(app: App, nursery: trio.Nursery) -> None:

@@ -23,6 +23,7 @@ def test_the_rest_is_built_once_on_first_use(tmp_path: Path) -> None:
         return app.built is not None, app.builder is not None
 
     assert state() == (False, True)
+    assert app.usages() == [app.usage] and state() == (False, True)  # no pool to ask yet
     backend = app.backend
     assert state() == (True, False)
     assert app.complete() is app.built and app.backend is backend

@@ -171,3 +171,43 @@ def test_commands_other_than_serve_run_with_the_collector_on(
     finally:
         gc.enable()
     assert "nobody" in capsys.readouterr().err
+
+
+STOP_AT_ONCE = """
+import os, signal, sys
+from chatmock import cli
+
+class SigtermWhenListening:
+    def __init__(self, inner):
+        self.inner = inner
+
+    def started(self, value=None):
+        self.inner.started(value)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+real_serve = cli.serve
+
+async def serve(*args, task_status, **kwargs):
+    await real_serve(*args, task_status=SigtermWhenListening(task_status), **kwargs)
+
+cli.serve = serve
+code = cli.main(sys.argv[1:])
+print("built" if "chatmock.upstream.codex" in sys.modules else "not built", flush=True)
+sys.exit(code)
+"""
+
+
+def test_a_serve_stopped_before_it_settled_does_not_build_the_rest(tmp_path: Path) -> None:
+    """SIGTERM as the server starts answering: the drain and the clean-up close what
+    was built and do not build the API routes' objects only to close them."""
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("CHATGPT_LOCAL_", "CHATMOCK_", "COVERAGE_"))}
+    env["CHATGPT_LOCAL_HOME"] = str(tmp_path)
+    write_auth_file(tmp_path)
+    argv = [sys.executable, "-c", STOP_AT_ONCE, "serve", "--port", "0",
+            "--upstream-url", "http://127.0.0.1:9/backend-api/codex"]
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["not", "built"], result.stdout
+    assert "Traceback" not in result.stderr
