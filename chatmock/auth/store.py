@@ -21,6 +21,13 @@ one file:
 
 The refreshed tokens are written back to the file they were read from,
 atomically, mode 0600, keeping every other key of the document.
+
+A refresh that failed is not tried again for `RETRY_SECONDS` unless the file
+changes: meanwhile a token that has not expired is used as it is, and an expired
+or rejected one (or a refresh token the issuer refused) gets the same error at
+once. Without that pause every request during an outage of the issuer made its own
+attempt, one after the other under the lock (each up to the OAuth timeout), and a
+swarm's requests queued behind them.
 """
 
 from __future__ import annotations
@@ -43,12 +50,13 @@ from chatmock.auth.tokens import (
     merge_tokens,
     parse_auth,
 )
-from chatmock.errors import ClientError, UpstreamError
+from chatmock.errors import ApiError, ClientError, UpstreamError
 from chatmock.fileio import file_stamp, write_private_json
 
 log = logging.getLogger("chatmock.auth")
 
 LOGIN_HINT = "Run `chatmock login` to sign in again."
+RETRY_SECONDS = 15.0  # after a failed refresh (see the module docstring)
 
 
 def not_signed_in(problems: list[str]) -> ClientError:
@@ -75,6 +83,7 @@ class CredentialStore:
         self._checked_at = -math.inf
         self._lock = trio.Lock()
         self.refresh_count = 0
+        self._failed: _Failed | None = None  # the last refresh that failed
 
     # -- reading ------------------------------------------------------------------
 
@@ -129,6 +138,9 @@ class CredentialStore:
             fresh = self._reload()
             if fresh is not None and self._replaces(fresh, stale, forced):
                 return fresh
+            failed = self._failed
+            if failed is not None and failed.covers(stale, self._clock()):
+                return failed.outcome(stale, self._clock(), forced)  # ... or saw it fail
             try:
                 async with self.guard.hold(stale):
                     newest = await self.guard.newest(stale)
@@ -160,6 +172,7 @@ class CredentialStore:
         return self._adopt(refreshed)
 
     def _adopt(self, credentials: Credentials) -> Credentials:
+        self._failed = None
         self._reload()
         if self._cached is None or self._cached.path == credentials.path:
             self._cached = credentials
@@ -169,23 +182,54 @@ class CredentialStore:
         if not forced and not stale.expired(self._clock()):
             log.warning("token refresh postponed, using the current token meanwhile: %s",
                         problem)
-            return stale
-        log.error("cannot refresh the ChatGPT token: %s", problem)
-        raise UpstreamError("Could not refresh the ChatGPT token: the refresh could not be "
-                            "coordinated with the other chatmock instances; retry shortly",
-                            status=503, code="refresh_unavailable")
+        else:
+            log.error("cannot refresh the ChatGPT token: %s", problem)
+        return self._failing(stale, forced, lambda: UpstreamError(
+            "Could not refresh the ChatGPT token: the refresh could not be coordinated with "
+            "the other chatmock instances; retry shortly", status=503,
+            code="refresh_unavailable"))
 
     def _refresh_failed(self, current: Credentials, error: OAuthError,
                         forced: bool) -> Credentials:
         if error.needs_login:
             log.error("ChatGPT sign-in is no longer valid: %s. %s", error.message, LOGIN_HINT)
-            raise ClientError(f"Your ChatGPT sign-in is no longer valid ({error.message}). "
-                              f"{LOGIN_HINT}", status=401, error_type="authentication_error",
-                              code="login_required")
+            return self._failing(current, forced, lambda: ClientError(
+                f"Your ChatGPT sign-in is no longer valid ({error.message}). {LOGIN_HINT}",
+                status=401, error_type="authentication_error", code="login_required"),
+                always=True)
         if not forced and not current.expired(self._clock()):
             log.warning("token refresh failed, using the current token meanwhile: %s",
                         error.message)
-            return current
-        raise UpstreamError(f"Could not refresh the ChatGPT token: {error.message}",
-                            status=502, code="refresh_failed")
+        return self._failing(current, forced, lambda: UpstreamError(
+            f"Could not refresh the ChatGPT token: {error.message}", status=502,
+            code="refresh_failed"))
 
+    def _failing(self, current: Credentials, forced: bool, error: Callable[[], ApiError], *,
+                 always: bool = False) -> Credentials:
+        """Note that refreshing `current` failed (not tried again for `RETRY_SECONDS`), then
+        what that means now: `current` while it may still be used, else `error`."""
+        self._failed = _Failed(current.access_token, self._clock() + RETRY_SECONDS, error,
+                               always)
+        return self._failed.outcome(current, self._clock(), forced)
+
+
+class _Failed:
+    """A refresh of the token `access_token` that failed, and what that means until `until`."""
+
+    __slots__ = ("access_token", "always", "error", "until")
+
+    def __init__(self, access_token: str, until: float, error: Callable[[], ApiError],
+                 always: bool) -> None:
+        self.access_token = access_token
+        self.until = until
+        self.error = error  # makes the error each time (a raised one collects its traceback)
+        self.always = always  # the issuer refused the refresh token: no access token helps
+
+    def covers(self, stale: Credentials, now: float) -> bool:
+        return stale.access_token == self.access_token and now < self.until
+
+    def outcome(self, stale: Credentials, now: float, forced: bool) -> Credentials:
+        """`stale` if it may still be used: not rejected (`forced`), not expired."""
+        if self.always or forced or stale.expired(now):
+            raise self.error()
+        return stale

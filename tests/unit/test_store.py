@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from chatmock.auth.oauth import OAuthError, TokenSet
-from chatmock.auth.store import CredentialStore
+from chatmock.auth.store import RETRY_SECONDS, CredentialStore
 from chatmock.errors import ClientError, UpstreamError
 from chatmock.testing.credentials import fake_tokens, make_jwt, write_auth_file
 
@@ -120,3 +120,99 @@ async def test_malformed_auth_file_is_named_in_the_401(tmp_path: Path,
         await store.usable()
     assert str(tmp_path / "auth.json") in caught.value.message
     assert "not valid JSON" in caught.value.message
+
+
+class Clock:
+    """The store's clock, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def store_on(tmp_path: Path, oauth: ScriptedOAuth, expires_in: float,
+             clock: Clock) -> CredentialStore:
+    write_auth_file(tmp_path, expires_in=expires_in)
+    return CredentialStore({"CHATGPT_LOCAL_HOME": str(tmp_path)}, oauth=oauth,  # type: ignore[arg-type]
+                           recheck_seconds=0, clock=clock)
+
+
+async def test_a_failed_refresh_is_not_tried_again_by_every_request(tmp_path: Path) -> None:
+    # Within the margin, the issuer failing: one attempt for a hundred requests that all
+    # go on with the current token, none more until RETRY_SECONDS have passed.
+    oauth, clock = ScriptedOAuth(OAuthError("HTTP 500")), Clock()
+    store = store_on(tmp_path, oauth, 120, clock)
+    results: list[str] = []
+
+    async def call() -> None:
+        results.append((await store.usable()).access_token)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(100):
+            nursery.start_soon(call)
+    assert len(oauth.calls) == 1 and len(set(results)) == 1 and len(results) == 100
+    clock.now += RETRY_SECONDS - 1
+    await store.usable()
+    assert len(oauth.calls) == 1
+    clock.now += 2
+    await store.usable()
+    assert len(oauth.calls) == 2
+
+
+async def test_an_expired_token_whose_refresh_failed_fails_at_once(tmp_path: Path) -> None:
+    oauth, clock = ScriptedOAuth(OAuthError("HTTP 500")), Clock()
+    store = store_on(tmp_path, oauth, -10, clock)
+    statuses: list[int] = []
+
+    async def call() -> None:
+        with pytest.raises(UpstreamError) as caught:
+            await store.usable()
+        statuses.append(caught.value.status)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(50):
+            nursery.start_soon(call)
+    assert statuses == [502] * 50 and len(oauth.calls) == 1
+    with pytest.raises(UpstreamError) as caught:  # a fresh error each time, not one reraised
+        await store.usable()
+    assert 0 < traceback_depth(caught.value) < 20
+
+
+def traceback_depth(error: BaseException) -> int:
+    depth, walk = 0, error.__traceback__
+    while walk is not None:
+        depth, walk = depth + 1, walk.tb_next
+    return depth
+
+
+async def test_a_refused_refresh_token_is_not_offered_again(tmp_path: Path) -> None:
+    oauth, clock = ScriptedOAuth(OAuthError("refresh_token_reused", needs_login=True)), Clock()
+    store = store_on(tmp_path, oauth, 120, clock)  # not expired: the 401 all the same
+    for _ in range(3):
+        with pytest.raises(ClientError) as caught:
+            await store.usable()
+        assert caught.value.status == 401
+    assert len(oauth.calls) == 1
+
+
+async def test_a_rejected_token_is_not_refreshed_again_while_the_issuer_fails(
+        tmp_path: Path) -> None:
+    oauth, clock = ScriptedOAuth(OAuthError("HTTP 500")), Clock()
+    store = store_on(tmp_path, oauth, 3600, clock)
+    rejected = await store.usable()
+    for _ in range(3):
+        with pytest.raises(UpstreamError):
+            await store.after_rejection(rejected)
+    assert len(oauth.calls) == 1
+
+
+async def test_a_token_another_process_wrote_ends_the_pause(tmp_path: Path) -> None:
+    oauth, clock = ScriptedOAuth(OAuthError("HTTP 500")), Clock()
+    store = store_on(tmp_path, oauth, -10, clock)
+    with pytest.raises(UpstreamError):
+        await store.usable()
+    write_auth_file(tmp_path, expires_in=3600)  # refreshed elsewhere
+    assert (await store.usable()).access_token
+    assert len(oauth.calls) == 1
