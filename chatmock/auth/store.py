@@ -135,12 +135,16 @@ class CredentialStore:
             cached = self._cached
             if cached is not None and self._replaces(cached, stale, forced):
                 return cached
+            failed = self._failed
+            if failed is not None and failed.covers(stale, self._clock()):
+                # ... or saw it fail. The file is read again only if it changed.
+                fresh = self.current()
+                if fresh is not None and self._replaces(fresh, stale, forced):
+                    return fresh
+                return failed.outcome(stale, self._clock(), forced)
             fresh = self._reload()
             if fresh is not None and self._replaces(fresh, stale, forced):
                 return fresh
-            failed = self._failed
-            if failed is not None and failed.covers(stale, self._clock()):
-                return failed.outcome(stale, self._clock(), forced)  # ... or saw it fail
             try:
                 async with self.guard.hold(stale):
                     newest = await self.guard.newest(stale)
