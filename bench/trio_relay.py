@@ -1,15 +1,17 @@
-"""A byte relay written in trio: the floor of any trio server, beside nginx's.
+"""A byte relay written in trio: beside nginx's, the floor of a trio server's start-up
+and added latency.
 
 `python bench/trio_relay.py --port P --upstream-port F` relays HTTP/1.1 requests to the
 fake backend on F the way the nginx floor does (one upstream connection per client
 connection, kept alive; every piece of the answer passed on as it arrives), but in the
 same interpreter and event loop chatmock runs on, and on chatmock's own socket layer
-(`chatmock.net.tcpstream.TCPStream`: trio's `SocketStream` yields to the scheduler after
-every call, which cost this relay ~7 `epoll_wait` calls and 0.38 ms of CPU a request
-against chatmock's ~0.3). It translates nothing and parses only what a relay must (the
-request's length, the answer's framing), so what chatmock spends beyond it is the price
-of chatmock's own work, not of Python and trio; its start-up is the interpreter's and
-trio's.
+(`chatmock.net.tcpstream.TCPStream`: on trio's `SocketStream`, which yields to the
+scheduler after every call, this relay made ~7 `epoll_wait` calls and spent 0.38 ms of
+CPU a request; 0.30 on `TCPStream`). It translates nothing and parses only what a relay
+must (the request's length, the answer's framing), so what chatmock spends beyond it is
+the price of chatmock's own work, not of Python and trio; its start-up is the
+interpreter's and trio's. For paced streams it is no floor: one task per stream wakes
+for every event, where chatmock's relay hub wakes once for many (bench/RESULTS.md).
 
 Only for the bench: it trusts the fake (no limits, no timeouts, no error answers).
 """
