@@ -348,8 +348,7 @@ class H1Connection(ServedConnection):
             if self._fast_body_done:
                 return b""
             if self.declared_length > limit:
-                self.must_close = True
-                raise ClientError(f"request body exceeds the limit of {limit} bytes", status=413)
+                raise self._closing(_too_large(limit))
             length = self.declared_length
             if len(self._pending) < length:
                 await self._read_by_hand(length)
@@ -359,8 +358,7 @@ class H1Connection(ServedConnection):
         if self.conn.their_state is not h11.SEND_BODY:
             return b""  # none, or read already
         if self.declared_length > limit:
-            self.must_close = True
-            raise ClientError(f"request body exceeds the limit of {limit} bytes", status=413)
+            raise self._closing(_too_large(limit))
         if self.conn.client_is_waiting_for_100_continue:
             await self.write(self.conn.send(h11.InformationalResponse(status_code=100, headers=[])))
         body = _Body(limit)
@@ -372,8 +370,7 @@ class H1Connection(ServedConnection):
             while not self._take(body, await self._body_event()):
                 pass
             return b"".join(body.parts)
-        self.must_close = True
-        raise ClientError("request body not received in time", status=408)
+        raise self._closing(_too_slow())
 
     async def _read_by_hand(self, length: int) -> None:
         """Read until `_pending` holds `length` bytes (a body of a declared length that
@@ -387,46 +384,46 @@ class H1Connection(ServedConnection):
                 if read.cancelled_caught:
                     break
                 if not data:
-                    raise ClientGone("connection closed before the request body was complete")
+                    raise ClientGone(_GONE_MID_BODY)
                 parts.append(data)
                 size += len(data)
         self._pending = b"".join(parts)
         if size < length:
-            self.must_close = True
-            raise ClientError("request body not received in time", status=408)
+            raise self._closing(_too_slow())
+
+    def _closing(self, error: ClientError) -> ClientError:
+        """`error`, the connection to close after answering it (what is left of the body
+        cannot be told from the next request)."""
+        self.must_close = True
+        return error
 
     def _take(self, body: _Body, event: h11.Event) -> bool:
         """Add a body event to `body`; True at its end."""
         if isinstance(event, h11.Data):
             body.size += len(event.data)
             if body.size > body.limit:
-                self.must_close = True
-                raise ClientError(f"request body exceeds the limit of {body.limit} bytes",
-                                  status=413)
+                raise self._closing(_too_large(body.limit))
             body.parts.append(event.data)
             return False
         if isinstance(event, h11.EndOfMessage):
             return True
-        raise ClientGone("connection closed before the request body was complete")
+        raise ClientGone(_GONE_MID_BODY)
 
     def _buffered_event(self) -> h11.Event | None:
         """The next body event h11 can make of what it holds; None when it needs more."""
         try:
             event = self.conn.next_event()
         except h11.RemoteProtocolError as exc:
-            self.must_close = True
-            raise ClientError(f"malformed request body: {exc}") from None
+            raise self._closing(ClientError(f"malformed request body: {exc}")) from None
         return None if event is h11.NEED_DATA or event is h11.PAUSED else event  # type: ignore[return-value]
 
     async def _body_event(self) -> h11.Event:
         try:
             return await self._next_event(self.limits.header_timeout)
         except h11.RemoteProtocolError as exc:
-            self.must_close = True
-            raise ClientError(f"malformed request body: {exc}") from None
+            raise self._closing(ClientError(f"malformed request body: {exc}")) from None
         except _TooSlow:
-            self.must_close = True
-            raise ClientError("request body not received in time", status=408) from None
+            raise self._closing(_too_slow()) from None
 
     async def _discard_body(self) -> bool:
         try:
@@ -492,6 +489,17 @@ class _Body:
         self.limit = limit
         self.parts: list[bytes] = []
         self.size = 0
+
+
+_GONE_MID_BODY = "connection closed before the request body was complete"
+
+
+def _too_large(limit: int) -> ClientError:
+    return ClientError(f"request body exceeds the limit of {limit} bytes", status=413)
+
+
+def _too_slow() -> ClientError:
+    return ClientError("request body not received in time", status=408)
 
 
 def _within(seconds: float) -> trio.CancelScope:
