@@ -264,6 +264,7 @@ class _Exchange(AbstractAsyncContextManager["UpstreamResponse"]):
                 return outcome
             fresh = outcome
         outgoing = Outgoing(method, target, _host(origin), headers, body)
+        del body  # held by `outgoing` alone while the answer is awaited
         self._connection, response = await client._open(origin, outgoing, fresh)
         return response
 

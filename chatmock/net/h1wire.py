@@ -121,14 +121,20 @@ def request_bytes(method: bytes, target: bytes, host: bytes,
 class Outgoing:
     """One request: its bytes when written by hand (`request_bytes`), else h11's event
     for it; `event()` also when h11 must read an unusual answer. Its headers are
-    checked as h11 checks them, so a bad one is refused here whichever writes it."""
+    checked as h11 checks them, so a bad one is refused here whichever writes it.
 
-    __slots__ = ("body", "h11_event", "headers", "host", "method", "target", "wire")
+    The body is kept once: the bytes written by hand end with it, and it is kept apart
+    only for h11. The request lives until its answer's head arrives (a stale pooled
+    connection sends it again), and an agent's request is its whole conversation: a
+    swarm's requests awaiting their answers were held twice over (issue 13)."""
+
+    __slots__ = ("_body", "_body_length", "h11_event", "headers", "host", "method", "target",
+                 "wire")
 
     def __init__(self, method: str, target: str, host: bytes,
                  headers: Sequence[tuple[bytes, bytes]], body: bytes) -> None:
         self.method, self.target, self.host = method.encode("ascii"), target, host
-        self.headers, self.body = headers, body
+        self.headers, self._body, self._body_length = headers, body, len(body)
         self.wire: bytes | None = None
         self.h11_event: h11.Request | None = None
         check_headers(((b"host", host), *headers))
@@ -136,6 +142,15 @@ class Outgoing:
             self.wire = request_bytes(self.method, target.encode("ascii"), host, headers, body)
         if self.wire is None:  # h11 writes it, and refuses what it refuses, now
             self.h11_event = self.event()
+        else:
+            self._body = b""
+
+    @property
+    def body(self) -> bytes:
+        """The request's body (from the end of `wire`, when it was written by hand)."""
+        if self.wire is None:
+            return self._body
+        return self.wire[len(self.wire) - self._body_length:]
 
     def event(self) -> h11.Request:
         """h11's event for the request, checked by h11 in full (the rare path: a request

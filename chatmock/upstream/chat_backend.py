@@ -91,7 +91,9 @@ async def open_stream(stack: AsyncExitStack, http: HTTPClient, url: str, headers
     """One POST whose response (status < 400) is left open on `stack`, or `Refused`."""
     try:
         async with AsyncExitStack() as attempt:
-            response = await attempt.enter_async_context(http.request("POST", url, headers, body))
+            request = http.request("POST", url, headers, body)
+            del body  # held by the client alone while the answer is awaited
+            response = await attempt.enter_async_context(request)
             if response.status >= 400:
                 error_body = await response.read_all(MAX_ERROR_BODY)
                 raise Refused(response.status, response.headers, error_body)

@@ -205,10 +205,7 @@ class CodexBackend:
         (for the caller to close), or UpstreamError. `read_ahead`: a usage limit said
         in the stream's first event is an UpstreamError too
         (`chatmock.upstream.stream_start`)."""
-        body = jsonbytes.dumps(payload)
-        if self.log_bodies:
-            log.debug("upstream request: %s", body[:20000].decode("utf-8", "replace"))
-        exchange = self.http.request("POST", self.responses_url, headers, body)
+        exchange = self.http.request("POST", self.responses_url, headers, self._body(payload))
         response = await exchange.__aenter__()
         try:
             account.record(response.headers)
@@ -227,6 +224,14 @@ class CodexBackend:
             raise
         held.append(exchange)
         return response
+
+    def _body(self, payload: dict[str, Any]) -> bytes:
+        """The request's bytes, not kept in `_send`'s frame: that frame awaits the answer,
+        and the request's bytes are a whole conversation (the client keeps them once)."""
+        body = jsonbytes.dumps(payload)
+        if self.log_bodies:
+            log.debug("upstream request: %s", body[:20000].decode("utf-8", "replace"))
+        return body
 
     @staticmethod
     async def _read_start(account: Account, response: UpstreamResponse) -> UpstreamResponse:

@@ -23,6 +23,7 @@ from chatmock.net.h1wire import (
     DEFER,
     MAX_HEAD_BYTES,
     NEED_MORE,
+    Outgoing,
     ResponseHead,
     parse_head,
     request_bytes,
@@ -74,6 +75,21 @@ def test_the_backends_request_is_written_by_hand() -> None:
     assert ours is not None and ours.startswith(b"POST /backend-api/codex/responses HTTP/1.1\r\n"
                                                 b"host: 127.0.0.1:9\r\n")
     assert ours == h11_request(b"POST", b"/backend-api/codex/responses", headers, b"{}",
+                               b"127.0.0.1:9")
+
+
+@pytest.mark.parametrize("body", [b"", b"{}", b"x" * 100_000])
+@pytest.mark.parametrize("headers", [[(b"content-type", b"application/json")],
+                                     [(b"connection", b"close")]])
+def test_an_outgoing_request_gives_its_body_back_whoever_writes_it(
+        body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    """Written by hand, the body is not kept apart from the wire's bytes (it ends them);
+    h11's path (an unusual answer, or a header h11 must write) still gets it whole."""
+    outgoing = Outgoing("POST", "/backend-api/codex/responses", b"127.0.0.1:9", headers, body)
+    assert outgoing.body == body
+    assert (outgoing.wire is None) == (headers[0][0] == b"connection")
+    sent = outgoing.send_h11(h11.Connection(h11.CLIENT), outgoing.event())
+    assert sent == h11_request(b"POST", b"/backend-api/codex/responses", headers, body,
                                b"127.0.0.1:9")
 
 

@@ -5,9 +5,11 @@ and a Codex request body is a whole conversation's JSON."""
 from __future__ import annotations
 
 import sys
+import tracemalloc
 
 import pytest
 import trio
+import trio.testing
 
 from chatmock.net.client import HTTPClient
 from chatmock.server.exchange import Request
@@ -28,6 +30,44 @@ async def test_the_upstream_request_is_not_held_while_its_answer_streams(
         while (data := await response.receive()) is not None:
             received.append(data)
         assert b"".join(d or b"" for d in received) == b"".join(events)
+    await client.aclose()
+
+
+async def test_a_request_awaiting_its_answer_is_held_once(nursery: trio.Nursery) -> None:
+    """Until its answer's head arrives the request must be kept (a stale pooled connection
+    sends it again), but once: the bytes written by hand end with the body, which was held
+    beside them (a swarm's 64 KiB prompts awaiting their answers, twice over)."""
+    size = 4_000_000
+    received = 0
+    answer = trio.Event()
+
+    async def slow_backend(stream: trio.abc.Stream) -> None:
+        nonlocal received
+        while received < size:  # the request's bytes, dropped as they come
+            received += len(await stream.receive_some(65536))
+        await answer.wait()
+        await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+
+    async def post() -> None:
+        body = b"{\"input\":\"%b\"}" % (b"x" * size)
+        request = client.request("POST", URL, [(b"content-type", b"application/json")], body)
+        del body  # the client's alone now, as in codex.py
+        async with request as response:
+            assert await response.read_all(10) == b"ok"
+
+    client = HTTPClient(connect=MemoryNetwork(nursery, slow_backend))
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        nursery.start_soon(post)
+        await trio.testing.wait_all_tasks_blocked()
+        assert received > size  # the whole request is out; its answer is awaited
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+        answer.set()
+    assert size < held < 1.5 * size
+    await trio.testing.wait_all_tasks_blocked()
     await client.aclose()
 
 
