@@ -230,7 +230,9 @@ class _Failed:
         self.always = always  # the issuer refused the refresh token: no access token helps
 
     def covers(self, stale: Credentials, now: float) -> bool:
-        return stale.access_token == self.access_token and now < self.until
+        # (a wall clock set back must not stretch the pause: it began RETRY_SECONDS before)
+        return (stale.access_token == self.access_token
+                and self.until - RETRY_SECONDS <= now < self.until)
 
     def outcome(self, stale: Credentials, now: float, forced: bool) -> Credentials:
         """`stale` if it may still be used: not rejected (`forced`), not expired."""

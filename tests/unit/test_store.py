@@ -216,3 +216,18 @@ async def test_a_token_another_process_wrote_ends_the_pause(tmp_path: Path) -> N
     write_auth_file(tmp_path, expires_in=3600)  # refreshed elsewhere
     assert (await store.usable()).access_token
     assert len(oauth.calls) == 1
+
+
+async def test_a_clock_set_back_does_not_stretch_the_pause(tmp_path: Path) -> None:
+    # The pause is counted on the store's (wall) clock: a clock set back an hour (NTP, a
+    # resumed VM) must not keep a rejected token from being refreshed for that hour.
+    oauth, clock = ScriptedOAuth(OAuthError("HTTP 500")), Clock()
+    store = store_on(tmp_path, oauth, 3600, clock)
+    rejected = await store.usable()
+    with pytest.raises(UpstreamError):
+        await store.after_rejection(rejected)
+    clock.now -= 3600
+    clock.now += RETRY_SECONDS + 1
+    with pytest.raises(UpstreamError):
+        await store.after_rejection(rejected)
+    assert len(oauth.calls) == 2
