@@ -27,7 +27,9 @@ changes: meanwhile a token that has not expired is used as it is, and an expired
 or rejected one (or a refresh token the issuer refused) gets the same error at
 once. Without that pause every request during an outage of the issuer made its own
 attempt, one after the other under the lock (each up to the OAuth timeout), and a
-swarm's requests queued behind them.
+swarm's requests queued behind them. In fleet mode the pause does not ask Redis
+either (when Redis is what failed, asking is what costs): tokens another machine
+published meanwhile are adopted when it ends, at most `RETRY_SECONDS` later.
 """
 
 from __future__ import annotations
