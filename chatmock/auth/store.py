@@ -214,27 +214,27 @@ class CredentialStore:
                  always: bool = False) -> Credentials:
         """Note that refreshing `current` failed (not tried again for `RETRY_SECONDS`), then
         what that means now: `current` while it may still be used, else `error`."""
-        self._failed = _Failed(current.access_token, self._clock() + RETRY_SECONDS, error,
-                               always)
+        self._failed = _Failed(current.access_token, self._clock(), error, always)
         return self._failed.outcome(current, self._clock(), forced)
 
 
 class _Failed:
-    """A refresh of the token `access_token` that failed, and what that means until `until`."""
+    """A refresh of the token `access_token` that failed at `since`, and what that means
+    for `RETRY_SECONDS`."""
 
-    __slots__ = ("access_token", "always", "error", "until")
+    __slots__ = ("access_token", "always", "error", "since")
 
-    def __init__(self, access_token: str, until: float, error: Callable[[], ApiError],
+    def __init__(self, access_token: str, since: float, error: Callable[[], ApiError],
                  always: bool) -> None:
         self.access_token = access_token
-        self.until = until
+        self.since = since
         self.error = error  # makes the error each time (a raised one collects its traceback)
         self.always = always  # the issuer refused the refresh token: no access token helps
 
     def covers(self, stale: Credentials, now: float) -> bool:
-        # (a wall clock set back must not stretch the pause: it began RETRY_SECONDS before)
+        # (a wall clock set back before `since` ends the pause rather than stretching it)
         return (stale.access_token == self.access_token
-                and self.until - RETRY_SECONDS <= now < self.until)
+                and self.since <= now < self.since + RETRY_SECONDS)
 
     def outcome(self, stale: Credentials, now: float, forced: bool) -> Credentials:
         """`stale` if it may still be used: not rejected (`forced`), not expired."""
